@@ -38,6 +38,7 @@ export const catalogue = {
   GW_TOKEN_AUDIENCE: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is not meant for this API.' },
   GW_TOKEN_UNBOUND: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is not sender-constrained.' },
   GW_TOKEN_DOWNGRADE: { status: 401, error: 'invalid_token', challenge: 'token', description: 'A DPoP-bound access token must be sent with the DPoP scheme.' },
+  GW_TOKEN_SCHEME_MISMATCH: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is not DPoP-bound and must not be sent with the DPoP scheme.' },
   GW_BINDING_NOT_ALLOWED: { status: 401, error: 'invalid_token', challenge: 'token', description: 'This route does not accept the way this access token is bound.' },
   GW_CERT_BINDING_MISMATCH: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is bound to a different client certificate.' },
   GW_DPOP_BINDING_MISMATCH: { status: 401, error: 'invalid_token', challenge: 'dpop', description: 'Invalid DPoP key binding.' },

@@ -1,0 +1,94 @@
+// The request pipeline. Each step either hands its evidence to the next or throws a
+// GatewayError; nothing is forwarded unless every step passed.
+import { GatewayError, refuse } from './errors.ts'
+import { checkBinding, checkProofKeyBinding } from './checks/binding.ts'
+import { checkClientCert, type PeerCertificateVerdict } from './checks/client-cert.ts'
+import { checkCredentials, type CredentialHeaders } from './checks/credentials.ts'
+import { checkDpop, type DpopSettings } from './checks/dpop.ts'
+import { checkPolicy } from './checks/policy.ts'
+import { checkReplay } from './checks/replay.ts'
+import type { RevocationChecker } from './checks/revocation.ts'
+import type { TokenVerifier } from './checks/access-token.ts'
+import type { ProofKeyCache } from './dpop/proof-key-cache.ts'
+import type { ReplayStore } from './replay/store.ts'
+import type { Route, RouteTable } from './routes/route-table.ts'
+import type { RevokedTokenList } from './tokens/revoked-tokens.ts'
+import type { AccessToken, ClientCert, DpopProof, PresentedToken } from './types.ts'
+
+export interface AuthorizeDeps {
+  readonly routes: RouteTable
+  readonly revocation: RevocationChecker
+  readonly tokens: TokenVerifier
+  readonly revokedTokens: RevokedTokenList
+  readonly dpop: DpopSettings
+  readonly proofKeys: ProofKeyCache
+  readonly replay: ReplayStore
+  readonly replayTtlMs: number
+  /** Scheme, host and port the partners use: the base of every `htu`. */
+  readonly publicBaseUrl: string
+}
+
+export interface GatewayRequest {
+  readonly method: string
+  /** Path and query as received. */
+  readonly target: string
+  readonly headers: CredentialHeaders
+  readonly peer: PeerCertificateVerdict
+  /** The body of an application/x-www-form-urlencoded request, read to look for a token. */
+  readonly formBody: string | undefined
+  readonly nowMs: number
+}
+
+export interface Grant {
+  readonly route: Route
+  readonly path: string
+  readonly cert: ClientCert | undefined
+  readonly presented: PresentedToken
+  readonly token: AccessToken
+  readonly proof: DpopProof | undefined
+}
+
+/** What was known when a step refused: for the answer's challenge and the security event. */
+export interface Refusal {
+  readonly error: GatewayError
+  readonly route: Route | undefined
+  readonly cert: ClientCert | undefined
+  readonly presented: PresentedToken | undefined
+  readonly token: AccessToken | undefined
+  readonly proof: DpopProof | undefined
+}
+
+export type Verdict = { readonly ok: true; readonly grant: Grant } | { readonly ok: false; readonly refusal: Refusal }
+
+export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promise<Verdict> {
+  let route: Route | undefined
+  let cert: ClientCert | undefined
+  let presented: PresentedToken | undefined
+  let token: AccessToken | undefined
+  let proof: DpopProof | undefined
+  try {
+    const matched = deps.routes.match(req.method, req.target)
+    route = matched.route
+    cert = checkClientCert(req.peer, route.clientCertificate, req.nowMs)
+    if (cert) await deps.revocation.check(cert)
+    presented = checkCredentials(req.headers, req.target, req.formBody)
+    token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
+    if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
+    if (checkBinding(route, presented, token, cert) === 'dpop') {
+      proof = checkDpop(
+        { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash },
+        deps.dpop,
+        deps.proofKeys,
+        req.nowMs,
+      )
+      checkProofKeyBinding(token, proof)
+    }
+    checkPolicy(route, token)
+    // Last, so that a refused request never burns a legitimate client's jti.
+    if (proof) await checkReplay(proof, deps.replay, deps.replayTtlMs)
+    return { ok: true, grant: { route, path: matched.path, cert, presented, token, proof } }
+  } catch (error) {
+    const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'unexpected error in a check', cause: error })
+    return { ok: false, refusal: { error: gatewayError, route, cert, presented, token, proof } }
+  }
+}

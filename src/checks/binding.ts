@@ -1,0 +1,51 @@
+// Sender-constraint checks: which binding the token carries, whether the route accepts
+// it, and whether the presented certificate matches (RFC 8705 §3, RFC 9449 §7.1).
+import { timingSafeEqual } from 'node:crypto'
+import { refuse } from '../errors.ts'
+import type { Route } from '../routes/route-table.ts'
+import type { AccessToken, ClientCert, DpopProof, PresentedToken } from '../types.ts'
+
+export type TokenBindingKind = 'dpop' | 'mtls' | 'unbound'
+
+function sameString(a: string, b: string): boolean {
+  const left = Buffer.from(a)
+  const right = Buffer.from(b)
+  return left.length === right.length && timingSafeEqual(left, right)
+}
+
+/** RFC 9449 §6.2: an introspected token is DPoP-bound when token_type says so, or by cnf.jkt. */
+function isDpopBound(token: AccessToken): boolean {
+  return token.binding.jkt !== undefined || token.tokenType?.toLowerCase() === 'dpop'
+}
+
+/**
+ * Decides how the token must be proven and checks the certificate binding.
+ * Returns 'dpop' when a DPoP proof must be checked next.
+ */
+export function checkBinding(route: Route, presented: PresentedToken, token: AccessToken, cert: ClientCert | undefined): TokenBindingKind {
+  const dpopBound = isDpopBound(token)
+  const certBound = token.binding.x5t !== undefined
+
+  if (dpopBound) {
+    if (presented.scheme !== 'DPoP') refuse('GW_TOKEN_DOWNGRADE', 'DPoP-bound token sent with Bearer')
+    if (token.binding.jkt === undefined) refuse('GW_TOKEN_INVALID', 'token_type DPoP without cnf.jkt')
+    if (!route.acceptsDpop) refuse('GW_BINDING_NOT_ALLOWED', `route ${route.name} does not accept DPoP-bound tokens`)
+  } else if (presented.scheme === 'DPoP') {
+    refuse('GW_TOKEN_SCHEME_MISMATCH', 'DPoP scheme with a token that is not DPoP-bound')
+  }
+
+  if (certBound) {
+    if (!dpopBound && !route.acceptsBearer) refuse('GW_BINDING_NOT_ALLOWED', `route ${route.name} does not accept certificate-bound tokens`)
+    if (cert === undefined) refuse('GW_CERT_BINDING_MISMATCH', 'certificate-bound token without a client certificate')
+    if (!sameString(cert.thumbprint, token.binding.x5t!)) refuse('GW_CERT_BINDING_MISMATCH', 'x5t#S256 does not match the client certificate')
+  }
+
+  if (!dpopBound && !certBound && route.binding !== 'none') refuse('GW_TOKEN_UNBOUND')
+  if (route.binding === 'mtls' && !certBound) refuse('GW_BINDING_NOT_ALLOWED', `route ${route.name} requires a certificate-bound token`)
+  return dpopBound ? 'dpop' : certBound ? 'mtls' : 'unbound'
+}
+
+/** RFC 9449 §7.1 check 12b: the proof key is the key the token is bound to. */
+export function checkProofKeyBinding(token: AccessToken, proof: DpopProof): void {
+  if (!sameString(proof.jkt, token.binding.jkt!)) refuse('GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does not match the proof key')
+}

@@ -1,0 +1,188 @@
+// Reads the configuration file and the policy files, applies environment overrides,
+// validates everything once, and reports every problem as `file: key: what is wrong`.
+import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import type { z } from 'zod'
+import { gatewayConfigSchema, policyFileSchema, type GatewayConfig, type RoutePolicy } from './schema.ts'
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+export interface SourcedRoute extends RoutePolicy {
+  readonly source: string
+}
+
+export interface LoadedConfig {
+  readonly file: string
+  readonly config: GatewayConfig
+  readonly routes: readonly SourcedRoute[]
+  /** Reads a file named in the configuration, relative to the configuration file. */
+  readonly readFile: (path: string) => string
+}
+
+const ENV_PREFIX = 'FAPI_GATEWAY__'
+
+function formatIssues(file: string, issues: readonly z.core.$ZodIssue[], prefix: (string | number)[] = []): string[] {
+  return issues.map((issue) => {
+    const path = [...prefix, ...issue.path].map(String).join('.') || '(top level)'
+    return `${file}: ${path}: ${issue.message}`
+  })
+}
+
+function readYaml(file: string, problems: string[]): unknown {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    problems.push(`${file}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    return undefined
+  }
+  try {
+    return parseYaml(text)
+  } catch (error) {
+    const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : ''
+    problems.push(`${file}: not valid YAML${where}: ${(error as Error).message.split('\n')[0]}`)
+    return undefined
+  }
+}
+
+function camelCase(segment: string): string {
+  return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+}
+
+/** FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL=https://api.example sets listener.publicBaseUrl. */
+export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
+  const applied: string[] = []
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue
+    const path = name.slice(ENV_PREFIX.length).split('__').map(camelCase)
+    let node: Record<string, unknown> = raw
+    for (const key of path.slice(0, -1)) {
+      const next = node[key]
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {}
+      node = node[key] as Record<string, unknown>
+    }
+    node[path[path.length - 1]!] = parseYaml(value)
+    applied.push(path.join('.'))
+  }
+  return applied
+}
+
+function policyFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.yaml') || name.endsWith('.yml'))
+    .sort()
+    .map((name) => join(dir, name))
+}
+
+function loadRoutes(dir: string, problems: string[]): SourcedRoute[] {
+  let files: string[]
+  try {
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' })
+    files = policyFiles(dir)
+  } catch (error) {
+    problems.push(`${dir}: policy directory cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    return []
+  }
+  if (files.length === 0) problems.push(`${dir}: no policy files (*.yaml): every request would be refused`)
+  const routes: SourcedRoute[] = []
+  for (const file of files) {
+    const raw = readYaml(file, problems)
+    if (raw === undefined) continue
+    const parsed = policyFileSchema.safeParse(raw)
+    if (!parsed.success) {
+      problems.push(...formatIssues(file, parsed.error.issues))
+      continue
+    }
+    routes.push(...parsed.data.routes.map((route) => ({ ...route, source: file })))
+  }
+  return routes
+}
+
+function crossCheck(file: string, config: GatewayConfig, routes: readonly SourcedRoute[], problems: string[]): void {
+  const issuerNames = new Set(config.issuers.map((i) => i.name))
+  const seen = new Map<string, string>()
+  config.issuers.forEach((issuer, index) => {
+    if (seen.has(issuer.name)) problems.push(`${file}: issuers.${index}.name: "${issuer.name}" is used twice`)
+    seen.set(issuer.name, file)
+  })
+  const routeNames = new Map<string, string>()
+  for (const route of routes) {
+    const at = `${route.source}: routes[name=${route.name}]`
+    if (routeNames.has(route.name)) problems.push(`${at}.name: also defined in ${routeNames.get(route.name)}`)
+    routeNames.set(route.name, route.source)
+    if (!(route.upstream in config.upstreams)) {
+      problems.push(`${at}.upstream: "${route.upstream}" is not one of the configured upstreams [${Object.keys(config.upstreams).join(', ')}]`)
+    }
+    for (const name of route.issuers ?? []) {
+      if (!issuerNames.has(name)) problems.push(`${at}.issuers: "${name}" is not one of the configured issuers [${[...issuerNames].join(', ')}]`)
+    }
+    if (route.binding === 'mtls' && route.clientCertificate === 'optional') {
+      problems.push(`${at}.clientCertificate: cannot be optional when binding is mtls`)
+    }
+    if (route.binding !== 'dpop' && config.listener.tls.clientCertificate === 'off') {
+      problems.push(`${at}.binding: "${route.binding}" accepts certificate-bound tokens, but listener.tls.clientCertificate is off`)
+    }
+  }
+  if (config.replay.store === 'redis' && !config.replay.redis) problems.push(`${file}: replay.redis: required when replay.store is redis`)
+}
+
+function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) => string, problems: string[]): void {
+  const named: [string, string | undefined][] = [
+    ['listener.tls.certFile', config.listener.tls.certFile],
+    ['listener.tls.keyFile', config.listener.tls.keyFile],
+    ['listener.tls.clientCaFile', config.listener.tls.clientCaFile],
+    ['listener.tls.clientIntermediatesFile', config.listener.tls.clientIntermediatesFile],
+    ...config.issuers.flatMap((issuer, i): [string, string | undefined][] => [
+      [`issuers.${i}.caFile`, issuer.caFile],
+      [`issuers.${i}.introspection.caFile`, issuer.introspection?.caFile],
+      [`issuers.${i}.introspection.auth.privateKeyFile`, issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined],
+    ]),
+    ...Object.entries(config.upstreams).map(([name, u]): [string, string | undefined] => [`upstreams.${name}.caFile`, u.caFile]),
+  ]
+  for (const [key, path] of named) {
+    if (path === undefined) continue
+    try {
+      readFile(path)
+    } catch (error) {
+      problems.push(`${file}: ${key}: file "${path}" cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+  }
+  if (config.listener.tls.clientCertificate !== 'off' && !config.listener.tls.clientCaFile) {
+    problems.push(`${file}: listener.tls.clientCaFile: required unless listener.tls.clientCertificate is off`)
+  }
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = resolve(file)
+  const base = dirname(path)
+  const problems: string[] = []
+  const raw = readYaml(path, problems)
+  if (raw === undefined) throw new ConfigError(problems)
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError([`${path}: (top level): must be a mapping`])
+  applyEnvOverrides(raw as Record<string, unknown>, env)
+  const parsed = gatewayConfigSchema.safeParse(raw)
+  if (!parsed.success) throw new ConfigError(formatIssues(path, parsed.error.issues))
+  const config = parsed.data
+  const readFile = (p: string) => readFileSync(resolve(base, p), 'utf8')
+  checkFiles(path, config, readFile, problems)
+  const routes = loadRoutes(resolve(base, config.policies.dir), problems)
+  crossCheck(path, config, routes, problems)
+  if (problems.length > 0) throw new ConfigError(problems)
+  return deepFreeze({ file: path, config, routes, readFile })
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
+}

@@ -1,0 +1,64 @@
+// Prometheus metrics on a registry owned by one gateway instance (never prom-client's global one).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface CacheStats {
+  readonly hits: number
+  readonly misses: number
+}
+
+export interface GatewayMetrics {
+  readonly registry: Registry
+  readonly requests: Counter<'route' | 'outcome'>
+  readonly refusals: Counter<'route' | 'reason'>
+  readonly requestDuration: Histogram<'route' | 'outcome'>
+  readonly upstreamDuration: Histogram<'upstream'>
+  readonly upstreamResponses: Counter<'upstream' | 'status_class'>
+  readonly connections: Gauge
+  /** Registers a cache whose counters are read at scrape time. */
+  watchCache(name: string, stats: () => CacheStats): void
+  /** Registers a dependency whose readiness is read at scrape time. */
+  watchDependency(name: string, ready: () => boolean): void
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export function createMetrics(options: { processMetrics: boolean } = { processMetrics: true }): GatewayMetrics {
+  const registry = new Registry()
+  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'fapi_gateway_' })
+  const caches = new Map<string, () => CacheStats>()
+  const dependencies = new Map<string, () => boolean>()
+  new Counter({
+    name: 'fapi_gateway_cache_lookups_total',
+    help: 'Cache lookups by cache and result.',
+    labelNames: ['cache', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [cache, stats] of caches) {
+        const { hits, misses } = stats()
+        this.inc({ cache, result: 'hit' }, hits)
+        this.inc({ cache, result: 'miss' }, misses)
+      }
+    },
+  })
+  new Gauge({
+    name: 'fapi_gateway_dependency_up',
+    help: 'Whether a dependency (replay store, issuer keys) can currently answer (1) or not (0).',
+    labelNames: ['dependency'],
+    registers: [registry],
+    collect() {
+      for (const [dependency, ready] of dependencies) this.set({ dependency }, ready() ? 1 : 0)
+    },
+  })
+  return {
+    registry,
+    requests: new Counter({ name: 'fapi_gateway_requests_total', help: 'Requests by route and outcome.', labelNames: ['route', 'outcome'], registers: [registry] }),
+    refusals: new Counter({ name: 'fapi_gateway_refusals_total', help: 'Refused requests by route and reason code.', labelNames: ['route', 'reason'], registers: [registry] }),
+    requestDuration: new Histogram({ name: 'fapi_gateway_request_duration_seconds', help: 'Time from request to the end of the answer.', labelNames: ['route', 'outcome'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    upstreamDuration: new Histogram({ name: 'fapi_gateway_upstream_duration_seconds', help: 'Time until the upstream answered with its response head.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: [registry] }),
+    upstreamResponses: new Counter({ name: 'fapi_gateway_upstream_responses_total', help: 'Upstream answers by status class.', labelNames: ['upstream', 'status_class'], registers: [registry] }),
+    connections: new Gauge({ name: 'fapi_gateway_open_connections', help: 'Open partner-facing connections.', registers: [registry] }),
+    watchCache: (name, stats) => void caches.set(name, stats),
+    watchDependency: (name, ready) => void dependencies.set(name, ready),
+  }
+}

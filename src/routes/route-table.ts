@@ -1,0 +1,92 @@
+// Route policies compiled once into a table. Deny by default: a path no policy
+// matches is refused, and so is a path that could be read differently upstream.
+import { refuse } from '../errors.ts'
+import type { BindingRequirement, RoutePolicy } from '../config/schema.ts'
+
+export interface Route {
+  readonly name: string
+  readonly methods: ReadonlySet<string>
+  readonly upstream: string
+  /** Replaces the matched prefix when forwarding (from `upstreamPath`). */
+  readonly rewrite: ((path: string) => string) | undefined
+  readonly issuerNames: readonly string[] | undefined
+  readonly audience: string | undefined
+  readonly scopes: readonly string[]
+  readonly binding: BindingRequirement
+  readonly clientCertificate: 'required' | 'optional'
+  readonly acceptsDpop: boolean
+  readonly acceptsBearer: boolean
+}
+
+interface CompiledRoute {
+  readonly pattern: RegExp
+  readonly route: Route
+}
+
+export interface RouteTable {
+  /** Finds the route for a request target (path and query). Throws GatewayError. */
+  match(method: string, target: string): { route: Route; path: string }
+  readonly routes: readonly Route[]
+}
+
+const SEGMENT = '[^/]+'
+
+function compilePattern(path: string): RegExp {
+  const parts = path.split('/').slice(1).map((segment, index, all) => {
+    if (segment === '**' && index === all.length - 1) return '(?:/.*)?'
+    if (segment === '*' || /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(segment)) return `/${SEGMENT}`
+    return '/' + segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+  })
+  return new RegExp(`^${parts.join('') || '/'}$`)
+}
+
+function compileRewrite(path: string, upstreamPath: string | undefined): Route['rewrite'] {
+  if (upstreamPath === undefined) return undefined
+  const prefix = path.endsWith('/**') ? path.slice(0, -3) : path
+  const target = upstreamPath.endsWith('/') ? upstreamPath.slice(0, -1) : upstreamPath
+  return (requestPath) => target + requestPath.slice(prefix.length) || '/'
+}
+
+function compileRoute(policy: RoutePolicy): CompiledRoute {
+  const binding = policy.binding
+  return {
+    pattern: compilePattern(policy.path),
+    route: Object.freeze({
+      name: policy.name,
+      methods: new Set(policy.methods),
+      upstream: policy.upstream,
+      rewrite: compileRewrite(policy.path, policy.upstreamPath),
+      issuerNames: policy.issuers,
+      audience: policy.audience,
+      scopes: policy.scopes,
+      binding,
+      clientCertificate: policy.clientCertificate ?? (binding === 'mtls' ? 'required' : 'optional'),
+      acceptsDpop: binding !== 'mtls',
+      acceptsBearer: binding !== 'dpop',
+    }),
+  }
+}
+
+// Dot segments, encoded slashes or dots, backslashes, empty segments and control
+// characters are refused: an upstream may normalise them into another route.
+const AMBIGUOUS_PATH = /(^|\/)\.{1,2}(\/|$)|%2[ef]|%5c|\\|\/\/|[\x00-\x20\x7f]|%00/i
+
+export function createRouteTable(policies: readonly RoutePolicy[]): RouteTable {
+  const compiled = policies.map(compileRoute)
+  return {
+    routes: compiled.map((c) => c.route),
+    match(method, target) {
+      if (!target.startsWith('/')) refuse('GW_REQUEST_MALFORMED', 'request target is not origin-form')
+      const queryAt = target.indexOf('?')
+      const path = queryAt === -1 ? target : target.slice(0, queryAt)
+      if (AMBIGUOUS_PATH.test(path)) refuse('GW_REQUEST_MALFORMED', 'ambiguous path')
+      let pathMatched = false
+      for (const { pattern, route } of compiled) {
+        if (!pattern.test(path)) continue
+        if (route.methods.has(method)) return { route, path }
+        pathMatched = true
+      }
+      return refuse(pathMatched ? 'GW_METHOD_NOT_ALLOWED' : 'GW_ROUTE_UNKNOWN', `${method} ${path}`)
+    },
+  }
+}
