@@ -127,7 +127,7 @@ export async function createDevPki(): Promise<DevPki> {
 
 /** Chain a client presents: its own certificate followed by the intermediate. */
 export function chainPem(leaf: Issued, ...issuers: Issued[]): string {
-  return [leaf, ...issuers].map((c) => c.certPem).join('')
+  return [leaf, ...issuers].map((c) => c.certPem.trimEnd() + '\n').join('')
 }
 
 /** Writes the PKI as PEM files; private keys are readable by the owner only. */

@@ -14,6 +14,7 @@ export interface GatewayMetrics {
   readonly upstreamDuration: Histogram<'upstream'>
   readonly upstreamResponses: Counter<'upstream' | 'status_class'>
   readonly connections: Gauge
+  readonly tlsHandshakeFailures: Counter<'reason'>
   /** Registers a cache whose counters are read at scrape time. */
   watchCache(name: string, stats: () => CacheStats): void
   /** Registers a dependency whose readiness is read at scrape time. */
@@ -58,6 +59,7 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
     upstreamDuration: new Histogram({ name: 'fapi_gateway_upstream_duration_seconds', help: 'Time until the upstream answered with its response head.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     upstreamResponses: new Counter({ name: 'fapi_gateway_upstream_responses_total', help: 'Upstream answers by status class.', labelNames: ['upstream', 'status_class'], registers: [registry] }),
     connections: new Gauge({ name: 'fapi_gateway_open_connections', help: 'Open partner-facing connections.', registers: [registry] }),
+    tlsHandshakeFailures: new Counter({ name: 'fapi_gateway_tls_handshake_failures_total', help: 'TLS handshakes that failed, by OpenSSL reason.', labelNames: ['reason'], registers: [registry] }),
     watchCache: (name, stats) => void caches.set(name, stats),
     watchDependency: (name, ready) => void dependencies.set(name, ready),
   }

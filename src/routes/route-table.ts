@@ -9,7 +9,8 @@ export interface Route {
   readonly upstream: string
   /** Replaces the matched prefix when forwarding (from `upstreamPath`). */
   readonly rewrite: ((path: string) => string) | undefined
-  readonly issuerNames: readonly string[] | undefined
+  /** Issuers whose tokens the route accepts: the policy's list, or every configured issuer. */
+  readonly issuerNames: readonly string[]
   readonly audience: string | undefined
   readonly scopes: readonly string[]
   readonly binding: BindingRequirement
@@ -47,7 +48,7 @@ function compileRewrite(path: string, upstreamPath: string | undefined): Route['
   return (requestPath) => target + requestPath.slice(prefix.length) || '/'
 }
 
-function compileRoute(policy: RoutePolicy): CompiledRoute {
+function compileRoute(policy: RoutePolicy, allIssuers: readonly string[]): CompiledRoute {
   const binding = policy.binding
   return {
     pattern: compilePattern(policy.path),
@@ -56,7 +57,7 @@ function compileRoute(policy: RoutePolicy): CompiledRoute {
       methods: new Set(policy.methods),
       upstream: policy.upstream,
       rewrite: compileRewrite(policy.path, policy.upstreamPath),
-      issuerNames: policy.issuers,
+      issuerNames: policy.issuers ?? allIssuers,
       audience: policy.audience,
       scopes: policy.scopes,
       binding,
@@ -71,8 +72,8 @@ function compileRoute(policy: RoutePolicy): CompiledRoute {
 // characters are refused: an upstream may normalise them into another route.
 const AMBIGUOUS_PATH = /(^|\/)\.{1,2}(\/|$)|%2[ef]|%5c|\\|\/\/|[\x00-\x20\x7f]|%00/i
 
-export function createRouteTable(policies: readonly RoutePolicy[]): RouteTable {
-  const compiled = policies.map(compileRoute)
+export function createRouteTable(policies: readonly RoutePolicy[], allIssuers: readonly string[]): RouteTable {
+  const compiled = policies.map((policy) => compileRoute(policy, allIssuers))
   return {
     routes: compiled.map((c) => c.route),
     match(method, target) {
