@@ -96,6 +96,7 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
     gateway = await startGateway(loadConfig(configFile, options.env ?? {}), { logger: options.logger, env: options.env ?? {}, ...options.gateway })
   } catch (error) {
     await Promise.allSettled([issuer.close(), upstream.close()])
+    if (ownsDir) rmSync(dir, { recursive: true, force: true })
     throw error
   }
   return {

@@ -1,0 +1,291 @@
+// The partner listener's limits, exercised through real TLS sockets that write raw bytes:
+// oversized headers, a stalled request, oversized bodies, too many connections, idle
+// keep-alive connections, and slowloris (slowhttptest) against the running gateway.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { connect, type TLSSocket } from 'node:tls'
+import { createProof, generateDpopKey } from '../../src/dev/partner-client.ts'
+import type { Issued } from '../../src/dev/pki.ts'
+import { catalogue, type ErrorCode } from '../../src/errors.ts'
+import { certThumbprint, startTestGateway, type TestGateway } from '../support/gateway.ts'
+
+const SLOWHTTPTEST = '/usr/bin/slowhttptest'
+
+interface RawResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+  readonly json: Record<string, unknown> | undefined
+}
+
+interface RawConnection {
+  readonly socket: TLSSocket
+  /** Resolves once the server (or anyone) closed the connection. */
+  readonly closed: Promise<void>
+  write(data: string): void
+  /** The next complete response (every answer of the gateway carries content-length). */
+  response(): Promise<RawResponse>
+}
+
+/** Parses one response at the start of `buffer`; undefined while it is incomplete. */
+function parseResponse(buffer: string): { response: RawResponse; rest: string } | undefined {
+  const headEnd = buffer.indexOf('\r\n\r\n')
+  if (headEnd === -1) return undefined
+  const [statusLine, ...lines] = buffer.slice(0, headEnd).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    const name = line.slice(0, colon).trim().toLowerCase()
+    headers[name] = headers[name] === undefined ? line.slice(colon + 1).trim() : `${headers[name]}, ${line.slice(colon + 1).trim()}`
+  }
+  const length = Number(headers['content-length'] ?? 0)
+  const bodyStart = headEnd + 4
+  if (buffer.length < bodyStart + length) return undefined
+  const body = Buffer.from(buffer.slice(bodyStart, bodyStart + length), 'latin1').toString('utf8')
+  let json: Record<string, unknown> | undefined
+  try {
+    json = JSON.parse(body) as Record<string, unknown>
+  } catch {
+    json = undefined
+  }
+  return { response: { status: Number(statusLine!.split(' ')[1]), headers, body, json }, rest: buffer.slice(bodyStart + length) }
+}
+
+async function openConnection(gw: TestGateway, identity?: Issued): Promise<RawConnection> {
+  const socket = connect({
+    host: '127.0.0.1',
+    port: gw.gateway.partnerPort,
+    ca: gw.pki.root.certPem,
+    ...(identity && { cert: identity.certPem.trimEnd() + '\n' + gw.pki.intermediate.certPem, key: identity.keyPem }),
+  })
+  await once(socket, 'secureConnect')
+  let buffer = ''
+  let wake: (() => void) | undefined
+  let ended = false
+  socket.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('latin1')
+    wake?.()
+  })
+  socket.on('error', () => {})
+  const closed = new Promise<void>((resolve) => socket.once('close', () => {
+    ended = true
+    wake?.()
+    resolve()
+  }))
+  return {
+    socket,
+    closed,
+    write: (data) => void socket.write(data),
+    async response() {
+      for (;;) {
+        const parsed = parseResponse(buffer)
+        if (parsed) {
+          buffer = parsed.rest
+          return parsed.response
+        }
+        if (ended) throw new Error(`connection closed before a complete response: ${JSON.stringify(buffer.slice(0, 200))}`)
+        await new Promise<void>((resolve) => (wake = resolve))
+      }
+    },
+  }
+}
+
+function rawRequest(gw: TestGateway, method: string, path: string, headers: [string, string][] = [], body = ''): string {
+  const lines = [`${method} ${path} HTTP/1.1`, `Host: 127.0.0.1:${gw.gateway.partnerPort}`, ...headers.map(([name, value]) => `${name}: ${value}`)]
+  return `${lines.join('\r\n')}\r\n\r\n${body}`
+}
+
+/** A DPoP-bound token and a fresh proof for one request (as src/dev/demo.ts does). */
+async function dpopCredentials(gw: TestGateway, method: string, path: string): Promise<[string, string][]> {
+  const key = await generateDpopKey('ES256')
+  const token = await gw.issuer.mint({ jkt: key.jkt })
+  const proof = await createProof(key, { htm: method, htu: gw.url(path), accessToken: token })
+  return [['Authorization', `DPoP ${token}`], ['DPoP', proof]]
+}
+
+async function refusalsCounted(gw: TestGateway, reason: ErrorCode): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${gw.gateway.adminPort}/metrics`)
+  const text = await response.text()
+  let total = 0
+  for (const line of text.split('\n')) {
+    if (line.startsWith('fapi_gateway_refusals_total{') && line.includes(`reason="${reason}"`)) total += Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return total
+}
+
+function refusalEvents(gw: TestGateway, reason: ErrorCode): Record<string, unknown>[] {
+  return gw.log.events().filter((event) => event.event === 'request.refused' && event.reason === reason)
+}
+
+/** Status, body code, security event, metric, and nothing upstream. */
+async function assertRefused(gw: TestGateway, response: RawResponse, code: ErrorCode): Promise<void> {
+  assert.equal(response.status, catalogue[code].status)
+  assert.equal(response.headers['content-type'], 'application/json')
+  assert.equal(response.json?.code, code)
+  assert.deepEqual(Object.keys(response.json ?? {}).sort(), ['code', 'error', 'error_description', 'interaction_id'])
+  const events = refusalEvents(gw, code)
+  assert.ok(events.length >= 1, `a request.refused event with reason ${code}`)
+  assert.equal(events.at(-1)!.status, catalogue[code].status)
+  assert.ok((await refusalsCounted(gw, code)) >= 1, `fapi_gateway_refusals_total{reason="${code}"}`)
+  assert.equal(gw.upstream.received.length, 0, 'the upstream received nothing')
+}
+
+async function withGateway(limits: Record<string, number>, run: (gw: TestGateway) => Promise<void>): Promise<void> {
+  const gw = await startTestGateway({ config: { listener: { limits } } })
+  try {
+    await run(gw)
+  } finally {
+    await gw.close()
+  }
+}
+
+test('headers over maxHeaderBytes are answered 431 GW_HEADERS_TOO_LARGE', async () => {
+  await withGateway({ maxHeaderBytes: 8192 }, async (gw) => {
+    const connection = await openConnection(gw)
+    connection.write(rawRequest(gw, 'GET', '/accounts/1', [['X-Filler', 'a'.repeat(9000)]]))
+    const response = await connection.response()
+    await connection.closed
+    assert.equal(response.headers.connection, 'close')
+    await assertRefused(gw, response, 'GW_HEADERS_TOO_LARGE')
+  })
+})
+
+test('headers just under maxHeaderBytes still pass the listener', async () => {
+  await withGateway({ maxHeaderBytes: 8192 }, async (gw) => {
+    const connection = await openConnection(gw)
+    connection.write(rawRequest(gw, 'GET', '/accounts/1', [['X-Filler', 'a'.repeat(6000)], ...(await dpopCredentials(gw, 'GET', '/accounts/1'))]))
+    const response = await connection.response()
+    assert.equal(response.status, 200)
+    assert.equal(gw.upstream.received.length, 1)
+    connection.socket.destroy()
+  })
+})
+
+test('a request whose headers stall past headersTimeoutMs is answered 408 GW_REQUEST_TIMEOUT and closed', async () => {
+  await withGateway({ headersTimeoutMs: 1000, requestTimeoutMs: 2000, connectionsCheckingIntervalMs: 200 }, async (gw) => {
+    const connection = await openConnection(gw)
+    const credentials = await dpopCredentials(gw, 'GET', '/accounts/1')
+    const request = rawRequest(gw, 'GET', '/accounts/1', credentials)
+    connection.write(request.slice(0, request.length / 2))
+    const response = await connection.response()
+    await connection.closed
+    assert.equal(response.headers.connection, 'close')
+    await assertRefused(gw, response, 'GW_REQUEST_TIMEOUT')
+  })
+})
+
+test('a form body over maxFormBodyBytes is answered 413 GW_BODY_TOO_LARGE before authentication', async () => {
+  await withGateway({ maxFormBodyBytes: 1024 }, async (gw) => {
+    const connection = await openConnection(gw)
+    const body = `a=${'b'.repeat(2000)}`
+    connection.write(rawRequest(gw, 'POST', '/payments', [['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]], body))
+    const response = await connection.response()
+    await connection.closed
+    assert.equal(response.headers.connection, 'close')
+    await assertRefused(gw, response, 'GW_BODY_TOO_LARGE')
+  })
+})
+
+test('a content-length over maxBodyBytes is answered 413 GW_BODY_TOO_LARGE for an authorized request', async () => {
+  await withGateway({ maxBodyBytes: 1024 }, async (gw) => {
+    const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA), scope: 'payments:write' })
+    const connection = await openConnection(gw, gw.pki.partnerA)
+    // Only the head is sent: the gateway must refuse on the declared length, without reading.
+    connection.write(rawRequest(gw, 'POST', '/payments', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Content-Length', '1025']]))
+    const response = await connection.response()
+    await connection.closed
+    assert.equal(response.headers.connection, 'close')
+    await assertRefused(gw, response, 'GW_BODY_TOO_LARGE')
+    assert.equal(refusalEvents(gw, 'GW_BODY_TOO_LARGE').at(-1)!.route, 'payments-create')
+  })
+})
+
+test('a body within maxBodyBytes on the same route is forwarded', async () => {
+  await withGateway({ maxBodyBytes: 1024 }, async (gw) => {
+    const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA), scope: 'payments:write' })
+    const connection = await openConnection(gw, gw.pki.partnerA)
+    const body = JSON.stringify({ amount: '1.00', filler: 'x'.repeat(900) })
+    connection.write(rawRequest(gw, 'POST', '/payments', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Content-Length', String(body.length)]], body))
+    const response = await connection.response()
+    assert.equal(response.status, 201)
+    assert.equal(gw.upstream.received.length, 1)
+    assert.equal(gw.upstream.received[0]!.bodyBytes, body.length)
+    connection.socket.destroy()
+  })
+})
+
+test('a connection over maxConnections is answered 503 GW_OVERLOADED; below the limit it is served', async () => {
+  await withGateway({ maxConnections: 2 }, async (gw) => {
+    const held = [await openConnection(gw), await openConnection(gw)]
+    const extra = await openConnection(gw)
+    extra.write(rawRequest(gw, 'GET', '/accounts/1', await dpopCredentials(gw, 'GET', '/accounts/1')))
+    const response = await extra.response()
+    await assertRefused(gw, response, 'GW_OVERLOADED')
+    extra.socket.destroy()
+    await extra.closed
+
+    for (const connection of held) connection.socket.destroy()
+    await Promise.all(held.map((connection) => connection.closed))
+    const later = await openConnection(gw)
+    later.write(rawRequest(gw, 'GET', '/accounts/1', await dpopCredentials(gw, 'GET', '/accounts/1')))
+    assert.equal((await later.response()).status, 200)
+    later.socket.destroy()
+  })
+})
+
+test('an idle keep-alive connection is closed by the gateway after keepAliveTimeoutMs', async () => {
+  await withGateway({ keepAliveTimeoutMs: 1000 }, async (gw) => {
+    const connection = await openConnection(gw)
+    connection.write(rawRequest(gw, 'GET', '/accounts/1', await dpopCredentials(gw, 'GET', '/accounts/1')))
+    const response = await connection.response()
+    assert.equal(response.status, 200)
+    assert.notEqual(response.headers.connection, 'close')
+    assert.equal(response.headers['keep-alive'], 'timeout=1')
+    await connection.closed
+    assert.equal(connection.socket.readableEnded, true, 'the gateway ended the connection')
+    assert.equal(refusalEvents(gw, 'GW_REQUEST_TIMEOUT').length, 0, 'closing an idle connection is not a refusal')
+  })
+})
+
+interface SlowHttpTestRun {
+  readonly exitCode: number | null
+  readonly output: string
+}
+
+async function runSlowHttpTest(args: string[]): Promise<SlowHttpTestRun> {
+  const child = spawn(SLOWHTTPTEST, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  const [exitCode] = (await once(child, 'exit')) as [number | null]
+  return { exitCode, output }
+}
+
+/** The last value slowhttptest printed for a status line such as `closed:  12`. */
+function lastStatus(output: string, name: string): string | undefined {
+  const plain = output.replace(/\x1b\[[0-9;]*m/g, '')
+  const values = [...plain.matchAll(new RegExp(`^\\s*${name}:\\s*(\\S+)`, 'gim'))].map((m) => m[1]!)
+  return values.at(-1)
+}
+
+test('slowloris (slowhttptest -H) cannot hold the listener', { skip: existsSync(SLOWHTTPTEST) ? false : `${SLOWHTTPTEST} is not installed` }, async () => {
+  await withGateway({ headersTimeoutMs: 1000, requestTimeoutMs: 2000, connectionsCheckingIntervalMs: 200 }, async (gw) => {
+    const attack = runSlowHttpTest(['-H', '-c', '50', '-r', '50', '-i', '3', '-l', '8', '-p', '3', '-u', gw.url('/accounts/1')])
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const during = await gw.client().send('GET', '/accounts/1', await dpopCredentials(gw, 'GET', '/accounts/1'))
+    assert.equal(during.status, 200, 'a legitimate request is served during the attack')
+    const { output } = await attack
+
+    const after = await gw.client().send('GET', '/accounts/1', await dpopCredentials(gw, 'GET', '/accounts/1'))
+    assert.equal(after.status, 200, 'a legitimate request is served after the attack')
+    const closed = Number(lastStatus(output, 'closed'))
+    assert.ok(closed > 0, `slowhttptest saw the gateway close connections:\n${output.slice(-800)}`)
+    assert.notEqual(lastStatus(output, 'service available'), 'NO', 'slowhttptest found the service available')
+    assert.ok(refusalEvents(gw, 'GW_REQUEST_TIMEOUT').length > 0, 'stalled connections were refused as timeouts')
+    assert.ok((await refusalsCounted(gw, 'GW_REQUEST_TIMEOUT')) > 0)
+    assert.equal(gw.upstream.received.length, 2, 'only the two legitimate requests reached the upstream')
+  })
+})

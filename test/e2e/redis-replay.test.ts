@@ -1,0 +1,167 @@
+// Replay detection across replicas and Redis failures, with a real redis-server and real
+// gateway processes: the same proof is accepted exactly once, and a Redis that cannot
+// answer means 503 and nothing forwarded, never an accepted replay.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { setTimeout as delay } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { createProof, generateDpopKey, type DpopKey } from '../../src/dev/partner-client.ts'
+import { createPartnerClient } from '../../src/dev/partner-client.ts'
+import { freePort } from '../../src/dev/environment.ts'
+import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
+import { redisCli, startRedisServer, type RedisServer } from '../support/redis.ts'
+
+const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
+const PUBLIC_BASE_URL = 'https://api.bank.example'
+
+async function waitForReady(adminPort: number, want = 200, limitMs = 15_000): Promise<void> {
+  const deadline = Date.now() + limitMs
+  for (;;) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
+      await response.body?.cancel()
+      if (response.status === want) return
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`admin port ${adminPort} never answered ${want} on /readyz`)
+    await delay(50)
+  }
+}
+
+interface GatewayProcess {
+  readonly port: number
+  readonly child: ChildProcess
+  stop(): Promise<void>
+}
+
+async function spawnGateway(configFile: string): Promise<GatewayProcess> {
+  const port = await freePort()
+  const adminPort = await freePort()
+  const child = spawn(process.execPath, [MAIN, 'start', '--config', configFile], {
+    env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'error' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk))
+  try {
+    await waitForReady(adminPort)
+  } catch (error) {
+    child.kill('SIGKILL')
+    throw new Error(`gateway process did not start: ${stderr}`, { cause: error })
+  }
+  return {
+    port,
+    child,
+    async stop() {
+      if (child.exitCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    },
+  }
+}
+
+describe('replay detection in Redis', () => {
+  let redis: RedisServer
+  let gw: TestGateway
+  let key: DpopKey
+  let token: string
+
+  before(async () => {
+    redis = await startRedisServer()
+    gw = await startTestGateway({
+      config: {
+        listener: { publicBaseUrl: PUBLIC_BASE_URL },
+        replay: { store: 'redis', redis: { url: redis.url }, commandTimeoutMs: 300 },
+      },
+    })
+    key = await generateDpopKey('ES256')
+    token = await gw.issuer.mint({ jkt: key.jkt })
+  })
+  after(async () => {
+    await gw?.close()
+    await redis?.close()
+  })
+
+  const proofFor = (jti?: string) => createProof(key, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken: token, jti })
+
+  it('accepts the same proof exactly once across two gateway processes sharing one Redis', async () => {
+    const [a, b] = await Promise.all([spawnGateway(gw.configFile), spawnGateway(gw.configFile)])
+    const pki = await testPki()
+    const clients = [a, b].map((g) => createPartnerClient({ baseUrl: `https://127.0.0.1:${g.port}`, caPem: pki.root.certPem }))
+    try {
+      const before = gw.upstream.received.length
+      const proof = await proofFor()
+      const responses = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => clients[i % 2]!.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])),
+      )
+      const statuses = responses.map((r) => r.status)
+      assert.equal(statuses.filter((s) => s === 200).length, 1, `statuses: ${statuses.join(',')}`)
+      assert.equal(responses.filter((r) => r.status === 401 && r.json?.code === 'GW_DPOP_REPLAY').length, 49)
+      assert.equal(gw.upstream.received.length - before, 1, 'the upstream saw the request once')
+    } finally {
+      await Promise.all(clients.map((c) => c.close()))
+      await Promise.all([a.stop(), b.stop()])
+    }
+  })
+
+  it('refuses with 503 while Redis is down, forwards nothing, and resumes when it returns', async () => {
+    const client = gw.client()
+    const send = async () => client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proofFor()]])
+    assert.equal((await send()).status, 200)
+
+    await redis.stop()
+    const before = gw.upstream.received.length
+    for (let i = 0; i < 5; i++) {
+      const response = await send()
+      assert.equal(response.status, 503)
+      assert.equal(response.json?.code, 'GW_REPLAY_STORE_UNAVAILABLE')
+    }
+    assert.equal(gw.upstream.received.length, before, 'nothing reached the upstream while Redis was down')
+    await waitForReady(gw.gateway.adminPort, 503)
+    assert.ok(gw.log.events().some((e) => e.reason === 'GW_REPLAY_STORE_UNAVAILABLE'))
+
+    await redis.start()
+    await waitForReady(gw.gateway.adminPort, 200)
+    assert.equal((await send()).status, 200, 'service resumed without a restart')
+  })
+
+  it('refuses with 503 while Redis hangs (redis-cli CLIENT PAUSE), then resumes', async () => {
+    const client = gw.client()
+    const send = async () => client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proofFor()]])
+    assert.equal((await send()).status, 200)
+    await redisCli(redis.port, 'client', 'pause', '2500', 'ALL')
+    const before = gw.upstream.received.length
+    const response = await send()
+    assert.equal(response.status, 503)
+    assert.equal(response.json?.code, 'GW_REPLAY_STORE_UNAVAILABLE')
+    assert.equal(gw.upstream.received.length, before)
+    await delay(2600)
+    assert.equal((await send()).status, 200)
+  })
+
+  it('shares the revoked-token list between replicas through Redis', async () => {
+    const adminGateway = await startTestGateway({
+      env: { FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret' },
+      config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay: { store: 'redis', redis: { url: redis.url } } },
+    })
+    try {
+      const revoked = await gw.issuer.mint({ jkt: key.jkt })
+      const response = await fetch(`http://127.0.0.1:${adminGateway.gateway.adminPort}/revoked-tokens`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer admin-secret' },
+        body: JSON.stringify({ token: revoked }),
+      })
+      assert.equal(response.status, 201)
+      await response.body?.cancel()
+      const proof = await createProof(key, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken: revoked })
+      const refused = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${revoked}`], ['dpop', proof]])
+      assert.equal(refused.status, 401)
+      assert.equal(refused.json?.code, 'GW_TOKEN_REVOKED')
+    } finally {
+      await adminGateway.close()
+    }
+  })
+})
