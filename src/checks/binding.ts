@@ -47,5 +47,5 @@ export function checkBinding(route: Route, presented: PresentedToken, token: Acc
 
 /** RFC 9449 §7.1 check 12b: the proof key is the key the token is bound to. */
 export function checkProofKeyBinding(token: AccessToken, proof: DpopProof): void {
-  if (!sameString(proof.jkt, token.binding.jkt!)) refuse('GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does not match the proof key')
+  if (token.binding.jkt === undefined || !sameString(proof.jkt, token.binding.jkt)) refuse('GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does not match the proof key')
 }

@@ -169,7 +169,13 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError([`${path}: (top level): must be a mapping`])
   applyEnvOverrides(raw as Record<string, unknown>, env)
   const parsed = gatewayConfigSchema.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(formatIssues(path, parsed.error.issues))
+  if (!parsed.success) {
+    problems.push(...formatIssues(path, parsed.error.issues))
+    // The policy files are still read, so that one run reports every problem.
+    const dir = (raw as { policies?: { dir?: unknown } }).policies?.dir
+    loadRoutes(resolve(base, typeof dir === 'string' ? dir : 'policies'), problems)
+    throw new ConfigError(problems)
+  }
   const config = parsed.data
   const readFile = (p: string) => readFileSync(resolve(base, p), 'utf8')
   checkFiles(path, config, readFile, problems)

@@ -32,20 +32,24 @@ export interface RouteTable {
 
 const SEGMENT = '[^/]+'
 
-function compilePattern(path: string): RegExp {
-  const parts = path.split('/').slice(1).map((segment, index, all) => {
+function patternSource(path: string): string {
+  return path.split('/').slice(1).map((segment, index, all) => {
     if (segment === '**' && index === all.length - 1) return '(?:/.*)?'
     if (segment === '*' || /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(segment)) return `/${SEGMENT}`
     return '/' + segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  })
-  return new RegExp(`^${parts.join('') || '/'}$`)
+  }).join('')
+}
+
+function compilePattern(path: string): RegExp {
+  return new RegExp(`^${patternSource(path) || '/'}$`)
 }
 
 function compileRewrite(path: string, upstreamPath: string | undefined): Route['rewrite'] {
   if (upstreamPath === undefined) return undefined
-  const prefix = path.endsWith('/**') ? path.slice(0, -3) : path
+  // The prefix may hold wildcards: replace what the request matched, not the pattern's length.
+  const prefix = new RegExp(`^${patternSource(path.endsWith('/**') ? path.slice(0, -3) : path)}`)
   const target = upstreamPath.endsWith('/') ? upstreamPath.slice(0, -1) : upstreamPath
-  return (requestPath) => target + requestPath.slice(prefix.length) || '/'
+  return (requestPath) => target + requestPath.slice(prefix.exec(requestPath)![0].length) || '/'
 }
 
 function compileRoute(policy: RoutePolicy, allIssuers: readonly string[]): CompiledRoute {
@@ -70,7 +74,7 @@ function compileRoute(policy: RoutePolicy, allIssuers: readonly string[]): Compi
 
 // Dot segments, encoded slashes or dots, backslashes, empty segments and control
 // characters are refused: an upstream may normalise them into another route.
-const AMBIGUOUS_PATH = /(^|\/)\.{1,2}(\/|$)|%2[ef]|%5c|\\|\/\/|[\x00-\x20\x7f]|%00/i
+const AMBIGUOUS_PATH = /(^|\/)\.{1,2}(;[^/]*)?(\/|$)|%2[ef]|%5c|\\|\/\/|[\x00-\x20\x7f]|%00/i
 
 export function createRouteTable(policies: readonly RoutePolicy[], allIssuers: readonly string[]): RouteTable {
   const compiled = policies.map((policy) => compileRoute(policy, allIssuers))

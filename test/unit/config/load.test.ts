@@ -1,0 +1,474 @@
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { ConfigError, loadConfig, type LoadedConfig } from '../../../src/config/load.ts'
+import { createDevPki, writeDevPki } from '../../../src/dev/pki.ts'
+
+const PROJECT = join(import.meta.dirname, '..', '..', '..')
+
+let root: string
+let cases = 0
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'fapi-gateway-config-'))
+  writeDevPki(await createDevPki(), join(root, 'pki'))
+})
+
+after(() => {
+  rmSync(root, { recursive: true, force: true })
+})
+
+type Tree = Record<string, unknown>
+
+/** A configuration that loads: file paths are relative to the configuration file. */
+function validConfig(): Tree {
+  return {
+    listener: {
+      host: '127.0.0.1',
+      publicBaseUrl: 'https://api.bank.example',
+      tls: {
+        certFile: '../pki/server-chain.crt',
+        keyFile: '../pki/server.key',
+        clientCaFile: '../pki/client-ca.crt',
+        clientIntermediatesFile: '../pki/client-intermediates.crt',
+      },
+    },
+    issuers: [
+      { name: 'bank', issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks', audience: 'https://api.bank.example' },
+      { name: 'fintech', issuer: 'https://as.fintech.example', jwksUri: 'https://as.fintech.example/jwks', audience: 'https://api.bank.example' },
+    ],
+    upstreams: { 'data-api': { url: 'http://127.0.0.1:9000' } },
+  }
+}
+
+function validPolicies(): Record<string, unknown> {
+  return {
+    'accounts.yaml': {
+      routes: [
+        { name: 'accounts-read', path: '/accounts/**', methods: ['GET', 'HEAD'], upstream: 'data-api', scopes: ['accounts:read'] },
+      ],
+    },
+    'payments.yaml': {
+      routes: [
+        { name: 'payments-create', path: '/payments', methods: ['POST'], upstream: 'data-api', scopes: ['payments:write'], binding: 'mtls', issuers: ['bank'] },
+      ],
+    },
+  }
+}
+
+interface Case {
+  readonly dir: string
+  readonly file: string
+  policy(name: string): string
+}
+
+/** Writes gateway.yaml and policies/ into a fresh directory; a string is written as is. */
+function writeCase(config: Tree | string, policies: Record<string, unknown> = validPolicies()): Case {
+  const dir = join(root, `case-${++cases}`)
+  mkdirSync(join(dir, 'policies'), { recursive: true })
+  const file = join(dir, 'gateway.yaml')
+  writeFileSync(file, typeof config === 'string' ? config : stringify(config))
+  for (const [name, content] of Object.entries(policies)) {
+    writeFileSync(join(dir, 'policies', name), typeof content === 'string' ? content : stringify(content))
+  }
+  return { dir, file, policy: (name) => join(dir, 'policies', name) }
+}
+
+/** The problems of the ConfigError that loading throws; fails if loading succeeds. */
+function problemsOf(file: string, env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    loadConfig(file, env)
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error))
+    for (const problem of error.problems) assert.ok(error.message.includes(problem), 'the message lists every problem')
+    return error.problems
+  }
+  assert.fail(`${file} loaded, but it should have been refused`)
+}
+
+/** Exactly one problem, which starts with `file: keyPath: ` and matches `what`. */
+function assertOneProblem(problems: readonly string[], file: string, keyPath: string, what: RegExp): void {
+  assert.equal(problems.length, 1, problems.join('\n'))
+  assertProblem(problems, file, keyPath, what)
+}
+
+function assertProblem(problems: readonly string[], file: string, keyPath: string, what: RegExp): void {
+  const prefix = `${file}: ${keyPath}`
+  const found = problems.find((p) => p.startsWith(prefix) && what.test(p.slice(prefix.length)))
+  assert.ok(found, `no problem "${prefix}... ${what}" among:\n  ${problems.join('\n  ')}`)
+}
+
+function edit(change: (config: Tree & { listener: Tree & { tls: Tree } }) => void): Tree {
+  const config = validConfig() as Tree & { listener: Tree & { tls: Tree } }
+  change(config)
+  return config
+}
+
+test('a valid configuration loads with defaults applied and policies in file order', () => {
+  const { file, policy } = writeCase(validConfig())
+  const loaded = loadConfig(file, {})
+  assert.equal(loaded.file, file)
+  const { config } = loaded
+  assert.equal(config.listener.port, 8443)
+  assert.equal(config.listener.host, '127.0.0.1')
+  assert.equal(config.listener.tls.clientCertificate, 'request')
+  assert.equal(config.listener.tls.minRsaBits, 2048)
+  assert.equal(config.listener.limits.maxHeaderBytes, 16 * 1024)
+  assert.equal(config.listener.limits.maxFormBodyBytes, 64 * 1024)
+  assert.deepEqual(config.admin, { host: '127.0.0.1', port: 9090, tokenEnv: 'FAPI_GATEWAY_ADMIN_TOKEN' })
+  assert.deepEqual(config.issuers[0]!.algorithms, ['PS256', 'ES256', 'EdDSA'])
+  assert.equal(config.issuers[0]!.requireTyp, true)
+  assert.equal(config.issuers[0]!.clockToleranceSeconds, 10)
+  assert.equal(config.upstreams['data-api']!.connectTimeoutMs, 2_000)
+  assert.equal(config.dpop.maxAgeSeconds, 60)
+  assert.equal(config.dpop.nonce.mode, 'off')
+  assert.equal(config.replay.store, 'memory')
+  assert.equal(config.forwarding.stripAuthorization, true)
+  assert.equal(config.forwarding.rewriteDpopToBearer, false)
+  assert.equal(config.policies.dir, 'policies')
+  assert.equal(config.log.level, 'info')
+
+  assert.deepEqual(loaded.routes.map((r) => [r.name, r.source]), [['accounts-read', policy('accounts.yaml')], ['payments-create', policy('payments.yaml')]])
+  const accounts = loaded.routes[0]!
+  assert.equal(accounts.binding, 'dpop-or-mtls')
+  assert.equal(accounts.clientCertificate, undefined)
+  assert.deepEqual(accounts.scopes, ['accounts:read'])
+  assert.deepEqual(loaded.routes[1]!.issuers, ['bank'])
+
+  assert.match(loaded.readFile(config.listener.tls.certFile), /^-----BEGIN CERTIFICATE-----/)
+})
+
+test('the loaded configuration is deep-frozen', () => {
+  const loaded: LoadedConfig = loadConfig(writeCase(validConfig()).file, {})
+  for (const value of [loaded, loaded.config, loaded.config.listener, loaded.config.listener.tls, loaded.config.listener.limits, loaded.config.issuers,
+    loaded.config.issuers[0], loaded.config.issuers[0]!.algorithms, loaded.config.upstreams, loaded.config.upstreams['data-api'], loaded.config.dpop.nonce,
+    loaded.routes, loaded.routes[0], loaded.routes[0]!.methods]) {
+    assert.ok(Object.isFrozen(value), JSON.stringify(value)?.slice(0, 60))
+  }
+  assert.throws(() => {
+    ;(loaded.config.listener as { port: number }).port = 1
+  }, TypeError)
+  assert.throws(() => {
+    ;(loaded.config.issuers as unknown as unknown[]).push({})
+  }, TypeError)
+  assert.throws(() => {
+    ;(loaded.routes[0] as { binding: string }).binding = 'none'
+  }, TypeError)
+})
+
+test('environment overrides set keys by path, parsed as YAML', () => {
+  const { file } = writeCase(validConfig())
+  const loaded = loadConfig(file, {
+    FAPI_GATEWAY__LISTENER__PORT: '9443',
+    FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: 'https://gateway.bank.example:9443',
+    FAPI_GATEWAY__REPLAY__STORE: 'memory',
+    FAPI_GATEWAY__DPOP__NONCE__MODE: 'required',
+    FAPI_GATEWAY__LOG__LEVEL: 'warn',
+    FAPI_GATEWAY_ADMIN_TOKEN: 'not-an-override',
+    UNRELATED: 'x',
+  })
+  assert.equal(loaded.config.listener.port, 9443)
+  assert.equal(loaded.config.listener.publicBaseUrl, 'https://gateway.bank.example:9443')
+  assert.equal(loaded.config.dpop.nonce.mode, 'required')
+  assert.equal(loaded.config.log.level, 'warn')
+  // Keys the environment did not name keep the file's values.
+  assert.equal(loaded.config.listener.host, '127.0.0.1')
+  assert.equal(loaded.config.listener.tls.certFile, '../pki/server-chain.crt')
+})
+
+test('an environment override is validated like the file', () => {
+  const { file } = writeCase(validConfig())
+  assertOneProblem(problemsOf(file, { FAPI_GATEWAY__LISTENER__PORT: 'https' }), file, 'listener.port: ', /expected number/)
+  assertOneProblem(problemsOf(file, { FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: 'http://api.bank.example' }), file, 'listener.publicBaseUrl: ', /https:\/\//)
+  assertOneProblem(problemsOf(file, { FAPI_GATEWAY__LISTENER__PROT: '1' }), file, 'listener: ', /unrecognized key.*"prot"/i)
+})
+
+test('an unknown key (a typo) is reported with its path and name', () => {
+  const { file } = writeCase(edit((c) => {
+    c.listener.tls.clientCertifcate = 'require'
+  }))
+  assertOneProblem(problemsOf(file), file, 'listener.tls: ', /unrecognized key.*"clientCertifcate"/i)
+})
+
+test('an unknown key in a policy file is reported with the policy file and route index', () => {
+  const { file, policy } = writeCase(validConfig(), {
+    'accounts.yaml': { routes: [{ name: 'a', path: '/a', methods: ['GET'], upstream: 'data-api', scope: ['accounts:read'] }] },
+  })
+  assertOneProblem(problemsOf(file), policy('accounts.yaml'), 'routes.0: ', /unrecognized key.*"scope"/i)
+})
+
+test('a value of the wrong type is reported with its path and the expected type', () => {
+  const { file } = writeCase(edit((c) => {
+    c.listener.port = '8443a'
+  }))
+  assertOneProblem(problemsOf(file), file, 'listener.port: ', /expected number, received string/)
+  const bad = writeCase(edit((c) => {
+    c.issuers = [{ ...(validConfig().issuers as Tree[])[0], requireTyp: 'yes' }]
+  }))
+  assertOneProblem(problemsOf(bad.file), bad.file, 'issuers.0.requireTyp: ', /expected boolean/)
+})
+
+test('an http:// publicBaseUrl is refused', () => {
+  const { file } = writeCase(edit((c) => {
+    c.listener.publicBaseUrl = 'http://api.bank.example'
+  }))
+  assertOneProblem(problemsOf(file), file, 'listener.publicBaseUrl: ', /must be an https:\/\/ URL/)
+  const withQuery = writeCase(edit((c) => {
+    c.listener.publicBaseUrl = 'https://api.bank.example/?x=1'
+  }))
+  assertOneProblem(problemsOf(withQuery.file), withQuery.file, 'listener.publicBaseUrl: ', /query or fragment/)
+})
+
+test('a configuration without issuers is refused', () => {
+  const missing = writeCase(edit((c) => {
+    delete c.issuers
+  }))
+  assertOneProblem(problemsOf(missing.file), missing.file, 'issuers: ', /expected array/)
+  const empty = writeCase(edit((c) => {
+    c.issuers = []
+  }))
+  assertOneProblem(problemsOf(empty.file), empty.file, 'issuers: ', /at least 1|>=1|too small/i)
+  const neither = writeCase(edit((c) => {
+    c.issuers = [{ name: 'bank', issuer: 'https://as.bank.example', audience: 'a' }]
+  }))
+  assertOneProblem(problemsOf(neither.file), neither.file, 'issuers.0: ', /needs jwksUri .* or introspection/)
+})
+
+test('a certFile that cannot be read is reported with its key and path', () => {
+  const { file } = writeCase(edit((c) => {
+    c.listener.tls.certFile = 'no-such-cert.pem'
+  }))
+  assertOneProblem(problemsOf(file), file, 'listener.tls.certFile: ', /file "no-such-cert\.pem" cannot be read \(ENOENT\)/)
+  const directory = writeCase(edit((c) => {
+    c.listener.tls.keyFile = '../pki'
+  }))
+  assertOneProblem(problemsOf(directory.file), directory.file, 'listener.tls.keyFile: ', /file "\.\.\/pki" cannot be read \(EISDIR\)/)
+})
+
+test('clientCaFile is required while clientCertificate is request or require, not when off', () => {
+  for (const mode of ['request', 'require', undefined]) {
+    const { file } = writeCase(edit((c) => {
+      delete c.listener.tls.clientCaFile
+      if (mode) c.listener.tls.clientCertificate = mode
+    }))
+    assertOneProblem(problemsOf(file), file, 'listener.tls.clientCaFile: ', /required unless listener\.tls\.clientCertificate is off/)
+  }
+  const off = writeCase(
+    edit((c) => {
+      delete c.listener.tls.clientCaFile
+      c.listener.tls.clientCertificate = 'off'
+    }),
+    { 'dpop.yaml': { routes: [{ name: 'd', path: '/d', methods: ['GET'], upstream: 'data-api', binding: 'dpop' }] } },
+  )
+  assert.equal(loadConfig(off.file, {}).config.listener.tls.clientCertificate, 'off')
+})
+
+test('a route that accepts certificate-bound tokens while client certificates are off is refused', () => {
+  const { file, policy } = writeCase(edit((c) => {
+    c.listener.tls.clientCertificate = 'off'
+  }))
+  const problems = problemsOf(file)
+  assertProblem(problems, policy('accounts.yaml'), 'routes[name=accounts-read].binding: ', /"dpop-or-mtls" accepts certificate-bound tokens, but listener\.tls\.clientCertificate is off/)
+  assertProblem(problems, policy('payments.yaml'), 'routes[name=payments-create].binding: ', /"mtls"/)
+})
+
+test('a YAML syntax error is reported with its line', () => {
+  const tab = writeCase('listener:\n  host: 127.0.0.1\n\tport: 8443\n')
+  const problems = problemsOf(tab.file)
+  assert.equal(problems.length, 1, problems.join('\n'))
+  assert.ok(problems[0]!.startsWith(`${tab.file}: not valid YAML at line 3: Tabs are not allowed`), problems[0])
+
+  // A key given twice is an error, not a silent override.
+  const twice = writeCase('listener:\n  host: 127.0.0.1\n  port: 8443\n  port: 9443\n')
+  const twiceProblems = problemsOf(twice.file)
+  assert.equal(twiceProblems.length, 1, twiceProblems.join('\n'))
+  assert.ok(twiceProblems[0]!.startsWith(`${twice.file}: not valid YAML at line 4: Map keys must be unique`), twiceProblems[0])
+
+  const badPolicy = writeCase(validConfig(), { 'accounts.yaml': 'routes:\n  - name: a\n    path: /a\n    methods: [GET\n' })
+  const policyProblems = problemsOf(badPolicy.file)
+  assert.equal(policyProblems.length, 1, policyProblems.join('\n'))
+  assert.ok(policyProblems[0]!.startsWith(`${badPolicy.policy('accounts.yaml')}: not valid YAML at line `), policyProblems[0])
+})
+
+test('a configuration file that is not a mapping, or cannot be read, is refused', () => {
+  const list = writeCase('- a\n- b\n')
+  assertOneProblem(problemsOf(list.file), list.file, '(top level): ', /must be a mapping/)
+  const emptyFile = writeCase('')
+  assertOneProblem(problemsOf(emptyFile.file), emptyFile.file, '', /cannot be read|mapping/)
+  const missing = join(root, 'no-such-dir', 'gateway.yaml')
+  assertOneProblem(problemsOf(missing), missing, '', /^cannot be read \(ENOENT\)/)
+})
+
+test('a policy naming an unknown upstream is refused, naming the policy file, route and the upstreams there are', () => {
+  const { file, policy } = writeCase(validConfig(), {
+    'accounts.yaml': { routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-apii' }] },
+  })
+  assertOneProblem(problemsOf(file), policy('accounts.yaml'), 'routes[name=accounts-read].upstream: ', /"data-apii" is not one of the configured upstreams \[data-api\]/)
+})
+
+test('a policy naming an unknown issuer is refused', () => {
+  const { file, policy } = writeCase(validConfig(), {
+    'accounts.yaml': { routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', issuers: ['bank', 'bnak'] }] },
+  })
+  assertOneProblem(problemsOf(file), policy('accounts.yaml'), 'routes[name=accounts-read].issuers: ', /"bnak" is not one of the configured issuers \[bank, fintech\]/)
+})
+
+test('two routes with the same name are refused, also across files', () => {
+  const route = { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api' }
+  const { file, policy } = writeCase(validConfig(), { 'a.yaml': { routes: [route] }, 'b.yaml': { routes: [{ ...route, path: '/other' }] } })
+  assertOneProblem(problemsOf(file), policy('b.yaml'), 'routes[name=accounts-read].name: ', new RegExp(`also defined in ${policy('a.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+})
+
+test('two issuers with the same name are refused', () => {
+  const { file } = writeCase(edit((c) => {
+    const [bank] = c.issuers as Tree[]
+    c.issuers = [bank, { ...bank, issuer: 'https://other.example' }]
+  }))
+  assertOneProblem(problemsOf(file), file, 'issuers.1.name: ', /"bank" is used twice/)
+})
+
+test('binding mtls with clientCertificate optional is refused; required is accepted', () => {
+  const route = { name: 'payments-create', path: '/payments', methods: ['POST'], upstream: 'data-api', binding: 'mtls' }
+  const bad = writeCase(validConfig(), { 'payments.yaml': { routes: [{ ...route, clientCertificate: 'optional' }] } })
+  assertOneProblem(problemsOf(bad.file), bad.policy('payments.yaml'), 'routes[name=payments-create].clientCertificate: ', /cannot be optional when binding is mtls/)
+  const good = writeCase(validConfig(), { 'payments.yaml': { routes: [{ ...route, clientCertificate: 'required' }] } })
+  assert.equal(loadConfig(good.file, {}).routes[0]!.clientCertificate, 'required')
+})
+
+test('an empty or missing policy directory is refused: every request would be refused', () => {
+  const empty = writeCase(validConfig(), { 'README.md': 'not a policy' })
+  const dir = join(empty.dir, 'policies')
+  assertOneProblem(problemsOf(empty.file), dir, '', /^no policy files \(\*\.yaml\)/)
+  const missing = writeCase(edit((c) => {
+    c.policies = { dir: 'nowhere' }
+  }))
+  assertOneProblem(problemsOf(missing.file), join(missing.dir, 'nowhere'), '', /^policy directory cannot be read \(ENOENT\)/)
+  const emptyFile = writeCase(validConfig(), { 'accounts.yaml': { routes: [] } })
+  assertOneProblem(problemsOf(emptyFile.file), emptyFile.policy('accounts.yaml'), 'routes: ', /at least 1|>=1|too small/i)
+})
+
+test('.yml policy files are read as well, in name order', () => {
+  const route = (name: string) => ({ routes: [{ name, path: `/${name}`, methods: ['GET'], upstream: 'data-api' }] })
+  const { file } = writeCase(validConfig(), { 'b.yml': route('b'), 'a.yaml': route('a'), 'c.json': route('c') })
+  assert.deepEqual(loadConfig(file, {}).routes.map((r) => r.name), ['a', 'b'])
+})
+
+test('replay store redis without a redis section is refused; with one it loads', () => {
+  const bad = writeCase(edit((c) => {
+    c.replay = { store: 'redis' }
+  }))
+  assertOneProblem(problemsOf(bad.file), bad.file, 'replay.redis: ', /store: redis needs a redis section/)
+  const viaEnv = writeCase(validConfig())
+  assertOneProblem(problemsOf(viaEnv.file, { FAPI_GATEWAY__REPLAY__STORE: 'redis' }), viaEnv.file, 'replay.redis: ', /needs a redis section/)
+  const good = writeCase(edit((c) => {
+    c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' } }
+  }))
+  assert.equal(loadConfig(good.file, {}).config.replay.store, 'redis')
+})
+
+test('every schema problem is reported at once', () => {
+  const { file } = writeCase(edit((c) => {
+    c.listener.port = 'x'
+    c.listener.publicBaseUrl = 'http://api.bank.example'
+    c.listener.tls.clientCertifcate = 'require'
+    delete c.issuers
+    c.replay = { store: 'redis' }
+  }))
+  const problems = problemsOf(file)
+  assertProblem(problems, file, 'listener.port: ', /expected number/)
+  assertProblem(problems, file, 'listener.publicBaseUrl: ', /https:\/\//)
+  assertProblem(problems, file, 'listener.tls: ', /"clientCertifcate"/)
+  assertProblem(problems, file, 'issuers: ', /expected array/)
+  assertProblem(problems, file, 'replay.redis: ', /needs a redis section/)
+  assert.equal(problems.length, 5, problems.join('\n'))
+})
+
+test('every file and policy problem is reported at once', () => {
+  const { file, policy } = writeCase(
+    edit((c) => {
+      c.listener.tls.certFile = 'missing.crt'
+      delete c.listener.tls.clientCaFile
+    }),
+    {
+      'a.yaml': { routes: [{ name: 'a', path: '/a', methods: ['GET'], upstream: 'nope', issuers: ['nobody'] }] },
+      'b.yaml': { routes: [{ name: 'a', path: 'relative', methods: ['get'], upstream: 'data-api' }] },
+      'c.yaml': 'routes: [\n',
+      'd.yaml': { routes: [{ name: 'd', path: '/d', methods: ['GET'], upstream: 'data-api', binding: 'mtls', clientCertificate: 'optional' }] },
+    },
+  )
+  const problems = problemsOf(file)
+  assertProblem(problems, file, 'listener.tls.certFile: ', /cannot be read/)
+  assertProblem(problems, file, 'listener.tls.clientCaFile: ', /required/)
+  assertProblem(problems, policy('a.yaml'), 'routes[name=a].upstream: ', /"nope"/)
+  assertProblem(problems, policy('a.yaml'), 'routes[name=a].issuers: ', /"nobody"/)
+  assertProblem(problems, policy('b.yaml'), 'routes.0.path: ', /must start with \//)
+  assertProblem(problems, policy('b.yaml'), 'routes.0.methods.0: ', /upper-case HTTP method/)
+  assertProblem(problems, policy('c.yaml'), '', /^not valid YAML at line 2/)
+  assertProblem(problems, policy('d.yaml'), 'routes[name=d].clientCertificate: ', /cannot be optional/)
+  assert.equal(problems.length, 8, problems.join('\n'))
+})
+
+test('schema problems in the configuration and in the policy files are reported together', () => {
+  const { file, policy } = writeCase(
+    edit((c) => {
+      c.listener.port = 'x'
+    }),
+    { 'a.yaml': { routes: [{ name: 'a', path: 'relative', methods: ['GET'], upstream: 'data-api' }] } },
+  )
+  const problems = problemsOf(file)
+  assertProblem(problems, file, 'listener.port: ', /expected number/)
+  assertProblem(problems, policy('a.yaml'), 'routes.0.path: ', /must start with \//)
+  assert.equal(problems.length, 2, problems.join('\n'))
+})
+
+interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+async function checkConfig(file: string): Promise<Run> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('FAPI_GATEWAY')))
+  const child = spawn(process.execPath, ['src/main.ts', 'check-config', '--config', file], { cwd: PROJECT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (exitCode) => resolve(exitCode))
+  })
+  return { code, stdout, stderr }
+}
+
+test('check-config exits 1 and names the file and key of each problem on stderr', async () => {
+  const { file, policy } = writeCase(
+    edit((c) => {
+      c.listener.tls.certFile = 'missing.crt'
+    }),
+    { 'accounts.yaml': { routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'nope' }] } },
+  )
+  const run = await checkConfig(file)
+  assert.equal(run.code, 1, run.stderr)
+  assert.ok(run.stderr.includes(`${file}: listener.tls.certFile: file "missing.crt" cannot be read`), run.stderr)
+  assert.ok(run.stderr.includes(`${policy('accounts.yaml')}: routes[name=accounts-read].upstream: "nope"`), run.stderr)
+  assert.equal(run.stdout, '')
+
+  const typo = writeCase(edit((c) => {
+    c.listener.prot = 1
+  }))
+  const typoRun = await checkConfig(typo.file)
+  assert.equal(typoRun.code, 1, typoRun.stderr)
+  assert.match(typoRun.stderr, new RegExp(`${typo.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: listener: .*"prot"`))
+})
+
+test('check-config exits 0 on a valid configuration', async () => {
+  const { file } = writeCase(validConfig())
+  const run = await checkConfig(file)
+  assert.equal(run.code, 0, run.stderr)
+  assert.equal(run.stdout.trim(), `${file}: valid (2 routes)`)
+})
