@@ -1,0 +1,93 @@
+import { refuse } from '../errors.ts'
+import type { Clock } from '../types.ts'
+import { wholeTtlMs, type ReplayStore } from './store.ts'
+
+export interface MemoryReplayStoreOptions {
+  /** Upper bound on stored keys; memory stays bounded whatever clients send. */
+  readonly maxEntries: number
+  readonly now: Clock
+  /** How often expired keys are dropped in the background. Default 30 s. */
+  readonly sweepIntervalMs?: number
+}
+
+/**
+ * Single-instance store: a Map from key to expiry time, expired lazily on access and by a
+ * periodic sweep (one unref'd timer for the whole store, none per key).
+ *
+ * When full, expired keys are dropped first; if every key is still live the store refuses
+ * (GW_REPLAY_STORE_UNAVAILABLE) instead of evicting one, because a forgotten live jti would
+ * let that proof be replayed (RFC 9449 §11.1). A flood costs availability, never replay safety.
+ */
+export function createMemoryReplayStore(options: MemoryReplayStoreOptions): ReplayStore {
+  const { maxEntries, now } = options
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer')
+  const sweepIntervalMs = options.sweepIntervalMs ?? 30_000
+
+  const expiries = new Map<string, number>()
+  // A lower bound on the earliest expiry in the map: when now is before it, sweeping cannot free anything.
+  let earliestExpiry = Number.POSITIVE_INFINITY
+  let closed = false
+
+  function sweep(at: number): void {
+    let earliest = Number.POSITIVE_INFINITY
+    for (const [key, expiresAt] of expiries) {
+      if (expiresAt <= at) expiries.delete(key)
+      else if (expiresAt < earliest) earliest = expiresAt
+    }
+    earliestExpiry = earliest
+  }
+
+  const sweeper = setInterval(() => sweep(now()), sweepIntervalMs)
+  sweeper.unref()
+
+  function liveExpiry(key: string, at: number): number | undefined {
+    const expiresAt = expiries.get(key)
+    if (expiresAt === undefined) return undefined
+    if (expiresAt > at) return expiresAt
+    expiries.delete(key)
+    return undefined
+  }
+
+  function store(key: string, expiresAt: number, at: number): void {
+    if (!expiries.has(key) && expiries.size >= maxEntries) {
+      if (at >= earliestExpiry) sweep(at)
+      if (expiries.size >= maxEntries) refuse('GW_REPLAY_STORE_UNAVAILABLE', `memory replay store full (${maxEntries} live keys)`)
+    }
+    expiries.set(key, expiresAt)
+    if (expiresAt < earliestExpiry) earliestExpiry = expiresAt
+  }
+
+  function assertOpen(): void {
+    if (closed) refuse('GW_REPLAY_STORE_UNAVAILABLE', 'memory replay store is closed')
+  }
+
+  return {
+    async claim(key, ttlMs) {
+      assertOpen()
+      const ttl = wholeTtlMs(ttlMs)
+      const at = now()
+      if (liveExpiry(key, at) !== undefined) return false
+      store(key, at + ttl, at)
+      return true
+    },
+    async put(key, ttlMs) {
+      assertOpen()
+      const ttl = wholeTtlMs(ttlMs)
+      const at = now()
+      liveExpiry(key, at)
+      store(key, at + ttl, at)
+    },
+    async has(key) {
+      assertOpen()
+      return liveExpiry(key, now()) !== undefined
+    },
+    ready() {
+      return !closed
+    },
+    async close() {
+      closed = true
+      clearInterval(sweeper)
+      expiries.clear()
+    },
+  }
+}

@@ -1,0 +1,178 @@
+import type { ConnectionOptions } from 'node:tls'
+import { Cluster, Redis } from 'ioredis'
+import { GatewayError, refuse } from '../errors.ts'
+import type { Logger } from '../types.ts'
+import { wholeTtlMs, type ReplayStore } from './store.ts'
+
+export interface RedisNodeAddress {
+  readonly host: string
+  readonly port: number
+}
+
+export type RedisTopology =
+  /** redis://[:password@]host:port[/db], or rediss:// for TLS. */
+  | { readonly mode: 'single'; readonly url: string }
+  | {
+      readonly mode: 'sentinel'
+      readonly sentinels: readonly RedisNodeAddress[]
+      /** The monitored master's name. */
+      readonly name: string
+      readonly username?: string
+      readonly password?: string
+      readonly sentinelPassword?: string
+    }
+  | {
+      readonly mode: 'cluster'
+      readonly nodes: readonly RedisNodeAddress[]
+      readonly username?: string
+      readonly password?: string
+    }
+
+export type RedisReplayStoreOptions = RedisTopology & {
+  /** Prepended to every key. Default 'fapigw:'. */
+  readonly prefix?: string
+  /** A command without an answer after this long fails with GW_REPLAY_STORE_UNAVAILABLE. Default 500. */
+  readonly commandTimeoutMs?: number
+  /** Default 2000. */
+  readonly connectTimeoutMs?: number
+  /** Reconnection backs off up to this delay and never gives up. Default 2000. */
+  readonly maxReconnectDelayMs?: number
+  /** TLS on (true) or with settings (e.g. `ca`, `servername`); rediss:// URLs enable TLS on their own. */
+  readonly tls?: boolean | ConnectionOptions
+  readonly logger?: Logger
+}
+
+/**
+ * Replay store shared by every gateway instance. claim is one `SET key 1 NX PX ttl`, atomic on
+ * the server (RFC 9449 §11.1; no read-then-write). Commands never queue while Redis is away:
+ * they fail at once or after commandTimeoutMs, and the client keeps reconnecting in the background.
+ */
+export function createRedisReplayStore(options: RedisReplayStoreOptions): ReplayStore {
+  const prefix = options.prefix ?? 'fapigw:'
+  const commandTimeoutMs = options.commandTimeoutMs ?? 500
+  const maxReconnectDelayMs = options.maxReconnectDelayMs ?? 2000
+  const backoff = (attempt: number): number => Math.min(50 * 2 ** Math.min(attempt, 16), maxReconnectDelayMs)
+
+  const tls = options.tls === true ? {} : options.tls || undefined
+  const connection = {
+    commandTimeout: commandTimeoutMs,
+    // A server that accepts commands but never answers (frozen, black-holed) gets its socket
+    // dropped, so ready() turns false and the reconnect loop takes over.
+    socketTimeout: Math.max(2 * commandTimeoutMs, 1000),
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    enableAutoPipelining: false,
+    // A command in flight when the connection drops fails instead of waiting for a reconnect.
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    // How long close() waits for the socket to end before destroying it (ioredis default 2 s).
+    disconnectTimeout: commandTimeoutMs,
+    ...(tls ? { tls } : {}),
+  }
+
+  let client: Redis | Cluster
+  switch (options.mode) {
+    case 'single':
+      client = new Redis(options.url, {
+        ...connection,
+        enableOfflineQueue: false,
+        retryStrategy: backoff,
+      })
+      break
+    case 'sentinel':
+      client = new Redis({
+        ...connection,
+        sentinels: options.sentinels.map(({ host, port }) => ({ host, port })),
+        name: options.name,
+        username: options.username,
+        password: options.password,
+        sentinelPassword: options.sentinelPassword,
+        ...(tls ? { sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+        enableOfflineQueue: false,
+        retryStrategy: backoff,
+        sentinelRetryStrategy: backoff,
+      })
+      break
+    case 'cluster':
+      client = new Cluster(
+        options.nodes.map(({ host, port }) => ({ host, port })),
+        {
+          enableOfflineQueue: false,
+          enableAutoPipelining: false,
+          clusterRetryStrategy: backoff,
+          redisOptions: { ...connection, username: options.username, password: options.password },
+        },
+      )
+      break
+  }
+
+  let closed = false
+  const logger = options.logger
+  let lastLoggedError: string | undefined
+  let wasReady = false
+  const logError = (error: unknown): void => {
+    const message = error instanceof Error ? error.message : String(error)
+    if (message === lastLoggedError) return
+    lastLoggedError = message
+    logger?.warn({ err: message, mode: options.mode }, 'replay store: redis error')
+  }
+  client.on('error', logError)
+  client.on('node error', logError)
+  client.on('ready', () => {
+    lastLoggedError = undefined
+    wasReady = true
+    logger?.info({ mode: options.mode }, 'replay store: redis ready')
+  })
+  client.on('close', () => {
+    if (!wasReady || closed) return
+    wasReady = false
+    logger?.warn({ mode: options.mode }, 'replay store: redis connection lost, reconnecting')
+  })
+
+  async function run<T>(operation: string, command: () => Promise<T>): Promise<T> {
+    if (closed) refuse('GW_REPLAY_STORE_UNAVAILABLE', 'redis replay store is closed')
+    // ioredis' commandTimeout covers single commands; this deadline also bounds cluster redirections.
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs)
+    })
+    try {
+      return await Promise.race([command(), deadline])
+    } catch (error) {
+      if (error instanceof GatewayError) throw error
+      const message = error instanceof Error ? error.message : String(error)
+      throw new GatewayError('GW_REPLAY_STORE_UNAVAILABLE', { detail: `redis ${operation}: ${message}`, cause: error })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  return {
+    async claim(key, ttlMs) {
+      const ttl = wholeTtlMs(ttlMs)
+      return run('claim', async () => (await client.set(prefix + key, '1', 'PX', ttl, 'NX')) === 'OK')
+    },
+    async put(key, ttlMs) {
+      const ttl = wholeTtlMs(ttlMs)
+      return run('put', async () => {
+        await client.set(prefix + key, '1', 'PX', ttl)
+      })
+    },
+    has(key) {
+      return run('has', async () => (await client.exists(prefix + key)) === 1)
+    },
+    ready() {
+      return !closed && client.status === 'ready'
+    },
+    async close() {
+      if (closed) return
+      closed = true
+      try {
+        if (client.status === 'ready') await client.quit()
+      } catch {
+        // Already gone: disconnect below is all that is left to do.
+      } finally {
+        client.disconnect()
+      }
+    },
+  }
+}

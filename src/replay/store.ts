@@ -1,0 +1,23 @@
+import { refuse } from '../errors.ts'
+
+/**
+ * A shared set of short-lived keys: DPoP `jti`s already seen (RFC 9449 §11.1) and revoked
+ * token hashes. Implementations fail closed: when they cannot answer they throw, never guess.
+ */
+export interface ReplayStore {
+  /** Atomically claims key for ttlMs. true = first use, false = already claimed. Throws GatewayError GW_REPLAY_STORE_UNAVAILABLE if the store cannot answer (fail closed). */
+  claim(key: string, ttlMs: number): Promise<boolean>
+  /** Adds a key (e.g. a revoked token hash) for ttlMs, idempotent. A later put replaces the TTL. */
+  put(key: string, ttlMs: number): Promise<void>
+  /** Whether key is present. Throws GW_REPLAY_STORE_UNAVAILABLE if it cannot answer. */
+  has(key: string): Promise<boolean>
+  /** True when the store can currently answer (for /readyz). */
+  ready(): boolean
+  close(): Promise<void>
+}
+
+/** A TTL as whole milliseconds (at least 1); a non-finite or non-positive TTL is a wiring bug. */
+export function wholeTtlMs(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) refuse('GW_INTERNAL', `invalid replay store ttl ${ttlMs}`)
+  return Math.ceil(ttlMs)
+}
