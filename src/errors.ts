@@ -59,6 +59,7 @@ export const catalogue = {
   GW_OVERLOADED: { status: 503, challenge: 'none', description: 'The gateway is at its connection limit.' },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, challenge: 'none', description: 'The upstream service cannot be reached.' },
   GW_UPSTREAM_TIMEOUT: { status: 504, challenge: 'none', description: 'The upstream service did not answer in time.' },
+  GW_CLIENT_CLOSED: { status: 499, challenge: 'none', description: 'The client closed the connection before the answer was complete.' },
   GW_INTERNAL: { status: 500, challenge: 'none', description: 'The gateway failed to process the request.' },
 } as const satisfies Record<string, ErrorSpec>
 

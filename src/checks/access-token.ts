@@ -2,6 +2,7 @@
 // anything else is introspected (RFC 7662). Verified JWTs are cached by token hash until exp.
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { isGatewayError, refuse } from '../errors.ts'
+import { isCanonicalBase64url } from '../util/base64url.ts'
 import type { AccessToken, Clock, Logger, PresentedToken } from '../types.ts'
 import { createIntrospectionClient, type IntrospectionClient, type IntrospectionSettings } from '../tokens/introspection.ts'
 import { createRemoteKeySet, signingAlgorithms, type RemoteKeySet } from '../tokens/jwks.ts'
@@ -127,6 +128,7 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
   async function verifyUncached(presented: PresentedToken, allowed: readonly Issuer[], audienceOverride: string | undefined, nowMs: number): Promise<AccessToken> {
     const { value } = presented
     if (looksLikeJws(value)) {
+      if (!value.split('.').every(isCanonicalBase64url)) refuse('GW_TOKEN_INVALID', 'malformed: non-canonical base64url')
       const iss = peekIssuer(value)
       const issuer = allowed.find((i) => i.settings.issuer === iss) ?? refuse('GW_TOKEN_INVALID', 'iss')
       const audience = audienceOverride ?? issuer.settings.audience

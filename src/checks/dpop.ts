@@ -5,6 +5,7 @@
 
 import { constants, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import { refuse } from '../errors.ts'
+import { isCanonicalBase64url } from '../util/base64url.ts'
 import type { DpopProof } from '../types.ts'
 import { normalizeHtu } from '../dpop/htu.ts'
 import type { NonceIssuer } from '../dpop/nonce.ts'
@@ -57,7 +58,6 @@ export const JWK_PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 const DPOP_REQUIRED_CLAIMS = ['iat', 'ath', 'htu', 'htm', 'jti'] as const
 export const MIN_RSA_BITS = 2048
 
-const BASE64URL = /^[A-Za-z0-9_-]*$/
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 type JsonObject = Readonly<Record<string, unknown>>
@@ -74,10 +74,7 @@ export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** RFC 7515 §2: base64url without padding; only the canonical spelling, so a proof has exactly one. */
-export function isCanonicalBase64url(segment: string): boolean {
-  return BASE64URL.test(segment) && Buffer.from(segment, 'base64url').toString('base64url') === segment
-}
+export { isCanonicalBase64url }
 
 function parseJsonSegment(segment: string): JsonObject | undefined {
   try {

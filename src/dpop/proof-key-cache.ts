@@ -2,6 +2,7 @@
 // key's required members, so extra members (alg, use, kid, ...) never split or poison an entry.
 
 import { createPublicKey, hash, type KeyObject } from 'node:crypto'
+import { isCanonicalBase64url } from '../util/base64url.ts'
 
 export type Jwk = Readonly<Record<string, unknown>>
 
@@ -23,11 +24,7 @@ export interface ProofKeyCacheOptions {
   readonly maxEntries: number
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]+$/
 
-function isCanonicalBase64url(value: unknown): value is string {
-  return typeof value === 'string' && BASE64URL.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
-}
 
 function hasBytes(value: string | undefined, bytes: number): boolean {
   return value !== undefined && Buffer.from(value, 'base64url').length === bytes

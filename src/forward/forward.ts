@@ -79,7 +79,7 @@ const UNAVAILABLE_CODES = new Set([
 const UNAVAILABLE_PREFIXES = ['HPE_', 'EAI_', 'ERR_SSL_', 'ERR_TLS_', 'CERT_', 'UNABLE_TO_']
 
 function clientClosed(): GatewayError {
-  return new GatewayError('GW_REQUEST_MALFORMED', { detail: 'client closed the connection before the exchange was complete' })
+  return new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection before the exchange was complete' })
 }
 
 /** Our own refusals pass through; the rest is mapped by `code` (never by message). */

@@ -480,7 +480,7 @@ test('a client that aborts mid-request aborts the upstream request', async () =>
     client.destroy()
     await upstreamClosed
     assert.equal(upstreamReq!.complete, false)
-    assert.equal((await failed).code, 'GW_REQUEST_MALFORMED')
+    assert.equal((await failed).code, 'GW_CLIENT_CLOSED')
   } finally {
     await front.close()
     await forwarder.close()
