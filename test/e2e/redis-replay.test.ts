@@ -3,65 +3,14 @@
 // answer means 503 and nothing forwarded, never an accepted replay.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { createProof, generateDpopKey, type DpopKey } from '../../src/dev/partner-client.ts'
 import { createPartnerClient } from '../../src/dev/partner-client.ts'
-import { freePort } from '../../src/dev/environment.ts'
+import { spawnGateway, waitForReady } from '../support/gateway-process.ts'
 import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
 import { redisCli, startRedisServer, type RedisServer } from '../support/redis.ts'
 
-const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 const PUBLIC_BASE_URL = 'https://api.bank.example'
-
-async function waitForReady(adminPort: number, want = 200, limitMs = 15_000): Promise<void> {
-  const deadline = Date.now() + limitMs
-  for (;;) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
-      await response.body?.cancel()
-      if (response.status === want) return
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`admin port ${adminPort} never answered ${want} on /readyz`)
-    await delay(50)
-  }
-}
-
-interface GatewayProcess {
-  readonly port: number
-  readonly child: ChildProcess
-  stop(): Promise<void>
-}
-
-async function spawnGateway(configFile: string): Promise<GatewayProcess> {
-  const port = await freePort()
-  const adminPort = await freePort()
-  const child = spawn(process.execPath, [MAIN, 'start', '--config', configFile], {
-    env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'error' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk))
-  try {
-    await waitForReady(adminPort)
-  } catch (error) {
-    child.kill('SIGKILL')
-    throw new Error(`gateway process did not start: ${stderr}`, { cause: error })
-  }
-  return {
-    port,
-    child,
-    async stop() {
-      if (child.exitCode !== null) return
-      child.kill('SIGTERM')
-      await once(child, 'exit')
-    },
-  }
-}
 
 describe('replay detection in Redis', () => {
   let redis: RedisServer
