@@ -13,6 +13,8 @@ const limits = z.strictObject({
   headersTimeoutMs: positiveInt.default(10_000),
   requestTimeoutMs: positiveInt.default(30_000),
   keepAliveTimeoutMs: positiveInt.default(5_000),
+  // Node's own default (30 s) would let a stalled request live up to 30 s past headersTimeoutMs.
+  connectionsCheckingIntervalMs: positiveInt.default(1_000),
   maxBodyBytes: positiveInt.default(10 * 1024 * 1024),
   maxFormBodyBytes: positiveInt.default(64 * 1024),
   maxConnections: positiveInt.default(10_000),

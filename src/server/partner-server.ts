@@ -22,6 +22,8 @@ export interface ListenerLimits {
   readonly headersTimeoutMs: number
   readonly requestTimeoutMs: number
   readonly keepAliveTimeoutMs: number
+  /** How often Node looks for connections past headersTimeoutMs/requestTimeoutMs. */
+  readonly connectionsCheckingIntervalMs: number
   readonly maxFormBodyBytes: number
   readonly maxConnections: number
 }
@@ -157,7 +159,11 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     const refuseEarly = (code: ErrorCode, detail: string, cause?: unknown) =>
       refuseRequest(req, res, { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined }, interactionId, started)
 
-    if (overLimitSockets.has(socket)) return refuseEarly('GW_OVERLOADED', `more than ${limits.maxConnections} connections`)
+    if (overLimitSockets.has(socket)) {
+      // Closed after the answer, so the connection frees its place instead of holding it.
+      res.setHeader('connection', 'close')
+      return refuseEarly('GW_OVERLOADED', `more than ${limits.maxConnections} connections`)
+    }
 
     let formBody: Buffer | undefined
     if (isFormBody(headers.contentType)) {
@@ -180,6 +186,11 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     } catch (error) {
       const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'forwarding failed', cause: error })
       const { route, cert, presented, token, proof } = verdict.grant
+      if (gatewayError.code === 'GW_CLIENT_CLOSED') {
+        metrics.requests.inc({ route: route.name, outcome: 'client_closed' })
+        res.destroy()
+        return
+      }
       if (res.headersSent) {
         metrics.requests.inc({ route: route.name, outcome: 'upstream_error' })
         logger.warn({ interactionId, route: route.name, code: gatewayError.code, detail: gatewayError.detail }, 'upstream answer interrupted')
@@ -190,7 +201,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   }
 
   const server = createServer(
-    { ...deps.tls, maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs },
+    { ...deps.tls, maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs },
     (req, res) => {
       handle(req, res).catch((error: unknown) => {
         logger.error({ err: error }, 'request handler failed')
@@ -205,16 +216,25 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   server.on('connection', (socket: Socket) => {
     openConnections++
     metrics.connections.set(openConnections)
-    if (openConnections > limits.maxConnections) overLimitSockets.add(socket)
     socket.once('close', () => {
       openConnections--
       metrics.connections.set(openConnections)
     })
   })
+  // 'connection' gives the TCP socket; requests arrive on the TLS socket wrapped around it.
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (openConnections > limits.maxConnections) overLimitSockets.add(socket)
+  })
   // A hard ceiling well above the answered limit, so a flood cannot exhaust memory.
   server.maxConnections = limits.maxConnections * 2
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // A client that hung up mid-request is not refused, only counted.
+    if (!socket.writable || error.code === 'ECONNRESET' || error.code === 'HPE_INVALID_EOF_STATE') {
+      metrics.requests.inc({ route: NO_ROUTE, outcome: 'client_closed' })
+      socket.destroy()
+      return
+    }
     const code: ErrorCode =
       error.code === 'HPE_HEADER_OVERFLOW' ? 'GW_HEADERS_TOO_LARGE'
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT' ? 'GW_REQUEST_TIMEOUT'
@@ -222,10 +242,6 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     metrics.refusals.inc({ route: NO_ROUTE, reason: code })
     metrics.requests.inc({ route: NO_ROUTE, outcome: 'refused' })
     events.emit({ event: 'request.refused', reason: code, status: catalogue[code].status, route: NO_ROUTE, sourceAddress: socket.remoteAddress, detail: error.code })
-    if (!socket.writable || (error.code === 'ECONNRESET')) {
-      socket.destroy()
-      return
-    }
     const interactionId = randomUUID()
     const body = JSON.stringify(refusalBody(code, interactionId))
     const status = catalogue[code].status
