@@ -1,6 +1,8 @@
 // Wiring: builds every dependency once from a validated configuration, starts the
 // partner-facing and admin listeners, and closes everything in order.
 import type { AddressInfo } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
+import { performance } from 'node:perf_hooks'
 import type { Server } from 'node:http'
 import { createTokenVerifier, type IssuerSettings } from './checks/access-token.ts'
 import { parsePemCertificates } from './checks/client-cert.ts'
@@ -25,6 +27,8 @@ import { createTlsOptions } from './server/tls.ts'
 import { createRevokedTokenList } from './tokens/revoked-tokens.ts'
 import { createTokenCache } from './tokens/token-cache.ts'
 import type { Clock, Logger } from './types.ts'
+
+const STARTUP_WAIT_MS = 5_000
 
 export interface GatewayOptions {
   readonly logger: Logger
@@ -179,6 +183,10 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     logger,
   })
 
+  // Give Redis a moment to connect so the first partners are not refused; /readyz tells the rest.
+  const connectDeadline = performance.now() + STARTUP_WAIT_MS
+  while (!replay.ready() && performance.now() < connectDeadline) await delay(20)
+  if (!replay.ready()) logger.warn({}, 'replay store not reachable yet: requests are refused with 503 until it is')
   const partnerPort = await listen(partner, config.listener.port, config.listener.host)
   const adminPort = await listen(admin, config.admin.port, config.admin.host)
   logger.info({ partnerPort, adminPort, routes: loaded.routes.length, replayStore: config.replay.store }, 'fapi-gateway listening')

@@ -97,6 +97,7 @@ describe('replay detection in Redis', () => {
       config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay: { store: 'redis', redis: { url: redis.url } } },
     })
     try {
+      await waitForReady(adminGateway.gateway.adminPort)
       const revoked = await gw.issuer.mint({ jkt: key.jkt })
       const response = await fetch(`http://127.0.0.1:${adminGateway.gateway.adminPort}/revoked-tokens`, {
         method: 'POST',
