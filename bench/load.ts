@@ -1,0 +1,130 @@
+// The load generator, run as its own process: presents a client certificate, sends a fresh
+// DPoP proof with every request (pre-generated before the clock starts so that signing does
+// not starve the target of CPU), and records every latency.
+// Proofs are signed with node:crypto here rather than jose, only because the generator must
+// make hundreds of thousands of them quickly; the gateway verifies them like any other.
+import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { Agent, Pool, request } from 'undici'
+
+export interface LoadJob {
+  readonly url: string
+  readonly path: string
+  readonly caPem: string
+  readonly identity?: { certPem: string; keyPem: string }
+  readonly token?: string
+  readonly scheme: 'DPoP' | 'Bearer' | 'none'
+  readonly dpop?: { alg: 'ES256' | 'PS256'; privateJwk: Record<string, unknown>; publicJwk: Record<string, unknown>; htuBase: string }
+  readonly connections: number
+  readonly durationMs: number
+  /** Open-model load at this many requests a second, latency measured from each request's scheduled time. */
+  readonly fixedRate?: number
+  /** A new TLS connection (full handshake, no session resumption) for every request. */
+  readonly newConnectionPerRequest?: boolean
+  readonly maxRequests: number
+}
+
+export interface LoadResult {
+  readonly requests: number
+  readonly errors: number
+  readonly statuses: Record<string, number>
+  readonly seconds: number
+  readonly rps: number
+  readonly p50ms: number
+  readonly p99ms: number
+}
+
+function b64(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url')
+}
+
+function makeProofs(job: LoadJob, count: number): string[] {
+  const dpop = job.dpop!
+  const key: KeyObject = createPrivateKey({ key: dpop.privateJwk as never, format: 'jwk' })
+  const header = b64({ typ: 'dpop+jwt', alg: dpop.alg, jwk: dpop.publicJwk })
+  const ath = createHash('sha256').update(job.token!).digest('base64url')
+  const htu = dpop.htuBase + job.path
+  const iat = Math.floor(Date.now() / 1000)
+  const proofs = new Array<string>(count)
+  for (let i = 0; i < count; i++) {
+    const input = `${header}.${b64({ htm: 'GET', htu, iat, jti: randomUUID(), ath })}`
+    const signature = dpop.alg === 'ES256'
+      ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+      : sign('sha256', Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
+    proofs[i] = `${input}.${signature.toString('base64url')}`
+  }
+  return proofs
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+export async function runLoad(job: LoadJob): Promise<LoadResult> {
+  const proofs = job.dpop ? makeProofs(job, job.maxRequests) : undefined
+  const connect = {
+    ca: job.caPem,
+    ...(job.identity && { cert: job.identity.certPem, key: job.identity.keyPem }),
+    ...(job.newConnectionPerRequest && { maxCachedSessions: 0 }),
+  }
+  const dispatcher = job.newConnectionPerRequest
+    ? new Agent({ connect, connections: job.connections, pipelining: 0 })
+    : new Pool(job.url, { connect, connections: job.connections, pipelining: 1 })
+  const latencies = new Float64Array(job.maxRequests)
+  const statuses: Record<string, number> = {}
+  let next = 0
+  let done = 0
+  let errors = 0
+
+  const headersFor = (i: number): Record<string, string> => {
+    const headers: Record<string, string> = {}
+    if (job.scheme !== 'none') headers.authorization = `${job.scheme} ${job.token}`
+    if (proofs) headers.dpop = proofs[i]!
+    if (job.newConnectionPerRequest) headers.connection = 'close'
+    return headers
+  }
+  const once = async (i: number, startedAt: number) => {
+    try {
+      const response = await request(job.url + job.path, { dispatcher, headers: headersFor(i), reset: job.newConnectionPerRequest ?? false })
+      await response.body.dump()
+      statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1
+    } catch {
+      errors++
+    }
+    latencies[done++] = performance.now() - startedAt
+  }
+
+  const started = performance.now()
+  const deadline = started + job.durationMs
+  if (job.fixedRate) {
+    const interval = 1000 / job.fixedRate
+    const inflight: Promise<void>[] = []
+    while (next < job.maxRequests) {
+      const scheduled = started + next * interval
+      if (scheduled >= deadline) break
+      const wait = scheduled - performance.now()
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+      inflight.push(once(next++, scheduled))
+    }
+    await Promise.all(inflight)
+  } else {
+    const loop = async () => {
+      while (performance.now() < deadline && next < job.maxRequests) await once(next++, performance.now())
+    }
+    await Promise.all(Array.from({ length: job.connections }, loop))
+  }
+  const seconds = (performance.now() - started) / 1000
+  await dispatcher.close()
+  const sorted = latencies.slice(0, done).sort()
+  return { requests: done, errors, statuses, seconds, rps: done / seconds, p50ms: percentile(sorted, 50), p99ms: percentile(sorted, 99) }
+}
+
+if (process.send) {
+  process.once('message', (job: LoadJob) => {
+    runLoad(job).then(
+      (result) => process.send!({ result }, () => process.exit(0)),
+      (error: unknown) => process.send!({ error: String(error) }, () => process.exit(1)),
+    )
+  })
+}

@@ -1,0 +1,389 @@
+// npm run bench: the gateway against its baselines, measured in the same run, round by round.
+// Targets run one at a time so that they never compete with each other for the CPU.
+//   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1]
+import { fork, spawnSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, hostname, platform, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { createHash } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { stringify } from 'yaml'
+import { exportJWK } from 'jose'
+import { createDevPki, writeDevPki, chainPem } from '../src/dev/pki.ts'
+import { startDevIssuer } from '../src/dev/issuer.ts'
+import { freePort, REPO_ROOT, DEMO_AUDIENCE } from '../src/dev/environment.ts'
+import { checkDpop, type DpopSettings } from '../src/checks/dpop.ts'
+import { createProofKeyCache } from '../src/dpop/proof-key-cache.ts'
+import { createProof, generateDpopKey } from '../src/dev/partner-client.ts'
+import { startRedisServer } from '../test/support/redis.ts'
+import type { LoadJob, LoadResult } from './load.ts'
+
+const HERE = fileURLToPath(new URL('.', import.meta.url))
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '8' },
+    quick: { type: 'boolean', default: false },
+    workers: { type: 'string', default: '1' },
+    profile: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string', default: join(HERE, 'results') },
+  },
+})
+const ROUNDS = args.quick ? 1 : Number(args.rounds)
+const SECONDS = args.quick ? 2 : Number(args.seconds)
+
+interface Target {
+  readonly name: string
+  readonly url: string
+  readonly child: ChildProcess
+}
+
+function clockTicks(): number {
+  const result = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
+  return Number(result.stdout.trim()) || 100
+}
+const TICKS = clockTicks()
+
+/** The process and every descendant (cluster workers, nginx workers). */
+function processTree(pid: number): number[] {
+  const pids = [pid]
+  try {
+    for (const task of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) pids.push(...processTree(Number(task)))
+  } catch {
+    // gone
+  }
+  return pids
+}
+
+function cpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      return sum + (Number(fields[11]) + Number(fields[12])) / TICKS
+    } catch {
+      return sum
+    }
+  }, 0)
+}
+
+function peakRssMb(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      return sum + (match ? Number(match[1]) / 1024 : 0)
+    } catch {
+      return sum
+    }
+  }, 0)
+}
+
+async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; message: Record<string, unknown> }> {
+  const child = fork(script, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const exited = once(child, 'exit').then(() => {
+    throw new Error(`${script} exited before it was ready`)
+  })
+  const [message] = (await Promise.race([once(child, 'message'), exited])) as [Record<string, unknown>]
+  if (!message.ready) throw new Error(`${script}: unexpected message`)
+  return { child, message }
+}
+
+async function startGatewayProcess(configFile: string, port: number, adminPort: number): Promise<ChildProcess> {
+  const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], {
+    execArgv: args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : [],
+    env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
+      await response.body?.cancel()
+      if (response.ok) return child
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('gateway did not become ready')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await once(child, 'exit')
+  clearTimeout(timer)
+}
+
+interface Measured extends LoadResult {
+  readonly cpuUsPerRequest: number
+  readonly peakRssMb: number
+}
+
+async function measure(target: Target, job: LoadJob): Promise<Measured> {
+  const loader = fork(join(HERE, 'load.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const cpuBefore = cpuSeconds(target.child.pid!)
+  loader.send(job)
+  const [message] = (await once(loader, 'message')) as [{ result?: LoadResult; error?: string }]
+  const cpuAfter = cpuSeconds(target.child.pid!)
+  await once(loader, 'exit').catch(() => undefined)
+  if (!message.result) throw new Error(`load against ${target.name} failed: ${message.error}`)
+  const result = message.result
+  // Proof generation happens in the loader before its clock starts; the target is idle then.
+  return { ...result, cpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, result.requests), peakRssMb: peakRssMb(target.child.pid!) }
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+/** Median time of one warm DPoP proof check (key imported and cached), in seconds. */
+async function proofVerifySeconds(alg: 'ES256' | 'PS256'): Promise<number> {
+  const key = await generateDpopKey(alg)
+  const token = 'bench-token'
+  const url = 'https://127.0.0.1/accounts/1'
+  const proof = await createProof(key, { htm: 'GET', htu: url, accessToken: token })
+  const settings: DpopSettings = { algorithms: ['ES256', 'PS256', 'EdDSA'], maxAgeSeconds: 3600, maxFutureSeconds: 10, maxJtiLength: 256, nonceMode: 'off', nonces: undefined }
+  const keys = createProofKeyCache({ maxEntries: 10 })
+  const hash = createHash('sha256').update(token).digest('base64url')
+  const input = { method: 'GET', url, proofHeaders: [proof], accessToken: token, accessTokenHash: hash }
+  const samples: number[] = []
+  for (let batch = 0; batch < 7; batch++) {
+    const started = performance.now()
+    for (let i = 0; i < 500; i++) checkDpop(input, settings, keys, Date.now())
+    samples.push((performance.now() - started) / 500 / 1000)
+  }
+  return medianOf(samples)
+}
+
+function nginxAvailable(): boolean {
+  return spawnSync('nginx', ['-v']).status === 0
+}
+
+async function startNginx(dir: string, port: number, upstreamUrl: string): Promise<ChildProcess> {
+  const conf = join(dir, 'nginx.conf')
+  const upstream = new URL(upstreamUrl)
+  writeFileSync(conf, `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/nginx-body;
+  proxy_temp_path ${dir}/nginx-proxy;
+  upstream api { server ${upstream.host}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${dir}/server-chain.crt;
+    ssl_certificate_key ${dir}/server.key;
+    ssl_client_certificate ${dir}/client-ca.crt;
+    ssl_verify_client optional;
+    ssl_verify_depth 3;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;
+    ssl_session_cache off;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`)
+  const { spawn } = await import('node:child_process')
+  const child = spawn('nginx', ['-c', conf, '-e', `${dir}/nginx-error.log`], { stdio: 'ignore' })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  if (child.exitCode !== null) throw new Error('nginx did not start')
+  return child
+}
+
+interface Scenario {
+  readonly name: string
+  readonly targets: readonly string[]
+  readonly job: (target: string, url: string) => LoadJob
+}
+
+interface Row extends Measured {
+  readonly round: number
+  readonly scenario: string
+  readonly target: string
+}
+
+function thumbprint(der: Buffer): string {
+  return createHash('sha256').update(der).digest('base64url')
+}
+
+async function main(): Promise<void> {
+  const workers = args.workers
+  const dir = mkdtempSync(join(tmpdir(), 'fapi-bench-'))
+  const pki = await createDevPki()
+  writeDevPki(pki, dir)
+  const caPem = pki.root.certPem
+  const identity = { certPem: chainPem(pki.partnerA, pki.intermediate), keyPem: pki.partnerA.keyPem }
+  const redis = await startRedisServer()
+  const issuer = await startDevIssuer({ tls: pki.server, chainPem: chainPem(pki.server, pki.intermediate), audience: DEMO_AUDIENCE })
+  const upstream = await forkReady(join(HERE, 'upstream.ts'), ['0'])
+  const upstreamUrl = `http://127.0.0.1:${upstream.message.port}`
+
+  const gatewayPort = await freePort()
+  const adminPort = await freePort()
+  const configFile = join(dir, 'gateway.yaml')
+  writeFileSync(configFile, stringify({
+    listener: {
+      host: '127.0.0.1', port: gatewayPort, publicBaseUrl: `https://127.0.0.1:${gatewayPort}`,
+      tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
+      limits: { maxConnections: 100_000 },
+    },
+    admin: { host: '127.0.0.1', port: adminPort },
+    issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
+    upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
+    dpop: { maxAgeSeconds: 300 },
+    replay: { store: 'redis', redis: { url: redis.url } },
+    policies: { dir: join(REPO_ROOT, 'policies') },
+    log: { level: 'warn' },
+    ...(workers !== '1' && { workers: workers === 'auto' ? 'auto' : Number(workers) }),
+  }))
+
+  const es256 = await generateDpopKey('ES256')
+  const ps256 = await generateDpopKey('PS256')
+  const dpopKey = async (key: typeof es256) => ({ alg: key.alg as 'ES256' | 'PS256', privateJwk: (await exportJWK(key.privateKey)) as Record<string, unknown>, publicJwk: key.publicJwk as Record<string, unknown> })
+  const esKey = await dpopKey(es256)
+  const psKey = await dpopKey(ps256)
+  const tokenEs = await issuer.mint({ jkt: es256.jkt, expiresInSeconds: 3600 })
+  const tokenPs = await issuer.mint({ jkt: ps256.jkt, expiresInSeconds: 3600 })
+  const tokenMtls = await issuer.mint({ x5t: thumbprint(pki.partnerA.cert.raw), expiresInSeconds: 3600 })
+  const path = '/accounts/1'
+  const base = { path, caPem, identity }
+  const ms = SECONDS * 1000
+
+  const scenarios: Scenario[] = [
+    { name: 'dpop-es256-ka32', targets: ['bare', 'gateway', 'express'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 32, durationMs: ms, maxRequests: SECONDS * 16_000 }) },
+    { name: 'dpop-es256-ka128', targets: ['bare', 'gateway', 'express'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 128, durationMs: ms, maxRequests: SECONDS * 16_000 }) },
+    { name: 'dpop-ps256-ka32', targets: ['bare', 'gateway'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenPs, dpop: { ...psKey, htuBase: url }, connections: 32, durationMs: ms, maxRequests: Math.min(SECONDS, 3) * 8_000 }) },
+    { name: 'mtls-bound-ka32', targets: ['bare', 'gateway', 'express', 'nginx'], job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 40_000 }) },
+    { name: 'mtls-new-connection', targets: ['bare', 'gateway', 'nginx'], job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 10_000, newConnectionPerRequest: true }) },
+    { name: 'dpop-es256-1000rps', targets: ['direct', 'gateway'], job: (target, url) => target === 'direct'
+      ? { ...base, url, scheme: 'none', connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 }
+      : { ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 } },
+  ]
+
+  const haveNginx = nginxAvailable()
+  const starters: Record<string, (() => Promise<Target>) | undefined> = {
+    direct: async () => ({ name: 'direct', url: upstreamUrl, child: upstream.child }),
+    bare: async () => {
+      const port = await freePort()
+      return { name: 'bare', url: `https://127.0.0.1:${port}`, child: (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir])).child }
+    },
+    gateway: async () => ({ name: 'gateway', url: `https://127.0.0.1:${gatewayPort}`, child: await startGatewayProcess(configFile, gatewayPort, adminPort) }),
+    express: async () => {
+      const port = await freePort()
+      const started = await forkReady(join(HERE, 'express-baseline.ts'), [String(port), dir, issuer.issuer, issuer.jwksUri, DEMO_AUDIENCE], { NODE_EXTRA_CA_CERTS: join(dir, 'client-ca.crt') })
+      return { name: 'express', url: `https://127.0.0.1:${port}`, child: started.child }
+    },
+    nginx: haveNginx ? async () => {
+      const port = await freePort()
+      return { name: 'nginx', url: `https://127.0.0.1:${port}`, child: await startNginx(dir, port, upstreamUrl) }
+    } : undefined,
+  }
+  if (!haveNginx) console.log('bench: nginx is not installed; skipping the nginx baseline (apt-get install nginx to include it)')
+
+  const proofEs = await proofVerifySeconds('ES256')
+  const proofPs = await proofVerifySeconds('PS256')
+  console.log(`bench: warm DPoP proof check ES256 ${(proofEs * 1e6).toFixed(1)} µs, PS256 ${(proofPs * 1e6).toFixed(1)} µs`)
+
+  const rows: Row[] = []
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const targetName of ['direct', 'bare', 'gateway', 'express', 'nginx']) {
+        const start = starters[targetName]
+        const mine = scenarios.filter((s) => s.targets.includes(targetName) && (!args.only || args.only.split(',').includes(s.name)))
+        if (!start || mine.length === 0) continue
+        const target = await start()
+        try {
+          // Warm-up: JIT, key sets, pools.
+          await measure(target, { ...mine[0]!.job(targetName, target.url), durationMs: 1000, maxRequests: 2000, fixedRate: undefined })
+          for (const scenario of mine) {
+            const result = await measure(target, scenario.job(targetName, target.url))
+            rows.push({ ...result, round, scenario: scenario.name, target: targetName })
+            const bad = result.errors + Object.entries(result.statuses).filter(([status]) => status !== '200').reduce((n, [, c]) => n + c, 0)
+            console.log(`round ${round} ${scenario.name.padEnd(20)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`)
+          }
+        } finally {
+          if (target.child !== upstream.child) await stop(target.child)
+        }
+      }
+    }
+  } finally {
+    await stop(upstream.child)
+    await issuer.close()
+    await redis.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  writeResults(rows, { proofEs, proofPs, workers })
+}
+
+function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs: number; workers: string }): void {
+  const get = (round: number, scenario: string, target: string) => rows.find((r) => r.round === round && r.scenario === scenario && r.target === target)
+  const rounds = [...new Set(rows.map((r) => r.round))]
+  const ratio = (fn: (round: number) => number | undefined) => {
+    const values = rounds.map(fn).filter((v): v is number => v !== undefined && Number.isFinite(v))
+    return values.length ? { median: medianOf(values), rounds: values } : undefined
+  }
+  const limit = (bareRps: number, proof: number) => 1 / (1 / bareRps + proof)
+  const ratios = {
+    es256VsCryptoLimit: ratio((r) => { const g = get(r, 'dpop-es256-ka32', 'gateway'); const b = get(r, 'dpop-es256-ka32', 'bare'); return g && b && g.rps / limit(b.rps, context.proofEs) }),
+    ps256VsCryptoLimit: ratio((r) => { const g = get(r, 'dpop-ps256-ka32', 'gateway'); const b = get(r, 'dpop-ps256-ka32', 'bare'); return g && b && g.rps / limit(b.rps, context.proofPs) }),
+    mtlsVsBareForwarder: ratio((r) => { const g = get(r, 'mtls-bound-ka32', 'gateway'); const b = get(r, 'mtls-bound-ka32', 'bare'); return g && b && g.rps / b.rps }),
+    es256VsExpress: ratio((r) => { const g = get(r, 'dpop-es256-ka32', 'gateway'); const e = get(r, 'dpop-es256-ka32', 'express'); return g && e && g.rps / e.rps }),
+    es256VsExpress128: ratio((r) => { const g = get(r, 'dpop-es256-ka128', 'gateway'); const e = get(r, 'dpop-es256-ka128', 'express'); return g && e && g.rps / e.rps }),
+    addedP99msAt1000rps: ratio((r) => { const g = get(r, 'dpop-es256-1000rps', 'gateway'); const d = get(r, 'dpop-es256-1000rps', 'direct'); return g && d && g.p99ms - d.p99ms }),
+    handshakesVsNginx: ratio((r) => { const g = get(r, 'mtls-new-connection', 'gateway'); const n = get(r, 'mtls-new-connection', 'nginx'); return g && n && g.rps / n.rps }),
+    handshakesVsBare: ratio((r) => { const g = get(r, 'mtls-new-connection', 'gateway'); const b = get(r, 'mtls-new-connection', 'bare'); return g && b && g.rps / b.rps }),
+    peakRssVsBare: ratio((r) => { const g = get(r, 'mtls-bound-ka32', 'gateway'); const b = get(r, 'mtls-bound-ka32', 'bare'); return g && b && g.peakRssMb / b.peakRssMb }),
+  }
+  const targets: Record<keyof typeof ratios, string> = {
+    es256VsCryptoLimit: '≥ 0.90', ps256VsCryptoLimit: '≥ 0.90', mtlsVsBareForwarder: '≥ 0.85', es256VsExpress: '≥ 1.5', es256VsExpress128: '≥ 1.5',
+    addedP99msAt1000rps: '≤ 1 ms', handshakesVsNginx: '≥ 0.5', handshakesVsBare: '—', peakRssVsBare: '≤ 1.2',
+  }
+  const machine = {
+    host: hostname(), platform: `${platform()} ${release()}`, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version, openssl: process.versions.openssl, date: new Date().toISOString(), rounds: ROUNDS, secondsPerRun: SECONDS, workers: context.workers,
+  }
+  const summarize = (scenario: string, target: string) => {
+    const mine = rows.filter((r) => r.scenario === scenario && r.target === target)
+    if (mine.length === 0) return undefined
+    return { rps: medianOf(mine.map((r) => r.rps)), p50ms: medianOf(mine.map((r) => r.p50ms)), p99ms: medianOf(mine.map((r) => r.p99ms)), cpuUsPerRequest: medianOf(mine.map((r) => r.cpuUsPerRequest)), peakRssMb: Math.max(...mine.map((r) => r.peakRssMb)) }
+  }
+  const pairs = [...new Set(rows.map((r) => `${r.scenario}|${r.target}`))]
+  const lines = [
+    `# fapi-gateway bench, ${machine.date}`,
+    '',
+    `Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, ${machine.platform}; Node ${machine.node}, OpenSSL ${machine.openssl}. ${ROUNDS} round(s) of ${SECONDS} s per run; gateway workers: ${context.workers}. The load generator runs on the same machine.`,
+    `Warm DPoP proof check: ES256 ${(context.proofEs * 1e6).toFixed(1)} µs, PS256 ${(context.proofPs * 1e6).toFixed(1)} µs.`,
+    '',
+    '| scenario | target | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB |',
+    '|---|---|---:|---:|---:|---:|---:|',
+    ...pairs.map((pair) => {
+      const [scenario, target] = pair.split('|') as [string, string]
+      const s = summarize(scenario, target)!
+      return `| ${scenario} | ${target} | ${s.rps.toFixed(0)} | ${s.p50ms.toFixed(2)} | ${s.p99ms.toFixed(2)} | ${s.cpuUsPerRequest.toFixed(0)} | ${s.peakRssMb.toFixed(0)} |`
+    }),
+    '',
+    '| ratio (median of rounds) | value | per round | target |',
+    '|---|---:|---|---|',
+    ...Object.entries(ratios).map(([name, value]) => `| ${name} | ${value ? value.median.toFixed(2) : 'n/a'} | ${value ? value.rounds.map((v) => v.toFixed(2)).join(', ') : ''} | ${targets[name as keyof typeof ratios]} |`),
+    '',
+  ]
+  mkdirSync(args.out!, { recursive: true })
+  const stamp = machine.date.replace(/[:.]/g, '-')
+  writeFileSync(join(args.out!, `${stamp}.json`), JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios }, null, 2))
+  writeFileSync(join(args.out!, `${stamp}.md`), lines.join('\n'))
+  console.log('\n' + lines.join('\n'))
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exit(1)
+})
