@@ -70,7 +70,7 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     const matched = deps.routes.match(req.method, req.target)
     route = matched.route
     cert = checkClientCert(req.peer, route.clientCertificate, req.nowMs)
-    if (cert) await deps.revocation.check(cert)
+    if (cert) await deps.revocation.check(cert, { nowMs: req.nowMs, route: route.name, override: route.revocation })
     presented = checkCredentials(req.headers, req.target, req.formBody)
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
     if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')

@@ -69,7 +69,7 @@ export function parsePemCertificates(pem: string): X509Certificate[] {
   return blocks.map((block) => new X509Certificate(block))
 }
 
-function keyProblem(cert: X509Certificate, minRsaBits: number): string | undefined {
+export function keyProblem(cert: X509Certificate, minRsaBits: number): string | undefined {
   const key = cert.publicKey
   switch (key.asymmetricKeyType) {
     case 'rsa':
@@ -89,7 +89,7 @@ function keyProblem(cert: X509Certificate, minRsaBits: number): string | undefin
   }
 }
 
-function usageProblem(cert: X509Certificate): string | undefined {
+export function usageProblem(cert: X509Certificate): string | undefined {
   if (cert.ca) return 'usage: a CA certificate cannot be a client certificate'
   // RFC 5280 §4.2.1.12: when the extension is present it must allow TLS client authentication.
   const extendedKeyUsage = cert.keyUsage as string[] | undefined
@@ -99,7 +99,7 @@ function usageProblem(cert: X509Certificate): string | undefined {
   return undefined
 }
 
-function toClientCert(leaf: X509Certificate, candidates: readonly X509Certificate[]): ClientCert {
+export function toClientCert(leaf: X509Certificate, candidates: readonly X509Certificate[]): ClientCert {
   return {
     thumbprint: createHash('sha256').update(leaf.raw).digest('base64url'),
     subject: leaf.subject.split('\n').join(', '),

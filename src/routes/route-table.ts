@@ -2,6 +2,7 @@
 // matches is refused, and so is a path that could be read differently upstream.
 import { refuse } from '../errors.ts'
 import type { BindingRequirement, RoutePolicy } from '../config/schema.ts'
+import type { RevocationOverride } from '../checks/revocation.ts'
 
 export interface Route {
   readonly name: string
@@ -17,6 +18,8 @@ export interface Route {
   readonly clientCertificate: 'required' | 'optional'
   readonly acceptsDpop: boolean
   readonly acceptsBearer: boolean
+  /** The route's changes to the revocation policy of the certificate's CA. */
+  readonly revocation: RevocationOverride | undefined
 }
 
 interface CompiledRoute {
@@ -68,6 +71,7 @@ function compileRoute(policy: RoutePolicy, allIssuers: readonly string[]): Compi
       clientCertificate: policy.clientCertificate ?? (binding === 'mtls' ? 'required' : 'optional'),
       acceptsDpop: binding !== 'mtls',
       acceptsBearer: binding !== 'dpop',
+      revocation: policy.revocation,
     }),
   }
 }
