@@ -1,0 +1,230 @@
+// The runner's YAML file, validated with zod, and the settings it resolves to (files read,
+// defaults filled in). Problems are reported as `file: key: what is wrong`, every one at once.
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { X509Certificate } from 'node:crypto'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import type { TlsIdentity } from './http.ts'
+import type { Mode } from './model.ts'
+import type { ProofAlgorithm } from './proofs.ts'
+import type { ClientAuthentication } from './token-endpoint.ts'
+
+export class ConformanceConfigError extends Error {
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(`invalid conformance configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConformanceConfigError'
+    this.problems = problems
+  }
+}
+
+const algorithm = z.enum(['ES256', 'PS256', 'EdDSA'])
+const httpsUrl = z.string().refine((value) => {
+  try {
+    return new URL(value).protocol === 'https:'
+  } catch {
+    return false
+  }
+}, 'must be an absolute https URL')
+
+const certificateFiles = z.strictObject({
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+})
+
+const clientAuth = z.discriminatedUnion('method', [
+  z.strictObject({ method: z.literal('private_key_jwt'), keyFile: z.string().min(1), alg: algorithm.default('ES256'), kid: z.string().min(1).optional() }),
+  z.strictObject({ method: z.literal('tls_client_auth') }),
+])
+
+const client = z.strictObject({
+  clientId: z.string().min(1).optional(),
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  auth: clientAuth.optional(),
+  dpopAlgorithm: algorithm.default('ES256'),
+}).refine((c) => (c.certFile === undefined) === (c.keyFile === undefined), { message: 'certFile and keyFile go together', path: ['keyFile'] })
+
+export const runnerConfigSchema = z.strictObject({
+  mode: z.enum(['dpop', 'mtls']),
+  target: z.strictObject({
+    url: httpsUrl,
+    method: z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method').default('GET'),
+    body: z.string().optional(),
+    mediaType: z.string().min(1).optional(),
+    caFile: z.string().min(1).optional(),
+    servername: z.string().min(1).optional(),
+  }),
+  tlsProbe: z.strictObject({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+  }).prefault({}),
+  clients: z.strictObject({
+    primary: client,
+    second: client.optional(),
+  }),
+  certificates: z.strictObject({
+    untrusted: certificateFiles.optional(),
+    expired: certificateFiles.optional(),
+    revoked: certificateFiles.optional(),
+  }).prefault({}),
+  tokens: z.discriminatedUnion('source', [
+    z.strictObject({
+      source: z.literal('tokenEndpoint'),
+      endpoint: httpsUrl,
+      issuer: z.string().min(1),
+      scope: z.string().min(1).optional(),
+      caFile: z.string().min(1).optional(),
+    }),
+    z.strictObject({ source: z.literal('devIssuer') }),
+  ]),
+  requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  skip: z.array(z.string().min(1)).default([]),
+}).superRefine((config, context) => {
+  const problem = (path: (string | number)[], message: string) => context.addIssue({ code: 'custom', path, message })
+  if (config.mode === 'mtls' && config.clients.primary.certFile === undefined) problem(['clients', 'primary', 'certFile'], 'required in mtls mode')
+  if (config.target.body !== undefined && config.target.method === 'GET') problem(['target', 'body'], 'a GET request has no body')
+  if (config.tokens.source === 'tokenEndpoint') {
+    for (const role of ['primary', 'second'] as const) {
+      const c = config.clients[role]
+      if (!c) continue
+      if (c.clientId === undefined) problem(['clients', role, 'clientId'], 'required with tokens.source tokenEndpoint')
+      if (c.auth === undefined) problem(['clients', role, 'auth'], 'required with tokens.source tokenEndpoint')
+      if (c.auth?.method === 'tls_client_auth' && c.certFile === undefined) problem(['clients', role, 'certFile'], 'required for tls_client_auth')
+    }
+  }
+})
+
+export type RunnerConfigFile = z.infer<typeof runnerConfigSchema>
+
+export interface ClientSettings {
+  readonly clientId: string | undefined
+  readonly identity: TlsIdentity | undefined
+  readonly auth: ClientAuthentication | undefined
+  readonly dpopAlgorithm: ProofAlgorithm
+}
+
+export type TokenSettings =
+  | { readonly source: 'tokenEndpoint'; readonly endpoint: string; readonly issuer: string; readonly scope: string | undefined; readonly caPem: string | undefined }
+  | { readonly source: 'devIssuer' }
+
+/** Everything a run needs, files already read. Tests build it directly. */
+export interface RunnerSettings {
+  readonly mode: Mode
+  readonly target: {
+    readonly url: string
+    readonly method: string
+    readonly body: string | undefined
+    readonly mediaType: string | undefined
+    readonly caPem: string | undefined
+    readonly servername: string | undefined
+  }
+  readonly tlsProbe: { readonly host: string; readonly port: number }
+  readonly clients: { readonly primary: ClientSettings; readonly second: ClientSettings | undefined }
+  readonly certificates: { readonly untrusted?: TlsIdentity; readonly expired?: TlsIdentity; readonly revoked?: TlsIdentity }
+  readonly tokens: TokenSettings
+  readonly requestTimeoutMs: number
+  /** Check ids not to run (reported as skipped). */
+  readonly skip: readonly string[]
+}
+
+export function identityLabel(certPem: string): string {
+  try {
+    const cert = new X509Certificate(certPem)
+    return cert.subject.split('\n').join(', ')
+  } catch {
+    return 'unparsable certificate'
+  }
+}
+
+export function defaultProbe(url: string): { host: string; port: number } {
+  const parsed = new URL(url)
+  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: parsed.port === '' ? 443 : Number(parsed.port) }
+}
+
+function formatIssues(file: string, issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => `${file}: ${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`)
+}
+
+export function loadRunnerConfig(file: string): RunnerSettings {
+  const path = resolve(file)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new ConformanceConfigError([`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`])
+  }
+  let raw: unknown
+  try {
+    raw = parseYaml(text)
+  } catch (error) {
+    throw new ConformanceConfigError([`${path}: not valid YAML: ${(error as Error).message.split('\n')[0]}`])
+  }
+  const parsed = runnerConfigSchema.safeParse(raw)
+  if (!parsed.success) throw new ConformanceConfigError(formatIssues(path, parsed.error.issues))
+  return resolveRunnerConfig(parsed.data, path)
+}
+
+/** Reads every file the configuration names (relative to it), collecting every problem. */
+export function resolveRunnerConfig(config: RunnerConfigFile, path: string): RunnerSettings {
+  const base = dirname(path)
+  const problems: string[] = []
+  const read = (key: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined
+    try {
+      return readFileSync(resolve(base, file), 'utf8')
+    } catch (error) {
+      problems.push(`${path}: ${key}: file "${file}" cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+      return undefined
+    }
+  }
+  const identity = (key: string, files: { certFile?: string | undefined; keyFile?: string | undefined }): TlsIdentity | undefined => {
+    const certPem = read(`${key}.certFile`, files.certFile)
+    const keyPem = read(`${key}.keyFile`, files.keyFile)
+    return certPem !== undefined && keyPem !== undefined ? { label: identityLabel(certPem), certPem, keyPem } : undefined
+  }
+  const clientSettings = (role: 'primary' | 'second'): ClientSettings | undefined => {
+    const c = config.clients[role]
+    if (!c) return undefined
+    const auth: ClientAuthentication | undefined = c.auth === undefined
+      ? undefined
+      : c.auth.method === 'tls_client_auth'
+        ? { method: 'tls_client_auth' }
+        : { method: 'private_key_jwt', signingKeyPem: read(`clients.${role}.auth.keyFile`, c.auth.keyFile) ?? '', alg: c.auth.alg, kid: c.auth.kid }
+    return { clientId: c.clientId, identity: identity(`clients.${role}`, c), auth, dpopAlgorithm: c.dpopAlgorithm }
+  }
+  const certificate = (name: 'untrusted' | 'expired' | 'revoked') => {
+    const files = config.certificates[name]
+    return files ? identity(`certificates.${name}`, files) : undefined
+  }
+  const primary = clientSettings('primary')!
+  const untrusted = certificate('untrusted')
+  const expired = certificate('expired')
+  const revoked = certificate('revoked')
+  const settings: RunnerSettings = {
+    mode: config.mode,
+    target: {
+      url: config.target.url,
+      method: config.target.method,
+      body: config.target.body,
+      mediaType: config.target.body === undefined ? undefined : (config.target.mediaType ?? 'application/json'),
+      caPem: read('target.caFile', config.target.caFile),
+      servername: config.target.servername,
+    },
+    tlsProbe: { ...defaultProbe(config.target.url), ...config.tlsProbe },
+    clients: { primary, second: clientSettings('second') },
+    certificates: {
+      ...(untrusted && { untrusted }),
+      ...(expired && { expired }),
+      ...(revoked && { revoked }),
+    },
+    tokens: config.tokens.source === 'devIssuer'
+      ? { source: 'devIssuer' }
+      : { source: 'tokenEndpoint', endpoint: config.tokens.endpoint, issuer: config.tokens.issuer, scope: config.tokens.scope, caPem: read('tokens.caFile', config.tokens.caFile) },
+    requestTimeoutMs: config.requestTimeoutMs,
+    skip: config.skip,
+  }
+  if (problems.length > 0) throw new ConformanceConfigError(problems)
+  return settings
+}
