@@ -15,19 +15,30 @@ export interface GatewayMetrics {
   readonly upstreamResponses: Counter<'upstream' | 'status_class'>
   readonly connections: Gauge
   readonly tlsHandshakeFailures: Counter<'reason'>
+  readonly securityEvents: Counter<'action'>
+  readonly securityEventsDropped: Counter<'reason'>
+  readonly securityEventsDelivered: Counter
   /** Registers a cache whose counters are read at scrape time. */
   watchCache(name: string, stats: () => CacheStats): void
   /** Registers a dependency whose readiness is read at scrape time. */
   watchDependency(name: string, ready: () => boolean): void
+  /** Registers the security event sink queue, read at scrape time. */
+  watchEventQueue(queued: () => number): void
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function createMetrics(options: { processMetrics: boolean } = { processMetrics: true }): GatewayMetrics {
   const registry = new Registry()
-  if (options.processMetrics) collectDefaultMetrics({ register: registry, prefix: 'fapi_gateway_' })
+  if (options.processMetrics) {
+    collectDefaultMetrics({ register: registry, prefix: 'fapi_gateway_' })
+    // prom-client exports these gauges with a _total suffix, which Prometheus reserves for counters
+    // (`promtool check metrics`); the same numbers stay available without the suffix.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(`fapi_gateway_${name}`)
+  }
   const caches = new Map<string, () => CacheStats>()
   const dependencies = new Map<string, () => boolean>()
+  let eventQueue: (() => number) | undefined
   new Counter({
     name: 'fapi_gateway_cache_lookups_total',
     help: 'Cache lookups by cache and result.',
@@ -51,6 +62,14 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
       for (const [dependency, ready] of dependencies) this.set({ dependency }, ready() ? 1 : 0)
     },
   })
+  new Gauge({
+    name: 'fapi_gateway_security_events_queued',
+    help: 'Security events waiting for the HTTP sink.',
+    registers: [registry],
+    collect() {
+      this.set(eventQueue?.() ?? 0)
+    },
+  })
   return {
     registry,
     requests: new Counter({ name: 'fapi_gateway_requests_total', help: 'Requests by route and outcome.', labelNames: ['route', 'outcome'], registers: [registry] }),
@@ -60,7 +79,11 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
     upstreamResponses: new Counter({ name: 'fapi_gateway_upstream_responses_total', help: 'Upstream answers by status class.', labelNames: ['upstream', 'status_class'], registers: [registry] }),
     connections: new Gauge({ name: 'fapi_gateway_open_connections', help: 'Open partner-facing connections.', registers: [registry] }),
     tlsHandshakeFailures: new Counter({ name: 'fapi_gateway_tls_handshake_failures_total', help: 'TLS handshakes that failed, by OpenSSL reason.', labelNames: ['reason'], registers: [registry] }),
+    securityEvents: new Counter({ name: 'fapi_gateway_security_events_total', help: 'Security events emitted, by action.', labelNames: ['action'], registers: [registry] }),
+    securityEventsDropped: new Counter({ name: 'fapi_gateway_security_events_dropped_total', help: 'Security events the HTTP sink dropped: queue_full, sink_unavailable, rejected, shutdown.', labelNames: ['reason'], registers: [registry] }),
+    securityEventsDelivered: new Counter({ name: 'fapi_gateway_security_events_delivered_total', help: 'Security events the HTTP sink delivered.', registers: [registry] }),
     watchCache: (name, stats) => void caches.set(name, stats),
     watchDependency: (name, ready) => void dependencies.set(name, ready),
+    watchEventQueue: (queued) => void (eventQueue = queued),
   }
 }
