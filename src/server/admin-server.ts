@@ -3,17 +3,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import { hashToken } from '../checks/credentials.ts'
-import type { GatewayMetrics } from '../observability/metrics.ts'
 import type { SecurityEvents } from '../observability/events.ts'
 import type { RevokedTokenList } from '../tokens/revoked-tokens.ts'
 import type { Logger } from '../types.ts'
 
+/** A Prometheus registry, or the primary's view of every worker's registries. */
+export interface MetricsExposition {
+  readonly contentType: string
+  metrics(): Promise<string>
+}
+
 export interface AdminServerDeps {
-  readonly metrics: GatewayMetrics
+  readonly exposition: MetricsExposition
   /** Bearer token that authorizes POST /revoked-tokens; the endpoint is off without one. */
   readonly adminToken: string | undefined
   /** Each dependency and whether it can answer now. */
-  readonly ready: () => Record<string, boolean>
+  readonly ready: () => Record<string, boolean> | Promise<Record<string, boolean>>
   readonly revokedTokens: RevokedTokenList
   readonly events: SecurityEvents
   readonly logger: Logger
@@ -65,7 +70,7 @@ async function revokeToken(req: IncomingMessage, res: ServerResponse, deps: Admi
   } catch {
     return json(res, 503, { error: 'temporarily_unavailable', error_description: 'the replay store cannot answer' })
   }
-  deps.events.emit({ event: 'token.revoked', reason: 'admin', detail: `token hash ${hash}` })
+  deps.events.emit({ event: 'token.revoked', reason: 'admin', sourceAddress: req.socket.remoteAddress, detail: `token hash ${hash}` })
   json(res, 201, { token_hash: hash, ttl_seconds: ttl })
 }
 
@@ -74,13 +79,13 @@ export function createAdminServer(deps: AdminServerDeps): Server {
     const path = (req.url ?? '/').split('?')[0]
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' })
     if (req.method === 'GET' && path === '/readyz') {
-      const checks = deps.ready()
+      const checks = await deps.ready()
       const ready = Object.values(checks).every(Boolean)
       return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', checks })
     }
     if (req.method === 'GET' && path === '/metrics') {
-      const text = await deps.metrics.registry.metrics()
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType })
+      const text = await deps.exposition.metrics()
+      res.writeHead(200, { 'content-type': deps.exposition.contentType })
       res.end(text)
       return
     }
