@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import type { Server } from 'node:http'
 import { createTokenVerifier, type IssuerSettings } from './checks/access-token.ts'
 import { parsePemCertificates } from './checks/client-cert.ts'
+import { createForwardedClientCert } from './checks/forwarded-client-cert.ts'
 import { replayTtlMs } from './checks/replay.ts'
 import { noRevocationCheck, type RevocationChecker } from './checks/revocation.ts'
 import type { LoadedConfig } from './config/load.ts'
@@ -15,7 +16,7 @@ import { createNonceIssuer, type NonceIssuer } from './dpop/nonce.ts'
 import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createForwarder } from './forward/forward.ts'
 import { createHeaderPolicy } from './forward/headers.ts'
-import { createSecurityEvents } from './observability/events.ts'
+import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
 import { createMemoryReplayStore } from './replay/memory-store.ts'
 import { createRedisReplayStore } from './replay/redis-store.ts'
@@ -25,6 +26,7 @@ import { createAdminServer } from './server/admin-server.ts'
 import { createPartnerServer } from './server/partner-server.ts'
 import { createTlsOptions } from './server/tls.ts'
 import { createRevokedTokenList } from './tokens/revoked-tokens.ts'
+import { createRevocationFromConfig } from './revocation/from-config.ts'
 import { createTokenCache } from './tokens/token-cache.ts'
 import type { Clock, Logger } from './types.ts'
 
@@ -34,14 +36,20 @@ export interface GatewayOptions {
   readonly logger: Logger
   readonly clock?: Clock
   readonly env?: NodeJS.ProcessEnv
-  /** Replaces the no-op seam until the revocation issue lands. */
+  /** Replaces the checker built from the `revocation` section (which is closed with the gateway; this one is not). */
   readonly revocation?: RevocationChecker
+  /** False in cluster workers: the primary serves the admin endpoints for all of them. */
+  readonly adminListener?: boolean
+  /** Where security events go when events.stdout is on (process.stdout by default). */
+  readonly eventStream?: NodeJS.WritableStream
 }
 
 export interface RunningGateway {
   readonly partnerPort: number
   readonly adminPort: number
   readonly metrics: GatewayMetrics
+  /** Each dependency and whether it can answer now (what /readyz reports). */
+  ready(): Record<string, boolean>
   /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes dependencies. */
   close(graceMs?: number): Promise<void>
 }
@@ -80,12 +88,12 @@ function issuerSettings(loaded: LoadedConfig, issuer: IssuerConfig, index: numbe
   }
 }
 
-function createReplayStore(config: GatewayConfig['replay'], env: NodeJS.ProcessEnv, clock: Clock, logger: Logger): ReplayStore {
+export function createReplayStore(config: GatewayConfig['replay'], env: NodeJS.ProcessEnv, clock: Clock, logger: Logger): ReplayStore {
   const redis = config.redis
   if (config.store === 'memory' || !redis) return createMemoryReplayStore({ maxEntries: config.memoryMaxEntries, now: clock })
   const common = { prefix: config.keyPrefix, commandTimeoutMs: config.commandTimeoutMs, logger }
-  if ('url' in redis) return createRedisReplayStore({ mode: 'single', url: redis.url, ...common })
   const password = redis.passwordEnv ? env[redis.passwordEnv] : undefined
+  if ('url' in redis) return createRedisReplayStore({ mode: 'single', url: redis.url, password, ...common })
   if ('sentinels' in redis) return createRedisReplayStore({ mode: 'sentinel', sentinels: redis.sentinels, name: redis.name, password, tls: redis.tls, ...common })
   return createRedisReplayStore({ mode: 'cluster', nodes: redis.cluster, password, tls: redis.tls, ...common })
 }
@@ -113,7 +121,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const clock = options.clock ?? Date.now
   const logger = options.logger
   const metrics = createMetrics()
-  const events = createSecurityEvents(logger)
+  const events = createConfiguredSecurityEvents({ config: config.events, env, file: loaded.file, readFile, metrics, clock, logger, stream: options.eventStream })
   const tls = config.listener.tls
 
   const nonces = createNonces(config.dpop.nonce, env, loaded.file)
@@ -134,12 +142,25 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
 
   const clientCaPem = tls.clientCaFile ? readFile(tls.clientCaFile) : undefined
   const clientIntermediatesPem = tls.clientIntermediatesFile ? readFile(tls.clientIntermediatesFile) : undefined
+  // Without a revocation section nothing is checked (README "Revocation").
+  const ownRevocation = !options.revocation && config.revocation
+    ? createRevocationFromConfig(loaded, config.revocation, { now: clock, logger, events, registry: metrics.registry })
+    : undefined
+  const revocation = options.revocation ?? ownRevocation ?? noRevocationCheck
+  const certificateHeader = config.listener.clientCertificateHeader
+  const forwardedClientCert = certificateHeader && createForwardedClientCert({
+    headerName: certificateHeader.name,
+    trustedProxies: certificateHeader.trustedProxies,
+    anchors: parsePemCertificates(clientCaPem ?? ''),
+    intermediates: parsePemCertificates(clientIntermediatesPem ?? ''),
+    minRsaBits: tls.minRsaBits,
+  })
   const partner = createPartnerServer({
     tls: createTlsOptions({ certPem: readFile(tls.certFile), keyPem: readFile(tls.keyFile), clientCaPem, clientIntermediatesPem, clientCertificate: tls.clientCertificate }),
     limits: config.listener.limits,
     authorize: {
       routes: createRouteTable(loaded.routes, config.issuers.map((i) => i.name)),
-      revocation: options.revocation ?? noRevocationCheck,
+      revocation,
       tokens,
       revokedTokens,
       dpop: {
@@ -165,8 +186,10 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
       stripAuthorization: config.forwarding.stripAuthorization,
       stripDpop: config.forwarding.stripDpop,
       rewriteDpopToBearer: config.forwarding.rewriteDpopToBearer,
-      stripHeaders: config.forwarding.stripHeaders,
+      // The load balancer's certificate header is consumed here, never passed on.
+      stripHeaders: certificateHeader ? [...config.forwarding.stripHeaders, certificateHeader.name] : config.forwarding.stripHeaders,
     }),
+    forwardedClientCert,
     forwarder,
     nonces,
     metrics,
@@ -174,21 +197,17 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     logger,
     clock,
   })
-  const admin = createAdminServer({
-    metrics,
-    adminToken: env[config.admin.tokenEnv],
-    ready: () => ({ replay_store: replay.ready(), issuer_keys: tokens.ready() }),
-    revokedTokens,
-    events,
-    logger,
-  })
+  const ready = () => ({ replay_store: replay.ready(), issuer_keys: tokens.ready() })
+  const admin = options.adminListener === false
+    ? undefined
+    : createAdminServer({ exposition: metrics.registry, adminToken: env[config.admin.tokenEnv], ready, revokedTokens, events, logger })
 
   // Give Redis a moment to connect so the first partners are not refused; /readyz tells the rest.
   const connectDeadline = performance.now() + STARTUP_WAIT_MS
   while (!replay.ready() && performance.now() < connectDeadline) await delay(20)
   if (!replay.ready()) logger.warn({}, 'replay store not reachable yet: requests are refused with 503 until it is')
   const partnerPort = await listen(partner, config.listener.port, config.listener.host)
-  const adminPort = await listen(admin, config.admin.port, config.admin.host)
+  const adminPort = admin ? await listen(admin, config.admin.port, config.admin.host) : 0
   logger.info({ partnerPort, adminPort, routes: loaded.routes.length, replayStore: config.replay.store }, 'fapi-gateway listening')
 
   let closing: Promise<void> | undefined
@@ -198,12 +217,14 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     const timer = setTimeout(() => partner.closeAllConnections(), graceMs)
     await stopped
     clearTimeout(timer)
-    await new Promise<void>((resolve) => {
-      admin.closeAllConnections()
-      admin.close(() => resolve())
-    })
-    await Promise.allSettled([forwarder.close(), tokens.close(), replay.close()])
+    if (admin) {
+      await new Promise<void>((resolve) => {
+        admin.closeAllConnections()
+        admin.close(() => resolve())
+      })
+    }
+    await Promise.allSettled([forwarder.close(), tokens.close(), replay.close(), events.close(Math.min(graceMs, 2_000)), ownRevocation?.close()])
     logger.info({}, 'fapi-gateway stopped')
   }
-  return { partnerPort, adminPort, metrics, close: (graceMs) => (closing ??= close(graceMs)) }
+  return { partnerPort, adminPort, metrics, ready, close: (graceMs) => (closing ??= close(graceMs)) }
 }

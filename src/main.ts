@@ -1,15 +1,17 @@
 // fapi-gateway command line: start | check-config | demo | certs
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
-import { ConfigError, loadConfig } from './config/load.ts'
-import { startGateway } from './gateway.ts'
+import cluster from 'node:cluster'
+import { ConfigError, loadConfig, resolveWorkers } from './config/load.ts'
 import { createLogger } from './observability/log.ts'
 
 const USAGE = `usage:
   fapi-gateway start [--config FILE]         run the gateway (FILE defaults to $FAPI_GATEWAY_CONFIG or ./fapi-gateway.yaml)
   fapi-gateway check-config [--config FILE]  validate the configuration and policies, then exit
   fapi-gateway demo                          run the gateway on a development setup and play a partner through it
-  fapi-gateway certs [DIR]                   write a development PKI (default certs/dev)`
+  fapi-gateway certs [DIR]                   write a development PKI (default certs/dev)
+  fapi-gateway ca <command> [flags]          run a partner CA: init, issue, list, revoke, crl, ocsp-responder (ca help)
+  fapi-gateway conformance --config FILE     FAPI 2.0 self-assessment of a resource endpoint, with reports (conformance --help)`
 
 async function start(configFile: string, checkOnly: boolean): Promise<number> {
   const loaded = loadConfig(configFile)
@@ -18,7 +20,14 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     return 0
   }
   const logger = createLogger(loaded.config.log.level)
-  const gateway = await startGateway(loaded, { logger })
+  const workers = resolveWorkers(loaded.config.workers)
+  // Loaded here so that the other commands (ca, certs) start without the gateway's modules.
+  const [{ startGateway }, { runPrimary, runWorker }] = await Promise.all([import('./gateway.ts'), import('./server/cluster.ts')])
+  if (workers > 1 && cluster.isPrimary) {
+    await runPrimary(loaded, workers, logger)
+    return 0
+  }
+  const gateway = cluster.isWorker ? await runWorker(loaded, logger) : await startGateway(loaded, { logger })
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')
@@ -31,6 +40,10 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `ca` has flags of its own, parsed by src/ca/cli.ts.
+  if (argv[0] === 'ca') return (await import('./ca/cli.ts')).runCaCli(argv.slice(1))
+  // `conformance` too (--out, --format, --dev, --mode), by src/conformance/cli.ts.
+  if (argv[0] === 'conformance') return (await import('./conformance/cli.ts')).runConformanceCommand(argv.slice(1))
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean' } } })
   const [command, ...rest] = positionals
   const configFile = values.config ?? process.env.FAPI_GATEWAY_CONFIG ?? 'fapi-gateway.yaml'

@@ -2,6 +2,7 @@
 // validates everything once, and reports every problem as `file: key: what is wrong`.
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
+import { availableParallelism } from 'node:os'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import type { z } from 'zod'
 import { gatewayConfigSchema, policyFileSchema, type GatewayConfig, type RoutePolicy } from './schema.ts'
@@ -127,11 +128,18 @@ function crossCheck(file: string, config: GatewayConfig, routes: readonly Source
     if (route.binding === 'mtls' && route.clientCertificate === 'optional') {
       problems.push(`${at}.clientCertificate: cannot be optional when binding is mtls`)
     }
-    if (route.binding !== 'dpop' && config.listener.tls.clientCertificate === 'off') {
+    if (route.binding !== 'dpop' && config.listener.tls.clientCertificate === 'off' && !config.listener.clientCertificateHeader) {
       problems.push(`${at}.binding: "${route.binding}" accepts certificate-bound tokens, but listener.tls.clientCertificate is off`)
     }
   }
+  for (const route of routes) {
+    if (route.revocation && !config.revocation) problems.push(`${route.source}: routes[name=${route.name}].revocation: set, but the configuration has no revocation section, so nothing is checked`)
+  }
   if (config.replay.store === 'redis' && !config.replay.redis) problems.push(`${file}: replay.redis: required when replay.store is redis`)
+  const workers = resolveWorkers(config.workers)
+  if (workers > 1 && config.replay.store === 'memory') {
+    problems.push(`${file}: replay.store: "memory" cannot be shared by ${workers} workers (workers: ${config.workers}); use replay.store: redis, or workers: 1`)
+  }
 }
 
 function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) => string, problems: string[]): void {
@@ -146,6 +154,9 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
       [`issuers.${i}.introspection.auth.privateKeyFile`, issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined],
     ]),
     ...Object.entries(config.upstreams).map(([name, u]): [string, string | undefined] => [`upstreams.${name}.caFile`, u.caFile]),
+    ['revocation.denyListFile', config.revocation?.denyListFile],
+    // CRL files are not required at start-up: one CA's missing CRL must not stop the others (it is retried).
+    ...(config.revocation?.cas ?? []).map((ca, i): [string, string | undefined] => [`revocation.cas.${i}.caFile`, ca.caFile]),
   ]
   for (const [key, path] of named) {
     if (path === undefined) continue
@@ -158,6 +169,11 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
   if (config.listener.tls.clientCertificate !== 'off' && !config.listener.tls.clientCaFile) {
     problems.push(`${file}: listener.tls.clientCaFile: required unless listener.tls.clientCertificate is off`)
   }
+}
+
+/** 'auto' is one worker per CPU core the process may use. */
+export function resolveWorkers(workers: GatewayConfig['workers']): number {
+  return workers === 'auto' ? availableParallelism() : workers
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {

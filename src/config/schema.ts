@@ -1,5 +1,6 @@
 // The one schema of the gateway's configuration file and of the route policies.
 // Every key is documented in README.md ("Configuration", "Policies").
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 const algorithm = z.enum(['PS256', 'ES256', 'EdDSA'])
@@ -20,6 +21,13 @@ const limits = z.strictObject({
   maxConnections: positiveInt.default(10_000),
 })
 
+const ipOrCidr = z.string().refine((value) => {
+  const [address, prefix, extra] = value.split('/')
+  const version = isIP(address ?? '')
+  if (version === 0 || extra !== undefined) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))
+}, 'must be an IP address or a CIDR range')
+
 const listener = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: port.default(8443),
@@ -33,7 +41,12 @@ const listener = z.strictObject({
     minRsaBits: z.number().int().min(2048).default(2048),
   }),
   limits: limits.prefault({}),
-})
+  // Off by default: client certificates forwarded by a TLS-terminating load balancer (README "Revocation").
+  clientCertificateHeader: z.strictObject({
+    name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name').toLowerCase().default('x-client-cert'),
+    trustedProxies: z.array(ipOrCidr).min(1),
+  }).optional(),
+}).refine((l) => !l.clientCertificateHeader || l.tls.clientCaFile, { message: 'needs tls.clientCaFile: forwarded certificates are validated against it', path: ['clientCertificateHeader'] })
 
 const admin = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -79,7 +92,7 @@ const upstream = z.strictObject({
 })
 
 const redis = z.union([
-  z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }),
+  z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), passwordEnv: z.string().optional() }),
   z.strictObject({
     sentinels: z.array(z.strictObject({ host: z.string(), port })).min(1),
     name: z.string(),
@@ -126,7 +139,108 @@ const caches = z.strictObject({
   proofKeys: positiveInt.default(10_000),
 }).prefault({})
 
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+const eventsHttpSink = z.strictObject({
+  url: httpUrl,
+  batchSize: positiveInt.max(10_000).default(100),
+  flushIntervalMs: positiveInt.default(1_000),
+  maxQueue: positiveInt.default(10_000),
+  timeoutMs: positiveInt.default(5_000),
+  maxRetries: z.number().int().min(0).max(20).default(5),
+  retryBackoffMs: positiveInt.default(200),
+  headers: z.record(headerName, z.string().regex(/^[^\r\n]*$/, 'must be one line')).default({})
+    .refine((h) => !Object.keys(h).some((name) => name.toLowerCase() === 'authorization'), 'put credentials in authEnv, not in the file'),
+  authEnv: z.string().optional(),
+  caFile: z.string().optional(),
+})
+
+const events = z.strictObject({
+  stdout: z.boolean().default(true),
+  http: eventsHttpSink.optional(),
+})
+
+// Client-certificate revocation (README "Revocation"). Without this section nothing is checked.
+const revocationSource = z.enum(['ocsp', 'crl'])
+const revocationSources = z.array(revocationSource).refine((s) => new Set(s).size === s.length, 'must not name a source twice')
+const onUnavailable = z.enum(['hard-fail', 'soft-fail'])
+
+/** What a CA entry or a route may change; unset keys inherit. */
+export const revocationOverrideSchema = z.strictObject({
+  sources: revocationSources.optional(),
+  checkIntermediates: z.boolean().optional(),
+  onUnavailable: onUnavailable.optional(),
+  maxStalenessSeconds: positiveInt.optional(),
+})
+
+const ocspFields = {
+  nonce: z.boolean(),
+  hashAlgorithm: z.enum(['sha1', 'sha256']),
+  timeoutMs: positiveInt.max(60_000),
+  maxCacheSeconds: positiveInt,
+  defaultValiditySeconds: positiveInt,
+}
+const crlFields = {
+  timeoutMs: positiveInt.max(300_000),
+  maxBytes: positiveInt,
+  refreshIntervalSeconds: positiveInt,
+  refreshBeforeExpirySeconds: z.number().int().min(0),
+}
+
+const revocationDefaults = z.strictObject({
+  sources: revocationSources.default(['ocsp', 'crl']),
+  checkIntermediates: z.boolean().default(false),
+  onUnavailable: onUnavailable.default('hard-fail'),
+  maxStalenessSeconds: positiveInt.default(86_400),
+  ocsp: z.strictObject({
+    nonce: ocspFields.nonce.default(false),
+    hashAlgorithm: ocspFields.hashAlgorithm.default('sha1'),
+    timeoutMs: ocspFields.timeoutMs.default(3_000),
+    maxCacheSeconds: ocspFields.maxCacheSeconds.default(3_600),
+    defaultValiditySeconds: ocspFields.defaultValiditySeconds.default(300),
+  }).prefault({}),
+  crl: z.strictObject({
+    timeoutMs: crlFields.timeoutMs.default(10_000),
+    maxBytes: crlFields.maxBytes.default(64 * 1024 * 1024),
+    refreshIntervalSeconds: crlFields.refreshIntervalSeconds.default(300),
+    refreshBeforeExpirySeconds: crlFields.refreshBeforeExpirySeconds.default(300),
+  }).prefault({}),
+})
+
+const revocationCa = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and dashes'),
+  caFile: z.string().optional(),
+  subject: z.string().min(1).optional(),
+  ...revocationOverrideSchema.shape,
+  ocsp: z.strictObject({
+    url: httpUrl.optional(),
+    nonce: ocspFields.nonce.optional(),
+    hashAlgorithm: ocspFields.hashAlgorithm.optional(),
+    timeoutMs: ocspFields.timeoutMs.optional(),
+    maxCacheSeconds: ocspFields.maxCacheSeconds.optional(),
+    defaultValiditySeconds: ocspFields.defaultValiditySeconds.optional(),
+  }).optional(),
+  crl: z.strictObject({
+    urls: z.array(httpUrl).default([]),
+    files: z.array(z.string()).default([]),
+    timeoutMs: crlFields.timeoutMs.optional(),
+    maxBytes: crlFields.maxBytes.optional(),
+    refreshIntervalSeconds: crlFields.refreshIntervalSeconds.optional(),
+    refreshBeforeExpirySeconds: crlFields.refreshBeforeExpirySeconds.optional(),
+  }).optional(),
+}).refine((ca) => (ca.caFile === undefined) !== (ca.subject === undefined), { message: 'needs exactly one of caFile and subject' })
+
+const revocation = z.strictObject({
+  default: revocationDefaults.prefault({}),
+  cas: z.array(revocationCa).default([]),
+  denyListFile: z.string().optional(),
+  denyListPollSeconds: positiveInt.default(5),
+  cacheSize: positiveInt.default(10_000),
+  clockSkewSeconds: z.number().int().min(0).max(600).default(60),
+}).refine((r) => new Set(r.cas.map((ca) => ca.name)).size === r.cas.length, { message: 'CA names must be unique', path: ['cas'] })
+
 export const gatewayConfigSchema = z.strictObject({
+  /** Processes serving the partner listener: a number, or 'auto' for one per CPU core. */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
   listener,
   admin: admin.prefault({}),
   issuers: z.array(issuer).min(1),
@@ -137,11 +251,14 @@ export const gatewayConfigSchema = z.strictObject({
   caches,
   policies: z.strictObject({ dir: z.string().default('policies') }).prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  events: events.prefault({}),
+  revocation: revocation.optional(),
 })
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>
 export type IssuerConfig = GatewayConfig['issuers'][number]
 export type UpstreamConfig = GatewayConfig['upstreams'][string]
+export type RevocationConfig = NonNullable<GatewayConfig['revocation']>
 
 export const bindingRequirement = z.enum(['dpop', 'mtls', 'dpop-or-mtls', 'none'])
 
@@ -156,6 +273,7 @@ export const routePolicySchema = z.strictObject({
   scopes: z.array(z.string().min(1)).default([]),
   binding: bindingRequirement.default('dpop-or-mtls'),
   clientCertificate: z.enum(['required', 'optional']).optional(),
+  revocation: revocationOverrideSchema.optional(),
 })
 
 export const policyFileSchema = z.strictObject({ routes: z.array(routePolicySchema).min(1) })

@@ -90,12 +90,12 @@ export function formatTable(results: readonly ScenarioResult[]): string {
 export async function runDemo(): Promise<number> {
   const events: string[] = []
   const sink = new Writable({ write(chunk, _encoding, done) { events.push(String(chunk)); done() } })
-  const env = await startDevEnvironment({ dir: join(REPO_ROOT, 'certs', 'dev'), logger: createLogger('info', sink) })
+  const env = await startDevEnvironment({ dir: join(REPO_ROOT, 'certs', 'dev'), logger: createLogger('info', sink), gateway: { eventStream: sink } })
   try {
     console.log(`fapi-gateway demo: gateway on ${env.baseUrl}, development PKI in certs/dev/, in-memory replay store\n`)
     const results = await runDemoScenarios(env)
     console.log(formatTable(results))
-    const refusals = events.filter((line) => line.includes('"request.refused"')).length
+    const refusals = events.filter((line) => line.includes('"dataset":"fapi_gateway.security"')).length
     console.log(`\n${results.filter((r) => r.passed).length}/${results.length} scenarios as expected; ${refusals} security events emitted; upstream saw ${env.upstream.received.length} requests`)
     return results.every((r) => r.passed) ? 0 : 1
   } finally {

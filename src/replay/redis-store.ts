@@ -11,7 +11,7 @@ export interface RedisNodeAddress {
 
 export type RedisTopology =
   /** redis://[:password@]host:port[/db], or rediss:// for TLS. */
-  | { readonly mode: 'single'; readonly url: string }
+  | { readonly mode: 'single'; readonly url: string; readonly password?: string }
   | {
       readonly mode: 'sentinel'
       readonly sentinels: readonly RedisNodeAddress[]
@@ -74,6 +74,7 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
     case 'single':
       client = new Redis(options.url, {
         ...connection,
+        ...(options.password !== undefined ? { password: options.password } : {}),
         enableOfflineQueue: false,
         retryStrategy: backoff,
       })
@@ -128,14 +129,18 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
     logger?.warn({ mode: options.mode }, 'replay store: redis connection lost, reconnecting')
   })
 
+  // ioredis' commandTimeout bounds a single command; a cluster redirection can chain several,
+  // so only in cluster mode is the whole call bounded by a deadline of its own.
+  const needsDeadline = options.mode === 'cluster'
+
   async function run<T>(operation: string, command: () => Promise<T>): Promise<T> {
     if (closed) refuse('GW_REPLAY_STORE_UNAVAILABLE', 'redis replay store is closed')
-    // ioredis' commandTimeout covers single commands; this deadline also bounds cluster redirections.
     let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs)
-    })
     try {
+      if (!needsDeadline) return await command()
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs)
+      })
       return await Promise.race([command(), deadline])
     } catch (error) {
       if (error instanceof GatewayError) throw error

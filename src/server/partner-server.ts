@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls'
 import { performance } from 'node:perf_hooks'
 import { authorize, type AuthorizeDeps, type Grant, type Refusal } from '../authorize.ts'
 import { inspectPeerCertificate, type ClientCertPolicy, type PeerCertificateVerdict } from '../checks/client-cert.ts'
+import type { ForwardedClientCert } from '../checks/forwarded-client-cert.ts'
 import { isFormBody, readCredentialHeaders } from '../checks/credentials.ts'
 import { GatewayError, catalogue, type ErrorCode } from '../errors.ts'
 import type { Forwarder } from '../forward/forward.ts'
@@ -33,6 +34,8 @@ export interface PartnerServerDeps {
   readonly limits: ListenerLimits
   readonly authorize: AuthorizeDeps
   readonly clientCertPolicy: ClientCertPolicy
+  /** Load-balancer mode: from trusted proxies the certificate comes from a header, not the handshake. */
+  readonly forwardedClientCert?: ForwardedClientCert
   readonly headers: HeaderPolicy
   readonly forwarder: Forwarder
   /** Set when DPoP nonces are on: a fresh nonce goes out on every answer (RFC 9449 §8.2). */
@@ -112,10 +115,12 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       event: 'request.refused',
       reason: code,
       status,
+      method: req.method,
       route: routeName,
       clientId: token?.clientId,
       subject: token?.sub,
       certThumbprint: cert?.thumbprint,
+      certificate: cert,
       keyThumbprint: proof?.jkt,
       sourceAddress: req.socket.remoteAddress,
       interactionId,
@@ -176,7 +181,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     }
 
     const verdict = await authorize(
-      { method: req.method ?? '', target: req.url ?? '', headers, peer: peerVerdict(socket), formBody: formBody?.toString('latin1'), nowMs: deps.clock() },
+      { method: req.method ?? '', target: req.url ?? '', headers, peer: deps.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket), formBody: formBody?.toString('latin1'), nowMs: deps.clock() },
       deps.authorize,
     )
     if (!verdict.ok) return refuseRequest(req, res, verdict.refusal, interactionId, started)
@@ -241,8 +246,8 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
           : 'GW_REQUEST_MALFORMED'
     metrics.refusals.inc({ route: NO_ROUTE, reason: code })
     metrics.requests.inc({ route: NO_ROUTE, outcome: 'refused' })
-    events.emit({ event: 'request.refused', reason: code, status: catalogue[code].status, route: NO_ROUTE, sourceAddress: socket.remoteAddress, detail: error.code })
     const interactionId = randomUUID()
+    events.emit({ event: 'request.refused', reason: code, status: catalogue[code].status, route: NO_ROUTE, sourceAddress: socket.remoteAddress, interactionId, detail: error.code })
     const body = JSON.stringify(refusalBody(code, interactionId))
     const status = catalogue[code].status
     const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'

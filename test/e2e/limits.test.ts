@@ -13,6 +13,7 @@ import { createProof, generateDpopKey } from '../../src/dev/partner-client.ts'
 import type { Issued } from '../../src/dev/pki.ts'
 import { catalogue, type ErrorCode } from '../../src/errors.ts'
 import { certThumbprint, startTestGateway, type TestGateway } from '../support/gateway.ts'
+import type { EcsSecurityEvent } from '../../src/observability/ecs.ts'
 
 const SLOWHTTPTEST = '/usr/bin/slowhttptest'
 
@@ -128,8 +129,8 @@ async function openConnectionsDropTo(gw: TestGateway, count: number): Promise<vo
   }
 }
 
-function refusalEvents(gw: TestGateway, reason: ErrorCode): Record<string, unknown>[] {
-  return gw.log.events().filter((event) => event.event === 'request.refused' && event.reason === reason)
+function refusalEvents(gw: TestGateway, reason: ErrorCode): EcsSecurityEvent[] {
+  return gw.log.events().filter((e) => e.event.action === 'request.refused' && e.event.reason === reason)
 }
 
 /** Status, body code, security event, metric, and nothing upstream. */
@@ -140,7 +141,7 @@ async function assertRefused(gw: TestGateway, response: RawResponse, code: Error
   assert.deepEqual(Object.keys(response.json ?? {}).sort(), ['code', 'error', 'error_description', 'interaction_id'])
   const events = refusalEvents(gw, code)
   assert.ok(events.length >= 1, `a request.refused event with reason ${code}`)
-  assert.equal(events.at(-1)!.status, catalogue[code].status)
+  assert.equal(events.at(-1)!.http?.response?.status_code, catalogue[code].status)
   assert.ok((await refusalsCounted(gw, code)) >= 1, `fapi_gateway_refusals_total{reason="${code}"}`)
   assert.equal(gw.upstream.received.length, 0, 'the upstream received nothing')
 }
@@ -211,7 +212,7 @@ test('a content-length over maxBodyBytes is answered 413 GW_BODY_TOO_LARGE for a
     await connection.closed
     assert.equal(response.headers.connection, 'close')
     await assertRefused(gw, response, 'GW_BODY_TOO_LARGE')
-    assert.equal(refusalEvents(gw, 'GW_BODY_TOO_LARGE').at(-1)!.route, 'payments-create')
+    assert.equal(refusalEvents(gw, 'GW_BODY_TOO_LARGE').at(-1)!.fapi?.route, 'payments-create')
   })
 })
 

@@ -70,7 +70,7 @@ describe('replay detection in Redis', () => {
     }
     assert.equal(gw.upstream.received.length, before, 'nothing reached the upstream while Redis was down')
     await waitForReady(gw.gateway.adminPort, 503)
-    assert.ok(gw.log.events().some((e) => e.reason === 'GW_REPLAY_STORE_UNAVAILABLE'))
+    assert.ok(gw.log.events().some((e) => e.event.action === 'dependency.unavailable' && e.event.reason === 'GW_REPLAY_STORE_UNAVAILABLE' && e.fapi?.dependency === 'replay_store'))
 
     await redis.start()
     await waitForReady(gw.gateway.adminPort, 200)

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../src/observability/log.ts'
+import { EVENT_DATASET, type EcsSecurityEvent } from '../../src/observability/ecs.ts'
 import { startDevEnvironment, type DevEnvironment, type DevEnvironmentOptions } from '../../src/dev/environment.ts'
 import { createDevPki, type DevPki, type Issued } from '../../src/dev/pki.ts'
 import { createPartnerClient, type PartnerClient } from '../../src/dev/partner-client.ts'
@@ -18,8 +19,8 @@ export function testPki(): Promise<DevPki> {
 
 export interface LogLines {
   readonly lines: string[]
-  /** Parsed security events (JSON lines with "security": true). */
-  events(): Record<string, unknown>[]
+  /** Parsed security events (ECS documents, event.dataset fapi_gateway.security; docs/security-events.md). */
+  events(): EcsSecurityEvent[]
 }
 
 export function captureLog(): { sink: Writable; log: LogLines } {
@@ -34,7 +35,7 @@ export function captureLog(): { sink: Writable; log: LogLines } {
     sink,
     log: {
       lines,
-      events: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry.security === true),
+      events: () => lines.map((line) => JSON.parse(line) as EcsSecurityEvent).filter((entry) => entry.event?.dataset === EVENT_DATASET),
     },
   }
 }
@@ -49,7 +50,7 @@ export interface TestGateway extends DevEnvironment {
 export async function startTestGateway(options: Partial<DevEnvironmentOptions> = {}): Promise<TestGateway> {
   const { sink, log } = captureLog()
   const pki = options.pki ?? (await testPki())
-  const env = await startDevEnvironment({ ...options, pki, logger: createLogger('info', sink) })
+  const env = await startDevEnvironment({ ...options, pki, logger: createLogger('info', sink), gateway: { eventStream: sink, ...options.gateway } })
   const clients: PartnerClient[] = []
   return {
     ...env,
