@@ -73,7 +73,6 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     if (cert) await deps.revocation.check(cert, { nowMs: req.nowMs, route: route.name, override: route.revocation })
     presented = checkCredentials(req.headers, req.target, req.formBody)
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
-    if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
     if (checkBinding(route, presented, token, cert) === 'dpop') {
       proof = checkDpop(
         { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash },
@@ -84,8 +83,10 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
       checkProofKeyBinding(token, proof)
     }
     checkPolicy(route, token)
-    // Last, so that a refused request never burns a legitimate client's jti.
-    if (proof) await checkReplay(proof, deps.replay, deps.replayTtlMs)
+    // Last, so that a refused request never burns a legitimate client's jti; one store round
+    // trip answers both the revoked-token list and, for DPoP, the replay claim.
+    if (proof) await checkReplay(proof, presented.hash, deps.replay, deps.replayTtlMs)
+    else if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
     return { ok: true, grant: { route, path: matched.path, cert, presented, token, proof } }
   } catch (error) {
     const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'unexpected error in a check', cause: error })

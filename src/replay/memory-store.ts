@@ -70,6 +70,15 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
       store(key, at + ttl, at)
       return true
     },
+    async claimUnlessPresent(claimKey, ttlMs, blockingKey) {
+      assertOpen()
+      const ttl = wholeTtlMs(ttlMs)
+      const at = now()
+      if (liveExpiry(blockingKey, at) !== undefined) return 'blocked'
+      if (liveExpiry(claimKey, at) !== undefined) return 'taken'
+      store(claimKey, at + ttl, at)
+      return 'claimed'
+    },
     async put(key, ttlMs) {
       assertOpen()
       const ttl = wholeTtlMs(ttlMs)

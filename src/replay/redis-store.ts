@@ -156,6 +156,20 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
       const ttl = wholeTtlMs(ttlMs)
       return run('claim', async () => (await client.set(prefix + key, '1', 'PX', ttl, 'NX')) === 'OK')
     },
+    async claimUnlessPresent(claimKey, ttlMs, blockingKey) {
+      const ttl = wholeTtlMs(ttlMs)
+      return run('claim', async () => {
+        // One write and one round trip for both commands (a pipeline, not a transaction: a
+        // claimed jti of a blocked token is harmless, the request is refused either way).
+        const replies = await client.pipeline().exists(prefix + blockingKey).set(prefix + claimKey, '1', 'PX', ttl, 'NX').exec()
+        if (!replies) throw new Error('pipeline was not executed')
+        const [[existsError, exists], [setError, set]] = replies as [[Error | null, unknown], [Error | null, unknown]]
+        if (existsError) throw existsError
+        if (setError) throw setError
+        if (exists === 1) return 'blocked' as const
+        return set === 'OK' ? ('claimed' as const) : ('taken' as const)
+      })
+    },
     async put(key, ttlMs) {
       const ttl = wholeTtlMs(ttlMs)
       return run('put', async () => {

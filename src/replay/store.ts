@@ -7,6 +7,12 @@ import { refuse } from '../errors.ts'
 export interface ReplayStore {
   /** Atomically claims key for ttlMs. true = first use, false = already claimed. Throws GatewayError GW_REPLAY_STORE_UNAVAILABLE if the store cannot answer (fail closed). */
   claim(key: string, ttlMs: number): Promise<boolean>
+  /**
+   * One round trip: claims claimKey for ttlMs unless blockingKey is present. 'blocked' when
+   * blockingKey is present (claimKey may then be claimed too), else as claim(). In Redis Cluster
+   * both keys must share a hash tag ({...}) so that they live in one slot.
+   */
+  claimUnlessPresent(claimKey: string, ttlMs: number, blockingKey: string): Promise<'claimed' | 'taken' | 'blocked'>
   /** Adds a key (e.g. a revoked token hash) for ttlMs, idempotent. A later put replaces the TTL. */
   put(key: string, ttlMs: number): Promise<void>
   /** Whether key is present. Throws GW_REPLAY_STORE_UNAVAILABLE if it cannot answer. */

@@ -11,18 +11,19 @@ export interface RevokedTokenList {
 // PresentedToken.hash: base64url(SHA-256(token)), 43 characters. Anything else is a wiring bug.
 const tokenHashPattern = /^[A-Za-z0-9_-]{43}$/
 
-function keyFor(tokenHash: string): string {
+/** The hash tag keeps a token's revocation and its proofs' jtis in one Redis Cluster slot. */
+export function revokedTokenKey(tokenHash: string): string {
   if (!tokenHashPattern.test(tokenHash)) refuse('GW_INTERNAL', 'revoked-token list needs base64url(SHA-256(token))')
-  return `revoked:${tokenHash}`
+  return `revoked:{${tokenHash}}`
 }
 
 export function createRevokedTokenList(store: ReplayStore): RevokedTokenList {
   return {
     async revoke(tokenHash, ttlMs) {
-      await store.put(keyFor(tokenHash), ttlMs)
+      await store.put(revokedTokenKey(tokenHash), ttlMs)
     },
     async isRevoked(tokenHash) {
-      return store.has(keyFor(tokenHash))
+      return store.has(revokedTokenKey(tokenHash))
     },
   }
 }

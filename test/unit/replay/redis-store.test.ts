@@ -100,17 +100,30 @@ test('put is idempotent, sets the TTL, and has sees it', async () => {
   assert.ok(pttl > 0 && pttl <= 20_000, `PTTL ${pttl}`)
 })
 
+const TOKEN_HASH = 'fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo'
+
 test('checkReplay against Redis: first use passes, the replay is refused, a huge jti is stored hashed', async () => {
   const store = open()
   await untilReady(store)
   const hugeJti = 'x'.repeat(1_000_000)
-  await checkReplay(proof(hugeJti), store, 60_000)
-  await assert.rejects(checkReplay(proof(hugeJti), store, 60_000), { code: 'GW_DPOP_REPLAY' })
+  await checkReplay(proof(hugeJti), TOKEN_HASH, store, 60_000)
+  await assert.rejects(checkReplay(proof(hugeJti), TOKEN_HASH, store, 60_000), { code: 'GW_DPOP_REPLAY' })
 
   const keys = await inspector.keys('fapigw:dpop:*')
-  const expected = `fapigw:dpop:${proof('').jkt}:${createHash('sha256').update(hugeJti).digest('base64url')}`
+  const expected = `fapigw:dpop:{${TOKEN_HASH}}:${proof('').jkt}:${createHash('sha256').update(hugeJti).digest('base64url')}`
   assert.ok(keys.includes(expected))
   for (const key of keys) assert.ok(key.length < 200, `key of ${key.length} characters`)
+})
+
+test('claimUnlessPresent answers claimed, taken and blocked in one round trip', async () => {
+  const store = open()
+  await untilReady(store)
+  assert.equal(await store.claimUnlessPresent('dpop:{t1}:a', 60_000, 'revoked:{t1}'), 'claimed')
+  assert.equal(await store.claimUnlessPresent('dpop:{t1}:a', 60_000, 'revoked:{t1}'), 'taken')
+  await store.put('revoked:{t1}', 60_000)
+  assert.equal(await store.claimUnlessPresent('dpop:{t1}:b', 60_000, 'revoked:{t1}'), 'blocked')
+  const pttl = await inspector.pttl('fapigw:dpop:{t1}:a')
+  assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`)
 })
 
 test('revoked-token list on Redis', async () => {
@@ -121,7 +134,7 @@ test('revoked-token list on Redis', async () => {
   assert.equal(await list.isRevoked(hash), false)
   await list.revoke(hash, 60_000)
   assert.equal(await list.isRevoked(hash), true)
-  assert.equal(await inspector.exists(`fapigw:revoked:${hash}`), 1)
+  assert.equal(await inspector.exists(`fapigw:revoked:{${hash}}`), 1)
 })
 
 test('Redis down: commands fail closed and fast, ready() is false; Redis back: the same store works again', async () => {

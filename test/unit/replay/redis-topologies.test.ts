@@ -43,6 +43,8 @@ test('cluster mode: claims once, fails closed while the node is down, recovers w
   await untilReady(store)
   assert.equal(await store.claim('via-cluster', 60_000), true)
   assert.equal(await store.claim('via-cluster', 60_000), false)
+  assert.equal(await store.claimUnlessPresent('dpop:{tok}:x', 60_000, 'revoked:{tok}'), 'claimed')
+  assert.equal(await store.claimUnlessPresent('dpop:{tok}:x', 60_000, 'revoked:{tok}'), 'taken')
   await store.put('revoked:x', 60_000)
   assert.equal(await store.has('revoked:x'), true)
 
