@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     profile: { type: 'string' },
     only: { type: 'string' },
+    'auto-pipelining': { type: 'boolean', default: false },
     out: { type: 'string', default: join(HERE, 'results') },
   },
 })
@@ -240,7 +241,7 @@ async function main(): Promise<void> {
     issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
     upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
     dpop: { maxAgeSeconds: 300 },
-    replay: { store: 'redis', redis: { url: redis.url } },
+    replay: { store: 'redis', redis: { url: redis.url }, autoPipelining: args['auto-pipelining'] },
     policies: { dir: join(REPO_ROOT, 'policies') },
     log: { level: 'warn' },
     ...(workers !== '1' && { workers: workers === 'auto' ? 'auto' : Number(workers) }),

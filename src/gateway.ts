@@ -91,7 +91,7 @@ function issuerSettings(loaded: LoadedConfig, issuer: IssuerConfig, index: numbe
 export function createReplayStore(config: GatewayConfig['replay'], env: NodeJS.ProcessEnv, clock: Clock, logger: Logger): ReplayStore {
   const redis = config.redis
   if (config.store === 'memory' || !redis) return createMemoryReplayStore({ maxEntries: config.memoryMaxEntries, now: clock })
-  const common = { prefix: config.keyPrefix, commandTimeoutMs: config.commandTimeoutMs, logger }
+  const common = { prefix: config.keyPrefix, commandTimeoutMs: config.commandTimeoutMs, autoPipelining: config.autoPipelining, logger }
   const password = redis.passwordEnv ? env[redis.passwordEnv] : undefined
   if ('url' in redis) return createRedisReplayStore({ mode: 'single', url: redis.url, password, ...common })
   if ('sentinels' in redis) return createRedisReplayStore({ mode: 'sentinel', sentinels: redis.sentinels, name: redis.name, password, tls: redis.tls, ...common })

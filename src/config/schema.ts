@@ -112,6 +112,7 @@ const replay = z.strictObject({
   redis: redis.optional(),
   keyPrefix: z.string().default('fapigw:'),
   commandTimeoutMs: positiveInt.default(500),
+  autoPipelining: z.boolean().default(false),
 }).refine((r) => r.store !== 'redis' || r.redis, { message: 'store: redis needs a redis section', path: ['redis'] })
 
 const dpop = z.strictObject({

@@ -35,6 +35,8 @@ export type RedisReplayStoreOptions = RedisTopology & {
   readonly commandTimeoutMs?: number
   /** Default 2000. */
   readonly connectTimeoutMs?: number
+  /** Batch the commands of concurrent requests into one write (ioredis enableAutoPipelining). Default false. */
+  readonly autoPipelining?: boolean
   /** Reconnection backs off up to this delay and never gives up. Default 2000. */
   readonly maxReconnectDelayMs?: number
   /** TLS on (true) or with settings (e.g. `ca`, `servername`); rediss:// URLs enable TLS on their own. */
@@ -60,7 +62,7 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
     // dropped, so ready() turns false and the reconnect loop takes over.
     socketTimeout: Math.max(2 * commandTimeoutMs, 1000),
     connectTimeout: options.connectTimeoutMs ?? 2000,
-    enableAutoPipelining: false,
+    enableAutoPipelining: options.autoPipelining ?? false,
     // A command in flight when the connection drops fails instead of waiting for a reconnect.
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
@@ -98,7 +100,7 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
         options.nodes.map(({ host, port }) => ({ host, port })),
         {
           enableOfflineQueue: false,
-          enableAutoPipelining: false,
+          enableAutoPipelining: options.autoPipelining ?? false,
           clusterRetryStrategy: backoff,
           redisOptions: { ...connection, username: options.username, password: options.password },
         },
