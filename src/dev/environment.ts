@@ -2,7 +2,6 @@
 // the gateway started from a real configuration file through the real loader.
 // The demo runs it once; the end-to-end tests run it with overrides.
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,6 +12,9 @@ import type { Logger } from '../types.ts'
 import { startDevIssuer, type DevIssuer } from './issuer.ts'
 import { createDevPki, writeDevPki, chainPem, type DevPki } from './pki.ts'
 import { startDemoUpstream, type DemoUpstream } from './upstream.ts'
+import { freePort } from './ports.ts'
+
+export { freePort }
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
 export const DEMO_AUDIENCE = 'https://api.bank.example'
@@ -40,17 +42,6 @@ export interface DevEnvironment {
   readonly baseUrl: string
   readonly configFile: string
   close(): Promise<void>
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolvePort(port))
-    })
-  })
 }
 
 function merge(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
