@@ -1,0 +1,147 @@
+// The pipeline a reload rebuilds: parts whose inputs did not change are kept, unusable TLS
+// material is refused with the key that names it.
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Registry } from 'prom-client'
+import { stringify } from 'yaml'
+import { ConfigError, loadConfig } from '../../../src/config/load.ts'
+import { REPO_ROOT } from '../../../src/dev/environment.ts'
+import { chainPem, createDevPki, writeDevPki, type DevPki } from '../../../src/dev/pki.ts'
+import { createProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
+import { createSecurityEvents } from '../../../src/observability/events.ts'
+import { buildPipeline, partsToClose, type GatewayPipeline, type SharedDeps } from '../../../src/reload/pipeline.ts'
+import { createMemoryReplayStore } from '../../../src/replay/memory-store.ts'
+import { createRevocationMetrics, type RevocationMetrics } from '../../../src/revocation/metrics.ts'
+import { createRevokedTokenList } from '../../../src/tokens/revoked-tokens.ts'
+
+const quiet = { info() {}, warn() {}, error() {} }
+let pki: DevPki
+let dir: string
+let shared: SharedDeps
+const built: GatewayPipeline[] = []
+
+function writeConfig(change: (raw: Record<string, any>) => void = () => {}): string {
+  const raw: Record<string, any> = {
+    listener: { publicBaseUrl: 'https://api.bank.example', tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt' } },
+    // Nothing listens there: the key set never loads, which these tests do not need.
+    issuers: [{ name: 'dev', issuer: 'https://as.bank.example', jwksUri: 'https://127.0.0.1:1/jwks', audience: 'https://api.bank.example' }],
+    upstreams: { 'data-api': { url: 'http://127.0.0.1:1' } },
+    policies: { dir: 'policies' },
+  }
+  change(raw)
+  const file = join(dir, 'gateway.yaml')
+  writeFileSync(file, stringify(raw))
+  return file
+}
+
+function build(previous?: GatewayPipeline) {
+  const result = buildPipeline(loadConfig(join(dir, 'gateway.yaml'), {}), shared, previous)
+  built.push(result.pipeline)
+  return result
+}
+
+before(async () => {
+  pki = await createDevPki()
+  dir = mkdtempSync(join(tmpdir(), 'fapi-pipeline-'))
+  writeDevPki(pki, dir)
+  mkdirSync(join(dir, 'policies'))
+  copyFileSync(join(REPO_ROOT, 'policies', 'accounts.yaml'), join(dir, 'policies', 'accounts.yaml'))
+  const replay = createMemoryReplayStore({ maxEntries: 100, now: Date.now })
+  const registry = new Registry()
+  let revocationMetrics: RevocationMetrics | undefined
+  shared = {
+    env: {}, clock: Date.now, logger: quiet, events: createSecurityEvents({ sinks: [], clock: Date.now }), registry, replay,
+    revokedTokens: createRevokedTokenList(replay), proofKeys: createProofKeyCache({ maxEntries: 10 }),
+    revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(registry)),
+  }
+})
+after(async () => {
+  await Promise.allSettled([...new Set(built.flatMap((p) => p.closeables))].map((part) => part.close()))
+  await shared.replay.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+test('built from the same files, every part is kept: caches, pools and connection verdicts survive', () => {
+  writeConfig()
+  const first = build()
+  assert.deepEqual(first.changed.length, 8, 'a first build has no previous parts')
+  const second = build(first.pipeline)
+  assert.deepEqual(second.changed, [])
+  for (const key of ['tokens', 'tokenCache', 'forwarder', 'clientCertPolicy', 'headers', 'nonces', 'revocation'] as const) {
+    assert.equal(second.pipeline[key], first.pipeline[key], key)
+  }
+  assert.equal(second.pipeline.authorize.routes, first.pipeline.authorize.routes)
+  assert.deepEqual(partsToClose(first.pipeline, second.pipeline), [])
+})
+
+test('only the parts whose inputs changed are rebuilt, and only those are closed with the old version', () => {
+  writeConfig()
+  const first = build()
+  writeConfig((raw) => {
+    raw.upstreams['data-api'].connections = 8
+    raw.revocation = {}
+  })
+  const second = build(first.pipeline)
+  assert.deepEqual(second.changed, ['upstreams', 'revocation'])
+  assert.notEqual(second.pipeline.forwarder, first.pipeline.forwarder)
+  assert.equal(second.pipeline.tokens, first.pipeline.tokens)
+  assert.ok(second.pipeline.ownRevocation)
+  assert.deepEqual(partsToClose(first.pipeline, second.pipeline), [first.pipeline.forwarder])
+
+  // A new CA in the bundle: a new client-certificate policy (connections are judged again), same server certificate.
+  writeFileSync(join(dir, 'client-ca.crt'), pki.root.certPem + pki.untrustedRoot.certPem)
+  const third = build(second.pipeline)
+  assert.deepEqual(third.changed, ['clientTrust'])
+  assert.notEqual(third.pipeline.clientCertPolicy, second.pipeline.clientCertPolicy)
+  assert.equal(third.pipeline.tlsMaterial.clientAnchors.length, 2)
+  writeFileSync(join(dir, 'client-ca.crt'), pki.root.certPem)
+})
+
+test('a key that does not match the certificate is refused naming both keys; nothing is replaced', () => {
+  writeConfig()
+  const first = build()
+  writeFileSync(join(dir, 'server.key'), pki.partnerA.keyPem)
+  try {
+    assert.throws(() => build(first.pipeline), (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.match(error.problems.join('\n'), /gateway\.yaml: listener\.tls\.certFile, keyFile: .*key values mismatch/)
+      return true
+    })
+  } finally {
+    writeFileSync(join(dir, 'server.key'), pki.server.keyPem)
+  }
+})
+
+test('an intermediate in the CA bundle, or a certificate file without a certificate, is refused naming the key', () => {
+  writeConfig()
+  writeFileSync(join(dir, 'client-ca.crt'), pki.intermediate.certPem)
+  try {
+    assert.throws(() => build(), /listener\.tls\.clientCaFile, clientIntermediatesFile: [\s\S]*not a self-signed CA certificate/)
+  } finally {
+    writeFileSync(join(dir, 'client-ca.crt'), pki.root.certPem)
+  }
+  writeFileSync(join(dir, 'server-chain.crt'), 'not a certificate\n')
+  try {
+    assert.throws(() => build(), /listener\.tls\.certFile: no certificate in server-chain\.crt/)
+  } finally {
+    writeFileSync(join(dir, 'server-chain.crt'), chainPem(pki.server, pki.intermediate))
+  }
+})
+
+test('check-config refuses a key that does not match the certificate, as a reload would', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const file = writeConfig()
+  writeFileSync(join(dir, 'server.key'), pki.partnerA.keyPem)
+  try {
+    const run = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    assert.equal(run.status, 1, run.stdout)
+    assert.match(run.stderr, /listener\.tls\.certFile, keyFile: .*key values mismatch/)
+  } finally {
+    writeFileSync(join(dir, 'server.key'), pki.server.keyPem)
+  }
+  const ok = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  assert.equal(ok.status, 0, ok.stderr)
+})
