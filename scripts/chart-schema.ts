@@ -1,6 +1,6 @@
 // Keeps the gateway sections of helm/fapi-gateway/values.schema.json in step with the zod
 // configuration schema (src/config/schema.ts): the chart passes gateway.issuers, upstreams,
-// limits, dpop, forwarding, caches, events and the policy files through to the gateway, so
+// limits, dpop, forwarding, caches, events, reload, ocspStapling and the policy files through to the gateway, so
 // `helm install` validates them with the same rules the gateway's loader applies (refinements
 // that JSON Schema cannot express are still checked by the gateway at start-up).
 //   node scripts/chart-schema.ts           rewrite the definitions
@@ -44,6 +44,8 @@ export function generatedDefinitions(): Record<string, Json> {
     gatewayRevocation: jsonSchema(config.revocation),
     gatewayClientCertificateHeader: jsonSchema(config.listener.shape.clientCertificateHeader),
     gatewayWorkers: jsonSchema(config.workers),
+    gatewayReload: jsonSchema(config.reload),
+    gatewayOcspStapling: jsonSchema(config.listener.shape.tls.shape.ocspStapling),
     policyFile: jsonSchema(policyFileSchema),
   }
 }

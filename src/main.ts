@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import cluster from 'node:cluster'
 import { ConfigError, loadConfig, resolveWorkers } from './config/load.ts'
 import { createLogger } from './observability/log.ts'
+import type { RunningGateway } from './gateway.ts'
 
 const USAGE = `usage:
   fapi-gateway start [--config FILE]         run the gateway (FILE defaults to $FAPI_GATEWAY_CONFIG or ./fapi-gateway.yaml)
@@ -16,10 +17,22 @@ const USAGE = `usage:
 async function start(configFile: string, checkOnly: boolean): Promise<number> {
   const loaded = loadConfig(configFile)
   if (checkOnly) {
+    // The certificate, key and CA bundles as the listener (and a reload) would use them.
+    const { readTlsMaterial } = await import('./reload/pipeline.ts')
+    readTlsMaterial(loaded)
     console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
     return 0
   }
   const logger = createLogger(loaded.config.log.level)
+  // SIGHUP reloads configuration, policies and certificates (README "Rotation and reload"); taken
+  // over at once, since Node's default for it is to exit. In a primary it is forwarded to the workers.
+  let running: RunningGateway | undefined
+  let reloadRequested = false
+  const reloadOnSighup = () => {
+    if (!running) return void (reloadRequested = true)
+    running.reload('sighup').catch((error: unknown) => logger.error({ err: error }, 'reload failed'))
+  }
+  process.on('SIGHUP', reloadOnSighup)
   const workers = resolveWorkers(loaded.config.workers)
   // Loaded here so that the other commands (ca, certs) start without the gateway's modules.
   const [{ startGateway }, { runPrimary, runWorker }] = await Promise.all([import('./gateway.ts'), import('./server/cluster.ts')])
@@ -28,6 +41,8 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     return 0
   }
   const gateway = cluster.isWorker ? await runWorker(loaded, logger) : await startGateway(loaded, { logger })
+  running = gateway
+  if (reloadRequested) reloadOnSighup()
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down')

@@ -28,6 +28,13 @@ const ipOrCidr = z.string().refine((value) => {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))
 }, 'must be an IP address or a CIDR range')
 
+// The gateway's own certificate: OCSP stapling (RFC 6066 §8) and the expiry warning (README "Rotation and reload").
+const ocspStapling = z.strictObject({
+  enabled: z.boolean().default(true),
+  url: httpUrl.optional(),
+  timeoutMs: positiveInt.max(60_000).default(5_000),
+})
+
 const listener = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: port.default(8443),
@@ -39,6 +46,8 @@ const listener = z.strictObject({
     clientIntermediatesFile: z.string().optional(),
     clientCertificate: z.enum(['require', 'request', 'off']).default('request'),
     minRsaBits: z.number().int().min(2048).default(2048),
+    ocspStapling: ocspStapling.prefault({}),
+    expiryWarningDays: z.number().int().min(0).max(3650).default(14),
   }),
   limits: limits.prefault({}),
   // Off by default: client certificates forwarded by a TLS-terminating load balancer (README "Revocation").
@@ -239,6 +248,12 @@ const revocation = z.strictObject({
   clockSkewSeconds: z.number().int().min(0).max(600).default(60),
 }).refine((r) => new Set(r.cas.map((ca) => ca.name)).size === r.cas.length, { message: 'CA names must be unique', path: ['cas'] })
 
+// Hot reload of files (README "Rotation and reload").
+const reload = z.strictObject({
+  pollIntervalMs: z.number().int().min(0).refine((ms) => ms === 0 || ms >= 100, 'must be 0 (files not watched) or at least 100').default(2_000),
+  drainTimeoutMs: positiveInt.default(30_000),
+})
+
 export const gatewayConfigSchema = z.strictObject({
   /** Processes serving the partner listener: a number, or 'auto' for one per CPU core. */
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
@@ -254,6 +269,7 @@ export const gatewayConfigSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
   events: events.prefault({}),
   revocation: revocation.optional(),
+  reload: reload.prefault({}),
 })
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>

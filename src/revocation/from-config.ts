@@ -12,13 +12,15 @@ import { crlSignerProblem } from './crl.ts'
 import type { CrlLocation } from './crl-store.ts'
 import { createDenyList } from './deny-list.ts'
 import { createRevocationHttp } from './http-fetch.ts'
-import { createRevocationMetrics } from './metrics.ts'
+import { createRevocationMetrics, type RevocationMetrics } from './metrics.ts'
 
 export interface RevocationFromConfigDeps {
   readonly now: Clock
   readonly logger: Logger
   readonly events: Pick<SecurityEvents, 'emit'>
   readonly registry: Registry
+  /** Metrics already registered on the registry (a configuration reload builds a second checker). */
+  readonly metrics?: RevocationMetrics
 }
 
 type Defaults = RevocationConfig['default']
@@ -98,7 +100,7 @@ function configuredCa(loaded: LoadedConfig, config: RevocationConfig, entry: CaE
 }
 
 export function createRevocationFromConfig(loaded: LoadedConfig, config: RevocationConfig, deps: RevocationFromConfigDeps): RunningRevocationChecker {
-  const metrics = createRevocationMetrics(deps.registry)
+  const metrics = deps.metrics ?? createRevocationMetrics(deps.registry)
   const cas = config.cas.map((entry, index) => configuredCa(loaded, config, entry, index))
   const fallback = caRevocation('default', config, undefined, [])
   let denyList

@@ -61,6 +61,11 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
     setTimeout(() => { if (!stopping) fork() }, RESTART_DELAY_MS).unref()
   })
   for (let i = 0; i < workers; i++) fork()
+  // Each worker reloads its own configuration (README "Rotation and reload").
+  const forwardReload = () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')
+  }
+  process.on('SIGHUP', forwardReload)
 
   const aggregator = new AggregatorRegistry()
   const store = createReplayStore(config.replay, env, Date.now, logger)
@@ -86,6 +91,7 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       stopping = true
+      process.off('SIGHUP', forwardReload)
       logger.info({ signal }, 'shutting down workers')
       const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
       let remaining = alive.length

@@ -17,6 +17,7 @@ import type { GatewayMetrics } from '../observability/metrics.ts'
 import type { SecurityEvents } from '../observability/events.ts'
 import { refusalBody, sendRefusal, type ChallengeContext } from '../respond.ts'
 import type { Clock, Logger } from '../types.ts'
+import { recheckAfterTrustChange } from '../reload/trust-anchors.ts'
 
 export interface ListenerLimits {
   readonly maxHeaderBytes: number
@@ -44,6 +45,20 @@ export interface PartnerServerDeps {
   readonly events: SecurityEvents
   readonly logger: Logger
   readonly clock: Clock
+  /**
+   * Hot reload (src/reload/): each request leases the pipeline in force when it arrives and
+   * releases it once answered, so it sees one configuration from start to end. Without it the
+   * fields above are used for the server's lifetime.
+   */
+  readonly pipeline?: () => PipelineLease
+}
+
+/** What a configuration reload may replace while the listener keeps running. */
+export type PartnerPipeline = Pick<PartnerServerDeps, 'authorize' | 'clientCertPolicy' | 'forwardedClientCert' | 'headers' | 'forwarder' | 'nonces'>
+
+export interface PipelineLease {
+  readonly current: PartnerPipeline
+  release(): void
 }
 
 // RFC 9110 field value characters, bounded: anything else is replaced by a fresh UUID.
@@ -75,27 +90,37 @@ function readFormBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 export function createPartnerServer(deps: PartnerServerDeps): Server {
   const { limits, metrics, events, logger } = deps
-  const peerVerdicts = new WeakMap<TLSSocket, PeerCertificateVerdict>()
+  const lease = deps.pipeline ?? (() => ({ current: deps, release() {} }))
+  // Judged once per connection and client-certificate policy; a reload that changes the policy
+  // has the connection judged again (src/reload/trust-anchors.ts).
+  const peerVerdicts = new WeakMap<TLSSocket, { readonly policy: ClientCertPolicy; readonly verdict: PeerCertificateVerdict }>()
+  const handshakePolicies = new WeakMap<TLSSocket, ClientCertPolicy>()
   const overLimitSockets = new WeakSet<Socket>()
   let openConnections = 0
-  const dpopAlgs = deps.authorize.dpop.algorithms
 
-  function peerVerdict(socket: TLSSocket): PeerCertificateVerdict {
-    let verdict = peerVerdicts.get(socket)
-    if (verdict === undefined) {
-      verdict = inspectPeerCertificate(socket, deps.clientCertPolicy)
-      peerVerdicts.set(socket, verdict)
-    }
+  function currentPipeline(): PartnerPipeline {
+    const held = lease()
+    held.release()
+    return held.current
+  }
+
+  function peerVerdict(socket: TLSSocket, p: PartnerPipeline): PeerCertificateVerdict {
+    const cached = peerVerdicts.get(socket)
+    if (cached?.policy === p.clientCertPolicy) return cached.verdict
+    let verdict = inspectPeerCertificate(socket, p.clientCertPolicy)
+    const handshakePolicy = handshakePolicies.get(socket)
+    if (handshakePolicy !== undefined && handshakePolicy !== p.clientCertPolicy) verdict = recheckAfterTrustChange(verdict, handshakePolicy, p.clientCertPolicy)
+    peerVerdicts.set(socket, { policy: p.clientCertPolicy, verdict })
     return verdict
   }
 
-  function answerHeaders(interactionId: string): Record<string, string> {
+  function answerHeaders(p: PartnerPipeline, interactionId: string): Record<string, string> {
     const headers: Record<string, string> = { 'x-fapi-interaction-id': interactionId }
-    if (deps.nonces) headers['dpop-nonce'] = deps.nonces.current(deps.clock())
+    if (p.nonces) headers['dpop-nonce'] = p.nonces.current(deps.clock())
     return headers
   }
 
-  function refuseRequest(req: IncomingMessage, res: ServerResponse, refusal: Refusal, interactionId: string, started: number): void {
+  function refuseRequest(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, refusal: Refusal, interactionId: string, started: number): void {
     const { error, route, presented, token, cert, proof } = refusal
     const code = error.code
     const context: ChallengeContext = {
@@ -103,9 +128,9 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       acceptsDpop: route?.acceptsDpop ?? true,
       acceptsBearer: route?.acceptsBearer ?? true,
       scopes: route?.scopes ?? [],
-      dpopAlgs,
+      dpopAlgs: p.authorize.dpop.algorithms,
     }
-    sendRefusal(res, code, context, answerHeaders(interactionId))
+    sendRefusal(res, code, context, answerHeaders(p, interactionId))
     const routeName = route?.name ?? NO_ROUTE
     const status = catalogue[code].status
     metrics.refusals.inc({ route: routeName, reason: code })
@@ -129,9 +154,9 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     if (code === 'GW_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the request pipeline')
   }
 
-  async function forwardGranted(req: IncomingMessage, res: ServerResponse, grant: Grant, interactionId: string, formBody: Buffer | undefined, started: number): Promise<void> {
+  async function forwardGranted(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, grant: Grant, interactionId: string, formBody: Buffer | undefined, started: number): Promise<void> {
     const { route, token, cert, proof } = grant
-    const headers = deps.headers.buildRequestHeaders(req.rawHeaders, {
+    const headers = p.headers.buildRequestHeaders(req.rawHeaders, {
       identity: {
         route: route.name,
         clientId: token.clientId,
@@ -144,25 +169,25 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       clientIp: req.socket.remoteAddress,
       interactionId,
     })
-    if (deps.nonces) {
-      res.setHeader('dpop-nonce', deps.nonces.current(deps.clock()))
+    if (p.nonces) {
+      res.setHeader('dpop-nonce', p.nonces.current(deps.clock()))
       res.setHeader('cache-control', 'no-store')
     }
     const path = (route.rewrite ? route.rewrite(grant.path) : grant.path) + req.url!.slice(grant.path.length)
-    const outcome = await deps.forwarder.forward(req, res, { upstream: route.upstream, path }, headers, formBody)
+    const outcome = await p.forwarder.forward(req, res, { upstream: route.upstream, path }, headers, formBody)
     metrics.upstreamDuration.observe({ upstream: route.upstream }, outcome.upstreamMs / 1000)
     metrics.upstreamResponses.inc({ upstream: route.upstream, status_class: `${Math.floor(outcome.status / 100)}xx` })
     metrics.requests.inc({ route: route.name, outcome: 'allowed' })
     metrics.requestDuration.observe({ route: route.name, outcome: 'allowed' }, (performance.now() - started) / 1000)
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
     const headers = readCredentialHeaders(req.rawHeaders)
     const interactionId = interactionIdOf(headers.interactionId)
     const socket = req.socket as TLSSocket
     const refuseEarly = (code: ErrorCode, detail: string, cause?: unknown) =>
-      refuseRequest(req, res, { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined }, interactionId, started)
+      refuseRequest(p, req, res, { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined }, interactionId, started)
 
     if (overLimitSockets.has(socket)) {
       // Closed after the answer, so the connection frees its place instead of holding it.
@@ -181,13 +206,13 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     }
 
     const verdict = await authorize(
-      { method: req.method ?? '', target: req.url ?? '', headers, peer: deps.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket), formBody: formBody?.toString('latin1'), nowMs: deps.clock() },
-      deps.authorize,
+      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), formBody: formBody?.toString('latin1'), nowMs: deps.clock() },
+      p.authorize,
     )
-    if (!verdict.ok) return refuseRequest(req, res, verdict.refusal, interactionId, started)
+    if (!verdict.ok) return refuseRequest(p, req, res, verdict.refusal, interactionId, started)
 
     try {
-      await forwardGranted(req, res, verdict.grant, interactionId, formBody, started)
+      await forwardGranted(p, req, res, verdict.grant, interactionId, formBody, started)
     } catch (error) {
       const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'forwarding failed', cause: error })
       const { route, cert, presented, token, proof } = verdict.grant
@@ -201,20 +226,21 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
         logger.warn({ interactionId, route: route.name, code: gatewayError.code, detail: gatewayError.detail }, 'upstream answer interrupted')
         return
       }
-      refuseRequest(req, res, { error: gatewayError, route, cert, presented, token, proof }, interactionId, started)
+      refuseRequest(p, req, res, { error: gatewayError, route, cert, presented, token, proof }, interactionId, started)
     }
   }
 
   const server = createServer(
     { ...deps.tls, maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs },
     (req, res) => {
-      handle(req, res).catch((error: unknown) => {
+      const held = lease()
+      handle(held.current, req, res).catch((error: unknown) => {
         logger.error({ err: error }, 'request handler failed')
         if (!res.headersSent) {
           res.statusCode = 500
           res.end()
         } else res.destroy()
-      })
+      }).finally(() => held.release())
     },
   )
 
@@ -228,6 +254,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   })
   // 'connection' gives the TCP socket; requests arrive on the TLS socket wrapped around it.
   server.on('secureConnection', (socket: TLSSocket) => {
+    handshakePolicies.set(socket, currentPipeline().clientCertPolicy)
     if (openConnections > limits.maxConnections) overLimitSockets.add(socket)
   })
   // A hard ceiling well above the answered limit, so a flood cannot exhaust memory.

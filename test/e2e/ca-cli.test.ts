@@ -8,7 +8,7 @@ import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
-import { startOcspResponder } from '../../src/ca/ocsp-responder.ts'
+import { startOcspResponder, type RunningOcspResponder } from '../../src/ca/ocsp-responder.ts'
 import { createPartnerClient } from '../../src/dev/partner-client.ts'
 import { freePort } from '../../src/dev/environment.ts'
 import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
@@ -185,19 +185,28 @@ describe('fapi-gateway ca (command line)', () => {
     assert.equal(await responder.stop(), 0, 'SIGTERM stops it cleanly')
   })
 
-  describe('with a running gateway that trusts the CA', () => {
+  describe('with a running gateway that trusts the CA and checks revocation at its OCSP responder', () => {
+    // How long the responder says its answers stay valid: the gateway's refresh interval.
+    const nextUpdateSeconds = 1
     let gw: TestGateway
+    let responder: RunningOcspResponder
 
     before(async () => {
+      responder = await startOcspResponder({ dir: caDir, port: ocspPort, nextUpdateSeconds })
       gw = await startTestGateway({
         config: {
           listener: {
             tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: caCrt, clientCertificate: 'request' },
           },
+          // The CLI's certificates name the responder in their AIA extension.
+          revocation: { cas: [{ name: 'cli-partners', caFile: caCrt, sources: ['ocsp'] }] },
         },
       })
     })
-    after(() => gw.close())
+    after(async () => {
+      await gw.close()
+      await responder.close()
+    })
 
     async function partner(name: string) {
       const keyFile = tmp.file(`${name}.key`)
@@ -226,12 +235,8 @@ describe('fapi-gateway ca (command line)', () => {
       }
     })
 
-    // Acceptance (issue 3). Once src/revocation/ is wired, turn OCSP checking on in the gateway
-    // configuration of this describe block (the certificates carry the AIA URL of ocspPort) and
-    // drop the skip.
-    it('refuses a partner certificate issued and then revoked with the CLI within one CRL/OCSP refresh interval, without a restart', { skip: 'gateway revocation checking not wired yet' }, async () => {
-      const nextUpdateSeconds = 1
-      const responder = await startOcspResponder({ dir: caDir, port: ocspPort, nextUpdateSeconds })
+    // Acceptance (issue 3).
+    it('refuses a partner certificate issued and then revoked with the CLI within one CRL/OCSP refresh interval, without a restart', async () => {
       const { client, certPem, serial } = await partner('revoked-partner')
       try {
         const token = await gw.issuer.mint({ x5t: thumbprint(certPem) })
@@ -243,9 +248,9 @@ describe('fapi-gateway ca (command line)', () => {
         const refused = await send()
         assert.equal(refused.status, 401, refused.body)
         assert.equal(refused.json?.code, 'GW_CLIENT_CERT_REVOKED')
+        assert.ok(gw.log.events().some((event) => event.event.action === 'cert.revoked' && event.tls?.client !== undefined), 'a cert.revoked event')
       } finally {
         await client.close()
-        await responder.close()
       }
     })
   })

@@ -112,6 +112,12 @@ listener:
     {{- end }}
     clientCertificate: {{ .Values.gateway.clientCertificate }}
     minRsaBits: {{ .Values.gateway.minRsaBits }}
+    # cert.near_expiry events from the same threshold as the FapiGatewayCertificateExpiresSoon alert.
+    expiryWarningDays: {{ .Values.metrics.prometheusRule.certExpiryDays }}
+    {{- with .Values.gateway.ocspStapling }}
+    ocspStapling:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
   {{- with .Values.gateway.limits }}
   limits:
     {{- toYaml . | nindent 4 }}
@@ -174,6 +180,10 @@ events:
 {{- end }}
 {{- with .Values.gateway.revocation }}
 revocation:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.gateway.reload }}
+reload:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
