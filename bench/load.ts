@@ -95,6 +95,12 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     latencies[done++] = performance.now() - startedAt
   }
 
+  if (job.fixedRate) {
+    // Open every connection (full TLS handshakes) before the clock starts, so that the
+    // latency tail measures the target and not the first handshakes of the run.
+    await Promise.all(Array.from({ length: job.connections }, () =>
+      request(job.url + job.path, { dispatcher }).then((response) => response.body.dump(), () => undefined)))
+  }
   const started = performance.now()
   const deadline = started + job.durationMs
   if (job.fixedRate) {
@@ -105,7 +111,8 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
       if (scheduled >= deadline) break
       const wait = scheduled - performance.now()
       if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
-      inflight.push(once(next++, scheduled))
+      // From the scheduled time when late (no coordinated omission), from the send when early.
+      inflight.push(once(next++, Math.min(scheduled, performance.now())))
     }
     await Promise.all(inflight)
   } else {

@@ -265,7 +265,7 @@ async function main(): Promise<void> {
     { name: 'dpop-ps256-ka32', targets: ['bare', 'gateway'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenPs, dpop: { ...psKey, htuBase: url }, connections: 32, durationMs: ms, maxRequests: Math.min(SECONDS, 3) * 8_000 }) },
     { name: 'mtls-bound-ka32', targets: ['bare', 'gateway', 'express', 'nginx'], job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 40_000 }) },
     { name: 'mtls-new-connection', targets: ['bare', 'gateway', 'nginx'], job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 10_000, newConnectionPerRequest: true }) },
-    { name: 'dpop-es256-1000rps', targets: ['direct', 'gateway'], job: (target, url) => target === 'direct'
+    { name: 'dpop-es256-1000rps', targets: ['direct', 'bare', 'gateway'], job: (target, url) => target === 'direct'
       ? { ...base, url, scheme: 'none', connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 }
       : { ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 } },
   ]
