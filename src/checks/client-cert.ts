@@ -63,6 +63,11 @@ export function checkClientCert(verdict: PeerCertificateVerdict, requirement: Cl
   }
 }
 
+/** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the certificate's DER. */
+export function certificateThumbprint(der: Buffer): string {
+  return createHash('sha256').update(der).digest('base64url')
+}
+
 /** Every certificate in a PEM bundle (concatenated PEM blocks). */
 export function parsePemCertificates(pem: string): X509Certificate[] {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
@@ -101,7 +106,7 @@ export function usageProblem(cert: X509Certificate): string | undefined {
 
 export function toClientCert(leaf: X509Certificate, candidates: readonly X509Certificate[]): ClientCert {
   return {
-    thumbprint: createHash('sha256').update(leaf.raw).digest('base64url'),
+    thumbprint: certificateThumbprint(leaf.raw),
     subject: leaf.subject.split('\n').join(', '),
     issuer: leaf.issuer.split('\n').join(', '),
     serialNumber: leaf.serialNumber,

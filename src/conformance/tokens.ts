@@ -1,7 +1,8 @@
 // Where the runner's access tokens come from: the authorization server the deployment trusts
 // (client credentials at its token endpoint), or, for our own gateway in development, a
 // function that mints them in-process with the development issuer.
-import { createHash, X509Certificate } from 'node:crypto'
+import { X509Certificate } from 'node:crypto'
+import { certificateThumbprint as certificateThumbprintOfDer } from '../checks/client-cert.ts'
 import type { TlsIdentity } from './http.ts'
 import type { DpopKey } from './proofs.ts'
 import { requestClientCredentialsToken, TokenEndpointError, type TokenClient, type TokenEndpointHooks, type TokenEndpointSettings } from './token-endpoint.ts'
@@ -29,7 +30,7 @@ export interface TokenSource {
 
 /** RFC 8705 §3.1: base64url SHA-256 of the DER of the leaf certificate. */
 export function certificateThumbprint(certPem: string): string {
-  return createHash('sha256').update(new X509Certificate(certPem).raw).digest('base64url')
+  return certificateThumbprintOfDer(new X509Certificate(certPem).raw)
 }
 
 export function createMintedTokenSource(mint: MintToken): TokenSource {

@@ -1,6 +1,6 @@
 // `npm run demo`: the gateway on an embedded development setup, and a scripted partner
 // client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop.
-import { createHash } from 'node:crypto'
+import { certificateThumbprint } from '../checks/client-cert.ts'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createLogger } from '../observability/log.ts'
@@ -22,17 +22,13 @@ export interface ScenarioResult {
   readonly passed: boolean
 }
 
-function certThumbprint(issued: Issued): string {
-  return createHash('sha256').update(issued.cert.raw).digest('base64url')
-}
-
 async function buildScenarios(env: DevEnvironment, clients: { partnerA: PartnerClient; partnerB: PartnerClient; anonymous: PartnerClient }): Promise<Scenario[]> {
   const { pki, issuer, baseUrl } = env
   const { partnerA, partnerB, anonymous } = clients
   const keyA = await generateDpopKey('ES256')
   const imposterKey = await generateDpopKey('ES256')
   const token = await issuer.mint({ jkt: keyA.jkt, clientId: 'partner-a' })
-  const certToken = await issuer.mint({ x5t: certThumbprint(pki.partnerA), clientId: 'partner-a' })
+  const certToken = await issuer.mint({ x5t: certificateThumbprint(pki.partnerA.cert.raw), clientId: 'partner-a' })
   const otherAudience = await issuer.mint({ jkt: keyA.jkt, audience: 'https://other-api.example' })
   const htu = `${baseUrl}/accounts/123`
   const proofA = await createProof(keyA, { htm: 'GET', htu, accessToken: token })

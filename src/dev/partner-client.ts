@@ -1,6 +1,7 @@
 // A partner's client as the demo and the tests play it: TLS with an optional client
 // certificate, DPoP proofs signed with its own key, and raw control over the headers.
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
+import { hashToken } from '../checks/credentials.ts'
 import { Agent, request } from 'undici'
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
 
@@ -31,9 +32,8 @@ export interface ProofClaims {
   readonly typ?: string
 }
 
-export function accessTokenHash(token: string): string {
-  return createHash('sha256').update(token, 'ascii').digest('base64url')
-}
+/** RFC 9449 §4.2 `ath`: the same hash the gateway keys its token caches with. */
+export const accessTokenHash = hashToken
 
 export async function createProof(key: DpopKey, claims: ProofClaims): Promise<string> {
   return new SignJWT({

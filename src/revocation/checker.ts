@@ -1,7 +1,7 @@
 // The revocation checker behind the seam in src/checks/revocation.ts: the deny list, then
 // per certificate the sources of its CA's policy in order (OCSP, CRL), then the policy for
 // when none answers. A certificate known to be revoked is refused whatever the policy.
-import { createHash } from 'node:crypto'
+import { certificateThumbprint } from '../checks/client-cert.ts'
 import { performance } from 'node:perf_hooks'
 import { refuse } from '../errors.ts'
 import type { RevocationChecker, RevocationContext, RevocationOverride } from '../checks/revocation.ts'
@@ -80,10 +80,6 @@ export interface RunningRevocationChecker extends RevocationChecker {
 }
 
 const MAX_CHAIN = 10
-
-function thumbprintOf(der: Buffer): string {
-  return createHash('sha256').update(der).digest('base64url')
-}
 
 function applyOverride(policy: RevocationPolicy, override: RevocationOverride | undefined): RevocationPolicy {
   if (!override) return policy
@@ -230,7 +226,7 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
       const chain = chainOf(clientCert)
       if (denyList) {
         for (const [index, cert] of chain.entries()) {
-          const why = denyList.match(cert, index === 0 ? clientCert.thumbprint : thumbprintOf(cert.der))
+          const why = denyList.match(cert, index === 0 ? clientCert.thumbprint : certificateThumbprint(cert.der))
           if (why === undefined) continue
           metrics.lookups.inc({ source: 'deny_list', outcome: 'revoked' })
           metrics.decisions.inc({ outcome: 'revoked' })

@@ -1,7 +1,7 @@
 // End-to-end fixture: the development environment (real TLS listener, real issuer over
 // HTTPS, real upstream) started through the real configuration loader, plus helpers to
 // mint tokens, sign proofs and read the security events the gateway wrote.
-import { createHash } from 'node:crypto'
+import { certificateThumbprint } from '../../src/checks/client-cert.ts'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../src/observability/log.ts'
 import { EVENT_DATASET, type EcsSecurityEvent } from '../../src/observability/ecs.ts'
@@ -73,5 +73,5 @@ export async function startTestGateway(options: Partial<DevEnvironmentOptions> =
 }
 
 export function certThumbprint(issued: Issued): string {
-  return createHash('sha256').update(issued.cert.raw).digest('base64url')
+  return certificateThumbprint(issued.cert.raw)
 }
