@@ -1,6 +1,6 @@
 // npm run bench: the gateway against its baselines, measured in the same run, round by round.
 // Targets run one at a time so that they never compete with each other for the CPU.
-//   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1]
+//   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     profile: { type: 'string' },
     only: { type: 'string' },
+    targets: { type: 'string' },
     'auto-pipelining': { type: 'boolean', default: false },
     out: { type: 'string', default: join(HERE, 'results') },
   },
@@ -94,9 +95,9 @@ async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv 
 
 async function startGatewayProcess(configFile: string, port: number, adminPort: number): Promise<ChildProcess> {
   const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], {
-    execArgv: args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : [],
+    execArgv: [...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : []), ...(process.env.GW_NODE_ARGS ? process.env.GW_NODE_ARGS.split(' ') : [])],
     env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', process.env.GW_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   })
   const deadline = Date.now() + 20_000
   for (;;) {
@@ -300,7 +301,7 @@ async function main(): Promise<void> {
       for (const targetName of ['direct', 'bare', 'gateway', 'express', 'nginx']) {
         const start = starters[targetName]
         const mine = scenarios.filter((s) => s.targets.includes(targetName) && (!args.only || args.only.split(',').includes(s.name)))
-        if (!start || mine.length === 0) continue
+        if (!start || mine.length === 0 || (args.targets && !args.targets.split(',').includes(targetName))) continue
         const target = await start()
         try {
           // Warm-up: JIT, key sets, pools.

@@ -1,5 +1,5 @@
 import type { ConnectionOptions } from 'node:tls'
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, Redis, type ChainableCommander } from 'ioredis'
 import { GatewayError, refuse } from '../errors.ts'
 import type { Logger } from '../types.ts'
 import { wholeTtlMs, type ReplayStore } from './store.ts'
@@ -35,13 +35,67 @@ export type RedisReplayStoreOptions = RedisTopology & {
   readonly commandTimeoutMs?: number
   /** Default 2000. */
   readonly connectTimeoutMs?: number
-  /** Batch the commands of concurrent requests into one write (ioredis enableAutoPipelining). Default false. */
+  /**
+   * ioredis enableAutoPipelining. Default false. Outside cluster mode the store batches the
+   * claims and lookups of one event-loop turn into one write on its own (see CommandBatch).
+   */
   readonly autoPipelining?: boolean
   /** Reconnection backs off up to this delay and never gives up. Default 2000. */
   readonly maxReconnectDelayMs?: number
   /** TLS on (true) or with settings (e.g. `ca`, `servername`); rediss:// URLs enable TLS on their own. */
   readonly tls?: boolean | ConnectionOptions
   readonly logger?: Logger
+}
+
+/**
+ * KEYS[1] blocks the claim (a revoked token), KEYS[2] is claimed for ARGV[1] ms.
+ * 0 claimed, 1 taken, 2 blocked. One command, atomic on the server.
+ */
+const CLAIM_UNLESS_PRESENT_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+return 1`
+const CLAIM_OUTCOMES = ['claimed', 'taken', 'blocked'] as const
+
+type ClaimCommander = { claimUnlessPresent(blockingKey: string, claimKey: string, ttlMs: number): unknown }
+
+interface QueuedCommand {
+  add(pipeline: ChainableCommander): void
+  resolve(reply: unknown): void
+  reject(error: Error): void
+}
+
+/**
+ * The claims and lookups of every request that reaches the store during one turn of the event
+ * loop go out as one pipeline: one write and, usually, one read for all of them, instead of a
+ * system call each way per request. Flushed by setImmediate, i.e. at the end of the same turn.
+ */
+function createCommandBatch(client: Redis) {
+  let queue: QueuedCommand[] = []
+  const flush = (): void => {
+    const batch = queue
+    queue = []
+    const pipeline = client.pipeline()
+    for (const command of batch) command.add(pipeline)
+    pipeline.exec().then(
+      (replies) => {
+        if (!replies) throw new Error('pipeline was not executed')
+        for (let i = 0; i < batch.length; i++) {
+          const [error, reply] = replies[i]!
+          if (error) batch[i]!.reject(error)
+          else batch[i]!.resolve(reply)
+        }
+      },
+    ).catch((error: unknown) => {
+      const failure = error instanceof Error ? error : new Error(String(error))
+      for (const command of batch) command.reject(failure)
+    })
+  }
+  return function send(add: (pipeline: ChainableCommander) => void): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (queue.length === 0) setImmediate(flush)
+      queue.push({ add, resolve, reject })
+    })
+  }
 }
 
 /**
@@ -108,6 +162,19 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
       break
   }
 
+  client.defineCommand('claimUnlessPresent', { numberOfKeys: 2, lua: CLAIM_UNLESS_PRESENT_LUA })
+  // Cluster pipelines must stay within one slot, so there each command goes out on its own.
+  const send: (add: (pipeline: ChainableCommander) => void) => Promise<unknown> =
+    client instanceof Redis ? createCommandBatch(client) : async (add) => {
+      const pipeline = client.pipeline()
+      add(pipeline)
+      const replies = await pipeline.exec()
+      if (!replies) throw new Error('pipeline was not executed')
+      const [[error, reply]] = replies as [[Error | null, unknown]]
+      if (error) throw error
+      return reply
+    }
+
   let closed = false
   const logger = options.logger
   let lastLoggedError: string | undefined
@@ -161,15 +228,8 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
     async claimUnlessPresent(claimKey, ttlMs, blockingKey) {
       const ttl = wholeTtlMs(ttlMs)
       return run('claim', async () => {
-        // One write and one round trip for both commands (a pipeline, not a transaction: a
-        // claimed jti of a blocked token is harmless, the request is refused either way).
-        const replies = await client.pipeline().exists(prefix + blockingKey).set(prefix + claimKey, '1', 'PX', ttl, 'NX').exec()
-        if (!replies) throw new Error('pipeline was not executed')
-        const [[existsError, exists], [setError, set]] = replies as [[Error | null, unknown], [Error | null, unknown]]
-        if (existsError) throw existsError
-        if (setError) throw setError
-        if (exists === 1) return 'blocked' as const
-        return set === 'OK' ? ('claimed' as const) : ('taken' as const)
+        const outcome = await send((pipeline) => (pipeline as unknown as ClaimCommander).claimUnlessPresent(prefix + blockingKey, prefix + claimKey, ttl))
+        return CLAIM_OUTCOMES[outcome as number] ?? refuse('GW_INTERNAL', `redis claim script answered ${String(outcome)}`)
       })
     },
     async put(key, ttlMs) {
@@ -179,7 +239,7 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
       })
     },
     has(key) {
-      return run('has', async () => (await client.exists(prefix + key)) === 1)
+      return run('has', async () => (await send((pipeline) => pipeline.exists(prefix + key))) === 1)
     },
     ready() {
       return !closed && client.status === 'ready'

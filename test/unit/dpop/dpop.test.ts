@@ -349,3 +349,44 @@ describe('checkDpop: the proof key cache', () => {
     assert.throws(() => checkDpop(dpopInput(proof, { accessTokenHash: `${ACCESS_TOKEN_HASH.slice(0, -1)}x` }), baseSettings, createProofKeyCache({ maxEntries: 1 }), NOW_MS), { code: 'GW_DPOP_INVALID' })
   })
 })
+
+describe('checkDpop: ES256 signatures converted from R || S to DER', () => {
+  test('R or S with leading zero bytes or the high bit set verify, as with jose', async () => {
+    const key = await generateTestKey('ES256')
+    const keys = createProofKeyCache({ maxEntries: 1 })
+    const seen = { leadingZero: 0, highBit: 0 }
+    // About 1 in 128 signatures has a leading zero byte in R or S; 2,000 proofs find several.
+    for (let i = 0; i < 2000 && (seen.leadingZero < 3 || seen.highBit < 3); i++) {
+      const proof = signCompact(header({ key } as Kit), defaultClaims({ jti: `edge-${i}` }), key, 'ES256')
+      const signature = Buffer.from(proof.split('.')[2]!, 'base64url')
+      const leadingZero = signature[0] === 0 || signature[32] === 0
+      const highBit = (signature[0]! & 0x80) !== 0 && (signature[32]! & 0x80) !== 0
+      if (!leadingZero && !highBit) continue
+      if (leadingZero) seen.leadingZero++
+      if (highBit) seen.highBit++
+      const [fast, jose] = await bothOutcomes(dpopInput(proof), baseSettings, NOW_MS, keys)
+      assert.deepEqual([fast.accepted, jose.accepted], [true, true], `signature ${signature.toString('hex')}`)
+    }
+    assert.ok(seen.leadingZero >= 3 && seen.highBit >= 3, JSON.stringify(seen))
+  })
+
+  test('R or S of zero, or equal to the group order, is refused, as with jose', async () => {
+    const key = await generateTestKey('ES256')
+    const good = signCompact(header({ key } as Kit), defaultClaims(), key, 'ES256')
+    const signature = Buffer.from(good.split('.')[2]!, 'base64url')
+    const order = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex')
+    const variants = [
+      Buffer.concat([Buffer.alloc(32), signature.subarray(32)]),
+      Buffer.concat([signature.subarray(0, 32), Buffer.alloc(32)]),
+      Buffer.concat([order, signature.subarray(32)]),
+      Buffer.concat([signature.subarray(0, 32), order]),
+      Buffer.alloc(64, 0xff),
+    ]
+    for (const variant of variants) {
+      const forged = withSignature(good, variant.toString('base64url'))
+      const [fast, jose] = await bothOutcomes(dpopInput(forged), baseSettings, NOW_MS)
+      assert.deepEqual(fast, { accepted: false, code: 'GW_DPOP_INVALID', category: 'signature' })
+      assert.deepEqual(jose, fast)
+    }
+  })
+})

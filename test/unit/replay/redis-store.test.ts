@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { Socket } from 'node:net'
 import { after, before, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { checkReplay } from '../../../src/checks/replay.ts'
@@ -124,6 +125,37 @@ test('claimUnlessPresent answers claimed, taken and blocked in one round trip', 
   assert.equal(await store.claimUnlessPresent('dpop:{t1}:b', 60_000, 'revoked:{t1}'), 'blocked')
   const pttl = await inspector.pttl('fapigw:dpop:{t1}:a')
   assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`)
+})
+
+test('the claims and lookups of one event-loop turn reach Redis in one write, each with its own answer', async () => {
+  const store = open()
+  await untilReady(store)
+  await store.put('revoked:{batched}', 60_000)
+  const writes: number[] = []
+  const write = Socket.prototype.write
+  Socket.prototype.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
+    if (this.remotePort === redis.port) writes.push(1)
+    return write.apply(this, args)
+  } as Socket['write']
+  let outcomes
+  try {
+    outcomes = await Promise.all([
+      ...Array.from({ length: 40 }, (_, i) => store.claimUnlessPresent(`dpop:{batched}:${i % 20}`, 60_000, 'revoked:{other}')),
+      store.claimUnlessPresent('dpop:{batched}:x', 60_000, 'revoked:{batched}'),
+      store.has('revoked:{batched}'),
+      store.has('revoked:{absent}'),
+    ])
+  } finally {
+    Socket.prototype.write = write
+  }
+  assert.equal(writes.length, 1, 'one write for the whole turn')
+  const claims = outcomes.slice(0, 40)
+  assert.equal(claims.filter((outcome) => outcome === 'claimed').length, 20)
+  assert.equal(claims.filter((outcome) => outcome === 'taken').length, 20)
+  assert.deepEqual(outcomes.slice(40), ['blocked', true, false])
+
+  // The next turn is a batch of its own.
+  assert.equal(await store.claimUnlessPresent('dpop:{batched}:0', 60_000, 'revoked:{other}'), 'taken')
 })
 
 test('revoked-token list on Redis', async () => {
