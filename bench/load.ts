@@ -22,6 +22,8 @@ export interface LoadJob {
   /** A new TLS connection (full handshake, no session resumption) for every request. */
   readonly newConnectionPerRequest?: boolean
   readonly maxRequests: number
+  /** Sign each proof when its request is sent (long soak runs) instead of all before the clock. */
+  readonly signProofsWhenSent?: boolean
 }
 
 export interface LoadResult {
@@ -38,22 +40,19 @@ function b64(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url')
 }
 
-function makeProofs(job: LoadJob, count: number): string[] {
+function proofSigner(job: LoadJob): () => string {
   const dpop = job.dpop!
   const key: KeyObject = createPrivateKey({ key: dpop.privateJwk as never, format: 'jwk' })
   const header = b64({ typ: 'dpop+jwt', alg: dpop.alg, jwk: dpop.publicJwk })
   const ath = createHash('sha256').update(job.token!).digest('base64url')
   const htu = dpop.htuBase + job.path
-  const iat = Math.floor(Date.now() / 1000)
-  const proofs = new Array<string>(count)
-  for (let i = 0; i < count; i++) {
-    const input = `${header}.${b64({ htm: 'GET', htu, iat, jti: randomUUID(), ath })}`
+  return () => {
+    const input = `${header}.${b64({ htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ath })}`
     const signature = dpop.alg === 'ES256'
       ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
       : sign('sha256', Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
-    proofs[i] = `${input}.${signature.toString('base64url')}`
+    return `${input}.${signature.toString('base64url')}`
   }
-  return proofs
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -62,7 +61,8 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
-  const proofs = job.dpop ? makeProofs(job, job.maxRequests) : undefined
+  const signProof = job.dpop ? proofSigner(job) : undefined
+  const proofs = signProof && !job.signProofsWhenSent ? Array.from({ length: job.maxRequests }, signProof) : undefined
   const connect = {
     ca: job.caPem,
     ...(job.identity && { cert: job.identity.certPem, key: job.identity.keyPem }),
@@ -80,7 +80,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const headersFor = (i: number): Record<string, string> => {
     const headers: Record<string, string> = {}
     if (job.scheme !== 'none') headers.authorization = `${job.scheme} ${job.token}`
-    if (proofs) headers.dpop = proofs[i]!
+    if (signProof) headers.dpop = proofs ? proofs[i]! : signProof()
     if (job.newConnectionPerRequest) headers.connection = 'close'
     return headers
   }

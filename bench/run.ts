@@ -1,6 +1,9 @@
 // npm run bench: the gateway against its baselines, measured in the same run, round by round.
 // Targets run one at a time so that they never compete with each other for the CPU.
 //   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
+//   node bench/run.ts --soak 10 [--soak-rate 1000]: the gateway alone at a fixed rate for 10 minutes, RSS sampled
+//   [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
+//   the bare forwarder and the express app the same Node/V8 flags
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -32,6 +35,9 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     targets: { type: 'string' },
     'auto-pipelining': { type: 'boolean', default: false },
+    soak: { type: 'string' },
+    'soak-rate': { type: 'string', default: '1000' },
+    'node-options': { type: 'string' },
     out: { type: 'string', default: join(HERE, 'results') },
   },
 })
@@ -49,6 +55,8 @@ function clockTicks(): number {
   return Number(result.stdout.trim()) || 100
 }
 const TICKS = clockTicks()
+/** Node/V8 flags for every measured Node process (gateway and baselines alike), not the harness. */
+const TARGET_NODE_OPTIONS = args['node-options']?.split(' ').filter(Boolean) ?? []
 
 /** The process and every descendant (cluster workers, nginx workers). */
 function processTree(pid: number): number[] {
@@ -83,8 +91,8 @@ function peakRssMb(pid: number): number {
   }, 0)
 }
 
-async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; message: Record<string, unknown> }> {
-  const child = fork(script, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<{ child: ChildProcess; message: Record<string, unknown> }> {
+  const child = fork(script, argv, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   const exited = once(child, 'exit').then(() => {
     throw new Error(`${script} exited before it was ready`)
   })
@@ -95,9 +103,9 @@ async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv 
 
 async function startGatewayProcess(configFile: string, port: number, adminPort: number): Promise<ChildProcess> {
   const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], {
-    execArgv: [...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : []), ...(process.env.GW_NODE_ARGS ? process.env.GW_NODE_ARGS.split(' ') : [])],
+    execArgv: [...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : []), ...TARGET_NODE_OPTIONS],
     env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
-    stdio: ['ignore', process.env.GW_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   })
   const deadline = Date.now() + 20_000
   for (;;) {
@@ -260,6 +268,18 @@ async function main(): Promise<void> {
   const base = { path, caPem, identity }
   const ms = SECONDS * 1000
 
+  if (args.soak) {
+    try {
+      await soak({ ...base, url: `https://127.0.0.1:${gatewayPort}`, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: `https://127.0.0.1:${gatewayPort}` } }, () => startGatewayProcess(configFile, gatewayPort, adminPort), workers)
+    } finally {
+      await stop(upstream.child)
+      await issuer.close()
+      await redis.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+    return
+  }
+
   const scenarios: Scenario[] = [
     { name: 'dpop-es256-ka32', targets: ['bare', 'gateway', 'express'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 32, durationMs: ms, maxRequests: SECONDS * 16_000 }) },
     { name: 'dpop-es256-ka128', targets: ['bare', 'gateway', 'express'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 128, durationMs: ms, maxRequests: SECONDS * 16_000 }) },
@@ -276,12 +296,12 @@ async function main(): Promise<void> {
     direct: async () => ({ name: 'direct', url: upstreamUrl, child: upstream.child }),
     bare: async () => {
       const port = await freePort()
-      return { name: 'bare', url: `https://127.0.0.1:${port}`, child: (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir])).child }
+      return { name: 'bare', url: `https://127.0.0.1:${port}`, child: (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir], {}, TARGET_NODE_OPTIONS)).child }
     },
     gateway: async () => ({ name: 'gateway', url: `https://127.0.0.1:${gatewayPort}`, child: await startGatewayProcess(configFile, gatewayPort, adminPort) }),
     express: async () => {
       const port = await freePort()
-      const started = await forkReady(join(HERE, 'express-baseline.ts'), [String(port), dir, issuer.issuer, issuer.jwksUri, DEMO_AUDIENCE], { NODE_EXTRA_CA_CERTS: join(dir, 'client-ca.crt') })
+      const started = await forkReady(join(HERE, 'express-baseline.ts'), [String(port), dir, issuer.issuer, issuer.jwksUri, DEMO_AUDIENCE], { NODE_EXTRA_CA_CERTS: join(dir, 'client-ca.crt') }, TARGET_NODE_OPTIONS)
       return { name: 'express', url: `https://127.0.0.1:${port}`, child: started.child }
     },
     nginx: haveNginx ? async () => {
@@ -326,6 +346,70 @@ async function main(): Promise<void> {
   writeResults(rows, { proofEs, proofPs, workers })
 }
 
+function rssMb(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    try {
+      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      return sum + (match ? Number(match[1]) / 1024 : 0)
+    } catch {
+      return sum
+    }
+  }, 0)
+}
+
+/**
+ * The memory target's second half: steady DPoP load for --soak minutes, RSS sampled every 5 s.
+ * Growth is the last minute's mean over the second minute's (the first is warm-up: JIT, pools, caches).
+ */
+async function soak(job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxRequests'>, startGateway: () => Promise<ChildProcess>, workers: string): Promise<void> {
+  const minutes = Number(args.soak)
+  const rate = Number(args['soak-rate'])
+  if (!(minutes >= 3)) throw new Error('--soak needs at least 3 minutes (one of warm-up, one as the reference, one at the end)')
+  const gateway = await startGateway()
+  const samples: { atSeconds: number; rssMb: number }[] = []
+  let result: Measured
+  try {
+    const started = performance.now()
+    const sampler = setInterval(() => samples.push({ atSeconds: (performance.now() - started) / 1000, rssMb: rssMb(gateway.pid!) }), 5000)
+    try {
+      result = await measure({ name: 'gateway', url: job.url, child: gateway }, {
+        ...job, connections: 32, durationMs: minutes * 60_000, maxRequests: Math.ceil(rate * minutes * 60) + 10, fixedRate: rate, signProofsWhenSent: true,
+      })
+    } finally {
+      clearInterval(sampler)
+    }
+  } finally {
+    await stop(gateway)
+  }
+  const mean = (from: number, to: number) => {
+    const window = samples.filter((s) => s.atSeconds >= from && s.atSeconds < to).map((s) => s.rssMb)
+    return window.reduce((a, b) => a + b, 0) / window.length
+  }
+  const reference = mean(60, 120)
+  const end = mean((minutes - 1) * 60, minutes * 60 + 30)
+  const growth = end / reference - 1
+  const date = new Date().toISOString()
+  const bad = result.errors + Object.entries(result.statuses).filter(([status]) => status !== '200').reduce((n, [, c]) => n + c, 0)
+  const lines = [
+    `# fapi-gateway soak, ${date}`,
+    '',
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${platform()} ${release()}; Node ${process.version}, OpenSSL ${process.versions.openssl}; gateway workers: ${workers}.`,
+    `DPoP ES256 at a fixed ${rate} req/s for ${minutes} minutes over 32 connections, a fresh proof per request, Redis replay store.`,
+    '',
+    `| requests | not 200 | p50 ms | p99 ms | CPU µs/req | RSS minute 2 MB | RSS last minute MB | growth | target |`,
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    `| ${result.requests} | ${bad} | ${result.p50ms.toFixed(2)} | ${result.p99ms.toFixed(2)} | ${result.cpuUsPerRequest.toFixed(0)} | ${reference.toFixed(1)} | ${end.toFixed(1)} | ${(100 * growth).toFixed(1)}% | < 5% |`,
+    '',
+    'RSS every 5 s (MB): ' + samples.map((s) => s.rssMb.toFixed(0)).join(' '),
+    '',
+  ]
+  mkdirSync(args.out!, { recursive: true })
+  const stamp = `${date.replace(/[:.]/g, '-')}-soak`
+  writeFileSync(join(args.out!, `${stamp}.json`), JSON.stringify({ date, minutes, rate, workers, result, samples, referenceMb: reference, endMb: end, growth }, null, 2))
+  writeFileSync(join(args.out!, `${stamp}.md`), lines.join('\n'))
+  console.log('\n' + lines.join('\n'))
+}
+
 function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs: number; workers: string }): void {
   const get = (round: number, scenario: string, target: string) => rows.find((r) => r.round === round && r.scenario === scenario && r.target === target)
   const rounds = [...new Set(rows.map((r) => r.round))]
@@ -351,7 +435,7 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
   }
   const machine = {
     host: hostname(), platform: `${platform()} ${release()}`, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version, openssl: process.versions.openssl, date: new Date().toISOString(), rounds: ROUNDS, secondsPerRun: SECONDS, workers: context.workers,
+    node: process.version, openssl: process.versions.openssl, date: new Date().toISOString(), rounds: ROUNDS, secondsPerRun: SECONDS, workers: context.workers, nodeOptions: TARGET_NODE_OPTIONS,
   }
   const summarize = (scenario: string, target: string) => {
     const mine = rows.filter((r) => r.scenario === scenario && r.target === target)
@@ -362,7 +446,7 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
   const lines = [
     `# fapi-gateway bench, ${machine.date}`,
     '',
-    `Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, ${machine.platform}; Node ${machine.node}, OpenSSL ${machine.openssl}. ${ROUNDS} round(s) of ${SECONDS} s per run; gateway workers: ${context.workers}. The load generator runs on the same machine.`,
+    `Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, ${machine.platform}; Node ${machine.node}, OpenSSL ${machine.openssl}. ${ROUNDS} round(s) of ${SECONDS} s per run; gateway workers: ${context.workers}; Node flags of the gateway and the Node baselines: ${TARGET_NODE_OPTIONS.join(' ') || 'none'}. The load generator runs on the same machine.`,
     `Warm DPoP proof check: ES256 ${(context.proofEs * 1e6).toFixed(1)} µs, PS256 ${(context.proofPs * 1e6).toFixed(1)} µs.`,
     '',
     '| scenario | target | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB |',
