@@ -58,8 +58,11 @@ const CLAIM_OUTCOMES = ['claimed', 'taken', 'blocked'] as const
 
 type ClaimCommander = { claimUnlessPresent(blockingKey: string, claimKey: string, ttlMs: number): unknown }
 
+/** One command, written either to the client itself or into a pipeline (ioredis gives both the same methods). */
+type StoreCommand = (target: Redis | ChainableCommander) => unknown
+
 interface QueuedCommand {
-  add(pipeline: ChainableCommander): void
+  readonly command: StoreCommand
   resolve(reply: unknown): void
   reject(error: Error): void
 }
@@ -69,33 +72,40 @@ interface QueuedCommand {
  * loop go out as one pipeline: one write and, usually, one read for all of them, instead of a
  * system call each way per request. Flushed by setImmediate, i.e. at the end of the same turn.
  */
-function createCommandBatch(client: Redis) {
+function createCommandBatch(client: Redis): (command: StoreCommand) => Promise<unknown> {
   let queue: QueuedCommand[] = []
+  const failAll = (batch: readonly QueuedCommand[], error: unknown): void => {
+    const failure = error instanceof Error ? error : new Error(String(error))
+    for (const queued of batch) queued.reject(failure)
+  }
   const flush = (): void => {
     const batch = queue
     queue = []
-    const pipeline = client.pipeline()
-    for (const command of batch) command.add(pipeline)
-    pipeline.exec().then(
-      (replies) => {
+    try {
+      if (batch.length === 1) {
+        const [only] = batch as [QueuedCommand]
+        ;(only.command(client) as Promise<unknown>).then(only.resolve, only.reject)
+        return
+      }
+      const pipeline = client.pipeline()
+      for (const queued of batch) queued.command(pipeline)
+      pipeline.exec().then((replies) => {
         if (!replies) throw new Error('pipeline was not executed')
         for (let i = 0; i < batch.length; i++) {
           const [error, reply] = replies[i]!
           if (error) batch[i]!.reject(error)
           else batch[i]!.resolve(reply)
         }
-      },
-    ).catch((error: unknown) => {
-      const failure = error instanceof Error ? error : new Error(String(error))
-      for (const command of batch) command.reject(failure)
-    })
+      }).catch((error: unknown) => failAll(batch, error))
+    } catch (error) {
+      // A flush runs outside any request: a throw here must fail its requests, not the process.
+      failAll(batch, error)
+    }
   }
-  return function send(add: (pipeline: ChainableCommander) => void): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      if (queue.length === 0) setImmediate(flush)
-      queue.push({ add, resolve, reject })
-    })
-  }
+  return (command) => new Promise((resolve, reject) => {
+    if (queue.length === 0) setImmediate(flush)
+    queue.push({ command, resolve, reject })
+  })
 }
 
 /**
@@ -164,16 +174,8 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
 
   client.defineCommand('claimUnlessPresent', { numberOfKeys: 2, lua: CLAIM_UNLESS_PRESENT_LUA })
   // Cluster pipelines must stay within one slot, so there each command goes out on its own.
-  const send: (add: (pipeline: ChainableCommander) => void) => Promise<unknown> =
-    client instanceof Redis ? createCommandBatch(client) : async (add) => {
-      const pipeline = client.pipeline()
-      add(pipeline)
-      const replies = await pipeline.exec()
-      if (!replies) throw new Error('pipeline was not executed')
-      const [[error, reply]] = replies as [[Error | null, unknown]]
-      if (error) throw error
-      return reply
-    }
+  const send: (command: StoreCommand) => Promise<unknown> =
+    client instanceof Redis ? createCommandBatch(client) : async (command) => command(client as unknown as Redis)
 
   let closed = false
   const logger = options.logger
@@ -228,7 +230,7 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
     async claimUnlessPresent(claimKey, ttlMs, blockingKey) {
       const ttl = wholeTtlMs(ttlMs)
       return run('claim', async () => {
-        const outcome = await send((pipeline) => (pipeline as unknown as ClaimCommander).claimUnlessPresent(prefix + blockingKey, prefix + claimKey, ttl))
+        const outcome = await send((target) => (target as unknown as ClaimCommander).claimUnlessPresent(prefix + blockingKey, prefix + claimKey, ttl))
         return CLAIM_OUTCOMES[outcome as number] ?? refuse('GW_INTERNAL', `redis claim script answered ${String(outcome)}`)
       })
     },
@@ -239,7 +241,7 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
       })
     },
     has(key) {
-      return run('has', async () => (await send((pipeline) => pipeline.exists(prefix + key))) === 1)
+      return run('has', async () => (await send((target) => target.exists(prefix + key))) === 1)
     },
     ready() {
       return !closed && client.status === 'ready'
