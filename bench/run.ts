@@ -3,7 +3,7 @@
 //   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
 //   node bench/run.ts --soak 10 [--soak-rate 1000]: the gateway alone at a fixed rate for 10 minutes, RSS sampled
 //   [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
-//   the bare forwarder and the express app the same Node/V8 flags
+//   the bare forwarder and the express app the same Node/V8 flags; BENCH_TARGET_STDOUT=1 shows their stdout (--trace-gc)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -92,7 +92,7 @@ function peakRssMb(pid: number): number {
 }
 
 async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<{ child: ChildProcess; message: Record<string, unknown> }> {
-  const child = fork(script, argv, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = fork(script, argv, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', process.env.BENCH_TARGET_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'] })
   const exited = once(child, 'exit').then(() => {
     throw new Error(`${script} exited before it was ready`)
   })
@@ -105,7 +105,7 @@ async function startGatewayProcess(configFile: string, port: number, adminPort: 
   const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], {
     execArgv: [...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : []), ...TARGET_NODE_OPTIONS],
     env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', process.env.BENCH_TARGET_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   })
   const deadline = Date.now() + 20_000
   for (;;) {

@@ -8,7 +8,7 @@ import { createRedisReplayStore, type RedisReplayStoreOptions } from '../../../s
 import type { ReplayStore } from '../../../src/replay/store.ts'
 import { createRevokedTokenList } from '../../../src/tokens/revoked-tokens.ts'
 import type { DpopProof, Logger } from '../../../src/types.ts'
-import { startRedisServer, waitUntil, type RedisServer } from '../../support/redis.ts'
+import { redisCli, startRedisServer, waitUntil, type RedisServer } from '../../support/redis.ts'
 
 const unavailable = { name: 'GatewayError', code: 'GW_REPLAY_STORE_UNAVAILABLE' }
 
@@ -156,6 +156,27 @@ test('the claims and lookups of one event-loop turn reach Redis in one write, ea
 
   // The next turn is a batch of its own.
   assert.equal(await store.claimUnlessPresent('dpop:{batched}:0', 60_000, 'revoked:{other}'), 'taken')
+})
+
+test('a Redis ACL user with only the commands the README lists is enough; without EVAL the store fails closed', async () => {
+  const commands = ['+eval', '+evalsha', '+exists', '+set', '+info', '+ping', '+quit']
+  await redisCli(redis.port, 'acl', 'setuser', 'gateway', 'on', '>gateway-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands)
+  await redisCli(redis.port, 'acl', 'setuser', 'no-scripts', 'on', '>no-scripts-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands.filter((c) => !c.includes('eval')))
+  const url = (user: string) => redis.url.replace('redis://', `redis://${user}:${user === 'gateway' ? 'gateway' : 'no-scripts'}-secret@`)
+
+  const store = open({}, url('gateway'))
+  await untilReady(store)
+  assert.equal(await store.claimUnlessPresent('dpop:{acl}:a', 60_000, 'revoked:{acl}'), 'claimed')
+  assert.equal(await store.claimUnlessPresent('dpop:{acl}:a', 60_000, 'revoked:{acl}'), 'taken')
+  await store.put('revoked:{acl}', 60_000)
+  assert.equal(await store.has('revoked:{acl}'), true)
+  assert.equal(await store.claimUnlessPresent('dpop:{acl}:b', 60_000, 'revoked:{acl}'), 'blocked')
+  assert.equal(await store.claim('acl-claim', 60_000), true)
+
+  const limited = open({}, url('no-scripts'))
+  await untilReady(limited)
+  await assert.rejects(limited.claimUnlessPresent('dpop:{acl}:c', 60_000, 'revoked:{acl}'), unavailable)
+  assert.equal(await limited.has('revoked:{acl}'), true, 'the same user can still read')
 })
 
 test('revoked-token list on Redis', async () => {
