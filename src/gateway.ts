@@ -23,6 +23,7 @@ import { createAdminServer } from './server/admin-server.ts'
 import { createPartnerServer } from './server/partner-server.ts'
 import { createRevokedTokenList } from './tokens/revoked-tokens.ts'
 import type { Clock, Logger } from './types.ts'
+import type { StdoutWriter } from './observability/stdout.ts'
 
 const STARTUP_WAIT_MS = 5_000
 
@@ -34,8 +35,10 @@ export interface GatewayOptions {
   readonly revocation?: RevocationChecker
   /** False in cluster workers: the primary serves the admin endpoints for all of them. */
   readonly adminListener?: boolean
-  /** Where security events go when events.stdout is on (process.stdout by default). */
+  /** Where security events go when events.stdout is on; a test's buffer (default: options.stdout, else process.stdout). */
   readonly eventStream?: NodeJS.WritableStream
+  /** The process's asynchronous stdout writer, shared with the log (src/observability/stdout.ts); its drops are counted. */
+  readonly stdout?: StdoutWriter
 }
 
 export interface RunningGateway {
@@ -76,7 +79,8 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const clock = options.clock ?? Date.now
   const logger = options.logger
   const metrics = createMetrics()
-  const events = createConfiguredSecurityEvents({ config: config.events, env, file: loaded.file, readFile, metrics, clock, logger, stream: options.eventStream })
+  const events = createConfiguredSecurityEvents({ config: config.events, env, file: loaded.file, readFile, metrics, clock, logger, stream: options.eventStream ?? options.stdout?.stream })
+  options.stdout?.onDrop((lines) => metrics.stdoutDroppedLines.inc(lines))
   const replay = createReplayStore(config.replay, env, clock, logger)
   const revokedTokens = createRevokedTokenList(replay)
   const proofKeys = createProofKeyCache({ maxEntries: config.caches.proofKeys })

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import cluster from 'node:cluster'
 import { ConfigError, loadConfig, resolveWorkers } from './config/load.ts'
 import { createLogger } from './observability/log.ts'
+import { createStdoutWriter } from './observability/stdout.ts'
 import type { RunningGateway } from './gateway.ts'
 
 const USAGE = `usage:
@@ -23,7 +24,8 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
     return 0
   }
-  const logger = createLogger(loaded.config.log.level)
+  const stdout = createStdoutWriter(loaded.config.log.stdoutBufferBytes)
+  const logger = createLogger(loaded.config.log.level, stdout.stream)
   // SIGHUP reloads configuration, policies and certificates (README "Rotation and reload"); taken
   // over at once, since Node's default for it is to exit. In a primary it is forwarded to the workers.
   let running: RunningGateway | undefined
@@ -37,10 +39,10 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
   // Loaded here so that the other commands (ca, certs) start without the gateway's modules.
   const [{ startGateway }, { runPrimary, runWorker }] = await Promise.all([import('./gateway.ts'), import('./server/cluster.ts')])
   if (workers > 1 && cluster.isPrimary) {
-    await runPrimary(loaded, workers, logger)
+    await runPrimary(loaded, workers, logger, stdout)
     return 0
   }
-  const gateway = cluster.isWorker ? await runWorker(loaded, logger) : await startGateway(loaded, { logger })
+  const gateway = cluster.isWorker ? await runWorker(loaded, logger, stdout) : await startGateway(loaded, { logger, stdout })
   running = gateway
   if (reloadRequested) reloadOnSighup()
   await new Promise<void>((resolve) => {

@@ -266,7 +266,11 @@ export const gatewayConfigSchema = z.strictObject({
   forwarding: forwarding.prefault({}),
   caches,
   policies: z.strictObject({ dir: z.string().default('policies') }).prefault({}),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Log lines and stdout security events waiting for a slow stdout reader; past this they are dropped and counted. */
+    stdoutBufferBytes: z.number().int().min(65_536).default(16 * 1024 * 1024),
+  }).prefault({}),
   events: events.prefault({}),
   revocation: revocation.optional(),
   reload: reload.prefault({}),

@@ -18,6 +18,7 @@ export interface GatewayMetrics {
   readonly securityEvents: Counter<'action'>
   readonly securityEventsDropped: Counter<'reason'>
   readonly securityEventsDelivered: Counter
+  readonly stdoutDroppedLines: Counter
   /** Registers a cache whose counters are read at scrape time. */
   watchCache(name: string, stats: () => CacheStats): void
   /** Registers a dependency whose readiness is read at scrape time. */
@@ -82,6 +83,7 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
     securityEvents: new Counter({ name: 'fapi_gateway_security_events_total', help: 'Security events emitted, by action.', labelNames: ['action'], registers: [registry] }),
     securityEventsDropped: new Counter({ name: 'fapi_gateway_security_events_dropped_total', help: 'Security events the HTTP sink dropped: queue_full, sink_unavailable, rejected, shutdown.', labelNames: ['reason'], registers: [registry] }),
     securityEventsDelivered: new Counter({ name: 'fapi_gateway_security_events_delivered_total', help: 'Security events the HTTP sink delivered.', registers: [registry] }),
+    stdoutDroppedLines: new Counter({ name: 'fapi_gateway_stdout_dropped_lines_total', help: 'Log lines and stdout security events dropped because the stdout reader fell behind by more than log.stdoutBufferBytes.', registers: [registry] }),
     watchCache: (name, stats) => void caches.set(name, stats),
     watchDependency: (name, ready) => void dependencies.set(name, ready),
     watchEventQueue: (queued) => void (eventQueue = queued),

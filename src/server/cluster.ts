@@ -9,6 +9,7 @@ import { AggregatorRegistry } from 'prom-client'
 import type { LoadedConfig } from '../config/load.ts'
 import { createReplayStore, startGateway, type RunningGateway } from '../gateway.ts'
 import { createSecurityEvents, createStreamSink } from '../observability/events.ts'
+import type { StdoutWriter } from '../observability/stdout.ts'
 import { createRevokedTokenList } from '../tokens/revoked-tokens.ts'
 import type { Logger } from '../types.ts'
 import { createAdminServer } from './admin-server.ts'
@@ -21,8 +22,8 @@ const RESTART_DELAY_MS = 1000
 interface ReadyAnswer { type: typeof READY_ANSWER; id: string; checks: Record<string, boolean> }
 
 /** In a worker: run the gateway without an admin listener and answer the primary's questions. */
-export async function runWorker(loaded: LoadedConfig, logger: Logger): Promise<RunningGateway> {
-  const gateway = await startGateway(loaded, { logger, adminListener: false })
+export async function runWorker(loaded: LoadedConfig, logger: Logger, stdout: StdoutWriter): Promise<RunningGateway> {
+  const gateway = await startGateway(loaded, { logger, adminListener: false, stdout })
   // Constructing one makes prom-client answer the primary's metric requests in this worker.
   new AggregatorRegistry()
   AggregatorRegistry.setRegistries([gateway.metrics.registry])
@@ -51,7 +52,7 @@ function askReady(worker: Worker): Promise<Record<string, boolean>> {
 }
 
 /** In the primary: fork the workers, keep them running, serve the admin endpoints. Resolves on SIGTERM/SIGINT once every worker has exited. */
-export async function runPrimary(loaded: LoadedConfig, workers: number, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function runPrimary(loaded: LoadedConfig, workers: number, logger: Logger, stdout: StdoutWriter, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const { config } = loaded
   let stopping = false
   const fork = () => cluster.fork()
@@ -79,7 +80,7 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
       return checks
     },
     revokedTokens: createRevokedTokenList(store),
-    events: createSecurityEvents({ sinks: [createStreamSink(process.stdout)], clock: Date.now }),
+    events: createSecurityEvents({ sinks: [createStreamSink(stdout.stream)], clock: Date.now }),
     logger,
   })
   await new Promise<void>((resolve, reject) => {
