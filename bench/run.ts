@@ -2,7 +2,7 @@
 // Targets run one at a time so that they never compete with each other for the CPU.
 //   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
 //   node bench/run.ts --soak 10 [--soak-rate 1000]: the gateway alone at a fixed rate for 10 minutes, RSS sampled
-//   [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
+//   [--verify-on threadPool|eventLoop] sets the gateway's dpop.verifyOn; [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
 //   the bare forwarder and the express app the same Node/V8 flags; BENCH_TARGET_STDOUT=1 shows their stdout (--trace-gc)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     targets: { type: 'string' },
     'auto-pipelining': { type: 'boolean', default: false },
+    'verify-on': { type: 'string' },
     soak: { type: 'string' },
     'soak-rate': { type: 'string', default: '1000' },
     'node-options': { type: 'string' },
@@ -249,7 +250,7 @@ async function main(): Promise<void> {
     admin: { host: '127.0.0.1', port: adminPort },
     issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
     upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
-    dpop: { maxAgeSeconds: 300 },
+    dpop: { maxAgeSeconds: 300, ...(args['verify-on'] && { verifyOn: args['verify-on'] }) },
     replay: { store: 'redis', redis: { url: redis.url }, autoPipelining: args['auto-pipelining'] },
     policies: { dir: join(REPO_ROOT, 'policies') },
     log: { level: 'warn' },

@@ -4,7 +4,7 @@ import { GatewayError, refuse } from './errors.ts'
 import { checkBinding, checkProofKeyBinding } from './checks/binding.ts'
 import { checkClientCert, type PeerCertificateVerdict } from './checks/client-cert.ts'
 import { checkCredentials, type CredentialHeaders } from './checks/credentials.ts'
-import { checkDpop, type DpopSettings } from './checks/dpop.ts'
+import { checkDpop, checkDpopOffThread, type DpopSettings } from './checks/dpop.ts'
 import { checkPolicy } from './checks/policy.ts'
 import { checkReplay } from './checks/replay.ts'
 import type { RevocationChecker } from './checks/revocation.ts'
@@ -22,6 +22,8 @@ export interface AuthorizeDeps {
   readonly revokedTokens: RevokedTokenList
   readonly dpop: DpopSettings
   readonly proofKeys: ProofKeyCache
+  /** Where proof signatures are verified (config dpop.verifyOn). */
+  readonly verifyProofsOn: 'threadPool' | 'eventLoop'
   readonly replay: ReplayStore
   readonly replayTtlMs: number
   /** Scheme, host and port the partners use: the base of every `htu`. */
@@ -74,12 +76,10 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     presented = checkCredentials(req.headers, req.target, req.formBody)
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
     if (checkBinding(route, presented, token, cert) === 'dpop') {
-      proof = checkDpop(
-        { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash },
-        deps.dpop,
-        deps.proofKeys,
-        req.nowMs,
-      )
+      const input = { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash }
+      proof = deps.verifyProofsOn === 'threadPool'
+        ? await checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
+        : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
       checkProofKeyBinding(token, proof)
     }
     checkPolicy(route, token)

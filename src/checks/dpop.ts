@@ -3,14 +3,14 @@
 // src/dpop/verify-with-jose.ts is the same check on jose; the tests hold the two in step,
 // so the order of the steps below follows jose's own order.
 
-import { constants, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
-import ecdsaSignature from 'ecdsa-sig-formatter'
+import { timingSafeEqual } from 'node:crypto'
 import { refuse } from '../errors.ts'
 import { isCanonicalBase64url } from '../util/base64url.ts'
 import type { DpopProof } from '../types.ts'
 import { normalizeHtu } from '../dpop/htu.ts'
 import type { NonceIssuer } from '../dpop/nonce.ts'
-import type { Jwk, ProofKeyCache } from '../dpop/proof-key-cache.ts'
+import type { Jwk, ProofKey, ProofKeyCache } from '../dpop/proof-key-cache.ts'
+import { proofSignatureVerifies, proofSignatureVerifiesOffThread, type ProofSignature } from '../dpop/proof-signature.ts'
 
 export type DpopAlgorithm = 'ES256' | 'PS256' | 'EdDSA'
 
@@ -152,30 +152,6 @@ function checkProofJwk(header: JsonObject, alg: DpopAlgorithm): Jwk {
   return jwk
 }
 
-/**
- * RFC 7518 §3.4: a JWS ECDSA signature is R || S. Node verifies its DER form (RFC 3279
- * ECDSA-Sig-Value, converted by jsonwebtoken's own converter) with a bare KeyObject in about
- * 70% of the time `{ dsaEncoding: 'ieee-p1363' }` takes (measured on Node 24).
- */
-function p1363ToDer(signature: Buffer): Buffer {
-  return ecdsaSignature.joseToDer(signature, 'ES256')
-}
-
-function signatureVerifies(alg: DpopAlgorithm, key: KeyObject, signingInput: Buffer, signature: Buffer): boolean {
-  try {
-    switch (alg) {
-      case 'ES256':
-        return signature.length === 64 && verify('sha256', signingInput, key, p1363ToDer(signature))
-      case 'PS256':
-        return verify('sha256', signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature)
-      case 'EdDSA':
-        return signature.length === 64 && verify(null, signingInput, key, signature)
-    }
-  } catch {
-    return false
-  }
-}
-
 /** RFC 9449 §4.3 check 11 and RFC 7519 §4.1.4-4.1.5, with jose's boundaries. */
 function checkProofTimes(claims: JsonObject, settings: DpopSettings, nowMs: number): number {
   const now = Math.floor(nowMs / 1000)
@@ -201,7 +177,14 @@ function sameSecret(presented: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-export function checkDpop(input: DpopInput, settings: DpopSettings, keys: ProofKeyCache, nowMs: number): DpopProof {
+interface SignedProof {
+  readonly signature: ProofSignature
+  readonly proofKey: ProofKey
+  readonly payloadSegment: string
+}
+
+/** Checks 1, 2, 4, 5 and 7: everything the signature check needs. */
+function checkBeforeSignature(input: DpopInput, settings: DpopSettings, keys: ProofKeyCache): SignedProof {
   const proof = selectProofHeader(input.proofHeaders)
 
   // Check 2: one well-formed compact JWS.
@@ -216,14 +199,12 @@ export function checkDpop(input: DpopInput, settings: DpopSettings, keys: ProofK
   if (alg === 'PS256' && (proofKey.key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
     invalid('jwk: RSA key shorter than 2048 bits')
   }
-
-  // Check 6.
   const signingInput = Buffer.from(`${headerSegment}.${payloadSegment}`, 'latin1')
-  if (!signatureVerifies(alg, proofKey.key, signingInput, Buffer.from(signatureSegment, 'base64url'))) {
-    invalid('signature: does not verify')
-  }
+  return { signature: { alg, key: proofKey.key, signingInput, signature: Buffer.from(signatureSegment, 'base64url') }, proofKey, payloadSegment }
+}
 
-  // Check 3, then checks 11, 8, 9, 12a and 10 (RFC 9449 §4.3).
+/** Check 3, then checks 11, 8, 9, 12a and 10 (RFC 9449 §4.3), on a proof whose signature verified. */
+function checkAfterSignature({ proofKey, payloadSegment }: SignedProof, input: DpopInput, settings: DpopSettings, nowMs: number): DpopProof {
   const claims = parseJsonSegment(payloadSegment) ?? invalid('malformed: claims are not a JSON object')
   for (const claim of DPOP_REQUIRED_CLAIMS) if (!Object.hasOwn(claims, claim)) invalid(`${claim}: missing`)
   const iat = checkProofTimes(claims, settings, nowMs)
@@ -241,4 +222,18 @@ export function checkDpop(input: DpopInput, settings: DpopSettings, keys: ProofK
   const nonce = checkProofNonce(claims, settings, nowMs)
 
   return { jkt: proofKey.jkt, jti, iat, htm: input.method, htu: proofHtu, nonce }
+}
+
+/** The whole check, the signature verified on the event loop. */
+export function checkDpop(input: DpopInput, settings: DpopSettings, keys: ProofKeyCache, nowMs: number): DpopProof {
+  const signed = checkBeforeSignature(input, settings, keys)
+  if (!proofSignatureVerifies(signed.signature)) invalid('signature: does not verify')
+  return checkAfterSignature(signed, input, settings, nowMs)
+}
+
+/** The same check, the signature verified on libuv's thread pool (src/dpop/proof-signature.ts). */
+export async function checkDpopOffThread(input: DpopInput, settings: DpopSettings, keys: ProofKeyCache, nowMs: number): Promise<DpopProof> {
+  const signed = checkBeforeSignature(input, settings, keys)
+  if (!(await proofSignatureVerifiesOffThread(signed.signature))) invalid('signature: does not verify')
+  return checkAfterSignature(signed, input, settings, nowMs)
 }

@@ -129,6 +129,8 @@ const dpop = z.strictObject({
   maxAgeSeconds: positiveInt.max(600).default(60),
   maxFutureSeconds: z.number().int().min(0).max(60).default(10),
   maxJtiLength: positiveInt.max(4096).default(256),
+  /** Where proof signatures are verified: libuv's thread pool (off the event loop) or the event loop itself. */
+  verifyOn: z.enum(['threadPool', 'eventLoop']).default('threadPool'),
   nonce: z.strictObject({
     mode: z.enum(['off', 'optional', 'required']).default('off'),
     secretEnv: z.string().default('FAPI_GATEWAY_NONCE_SECRET'),

@@ -288,6 +288,7 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
           nonces,
         },
         proofKeys: shared.proofKeys,
+        verifyProofsOn: config.dpop.verifyOn,
         replay: shared.replay,
         replayTtlMs: replayTtlMs(config.dpop.maxAgeSeconds, config.dpop.maxFutureSeconds, 0),
         publicBaseUrl: config.listener.publicBaseUrl.replace(/\/$/, ''),

@@ -7,6 +7,31 @@ import { connect } from 'node:tls'
 import { createProof, generateDpopKey, challengeError, type DpopKey } from '../../src/dev/partner-client.ts'
 import { startTestGateway, testPki, certThumbprint, type TestGateway } from '../support/gateway.ts'
 
+describe('dpop.verifyOn: eventLoop (proof signatures verified inline instead of on the thread pool)', () => {
+  let gw: TestGateway
+  before(async () => {
+    gw = await startTestGateway({ config: { dpop: { verifyOn: 'eventLoop' } } })
+  })
+  after(() => gw.close())
+
+  it('accepts a good proof, refuses a forged signature and a replay, like the default', async () => {
+    const key = await generateDpopKey('ES256')
+    const token = await gw.issuer.mint({ jkt: key.jkt })
+    const client = gw.client()
+    const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
+    const good = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    assert.equal(good.status, 200)
+    const replayed = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    assert.equal(replayed.json?.code, 'GW_DPOP_REPLAY')
+    const fresh = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
+    const forged = `${fresh.slice(0, fresh.lastIndexOf('.'))}.${Buffer.alloc(64, 7).toString('base64url')}`
+    const refused = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', forged]])
+    assert.equal(refused.status, 401)
+    assert.equal(refused.json?.code, 'GW_DPOP_INVALID')
+    assert.equal(challengeError(refused, 'DPoP'), 'invalid_dpop_proof')
+  })
+})
+
 describe('DPoP server nonces (RFC 9449 §9)', () => {
   let gw: TestGateway
   let key: DpopKey

@@ -1,9 +1,10 @@
 // Builds DPoP proofs for the dpop tests: jose SignJWT for ordinary proofs, node:crypto for the
 // shapes jose refuses to produce (no alg, small RSA keys, hand-made segments).
 
+import assert from 'node:assert/strict'
 import { constants, createPrivateKey, generateKeyPairSync, hash, sign, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
-import { checkDpop, type DpopAlgorithm, type DpopInput, type DpopSettings } from '../../../src/checks/dpop.ts'
+import { checkDpop, checkDpopOffThread, type DpopAlgorithm, type DpopInput, type DpopSettings } from '../../../src/checks/dpop.ts'
 import { checkDpopWithJose } from '../../../src/dpop/verify-with-jose.ts'
 import { createProofKeyCache, type ProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
 import { isGatewayError } from '../../../src/errors.ts'
@@ -127,7 +128,21 @@ export async function joseOutcome(input: DpopInput, settings: DpopSettings, nowM
   }
 }
 
-/** Runs both implementations and returns their outcomes (the caller asserts they agree). */
+export async function offThreadOutcome(input: DpopInput, settings: DpopSettings, nowMs: number, keys: ProofKeyCache = createProofKeyCache({ maxEntries: 8 })): Promise<Outcome> {
+  try {
+    return { accepted: true, proof: await checkDpopOffThread(input, settings, keys, nowMs) }
+  } catch (error) {
+    return outcomeOfError(error)
+  }
+}
+
+/**
+ * Runs both implementations and returns their outcomes (the caller asserts they agree). The
+ * fast path runs twice, its signature verified on the event loop and on the thread pool, and
+ * those two must give the very same outcome.
+ */
 export async function bothOutcomes(input: DpopInput, settings: DpopSettings, nowMs: number, keys?: ProofKeyCache): Promise<[Outcome, Outcome]> {
-  return [fastOutcome(input, settings, nowMs, keys), await joseOutcome(input, settings, nowMs)]
+  const fast = fastOutcome(input, settings, nowMs, keys)
+  assert.deepEqual(await offThreadOutcome(input, settings, nowMs, keys), fast, 'checkDpopOffThread and checkDpop disagree')
+  return [fast, await joseOutcome(input, settings, nowMs)]
 }
