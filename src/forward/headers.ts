@@ -145,6 +145,8 @@ function connectionOptions(rawHeaders: readonly string[]): ReadonlySet<string> |
   return names
 }
 
+const CHECKED_VALUES_LIMIT = 10_000
+
 /** Identity values come from tokens: refuse control characters; non-ASCII travels as UTF-8 octets (obs-text). */
 function identityValue(value: string, what: string): string {
   const octets = Buffer.from(value, 'utf8').toString('latin1')
@@ -204,6 +206,18 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
   ])
   const forwardedProtoHost = `proto=https;host=${forwardedValue(options.publicHost)}`
 
+  // Identity values repeat from request to request (one client, one token): each is checked once.
+  const checkedValues = new Map<string, string>()
+  const checkedIdentityValue = (value: string, what: string): string => {
+    let octets = checkedValues.get(value)
+    if (octets === undefined) {
+      octets = identityValue(value, what)
+      if (checkedValues.size >= CHECKED_VALUES_LIMIT) checkedValues.clear()
+      checkedValues.set(value, octets)
+    }
+    return octets
+  }
+
   function buildRequestHeaders(rawHeaders: readonly string[], context: RequestContext): ForwardHeaders {
     const interactionId = checkInteractionId(context.interactionId)
     const nominated = connectionOptions(rawHeaders)
@@ -225,7 +239,7 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
 
     const { identity } = context
     const add = (name: string, value: string | undefined, what: string) => {
-      if (value !== undefined) headers.push(name, identityValue(value, what))
+      if (value !== undefined) headers.push(name, checkedIdentityValue(value, what))
     }
     add(identityNames.clientId, identity.clientId, 'client_id')
     add(identityNames.subject, identity.subject, 'sub')
