@@ -81,10 +81,12 @@ function cpuSeconds(pid: number): number {
   }, 0)
 }
 
-function peakRssMb(pid: number): number {
+/** A memory figure of /proc/<pid>/status (VmHWM: peak RSS, VmRSS: RSS now) summed over the process tree, in MB. */
+function memoryMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const pattern = new RegExp(`${field}:\\s+(\\d+) kB`)
   return processTree(pid).reduce((sum, p) => {
     try {
-      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      const match = pattern.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
       return sum + (match ? Number(match[1]) / 1024 : 0)
     } catch {
       return sum
@@ -145,7 +147,7 @@ async function measure(target: Target, job: LoadJob): Promise<Measured> {
   if (!message.result) throw new Error(`load against ${target.name} failed: ${message.error}`)
   const result = message.result
   // Proof generation happens in the loader before its clock starts; the target is idle then.
-  return { ...result, cpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, result.requests), peakRssMb: peakRssMb(target.child.pid!) }
+  return { ...result, cpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, result.requests), peakRssMb: memoryMb(target.child.pid!, 'VmHWM') }
 }
 
 function medianOf(values: number[]): number {
@@ -347,17 +349,6 @@ async function main(): Promise<void> {
   writeResults(rows, { proofEs, proofPs, workers })
 }
 
-function rssMb(pid: number): number {
-  return processTree(pid).reduce((sum, p) => {
-    try {
-      const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
-      return sum + (match ? Number(match[1]) / 1024 : 0)
-    } catch {
-      return sum
-    }
-  }, 0)
-}
-
 /**
  * The memory target's second half: steady DPoP load for --soak minutes, RSS sampled every 5 s.
  * Growth is the last minute's mean over the second minute's (the first is warm-up: JIT, pools, caches).
@@ -371,7 +362,7 @@ async function soak(job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxReques
   let result: Measured
   try {
     const started = performance.now()
-    const sampler = setInterval(() => samples.push({ atSeconds: (performance.now() - started) / 1000, rssMb: rssMb(gateway.pid!) }), 5000)
+    const sampler = setInterval(() => samples.push({ atSeconds: (performance.now() - started) / 1000, rssMb: memoryMb(gateway.pid!, 'VmRSS') }), 5000)
     try {
       result = await measure({ name: 'gateway', url: job.url, child: gateway }, {
         ...job, connections: 32, durationMs: minutes * 60_000, maxRequests: Math.ceil(rate * minutes * 60) + 10, fixedRate: rate, signProofsWhenSent: true,
