@@ -37,7 +37,7 @@ export type RedisReplayStoreOptions = RedisTopology & {
   readonly connectTimeoutMs?: number
   /**
    * ioredis enableAutoPipelining. Default false. Outside cluster mode the store batches the
-   * claims and lookups of one event-loop turn into one write on its own (see CommandBatch).
+   * claims and lookups of one event-loop turn into one write on its own (createCommandBatch).
    */
   readonly autoPipelining?: boolean
   /** Reconnection backs off up to this delay and never gives up. Default 2000. */
