@@ -2,9 +2,10 @@
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import cluster from 'node:cluster'
-import { ConfigError, loadConfig, resolveWorkers } from './config/load.ts'
+import { ConfigError, loadConfig, resolveWorkers, type LoadedConfig } from './config/load.ts'
 import { createLogger } from './observability/log.ts'
-import { createStdoutWriter } from './observability/stdout.ts'
+import type { Logger } from './types.ts'
+import { createStdoutWriter, type StdoutWriter } from './observability/stdout.ts'
 import type { RunningGateway } from './gateway.ts'
 
 const USAGE = `usage:
@@ -25,7 +26,14 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     return 0
   }
   const stdout = createStdoutWriter(loaded.config.log.stdoutBufferBytes)
-  const logger = createLogger(loaded.config.log.level, stdout.stream)
+  try {
+    return await run(loaded, createLogger(loaded.config.log.level, stdout.stream), stdout)
+  } finally {
+    await stdout.close()
+  }
+}
+
+async function run(loaded: LoadedConfig, logger: Logger, stdout: StdoutWriter): Promise<number> {
   // SIGHUP reloads configuration, policies and certificates (README "Rotation and reload"); taken
   // over at once, since Node's default for it is to exit. In a primary it is forwarded to the workers.
   let running: RunningGateway | undefined

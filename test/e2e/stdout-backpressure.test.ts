@@ -1,8 +1,9 @@
 // A stdout nobody reads (a stuck log shipper) must not stall requests: log lines and security
-// events queue up to log.stdoutBufferBytes, then are dropped and counted.
-import { it } from 'node:test'
+// events queue up to log.stdoutBufferBytes, then are dropped and counted. At shutdown the queue
+// is written whole, or given up on when nobody reads.
+import { after, before, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFileSync } from 'node:child_process'
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,8 +11,17 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { freePort } from '../../src/dev/environment.ts'
 import { createPartnerClient } from '../../src/dev/partner-client.ts'
+import { STDOUT_CLOSE_TIMEOUT_MS } from '../../src/observability/stdout.ts'
 import { MAIN, waitForReady } from '../support/gateway-process.ts'
-import { startTestGateway, testPki } from '../support/gateway.ts'
+import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
+
+let env: TestGateway
+let caPem: string
+before(async () => {
+  env = await startTestGateway({})
+  caPem = (await testPki()).root.certPem
+})
+after(() => env.close())
 
 async function metric(adminPort: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()
@@ -19,30 +29,31 @@ async function metric(adminPort: number, name: string): Promise<number> {
   return line === undefined ? Number.NaN : Number(line.split(' ')[1])
 }
 
-/** Reads whatever the pipe holds now, without blocking. */
-function drain(fd: number): string {
-  const chunks: Buffer[] = []
-  const buffer = Buffer.alloc(65_536)
-  for (;;) {
-    let read: number
-    try {
-      read = readSync(fd, buffer)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EAGAIN') break
-      throw error
-    }
-    if (read === 0) break
-    chunks.push(Buffer.from(buffer.subarray(0, read)))
+/** Reads what the pipe holds now, at most `size` bytes, without blocking. */
+function readSome(fd: number, size: number): string {
+  const buffer = Buffer.alloc(size)
+  try {
+    return buffer.subarray(0, readSync(fd, buffer)).toString('latin1')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return ''
+    throw error
   }
-  return Buffer.concat(chunks).toString('utf8')
 }
 
-it('keeps answering while nobody reads stdout, counts what it dropped, and writes only whole lines', async () => {
-  const env = await startTestGateway({})
+interface StuckStdoutGateway {
+  readonly child: ChildProcess
+  /** The read end of the gateway's stdout, not read until a test says so. */
+  readonly readEnd: number
+  readonly adminPort: number
+  /** Sends `count` requests without credentials (each one a refusal and a security event of about 1 KB). */
+  refuse(count: number): Promise<void>
+  close(): Promise<void>
+}
+
+async function startWithStuckStdout(): Promise<StuckStdoutGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'fapigw-stdout-'))
   const fifo = join(dir, 'stdout')
   execFileSync('mkfifo', [fifo])
-  // The test holds the read end and does not read it until the end: the pipe fills and stays full.
   const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
   const writeEnd = openSync(fifo, constants.O_WRONLY)
   const port = await freePort()
@@ -52,27 +63,55 @@ it('keeps answering while nobody reads stdout, counts what it dropped, and write
     stdio: ['ignore', writeEnd, 'inherit'],
   })
   closeSync(writeEnd)
-  const client = createPartnerClient({ baseUrl: `https://127.0.0.1:${port}`, caPem: (await testPki()).root.certPem })
-  let written = ''
+  const client = createPartnerClient({ baseUrl: `https://127.0.0.1:${port}`, caPem })
+  const close = async () => {
+    await client.close().catch(() => undefined)
+    if (child.exitCode === null) child.kill('SIGKILL')
+    closeSync(readEnd)
+    rmSync(dir, { recursive: true, force: true })
+  }
   try {
     await waitForReady(adminPort)
-    const refusals = 600 // each a security event of about 1 KB: far more than the pipe and the buffer hold
-    for (let sent = 0; sent < refusals; sent += 50) {
-      const answers = await Promise.all(Array.from({ length: 50 }, () => client.send('GET', '/accounts/1', [])))
-      for (const answer of answers) assert.equal(answer.status, 401)
-    }
-    const dropped = await metric(adminPort, 'fapi_gateway_stdout_dropped_lines_total')
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return {
+    child,
+    readEnd,
+    adminPort,
+    async refuse(count) {
+      for (let sent = 0; sent < count; sent += 50) {
+        const answers = await Promise.all(Array.from({ length: 50 }, () => client.send('GET', '/accounts/1', [])))
+        for (const answer of answers) assert.equal(answer.status, 401)
+      }
+      await client.close()
+    },
+    close,
+  }
+}
+
+it('keeps answering while nobody reads stdout, counts what it dropped, and writes only whole lines', async () => {
+  const gateway = await startWithStuckStdout()
+  try {
+    const refusals = 600 // far more than the pipe and the 64 KiB buffer hold
+    await gateway.refuse(refusals)
+    const dropped = await metric(gateway.adminPort, 'fapi_gateway_stdout_dropped_lines_total')
     assert.ok(dropped > 0 && dropped < refusals, `dropped ${dropped} lines`)
 
-    await client.close()
-    child.kill('SIGTERM')
-    const exited = once(child, 'exit')
-    while (child.exitCode === null) {
-      written += drain(readEnd)
-      await delay(20)
+    gateway.child.kill('SIGTERM')
+    const exited = once(gateway.child, 'exit')
+    // Shutdown starts with the pipe full and a write waiting on it. Read back in page-sized bites,
+    // so that two writers on the pipe would show as lines cut in half (a synchronous flush at exit
+    // used to write beside the write still in flight).
+    await delay(1_000)
+    let written = ''
+    while (gateway.child.exitCode === null) {
+      written += readSome(gateway.readEnd, 4096)
+      await delay(1)
     }
     assert.deepEqual((await exited)[0], 0)
-    written += drain(readEnd)
+    for (let more = readSome(gateway.readEnd, 65_536); more !== ''; more = readSome(gateway.readEnd, 65_536)) written += more
     const lines = written.trim().split('\n')
     for (const line of lines) JSON.parse(line)
     const events = lines.filter((line) => line.includes('GW_TOKEN_MISSING'))
@@ -80,10 +119,21 @@ it('keeps answering while nobody reads stdout, counts what it dropped, and write
     assert.ok(events.length + dropped >= refusals, `${events.length} written + ${dropped} dropped < ${refusals}`)
     assert.match(written, /"msg":"fapi-gateway stopped"/, 'the last log line is flushed at exit')
   } finally {
-    await client.close().catch(() => undefined)
-    if (child.exitCode === null) child.kill('SIGKILL')
-    closeSync(readEnd)
-    rmSync(dir, { recursive: true, force: true })
-    await env.close()
+    await gateway.close()
+  }
+})
+
+it('still exits on SIGTERM when stdout is never read, after giving up on what is queued', async () => {
+  const gateway = await startWithStuckStdout()
+  try {
+    await gateway.refuse(200)
+    const stoppedAt = Date.now()
+    gateway.child.kill('SIGTERM')
+    const [code] = await once(gateway.child, 'exit')
+    assert.equal(code, 0)
+    // Not a speed claim: it shows that the exit came from giving up, not from a reader.
+    assert.ok(Date.now() - stoppedAt >= STDOUT_CLOSE_TIMEOUT_MS - 100, 'waited for the reader first')
+  } finally {
+    await gateway.close()
   }
 })
