@@ -2,7 +2,7 @@
 // Targets run one at a time so that they never compete with each other for the CPU.
 //   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
 //   node bench/run.ts --soak 10 [--soak-rate 1000]: the gateway alone at a fixed rate for 10 minutes, RSS sampled
-//   [--verify-on threadPool|eventLoop] sets the gateway's dpop.verifyOn; [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
+//   [--verify-on threadPool|eventLoop] sets the gateway's dpop.verifyOn; [--revocation-mirror] turns on replay.revocationMirror; [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
 //   the bare forwarder and the express app the same Node/V8 flags; BENCH_TARGET_STDOUT=1 shows their stdout (--trace-gc)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -36,6 +36,7 @@ const { values: args } = parseArgs({
     targets: { type: 'string' },
     'auto-pipelining': { type: 'boolean', default: false },
     'verify-on': { type: 'string' },
+    'revocation-mirror': { type: 'boolean', default: false },
     soak: { type: 'string' },
     'soak-rate': { type: 'string', default: '1000' },
     'node-options': { type: 'string' },
@@ -253,7 +254,7 @@ async function main(): Promise<void> {
     issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
     upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
     dpop: { maxAgeSeconds: 300, ...(args['verify-on'] && { verifyOn: args['verify-on'] }) },
-    replay: { store: 'redis', redis: { url: redis.url }, autoPipelining: args['auto-pipelining'] },
+    replay: { store: 'redis', redis: { url: redis.url }, autoPipelining: args['auto-pipelining'], revocationMirror: { enabled: args['revocation-mirror'] } },
     policies: { dir: join(REPO_ROOT, 'policies') },
     log: { level: 'warn' },
     ...(workers !== '1' && { workers: workers === 'auto' ? 'auto' : Number(workers) }),
@@ -428,6 +429,7 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
   const machine = {
     host: hostname(), platform: `${platform()} ${release()}`, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version, openssl: process.versions.openssl, date: new Date().toISOString(), rounds: ROUNDS, secondsPerRun: SECONDS, workers: context.workers, nodeOptions: TARGET_NODE_OPTIONS,
+    gateway: { verifyOn: args['verify-on'] ?? 'threadPool (default)', revocationMirror: args['revocation-mirror'] },
   }
   const summarize = (scenario: string, target: string) => {
     const mine = rows.filter((r) => r.scenario === scenario && r.target === target)
@@ -438,7 +440,7 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
   const lines = [
     `# fapi-gateway bench, ${machine.date}`,
     '',
-    `Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, ${machine.platform}; Node ${machine.node}, OpenSSL ${machine.openssl}. ${ROUNDS} round(s) of ${SECONDS} s per run; gateway workers: ${context.workers}; Node flags of the gateway and the Node baselines: ${TARGET_NODE_OPTIONS.join(' ') || 'none'}. The load generator runs on the same machine.`,
+    `Machine: ${machine.cpus}, ${machine.memoryGiB} GiB, ${machine.platform}; Node ${machine.node}, OpenSSL ${machine.openssl}. ${ROUNDS} round(s) of ${SECONDS} s per run; gateway workers: ${context.workers}; dpop.verifyOn: ${machine.gateway.verifyOn}; replay.revocationMirror: ${machine.gateway.revocationMirror ? 'on' : 'off (default)'}; Node flags of the gateway and the Node baselines: ${TARGET_NODE_OPTIONS.join(' ') || 'none'}. The load generator runs on the same machine.`,
     `Warm DPoP proof check: ES256 ${(context.proofEs * 1e6).toFixed(1)} µs, PS256 ${(context.proofPs * 1e6).toFixed(1)} µs.`,
     '',
     '| scenario | target | req/s | p50 ms | p99 ms | CPU µs/req | peak RSS MB |',

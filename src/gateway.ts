@@ -11,6 +11,8 @@ import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
 import { createMemoryReplayStore } from './replay/memory-store.ts'
+import type { Redis } from 'ioredis'
+import { connectRedis, type RedisClientOptions } from './replay/redis-client.ts'
 import { createRedisReplayStore } from './replay/redis-store.ts'
 import type { ReplayStore } from './replay/store.ts'
 import { certificatesOf, createCertificateExpiry } from './reload/certificate-expiry.ts'
@@ -21,7 +23,8 @@ import { createReloader, type ReloadResult, type ReloadTrigger } from './reload/
 import { createRevocationMetrics, type RevocationMetrics } from './revocation/metrics.ts'
 import { createAdminServer } from './server/admin-server.ts'
 import { createPartnerServer } from './server/partner-server.ts'
-import { createRevokedTokenList } from './tokens/revoked-tokens.ts'
+import { createRevocationMirror, type RevocationMirror } from './tokens/revocation-mirror.ts'
+import { createRevokedTokenList, REVOCATION_CHANNEL, REVOKED_KEY_PATTERN, type RevokedTokenList } from './tokens/revoked-tokens.ts'
 import type { Clock, Logger } from './types.ts'
 import type { StdoutWriter } from './observability/stdout.ts'
 
@@ -53,14 +56,36 @@ export interface RunningGateway {
   close(graceMs?: number): Promise<void>
 }
 
+function redisClientOptions(redis: NonNullable<GatewayConfig['replay']['redis']>, config: GatewayConfig['replay'], env: NodeJS.ProcessEnv): RedisClientOptions {
+  const common = { commandTimeoutMs: config.commandTimeoutMs, autoPipelining: config.autoPipelining }
+  const password = redis.passwordEnv ? env[redis.passwordEnv] : undefined
+  if ('url' in redis) return { mode: 'single', url: redis.url, password, ...common }
+  if ('sentinels' in redis) return { mode: 'sentinel', sentinels: redis.sentinels, name: redis.name, password, tls: redis.tls, ...common }
+  return { mode: 'cluster', nodes: redis.cluster, password, tls: redis.tls, ...common }
+}
+
 export function createReplayStore(config: GatewayConfig['replay'], env: NodeJS.ProcessEnv, clock: Clock, logger: Logger): ReplayStore {
   const redis = config.redis
   if (config.store === 'memory' || !redis) return createMemoryReplayStore({ maxEntries: config.memoryMaxEntries, now: clock })
-  const common = { prefix: config.keyPrefix, commandTimeoutMs: config.commandTimeoutMs, autoPipelining: config.autoPipelining, logger }
-  const password = redis.passwordEnv ? env[redis.passwordEnv] : undefined
-  if ('url' in redis) return createRedisReplayStore({ mode: 'single', url: redis.url, password, ...common })
-  if ('sentinels' in redis) return createRedisReplayStore({ mode: 'sentinel', sentinels: redis.sentinels, name: redis.name, password, tls: redis.tls, ...common })
-  return createRedisReplayStore({ mode: 'cluster', nodes: redis.cluster, password, tls: redis.tls, ...common })
+  return createRedisReplayStore({ ...redisClientOptions(redis, config, env), prefix: config.keyPrefix, logger })
+}
+
+/** The revoked-token list on the replay store, with a local mirror when replay.revocationMirror is on. */
+export function createRevokedTokens(config: GatewayConfig['replay'], store: ReplayStore, env: NodeJS.ProcessEnv, logger: Logger): { list: RevokedTokenList; mirror?: RevocationMirror } {
+  const { revocationMirror } = config
+  if (!revocationMirror.enabled || !config.redis) return { list: createRevokedTokenList(store) }
+  const options = redisClientOptions(config.redis, config, env)
+  const mirror = createRevocationMirror({
+    connect: () => connectRedis(options) as Redis,
+    prefix: config.keyPrefix,
+    channel: REVOCATION_CHANNEL,
+    keyPattern: REVOKED_KEY_PATTERN,
+    heartbeatMs: revocationMirror.heartbeatMs,
+    maxStalenessMs: revocationMirror.maxStalenessMs,
+    maxEntries: revocationMirror.maxEntries,
+    logger,
+  })
+  return { list: createRevokedTokenList(store, { announce: true, mirror }), mirror }
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {
@@ -82,7 +107,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const events = createConfiguredSecurityEvents({ config: config.events, env, file: loaded.file, readFile, metrics, clock, logger, stream: options.eventStream ?? options.stdout?.stream })
   options.stdout?.onDrop((lines) => metrics.stdoutDroppedLines.inc(lines))
   const replay = createReplayStore(config.replay, env, clock, logger)
-  const revokedTokens = createRevokedTokenList(replay)
+  const { list: revokedTokens, mirror: revocationMirror } = createRevokedTokens(config.replay, replay, env, logger)
   const proofKeys = createProofKeyCache({ maxEntries: config.caches.proofKeys })
   let revocationMetrics: RevocationMetrics | undefined
   const shared: SharedDeps = {
@@ -95,7 +120,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   try {
     initial = buildPipeline(loaded, shared).pipeline
   } catch (error) {
-    await Promise.allSettled([replay.close(), events.close(0)])
+    await Promise.allSettled([replay.close(), revocationMirror?.close(), events.close(0)])
     throw error
   }
   const generations = createGenerations(initial, { drainTimeoutMs: config.reload.drainTimeoutMs })
@@ -110,6 +135,10 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   metrics.watchCache('proof_keys', () => ({ hits: proofKeys.hits, misses: proofKeys.misses }))
   metrics.watchDependency('replay_store', () => replay.ready())
   metrics.watchDependency('issuer_keys', () => live().tokens.ready())
+  if (revocationMirror) {
+    metrics.watchDependency('revocation_mirror', () => revocationMirror.current())
+    metrics.watchCache('revocation_mirror', () => revocationMirror.stats())
+  }
 
   const partner = createPartnerServer({
     tls: initial.tlsMaterial.options,
@@ -189,7 +218,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
         admin.close(() => resolve())
       })
     }
-    await Promise.allSettled([reloader.closeParts(), stapler.close(), replay.close(), events.close(Math.min(graceMs, 2_000))])
+    await Promise.allSettled([reloader.closeParts(), stapler.close(), replay.close(), revocationMirror?.close(), events.close(Math.min(graceMs, 2_000))])
     logger.info({}, 'fapi-gateway stopped')
   }
   return { partnerPort, adminPort, metrics, ready, reload: (trigger) => reloader.reload(trigger), close: (graceMs) => (closing ??= close(graceMs)) }

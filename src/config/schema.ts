@@ -122,7 +122,17 @@ const replay = z.strictObject({
   keyPrefix: z.string().default('fapigw:'),
   commandTimeoutMs: positiveInt.default(500),
   autoPipelining: z.boolean().default(false),
+  /** A local copy of the revoked-token list kept current through Redis pub/sub (src/tokens/revocation-mirror.ts). */
+  revocationMirror: z.strictObject({
+    enabled: z.boolean().default(false),
+    maxStalenessMs: positiveInt.min(50).default(500),
+    heartbeatMs: positiveInt.min(10).default(100),
+    maxEntries: positiveInt.default(100_000),
+  }).prefault({})
+    .refine((m) => m.heartbeatMs * 2 <= m.maxStalenessMs, { message: 'heartbeatMs must be at most half of maxStalenessMs', path: ['heartbeatMs'] }),
 }).refine((r) => r.store !== 'redis' || r.redis, { message: 'store: redis needs a redis section', path: ['redis'] })
+  .refine((r) => !r.revocationMirror.enabled || r.store === 'redis', { message: 'needs store: redis (the in-memory store answers locally already)', path: ['revocationMirror', 'enabled'] })
+  .refine((r) => !r.revocationMirror.enabled || !r.redis || !('cluster' in r.redis), { message: 'is not supported with redis.cluster (messages from different nodes arrive in no guaranteed order)', path: ['revocationMirror', 'enabled'] })
 
 const dpop = z.strictObject({
   algorithms: z.array(algorithm).min(1).default(['PS256', 'ES256', 'EdDSA']),

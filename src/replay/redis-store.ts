@@ -1,49 +1,14 @@
-import type { ConnectionOptions } from 'node:tls'
-import { Cluster, Redis, type ChainableCommander } from 'ioredis'
+import { Redis, type ChainableCommander } from 'ioredis'
 import { GatewayError, refuse } from '../errors.ts'
 import type { Logger } from '../types.ts'
+import { connectRedis, type RedisClientOptions } from './redis-client.ts'
 import { wholeTtlMs, type ReplayStore } from './store.ts'
 
-export interface RedisNodeAddress {
-  readonly host: string
-  readonly port: number
-}
+export type { RedisNodeAddress, RedisTopology } from './redis-client.ts'
 
-export type RedisTopology =
-  /** redis://[:password@]host:port[/db], or rediss:// for TLS. */
-  | { readonly mode: 'single'; readonly url: string; readonly password?: string }
-  | {
-      readonly mode: 'sentinel'
-      readonly sentinels: readonly RedisNodeAddress[]
-      /** The monitored master's name. */
-      readonly name: string
-      readonly username?: string
-      readonly password?: string
-      readonly sentinelPassword?: string
-    }
-  | {
-      readonly mode: 'cluster'
-      readonly nodes: readonly RedisNodeAddress[]
-      readonly username?: string
-      readonly password?: string
-    }
-
-export type RedisReplayStoreOptions = RedisTopology & {
+export type RedisReplayStoreOptions = RedisClientOptions & {
   /** Prepended to every key. Default 'fapigw:'. */
   readonly prefix?: string
-  /** A command without an answer after this long fails with GW_REPLAY_STORE_UNAVAILABLE. Default 500. */
-  readonly commandTimeoutMs?: number
-  /** Default 2000. */
-  readonly connectTimeoutMs?: number
-  /**
-   * ioredis enableAutoPipelining. Default false. Outside cluster mode the store batches the
-   * claims and lookups of one event-loop turn into one write on its own (createCommandBatch).
-   */
-  readonly autoPipelining?: boolean
-  /** Reconnection backs off up to this delay and never gives up. Default 2000. */
-  readonly maxReconnectDelayMs?: number
-  /** TLS on (true) or with settings (e.g. `ca`, `servername`); rediss:// URLs enable TLS on their own. */
-  readonly tls?: boolean | ConnectionOptions
   readonly logger?: Logger
 }
 
@@ -56,7 +21,13 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
 return 1`
 const CLAIM_OUTCOMES = ['claimed', 'taken', 'blocked'] as const
 
+/** KEYS[1] set for ARGV[1] ms and announced on channel ARGV[2] as `<ARGV[3]> <ARGV[1]>`: both or neither. */
+const PUT_AND_PUBLISH_LUA = `redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. ARGV[1])
+return 1`
+
 type ClaimCommander = { claimUnlessPresent(blockingKey: string, claimKey: string, ttlMs: number): unknown }
+type PublishingCommander = { putAndPublish(key: string, ttlMs: number, channel: string, announcedKey: string): Promise<unknown> }
 
 /** One command, written either to the client itself or into a pipeline (ioredis gives both the same methods). */
 type StoreCommand = (target: Redis | ChainableCommander) => unknown
@@ -116,63 +87,9 @@ function createCommandBatch(client: Redis): (command: StoreCommand) => Promise<u
 export function createRedisReplayStore(options: RedisReplayStoreOptions): ReplayStore {
   const prefix = options.prefix ?? 'fapigw:'
   const commandTimeoutMs = options.commandTimeoutMs ?? 500
-  const maxReconnectDelayMs = options.maxReconnectDelayMs ?? 2000
-  const backoff = (attempt: number): number => Math.min(50 * 2 ** Math.min(attempt, 16), maxReconnectDelayMs)
-
-  const tls = options.tls === true ? {} : options.tls || undefined
-  const connection = {
-    commandTimeout: commandTimeoutMs,
-    // A server that accepts commands but never answers (frozen, black-holed) gets its socket
-    // dropped, so ready() turns false and the reconnect loop takes over.
-    socketTimeout: Math.max(2 * commandTimeoutMs, 1000),
-    connectTimeout: options.connectTimeoutMs ?? 2000,
-    enableAutoPipelining: options.autoPipelining ?? false,
-    // A command in flight when the connection drops fails instead of waiting for a reconnect.
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    // How long close() waits for the socket to end before destroying it (ioredis default 2 s).
-    disconnectTimeout: commandTimeoutMs,
-    ...(tls ? { tls } : {}),
-  }
-
-  let client: Redis | Cluster
-  switch (options.mode) {
-    case 'single':
-      client = new Redis(options.url, {
-        ...connection,
-        ...(options.password !== undefined ? { password: options.password } : {}),
-        enableOfflineQueue: false,
-        retryStrategy: backoff,
-      })
-      break
-    case 'sentinel':
-      client = new Redis({
-        ...connection,
-        sentinels: options.sentinels.map(({ host, port }) => ({ host, port })),
-        name: options.name,
-        username: options.username,
-        password: options.password,
-        sentinelPassword: options.sentinelPassword,
-        ...(tls ? { sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
-        enableOfflineQueue: false,
-        retryStrategy: backoff,
-        sentinelRetryStrategy: backoff,
-      })
-      break
-    case 'cluster':
-      client = new Cluster(
-        options.nodes.map(({ host, port }) => ({ host, port })),
-        {
-          enableOfflineQueue: false,
-          enableAutoPipelining: options.autoPipelining ?? false,
-          clusterRetryStrategy: backoff,
-          redisOptions: { ...connection, username: options.username, password: options.password },
-        },
-      )
-      break
-  }
-
+  const client = connectRedis(options)
   client.defineCommand('claimUnlessPresent', { numberOfKeys: 2, lua: CLAIM_UNLESS_PRESENT_LUA })
+  client.defineCommand('putAndPublish', { numberOfKeys: 1, lua: PUT_AND_PUBLISH_LUA })
   // Cluster pipelines must stay within one slot, so there each command goes out on its own.
   const send: (command: StoreCommand) => Promise<unknown> =
     client instanceof Redis ? createCommandBatch(client) : async (command) => command(client as unknown as Redis)
@@ -234,10 +151,11 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
         return CLAIM_OUTCOMES[outcome as number] ?? refuse('GW_INTERNAL', `redis claim script answered ${String(outcome)}`)
       })
     },
-    async put(key, ttlMs) {
+    async put(key, ttlMs, announceOn) {
       const ttl = wholeTtlMs(ttlMs)
       return run('put', async () => {
-        await client.set(prefix + key, '1', 'PX', ttl)
+        if (announceOn === undefined) await client.set(prefix + key, '1', 'PX', ttl)
+        else await (client as unknown as PublishingCommander).putAndPublish(prefix + key, ttl, prefix + announceOn, key)
       })
     },
     has(key) {

@@ -13,8 +13,13 @@ export interface ReplayStore {
    * both keys must share a hash tag ({...}) so that they live in one slot.
    */
   claimUnlessPresent(claimKey: string, ttlMs: number, blockingKey: string): Promise<'claimed' | 'taken' | 'blocked'>
-  /** Adds a key (e.g. a revoked token hash) for ttlMs, idempotent. A later put replaces the TTL. */
-  put(key: string, ttlMs: number): Promise<void>
+  /**
+   * Adds a key (e.g. a revoked token hash) for ttlMs, idempotent. A later put replaces the TTL.
+   * With announceOn (a channel, prefixed like keys), `<key> <ttlMs>` is published on it in the
+   * same atomic step, for followers that keep a copy (src/tokens/revocation-mirror.ts); a store
+   * that nobody else follows ignores it.
+   */
+  put(key: string, ttlMs: number, announceOn?: string): Promise<void>
   /** Whether key is present. Throws GW_REPLAY_STORE_UNAVAILABLE if it cannot answer. */
   has(key: string): Promise<boolean>
   /** True when the store can currently answer (for /readyz). */

@@ -79,7 +79,8 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
       for (const answer of answers) for (const [name, ok] of Object.entries(answer)) checks[name] = (checks[name] ?? true) && ok
       return checks
     },
-    revokedTokens: createRevokedTokenList(store),
+    // The primary serves the admin endpoint, so it announces revocations to the workers' mirrors.
+    revokedTokens: createRevokedTokenList(store, { announce: config.replay.revocationMirror.enabled }),
     events: createSecurityEvents({ sinks: [createStreamSink(stdout.stream)], clock: Date.now }),
     logger,
   })

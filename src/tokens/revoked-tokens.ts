@@ -1,5 +1,6 @@
 import { refuse } from '../errors.ts'
 import type { ReplayStore } from '../replay/store.ts'
+import type { RevocationMirror } from './revocation-mirror.ts'
 
 export interface RevokedTokenList {
   /** Remembers tokenHash as revoked for ttlMs (at least the token's remaining lifetime). */
@@ -16,14 +17,29 @@ export function revokedTokenKey(tokenHash: string): string {
   if (!tokenHashPattern.test(tokenHash)) refuse('GW_INTERNAL', 'revoked-token list needs base64url(SHA-256(token))')
   return `revoked:{${tokenHash}}`
 }
+export const REVOKED_KEY_PATTERN = 'revoked:*'
+/** Where revocations are announced (after the store's key prefix) when revocation mirrors follow them. */
+export const REVOCATION_CHANNEL = 'revocations'
 
-export function createRevokedTokenList(store: ReplayStore): RevokedTokenList {
+export interface RevokedTokenListOptions {
+  /** Announce each revocation to the mirrors of every instance (replay.revocationMirror.enabled). */
+  readonly announce?: boolean
+  /** This instance's mirror: answers lookups while it is current, else the store does. */
+  readonly mirror?: RevocationMirror
+}
+
+export function createRevokedTokenList(store: ReplayStore, options: RevokedTokenListOptions = {}): RevokedTokenList {
+  const { mirror } = options
+  const channel = options.announce ? REVOCATION_CHANNEL : undefined
   return {
     async revoke(tokenHash, ttlMs) {
-      await store.put(revokedTokenKey(tokenHash), ttlMs)
+      const key = revokedTokenKey(tokenHash)
+      await store.put(key, ttlMs, channel)
+      mirror?.add(key, ttlMs)
     },
     async isRevoked(tokenHash) {
-      return store.has(revokedTokenKey(tokenHash))
+      const key = revokedTokenKey(tokenHash)
+      return mirror?.lookup(key) ?? store.has(key)
     },
   }
 }

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createProof, generateDpopKey, type DpopKey } from '../../src/dev/partner-client.ts'
 import { createPartnerClient } from '../../src/dev/partner-client.ts'
-import { spawnGateway, waitForReady } from '../support/gateway-process.ts'
-import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
+import { revokeThroughAdmin, spawnGateway, waitForReady } from '../support/gateway-process.ts'
+import { certThumbprint, startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
 import { redisCli, startRedisServer, type RedisServer } from '../support/redis.ts'
 
 const PUBLIC_BASE_URL = 'https://api.bank.example'
@@ -99,19 +99,55 @@ describe('replay detection in Redis', () => {
     try {
       await waitForReady(adminGateway.gateway.adminPort)
       const revoked = await gw.issuer.mint({ jkt: key.jkt })
-      const response = await fetch(`http://127.0.0.1:${adminGateway.gateway.adminPort}/revoked-tokens`, {
-        method: 'POST',
-        headers: { authorization: 'Bearer admin-secret' },
-        body: JSON.stringify({ token: revoked }),
-      })
-      assert.equal(response.status, 201)
-      await response.body?.cancel()
+      assert.equal(await revokeThroughAdmin(adminGateway.gateway.adminPort, revoked), 201)
       const proof = await createProof(key, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken: revoked })
       const refused = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${revoked}`], ['dpop', proof]])
       assert.equal(refused.status, 401)
       assert.equal(refused.json?.code, 'GW_TOKEN_REVOKED')
     } finally {
       await adminGateway.close()
+    }
+  })
+
+  it('with replay.revocationMirror, a revocation made on one replica is refused by another within maxStalenessMs, without a Redis lookup per request, and Redis down still means 503', async () => {
+    const replay = { store: 'redis', redis: { url: redis.url }, commandTimeoutMs: 300, revocationMirror: { enabled: true } }
+    const adminGateway = await startTestGateway({ env: { FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret' }, config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay } })
+    const mirrored = await startTestGateway({ config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay } })
+    const metric = async (pattern: RegExp) => Number(pattern.exec(await (await fetch(`http://127.0.0.1:${mirrored.gateway.adminPort}/metrics`)).text())?.[1] ?? Number.NaN)
+    try {
+      await Promise.all([waitForReady(adminGateway.gateway.adminPort), waitForReady(mirrored.gateway.adminPort)])
+      const pki = await testPki()
+      const client = mirrored.client(pki.partnerA)
+      const send = (token: string) => client.send('GET', '/accounts/1', [['authorization', `Bearer ${token}`]])
+      const kept = await mirrored.issuer.mint({ x5t: certThumbprint(pki.partnerA) })
+      const revoked = await mirrored.issuer.mint({ x5t: certThumbprint(pki.partnerA) })
+      const deadline = Date.now() + 10_000
+      while ((await metric(/fapi_gateway_dependency_up\{dependency="revocation_mirror"\} (\d)/)) !== 1 && Date.now() < deadline) await delay(20)
+      assert.equal((await send(revoked)).status, 200)
+
+      assert.equal(await revokeThroughAdmin(adminGateway.gateway.adminPort, revoked), 201)
+      await delay(500) // replay.revocationMirror.maxStalenessMs: the bound, not a guess at the speed
+      const exists = async () => Number(/cmdstat_exists:calls=(\d+)/.exec(await redisCli(redis.port, 'info', 'commandstats'))?.[1] ?? 0)
+      const existsBefore = await exists()
+      const refused = await send(revoked)
+      assert.equal(refused.status, 401)
+      assert.equal(refused.json?.code, 'GW_TOKEN_REVOKED')
+      assert.equal((await send(kept)).status, 200)
+      assert.equal(await exists(), existsBefore, 'answered from the mirror')
+      assert.ok((await metric(/fapi_gateway_cache_lookups_total\{cache="revocation_mirror",result="hit"\} (\d+)/)) >= 2)
+
+      await redis.stop()
+      try {
+        await delay(500)
+        const unavailable = await send(kept)
+        assert.equal(unavailable.status, 503)
+        assert.equal(unavailable.json?.code, 'GW_REPLAY_STORE_UNAVAILABLE')
+        assert.equal(await metric(/fapi_gateway_dependency_up\{dependency="revocation_mirror"\} (\d)/), 0)
+      } finally {
+        await redis.start()
+      }
+    } finally {
+      await Promise.all([adminGateway.close(), mirrored.close()])
     }
   })
 })

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createPartnerClient, createProof, generateDpopKey, type PartnerClient } from '../../src/dev/partner-client.ts'
-import { MAIN, spawnGateway, waitForReady, type GatewayProcess } from '../support/gateway-process.ts'
-import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
+import { MAIN, revokeThroughAdmin, spawnGateway, waitForReady, type GatewayProcess } from '../support/gateway-process.ts'
+import { certThumbprint, startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
 import { startRedisServer, type RedisServer } from '../support/redis.ts'
 
 const PUBLIC_BASE_URL = 'https://api.bank.example'
@@ -86,6 +86,34 @@ describe('several workers (node:cluster)', () => {
       await delay(100)
     }
     await waitForReady(gateway.adminPort)
+  })
+
+  it('with replay.revocationMirror, a revocation made through the primary reaches every worker\'s mirror', async () => {
+    const mirrored = await spawnGateway(env.configFile, { FAPI_GATEWAY__WORKERS: '2', FAPI_GATEWAY__REPLAY__REVOCATION_MIRROR__ENABLED: 'true', FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret' })
+    const pki = await testPki()
+    const identity = { certPem: pki.partnerA.certPem.trimEnd() + '\n' + pki.intermediate.certPem, keyPem: pki.partnerA.keyPem }
+    // Several connections, so that both workers get some of them.
+    const clients = Array.from({ length: 8 }, () => createPartnerClient({ baseUrl: `https://127.0.0.1:${mirrored.port}`, caPem: pki.root.certPem, identity }))
+    const metric = async (pattern: RegExp) => Number(pattern.exec(await (await fetch(`http://127.0.0.1:${mirrored.adminPort}/metrics`)).text())?.[1] ?? Number.NaN)
+    try {
+      const deadline = Date.now() + 10_000
+      while ((await metric(/fapi_gateway_dependency_up\{dependency="revocation_mirror"\} (\d+)/)) !== 2) {
+        assert.ok(Date.now() < deadline, 'both workers\' mirrors became current')
+        await delay(20)
+      }
+      const revoked = await env.issuer.mint({ x5t: certThumbprint(pki.partnerA) })
+      const kept = await env.issuer.mint({ x5t: certThumbprint(pki.partnerA) })
+      assert.equal(await revokeThroughAdmin(mirrored.adminPort, revoked), 201)
+      await delay(500) // replay.revocationMirror.maxStalenessMs
+      const refused = await Promise.all(clients.map((c) => c.send('GET', '/accounts/1', [['authorization', `Bearer ${revoked}`]])))
+      assert.deepEqual(refused.map((r) => r.json?.code), clients.map(() => 'GW_TOKEN_REVOKED'))
+      const passed = await Promise.all(clients.map((c) => c.send('GET', '/accounts/1', [['authorization', `Bearer ${kept}`]])))
+      assert.deepEqual(passed.map((r) => r.status), clients.map(() => 200))
+      assert.ok((await metric(/fapi_gateway_cache_lookups_total\{cache="revocation_mirror",result="hit"\} (\d+)/)) >= 16)
+    } finally {
+      await Promise.all(clients.map((c) => c.close()))
+      await mirrored.stop()
+    }
   })
 
   it('refuses at start-up to share the in-memory replay store between workers', () => {

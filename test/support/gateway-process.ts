@@ -22,6 +22,17 @@ export async function waitForReady(adminPort: number, want = 200, limitMs = 15_0
   }
 }
 
+/** POST /revoked-tokens on an admin listener; resolves to the answer's status. */
+export async function revokeThroughAdmin(adminPort: number, token: string, adminToken = 'admin-secret'): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${adminPort}/revoked-tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}` },
+    body: JSON.stringify({ token }),
+  })
+  await response.body?.cancel()
+  return response.status
+}
+
 export interface GatewayProcess {
   readonly port: number
   readonly adminPort: number

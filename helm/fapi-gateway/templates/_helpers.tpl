@@ -75,6 +75,9 @@ same rules where JSON Schema can (the replica guard as if/then), so `helm instal
 {{- if and (eq .Values.replay.store "redis") (eq .Values.replay.redis.mode "cluster") (not .Values.replay.redis.cluster) }}
 {{- fail "replay.redis.cluster (seed nodes) is required with replay.redis.mode=cluster" }}
 {{- end }}
+{{- if and (eq .Values.replay.store "redis") (eq .Values.replay.redis.mode "cluster") .Values.replay.revocationMirror.enabled }}
+{{- fail "replay.revocationMirror needs replay.redis.mode single or sentinel: with Redis Cluster, messages from different nodes arrive in no guaranteed order" }}
+{{- end }}
 {{- if and (not .Values.tls.serverSecret) (not .Values.tls.certManager.enabled) }}
 {{- fail "tls.serverSecret is required (a kubernetes.io/tls Secret), or enable tls.certManager" }}
 {{- end }}
@@ -161,6 +164,8 @@ replay:
     {{- if .Values.replay.redis.passwordSecret.name }}
     passwordEnv: FAPI_GATEWAY_REDIS_PASSWORD
     {{- end }}
+  revocationMirror:
+    {{- toYaml .Values.replay.revocationMirror | nindent 4 }}
   {{- end }}
 {{- with .Values.gateway.forwarding }}
 forwarding:

@@ -370,6 +370,26 @@ test('replay store redis without a redis section is refused; with one it loads',
   assert.equal(loadConfig(good.file, {}).config.replay.store, 'redis')
 })
 
+test('replay.revocationMirror needs store: redis, no redis.cluster, and heartbeats well inside maxStalenessMs', () => {
+  const memory = writeCase(edit((c) => {
+    c.replay = { revocationMirror: { enabled: true } }
+  }))
+  assertOneProblem(problemsOf(memory.file), memory.file, 'replay.revocationMirror.enabled: ', /needs store: redis/)
+  const cluster = writeCase(edit((c) => {
+    c.replay = { store: 'redis', redis: { cluster: [{ host: '127.0.0.1', port: 7000 }] }, revocationMirror: { enabled: true } }
+  }))
+  assertOneProblem(problemsOf(cluster.file), cluster.file, 'replay.revocationMirror.enabled: ', /not supported with redis.cluster/)
+  const slowHeartbeat = writeCase(edit((c) => {
+    c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, revocationMirror: { enabled: true, heartbeatMs: 300, maxStalenessMs: 500 } }
+  }))
+  assertOneProblem(problemsOf(slowHeartbeat.file), slowHeartbeat.file, 'replay.revocationMirror.heartbeatMs: ', /at most half of maxStalenessMs/)
+  const good = writeCase(edit((c) => {
+    c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, revocationMirror: { enabled: true } }
+  }))
+  assert.deepEqual(loadConfig(good.file, {}).config.replay.revocationMirror, { enabled: true, maxStalenessMs: 500, heartbeatMs: 100, maxEntries: 100_000 })
+  assert.equal(loadConfig(writeCase(validConfig()).file, {}).config.replay.revocationMirror.enabled, false, 'off unless asked for')
+})
+
 test('every schema problem is reported at once', () => {
   const { file } = writeCase(edit((c) => {
     c.listener.port = 'x'

@@ -53,6 +53,7 @@ test('the chart refuses to render without what the gateway cannot run without', 
     ['no client CA', { tls: { clientCaSecret: '' } }, /tls\.clientCaSecret is required/],
     ['Redis without URL', { replay: { store: 'redis', redis: { url: '' } } }, /replay\.redis\.url is required/],
     ['Sentinel without master name', { replay: { store: 'redis', redis: { mode: 'sentinel', sentinels: [{ host: 's', port: 26379 }] } } }, /sentinelMasterName/],
+    ['the revocation mirror with Redis Cluster', { replay: { store: 'redis', redis: { mode: 'cluster', cluster: [{ host: 'r', port: 6379 }] }, revocationMirror: { enabled: true } } }, /revocationMirror needs replay\.redis\.mode single or sentinel/],
   ]
   for (const [what, override, message] of cases) assert.throws(() => render(valuesWith(exampleValues('minimal.yaml'), override)), message, what)
 })
@@ -162,6 +163,8 @@ test('Redis settings reach the configuration: Sentinel with TLS and passwordEnv,
   assert.match(configOf(valuesWith(exampleValues('redis-cluster-nodeport.yaml'))), /redis:\n\s+cluster:\n/)
   assert.match(configOf(valuesWith(exampleValues('minimal.yaml'), { replicaCount: 2, replay: { store: 'redis', redis: { url: 'rediss://redis:6380' } } })), /url: "rediss:\/\/redis:6380"/)
   assert.match(configOf(production()), /memoryMaxEntries: 1000000\n/, 'an integer, not 1e+06')
+  assert.match(configOf(production()), /revocationMirror:\n\s+enabled: false\n\s+heartbeatMs: 100\n\s+maxEntries: 100000\n\s+maxStalenessMs: 500\n/)
+  assert.match(configOf(valuesWith(production(), { replay: { revocationMirror: { enabled: true } } })), /revocationMirror:\n\s+enabled: true\n/)
 })
 
 test('the alert rules pass promtool check rules', () => {
