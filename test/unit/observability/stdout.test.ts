@@ -4,7 +4,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -120,6 +120,31 @@ describe('stdout writer', () => {
     writer.stream.write(line(2))
     assert.equal(dropped, 1 + 1, 'the queued line and the one after the failure')
     await writer.close(10_000)
+  })
+})
+
+describe('stdout writer on a file', () => {
+  it('stdout redirected to a file (written synchronously by Node) gets every line, in order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fapigw-file-'))
+    const file = join(dir, 'out.log')
+    const out = openSync(file, 'w')
+    const writerModule = new URL('../../../src/observability/stdout.ts', import.meta.url).href
+    const script = `
+      import { createStdoutWriter } from ${JSON.stringify(writerModule)}
+      const writer = createStdoutWriter(16 << 20)
+      for (let n = 0; n < 2000; n++) writer.stream.write(JSON.stringify({ n }) + '\\n')
+      await writer.close(10_000)
+    `
+    try {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', out, 'inherit'] })
+      const [code] = await once(child, 'exit')
+      assert.equal(code, 0)
+      const lines = readFileSync(file, 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { n: number }).n)
+      assert.deepEqual(lines, Array.from({ length: 2000 }, (_, n) => n))
+    } finally {
+      closeSync(out)
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
