@@ -190,10 +190,10 @@ test('the dashboard ConfigMap carries the Grafana sidecar label and the dashboar
   const dashboard = JSON.parse(configMap.data['fapi-gateway.json'] as string) as { uid: string; panels: { title: string; targets?: { expr: string }[] }[] }
   assert.equal(dashboard.uid, 'fapi-gateway')
   const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)).join('\n')
-  for (const metric of ['fapi_gateway_requests_total', 'fapi_gateway_refusals_total', 'fapi_gateway_request_duration_seconds_bucket', 'fapi_gateway_upstream_responses_total', 'fapi_gateway_revocation_lookups_total', 'fapi_gateway_certificate_expiry_seconds', 'fapi_gateway_dependency_up']) {
+  for (const metric of ['fapi_gateway_requests_total', 'fapi_gateway_refusals_total', 'fapi_gateway_request_duration_seconds_bucket', 'fapi_gateway_upstream_responses_total', 'fapi_gateway_revocation_lookups_total', 'fapi_gateway_certificate_expiry_seconds', 'fapi_gateway_dependency_up', 'fapi_gateway_stdout_dropped_lines_total']) {
     assert.ok(exprs.includes(metric), metric)
   }
-  for (const title of ['Requests by route and outcome', 'Refusals by reason', 'Latency percentiles (allowed requests)', 'Upstream 5xx ratio', 'Revocation look-ups', 'Certificate expiry']) {
+  for (const title of ['Requests by route and outcome', 'Refusals by reason', 'Latency percentiles (allowed requests)', 'Upstream 5xx ratio', 'Revocation look-ups', 'Certificate expiry', 'Stdout lines dropped (log reader behind)']) {
     assert.ok(dashboard.panels.some((p) => p.title === title), title)
   }
 })
