@@ -7,7 +7,8 @@ import { checkReplay } from '../../../src/checks/replay.ts'
 import { createRedisReplayStore, type RedisReplayStoreOptions } from '../../../src/replay/redis-store.ts'
 import type { ReplayStore } from '../../../src/replay/store.ts'
 import { createRevokedTokenList } from '../../../src/tokens/revoked-tokens.ts'
-import type { DpopProof, Logger } from '../../../src/types.ts'
+import type { DpopProof } from '../../../src/types.ts'
+import { recordingLogger } from '../../support/recording-logger.ts'
 import { redisCli, startRedisServer, waitUntil, type RedisServer } from '../../support/redis.ts'
 
 const unavailable = { name: 'GatewayError', code: 'GW_REPLAY_STORE_UNAVAILABLE' }
@@ -36,16 +37,6 @@ function open(options: Partial<RedisReplayStoreOptions> = {}, url = redis.url): 
 
 function untilReady(store: ReplayStore, wanted = true): Promise<void> {
   return waitUntil(() => store.ready() === wanted, `ready() to be ${wanted}`)
-}
-
-function recordingLogger(): Logger & { lines: { level: string, obj: object, msg: string | undefined }[] } {
-  const lines: { level: string, obj: object, msg: string | undefined }[] = []
-  return {
-    lines,
-    info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
-    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
-    error: (obj, msg) => lines.push({ level: 'error', obj, msg }),
-  }
 }
 
 function proof(jti: string, jkt = 'jkt-0123456789abcdefghijklmnopqrstuvwxyzABCD'): DpopProof {

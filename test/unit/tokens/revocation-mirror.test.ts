@@ -12,7 +12,7 @@ import { createRedisReplayStore } from '../../../src/replay/redis-store.ts'
 import type { ReplayStore } from '../../../src/replay/store.ts'
 import { createRevocationMirror, type RevocationMirror, type RevocationMirrorOptions } from '../../../src/tokens/revocation-mirror.ts'
 import { createRevokedTokenList, REVOCATION_CHANNEL, REVOKED_KEY_PATTERN, revokedTokenKey, type RevokedTokenList } from '../../../src/tokens/revoked-tokens.ts'
-import type { Logger } from '../../../src/types.ts'
+import { recordingLogger } from '../../support/recording-logger.ts'
 import { redisCli, startRedisServer, waitUntil, type RedisServer } from '../../support/redis.ts'
 
 const PREFIX = 'fapigw:'
@@ -153,8 +153,7 @@ describe('revocation mirror', () => {
     closers.push(() => new Promise((resolve) => relay.close(resolve)))
     const relayUrl = `redis://127.0.0.1:${(relay.address() as AddressInfo).port}`
     let connections = 0
-    const warnings: string[] = []
-    const logger = { info: () => undefined, error: () => undefined, debug: () => undefined, warn: (_obj: object, msg?: string) => void warnings.push(msg ?? '') } as unknown as Logger
+    const logger = recordingLogger()
     const local = createRevocationMirror({
       connect: () => connectRedis({ mode: 'single', url: connections++ === 0 ? relayUrl : redis.url, maxReconnectDelayMs: 100, commandTimeoutMs: 300 }) as Redis,
       prefix: PREFIX, channel: REVOCATION_CHANNEL, keyPattern: REVOKED_KEY_PATTERN, heartbeatMs: 25, maxStalenessMs: 200, maxEntries: 1000, logger,
@@ -164,19 +163,18 @@ describe('revocation mirror', () => {
     for (const state of relayed) state.silent = true
     await current(local, false)
     await current(local)
-    assert.ok(warnings.some((w) => w.includes('heartbeats stopped coming back')), warnings.join('\n'))
+    assert.ok(logger.lines.some((l) => l.level === 'warn' && l.msg?.includes('heartbeats stopped coming back')), JSON.stringify(logger.lines))
   })
 
   it('past maxEntries it stops answering rather than grow, and says so', async () => {
-    const lines: string[] = []
-    const logger = { info: () => undefined, warn: () => undefined, debug: () => undefined, error: (_obj: object, msg?: string) => void lines.push(msg ?? '') } as unknown as Logger
+    const logger = recordingLogger()
     // A prefix of its own: the revocations the other tests left in Redis would overflow it at once.
     const local = mirror({ maxEntries: 3, logger, prefix: 'small:' })
     await current(local)
     for (let i = 0; i < 4; i++) local.add(revokedTokenKey(newHash()), 60_000)
     assert.equal(local.current(), false)
     assert.equal(local.lookup(revokedTokenKey(newHash())), undefined)
-    assert.ok(lines.some((line) => line.includes('maxEntries')))
+    assert.ok(logger.lines.some((l) => l.level === 'error' && l.msg?.includes('maxEntries')))
   })
 
   it('a Redis ACL user with the commands and channels the README lists is enough', async () => {
