@@ -17,7 +17,11 @@ import { buildOcspRequest, verifyOcspResponse, type OcspHashAlgorithm } from './
 import { unavailableDetail, type KnownStatus, type RevocationSource, type SourceAnswer } from './types.ts'
 
 export interface RevocationPolicy {
-  /** Consulted in order; the first that answers decides. Empty: not checked. */
+  /**
+   * Consulted in order; the first that answers decides between good and unavailable. A revoked
+   * status from any source held without asking (a loaded CRL, a cached OCSP answer) still refuses.
+   * Empty: not checked.
+   */
   readonly sources: readonly RevocationSource[]
   readonly checkIntermediates: boolean
   readonly onUnavailable: 'hard-fail' | 'soft-fail'
@@ -160,10 +164,13 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
     return started
   }
 
+  function crlLocationsFor(cert: CertificateFacts, ca: CaRevocation): readonly CrlLocation[] {
+    return ca.crlLocations.length > 0 ? ca.crlLocations : cert.crlUrls.map((ref): CrlLocation => ({ kind: 'url', ref }))
+  }
+
   function lookup(source: RevocationSource, key: string, cert: CertificateFacts, issuer: CertificateFacts, ca: CaRevocation, nowMs: number): Promise<SourceAnswer> {
     if (source === 'ocsp') return lookupOcsp(key, cert, issuer, ca, nowMs)
-    const locations = ca.crlLocations.length > 0 ? ca.crlLocations : cert.crlUrls.map((ref): CrlLocation => ({ kind: 'url', ref }))
-    return crlStore.lookup(ca.name, issuer, locations, cert, ca.crl, nowMs)
+    return crlStore.lookup(ca.name, issuer, crlLocationsFor(cert, ca), cert, ca.crl, nowMs)
   }
 
   function refuseRevoked(cert: CertificateFacts, status: KnownStatus): never {
@@ -174,7 +181,17 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
 
   function remember(key: string, status: KnownStatus): void {
     const previous = known.get(key)
+    // One source's good never hides another source's revoked; a source may lift its own hold.
+    if (previous?.status === 'revoked' && status.status === 'good' && previous.source !== status.source) return
     if (!previous || status.thisUpdate >= previous.thisUpdate || status.source === 'ocsp') known.set(key, status)
+  }
+
+  /** What the policy's other sources already hold against the certificate, without asking them. */
+  function heldRevocation(key: string, cert: CertificateFacts, issuer: CertificateFacts, ca: CaRevocation, policy: RevocationPolicy, answered: RevocationSource, nowMs: number): KnownStatus | undefined {
+    const cached = known.get(key)
+    if (cached?.status === 'revoked' && policy.sources.includes(cached.source)) return cached
+    if (answered !== 'crl' && policy.sources.includes('crl')) return crlStore.heldRevocation(ca.name, issuer, crlLocationsFor(cert, ca), cert, ca.crl, nowMs)
+    return undefined
   }
 
   async function checkOne(cert: CertificateFacts, issuer: CertificateFacts, policy: RevocationPolicy, ca: CaRevocation, context: RevocationContext, leafThumbprint: string): Promise<void> {
@@ -192,6 +209,11 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
       if (answer.kind === 'status') {
         remember(key, answer.known)
         if (answer.known.status === 'revoked') refuseRevoked(cert, answer.known)
+        const heldRevoked = heldRevocation(key, cert, issuer, ca, policy, source, context.nowMs)
+        if (heldRevoked) {
+          metrics.lookups.inc({ source: heldRevoked.source, outcome: 'revoked' })
+          refuseRevoked(cert, heldRevoked)
+        }
         metrics.decisions.inc({ outcome: 'good' })
         return
       }

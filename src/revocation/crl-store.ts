@@ -44,6 +44,11 @@ export interface CrlStore {
   /** Starts loading a CA's lists now, so the first request does not wait. */
   preload(caName: string, issuer: CertificateFacts, locations: readonly CrlLocation[], settings: CrlSettings): void
   lookup(caName: string, issuer: CertificateFacts, locations: readonly CrlLocation[], cert: CertificateFacts, settings: CrlSettings, nowMs: number): Promise<SourceAnswer>
+  /**
+   * A revocation named by a list already held (fresh or expired), without waiting for anything;
+   * a list not held yet starts loading in the background for the requests after this one.
+   */
+  heldRevocation(caName: string, issuer: CertificateFacts, locations: readonly CrlLocation[], cert: CertificateFacts, settings: CrlSettings, nowMs: number): KnownStatus | undefined
   /** Reloads every list now (tests, SIGHUP); resolves when every attempt ended. */
   refreshAll(): Promise<void>
   /** Per CA name: age in seconds and entry count of the newest good CRL held (for the gauges). */
@@ -210,6 +215,18 @@ export function createCrlStore(options: CrlStoreOptions): CrlStore {
         return { kind: 'unavailable', detail: `CRL expired at ${new Date(stale.nextUpdate).toISOString()}${errors ? ` (${errors})` : ''}`, stale: known }
       }
       return { kind: 'unavailable', detail: errors || 'no CRL covers the certificate' }
+    },
+
+    heldRevocation(caName, issuer, locations, cert, settings, nowMs) {
+      for (const location of locations) {
+        const list = ensure(caName, issuer, location, settings)
+        const crl = list.current
+        if (!crl && !list.loading && nowMs - list.lastAttempt >= minRetryMs) void load(list)
+        if (!crl || !crlCovers(crl, cert)) continue
+        const known = statusFrom(crl, cert)
+        if (known.status === 'revoked') return known
+      }
+      return undefined
     },
 
     async refreshAll() {
