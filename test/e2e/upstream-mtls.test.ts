@@ -5,6 +5,8 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -48,9 +50,32 @@ async function expirySeconds(gw: TestGateway, label: string): Promise<number> {
   return Number(new RegExp(`fapi_gateway_certificate_expiry_seconds\\{certificate="${label}"\\} (-?\\d+)`).exec(metrics)?.[1])
 }
 
+/** Behind nginx's /accounts/slow/: holds each request until release(), then answers with the serial nginx saw. */
+function startSlowBackend() {
+  const held: { serial: string; res: ServerResponse }[] = []
+  const waiters: (() => void)[] = []
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    held.push({ serial: String(req.headers['x-client-serial']), res })
+    for (const wake of waiters.splice(0)) wake()
+  })
+  return {
+    server,
+    listen: () => new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port))),
+    /** Resolves once `count` requests are held. */
+    async arrived(count: number): Promise<void> {
+      while (held.length < count) await new Promise<void>((resolve) => waiters.push(resolve))
+    },
+    release(): void {
+      for (const { serial, res } of held.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ clientSerial: serial }))
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
 describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_verify_client on)', { skip }, () => {
   let caDir: string
   let nginx: MtlsNginx
+  const slow = startSlowBackend()
   const gateways: TestGateway[] = []
   const dirs: string[] = []
 
@@ -85,11 +110,15 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     const pki = await testPki()
     caDir = join(mkdtempSync(join(tmpdir(), 'fapi-upstream-client-ca-')), 'ca')
     const ca = await initCa({ dir: caDir, subject: 'CN=Bank Upstream Client CA, O=Bank', now: Date.now() })
-    nginx = await startMtlsNginx({ certPem: chainPem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: ca.certPem, allowedClientDn: GATEWAY_DN })
+    nginx = await startMtlsNginx({
+      certPem: chainPem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: ca.certPem, allowedClientDn: GATEWAY_DN, slowBackendPort: await slow.listen(),
+    })
   })
   after(async () => {
     await Promise.allSettled(gateways.map((gw) => gw.close()))
     await nginx?.close()
+    slow.release()
+    await slow.close()
     for (const dir of [caDir && join(caDir, '..'), ...dirs]) if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
@@ -135,12 +164,15 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     assert.deepEqual(served('/accounts/other-dn').map((line) => [line.status, line.verify]), [[403, 'SUCCESS']])
   })
 
-  it('rotation: new certificate and key files are used for new connections without a restart; the gauge and cert.near_expiry follow', async () => {
+  it('rotation: new certificate and key files are used for new connections without a restart, a request under way finishes; the gauge and cert.near_expiry follow', async () => {
     const first = await gatewayIdentity()
     const gw = await startGateway(first)
     const before = await getAccount(gw, '/accounts/before-rotation')
     assert.equal(before.status, 200, before.body)
     assert.equal((before.json as unknown as NginxEcho).clientSerial.toLowerCase(), first.serial.toLowerCase())
+    // Under way during the whole rotation, on a connection made with the first certificate.
+    const underWay = getAccount(gw, '/accounts/slow/1')
+    await slow.arrived(1)
 
     // Same DN, new key and serial, and short-lived: fewer than listener.tls.expiryWarningDays (14) left.
     const second = await gatewayIdentity(GATEWAY_SUBJECT, 5)
@@ -154,6 +186,10 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     const echo = after.json as unknown as NginxEcho
     assert.equal(echo.clientDn, GATEWAY_DN)
     assert.equal(echo.clientSerial.toLowerCase(), second.serial.toLowerCase(), 'a new connection with the new certificate')
+    slow.release()
+    const finished = await underWay
+    assert.equal(finished.status, 200, finished.body)
+    assert.equal(String(finished.json?.clientSerial).toLowerCase(), first.serial.toLowerCase(), 'finished on the old pool')
 
     const seconds = await expirySeconds(gw, 'upstream-client:data-api')
     assert.ok(seconds > 4 * DAY_S && seconds <= 5 * DAY_S, String(seconds))

@@ -23,6 +23,8 @@ export interface MtlsNginxOptions {
   readonly clientCaPem: string
   /** The one subject DN (RFC 2253, as nginx writes it) served; others get 403. */
   readonly allowedClientDn: string
+  /** Paths under /accounts/slow/ are proxied to this 127.0.0.1 port, with the client certificate's serial in x-client-serial. */
+  readonly slowBackendPort: number
 }
 
 /** What nginx echoes for a request it served. */
@@ -48,7 +50,7 @@ export interface MtlsNginx {
   close(): Promise<void>
 }
 
-function configuration(dir: string, port: number, allowedClientDn: string): string {
+function configuration(dir: string, port: number, options: MtlsNginxOptions): string {
   return `
 daemon off;
 master_process off;
@@ -76,8 +78,13 @@ http {
     ssl_conf_command VerifyMode Peer,Require;
     location / {
       default_type application/json;
-      if ($ssl_client_s_dn != "${allowedClientDn}") { return 403 '{"refused":"client DN"}'; }
+      if ($ssl_client_s_dn != "${options.allowedClientDn}") { return 403 '{"refused":"client DN"}'; }
       return 200 '{"clientDn":"$ssl_client_s_dn","clientSerial":"$ssl_client_serial","verify":"$ssl_client_verify","uri":"$request_uri","interactionId":"$http_x_fapi_interaction_id"}';
+    }
+    location /accounts/slow/ {
+      if ($ssl_client_s_dn != "${options.allowedClientDn}") { return 403 '{"refused":"client DN"}'; }
+      proxy_set_header x-client-serial $ssl_client_serial;
+      proxy_pass http://127.0.0.1:${options.slowBackendPort};
     }
   }
 }
@@ -100,7 +107,7 @@ export async function startMtlsNginx(options: MtlsNginxOptions): Promise<MtlsNgi
   await writeFile(join(dir, 'server.crt'), options.certPem)
   await writeFile(join(dir, 'server.key'), options.keyPem, { mode: 0o600 })
   await writeFile(join(dir, 'client-ca.crt'), options.clientCaPem)
-  await writeFile(join(dir, 'nginx.conf'), configuration(dir, port, options.allowedClientDn))
+  await writeFile(join(dir, 'nginx.conf'), configuration(dir, port, options))
   const nginx = createManagedProcess(dir, [NGINX_BINARY, '-p', dir, '-c', join(dir, 'nginx.conf')], () => waitUntil(() => accepts(port), 'nginx to listen'))
   await nginx.start()
   return {
