@@ -161,7 +161,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   })
   const expiry = createCertificateExpiry({
     registry: metrics.registry,
-    certificates: () => certificatesOf(live().tlsMaterial),
+    certificates: () => certificatesOf(live().tlsMaterial, live().upstreamClientCertificates),
     warningDays: () => live().loaded.config.listener.tls.expiryWarningDays,
     now: clock,
     events,

@@ -19,9 +19,11 @@ const USAGE = `usage:
 async function start(configFile: string, checkOnly: boolean): Promise<number> {
   const loaded = loadConfig(configFile)
   if (checkOnly) {
-    // The certificate, key and CA bundles as the listener (and a reload) would use them.
+    // The certificates, keys and CA bundles as the listener, the upstream pools (and a reload) would use them.
     const { readTlsMaterial } = await import('./reload/pipeline.ts')
+    const { readUpstreamTls } = await import('./reload/upstream-tls.ts')
     readTlsMaterial(loaded)
+    readUpstreamTls(loaded)
     console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
     return 0
   }

@@ -153,7 +153,11 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
       [`issuers.${i}.introspection.caFile`, issuer.introspection?.caFile],
       [`issuers.${i}.introspection.auth.privateKeyFile`, issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined],
     ]),
-    ...Object.entries(config.upstreams).map(([name, u]): [string, string | undefined] => [`upstreams.${name}.caFile`, u.caFile]),
+    ...Object.entries(config.upstreams).flatMap(([name, u]): [string, string | undefined][] => [
+      [`upstreams.${name}.caFile`, u.caFile],
+      [`upstreams.${name}.certFile`, u.certFile],
+      [`upstreams.${name}.keyFile`, u.keyFile],
+    ]),
     ['revocation.denyListFile', config.revocation?.denyListFile],
     // CRL files are not required at start-up: one CA's missing CRL must not stop the others (it is retried).
     ...(config.revocation?.cas ?? []).map((ca, i): [string, string | undefined] => [`revocation.cas.${i}.caFile`, ca.caFile]),

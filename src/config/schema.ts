@@ -98,7 +98,12 @@ const upstream = z.strictObject({
   bodyTimeoutMs: positiveInt.default(30_000),
   connections: positiveInt.default(64),
   caFile: z.string().optional(),
-})
+  // The gateway's own client certificate (mTLS to the upstream, README "Making the upstream accept only the gateway").
+  certFile: z.string().optional(),
+  keyFile: z.string().optional(),
+}).refine((u) => u.certFile === undefined || u.keyFile !== undefined, { message: 'needs keyFile: certFile and keyFile go together', path: ['keyFile'] })
+  .refine((u) => u.keyFile === undefined || u.certFile !== undefined, { message: 'needs certFile: certFile and keyFile go together', path: ['certFile'] })
+  .refine((u) => u.certFile === undefined || new URL(u.url).protocol === 'https:', { message: 'a client certificate needs an https:// url', path: ['certFile'] })
 
 const redis = z.union([
   z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), passwordEnv: z.string().optional() }),

@@ -18,6 +18,9 @@ export interface UpstreamSettings {
   readonly connections: number
   /** Trust anchors for an https upstream (PEM); the system store when absent. */
   readonly caPem?: string
+  /** The gateway's client certificate (followed by its intermediates) and key for an https upstream that requires mTLS. */
+  readonly clientCertPem?: string
+  readonly clientKeyPem?: string
   readonly keepAliveTimeoutMs?: number
 }
 
@@ -96,12 +99,21 @@ function exchangeFailure(err: unknown): GatewayError {
   return new GatewayError(mapped, { detail: `upstream exchange failed (${String(code ?? 'no code')})`, cause: err })
 }
 
+function tlsConnectOptions(settings: UpstreamSettings) {
+  return {
+    minVersion: 'TLSv1.2' as const,
+    ...(settings.caPem === undefined ? {} : { ca: settings.caPem }),
+    ...(settings.clientCertPem === undefined || settings.clientKeyPem === undefined ? {} : { cert: settings.clientCertPem, key: settings.clientKeyPem }),
+  }
+}
+
 function createUpstream(name: string, settings: UpstreamSettings): Upstream {
   const url = new URL(settings.url)
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`upstream ${name}: url must be http or https`)
   if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
     throw new TypeError(`upstream ${name}: url must be an origin with an optional base path`)
   }
+  if (settings.clientCertPem !== undefined && url.protocol !== 'https:') throw new TypeError(`upstream ${name}: a client certificate needs an https url`)
   const pool = new Pool(url.origin, {
     connections: settings.connections,
     connectTimeout: settings.connectTimeoutMs,
@@ -110,7 +122,7 @@ function createUpstream(name: string, settings: UpstreamSettings): Upstream {
     ...(settings.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: settings.keepAliveTimeoutMs }),
     allowH2: false,
     // RFC 9325 / FAPI 2.0 SP 5.2.1: TLS 1.2 or later to other servers as well.
-    ...(url.protocol === 'https:' ? { connect: { minVersion: 'TLSv1.2' as const, ...(settings.caPem === undefined ? {} : { ca: settings.caPem }) } } : {}),
+    ...(url.protocol === 'https:' ? { connect: tlsConnectOptions(settings) } : {}),
   })
   return { pool, basePath: url.pathname.replace(/\/+$/, '') }
 }

@@ -19,9 +19,9 @@ export const SECURITY_ACTIONS = [
 
 export type SecurityAction = (typeof SECURITY_ACTIONS)[number]
 
-/** A certificate an event is about: the client's (default), the gateway's own, or a trust anchor. */
+/** A certificate an event is about: the client's (default), the gateway's own (server, or client to an upstream), or a trust anchor. */
 export interface EventCertificate {
-  readonly role?: 'client' | 'server' | 'client_ca'
+  readonly role?: 'client' | 'server' | 'client_ca' | 'upstream_client'
   readonly subject?: string
   readonly issuer?: string
   readonly serialNumber?: string

@@ -7,15 +7,16 @@ import { Gauge, type Registry } from 'prom-client'
 import type { SecurityEvents } from '../observability/events.ts'
 import type { Clock } from '../types.ts'
 import type { TlsMaterial } from './pipeline.ts'
+import type { UpstreamClientCertificate } from './upstream-tls.ts'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 const DEFAULT_CHECK_INTERVAL_MS = 60 * 60 * 1000
 const MAX_NAME = 64
 
 export interface WatchedCertificate {
-  /** The metric label: server, server-chain:<CN>, client-ca:<CN>, client-intermediate:<CN>. */
+  /** The metric label: server, server-chain:<CN>, client-ca:<CN>, client-intermediate:<CN>, upstream-client:<upstream>, upstream-client-chain:<upstream>:<CN>. */
   readonly label: string
-  readonly role: 'server' | 'client_ca'
+  readonly role: 'server' | 'client_ca' | 'upstream_client'
   readonly cert: X509Certificate
 }
 
@@ -25,14 +26,21 @@ function commonName(cert: X509Certificate): string {
   return cn.length > MAX_NAME ? cn.slice(0, MAX_NAME) : cn
 }
 
-/** The server certificate and its chain, the client trust anchors and intermediates; labels made unique by serial. */
-export function certificatesOf(tls: TlsMaterial): WatchedCertificate[] {
+/**
+ * The server certificate and its chain, the client trust anchors and intermediates, the gateway's client certificate
+ * for each upstream that requires one and its chain; labels made unique by serial.
+ */
+export function certificatesOf(tls: TlsMaterial, upstreamClients: readonly UpstreamClientCertificate[] = []): WatchedCertificate[] {
   const [server, ...serverChain] = tls.serverChain
   const listed: WatchedCertificate[] = [
     ...(server ? [{ label: 'server', role: 'server' as const, cert: server }] : []),
     ...serverChain.map((cert) => ({ label: `server-chain:${commonName(cert)}`, role: 'server' as const, cert })),
     ...tls.clientAnchors.map((cert) => ({ label: `client-ca:${commonName(cert)}`, role: 'client_ca' as const, cert })),
     ...tls.clientIntermediates.map((cert) => ({ label: `client-intermediate:${commonName(cert)}`, role: 'client_ca' as const, cert })),
+    ...upstreamClients.flatMap(({ upstream, chain: [leaf, ...chain] }) => [
+      ...(leaf ? [{ label: `upstream-client:${upstream}`, role: 'upstream_client' as const, cert: leaf }] : []),
+      ...chain.map((cert) => ({ label: `upstream-client-chain:${upstream}:${commonName(cert)}`, role: 'upstream_client' as const, cert })),
+    ]),
   ]
   const counts = new Map<string, number>()
   for (const { label } of listed) counts.set(label, (counts.get(label) ?? 0) + 1)
@@ -63,7 +71,7 @@ export function createCertificateExpiry(options: CertificateExpiryOptions): Cert
 
   new Gauge({
     name: 'fapi_gateway_certificate_expiry_seconds',
-    help: 'Seconds until a certificate the gateway uses expires (negative once expired): the server certificate and its chain, each client CA and intermediate.',
+    help: 'Seconds until a certificate the gateway uses expires (negative once expired): the server certificate and its chain, each client CA and intermediate, the client certificate for each upstream.',
     labelNames: ['certificate'],
     registers: [options.registry],
     collect() {

@@ -30,6 +30,7 @@ import { createTokenCache, type TokenCache } from '../tokens/token-cache.ts'
 import type { Registry } from 'prom-client'
 import type { Clock, Logger } from '../types.ts'
 import type { Closeable } from './retirement.ts'
+import { readUpstreamTls, type UpstreamClientCertificate } from './upstream-tls.ts'
 
 /** What every version of the pipeline shares: never rebuilt by a reload. */
 export interface SharedDeps {
@@ -66,6 +67,8 @@ export type PipelinePart = (typeof PIPELINE_PARTS)[number]
 export interface GatewayPipeline extends PartnerPipeline {
   readonly loaded: LoadedConfig
   readonly tlsMaterial: TlsMaterial
+  /** The gateway's client certificates for upstreams that require mTLS (for the expiry gauge). */
+  readonly upstreamClientCertificates: readonly UpstreamClientCertificate[]
   readonly tokens: TokenVerifier
   readonly tokenCache: TokenCache
   readonly revocation: RevocationChecker
@@ -185,7 +188,8 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
   const { env, clock, logger } = shared
   const tls = readTlsMaterial(loaded)
   const issuers = config.issuers.map((issuer, index) => issuerSettings(loaded, issuer, index, env))
-  const upstreams = Object.fromEntries(Object.entries(config.upstreams).map(([name, u]) => [name, { ...u, caPem: u.caFile ? loaded.readFile(u.caFile) : undefined }]))
+  const upstreamTls = readUpstreamTls(loaded)
+  const upstreams = upstreamTls.settings
   const fingerprints: Record<PipelinePart, string> = {
     routes: fingerprint(loaded.routes, config.issuers.map((i) => i.name)),
     serverCertificate: fingerprint(tls.certPem, tls.keyPem),
@@ -265,6 +269,7 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
     const pipeline: GatewayPipeline = {
       loaded,
       tlsMaterial: tls,
+      upstreamClientCertificates: upstreamTls.clientCertificates,
       tokens,
       tokenCache,
       revocation,

@@ -67,7 +67,7 @@ export function watchedPaths(loaded: LoadedConfig): WatchedPaths & { readonly cr
         ...at(issuer.caFile), ...at(issuer.introspection?.caFile),
         ...at(issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined),
       ]),
-      ...Object.values(config.upstreams).flatMap((upstream) => at(upstream.caFile)),
+      ...Object.values(config.upstreams).flatMap((upstream) => [...at(upstream.caFile), ...at(upstream.certFile), ...at(upstream.keyFile)]),
       ...(config.revocation?.cas ?? []).flatMap((ca) => at(ca.caFile)),
       ...crlFiles,
     ],

@@ -210,6 +210,8 @@ function functions(renderer: Renderer): Record<string, (...args: Value[]) => Val
     or: (...args) => args.find((a) => truthy(a)) ?? args.at(-1),
     int: (a) => new GoInt(num(a)),
     int64: (a) => new GoInt(num(a)),
+    hasKey: (map, key) => isObject(map) && Object.hasOwn(map, String(key)),
+    index: (v, ...keys) => keys.reduce((at: Value, key) => (isObject(at) ? at[String(key)] : Array.isArray(at) ? at[num(key)] : undefined), v),
     kindIs: (kind, v) => (kind === 'invalid' ? v === null || v === undefined : kind === 'string' ? typeof v === 'string' : kind === 'map' ? typeof v === 'object' && v !== null && !Array.isArray(v) : kind === 'slice' ? Array.isArray(v) : false),
   }
 }

@@ -93,14 +93,14 @@ export async function startRedisSentinel(masterPort: number, name: string): Prom
   return { port, close: process.close }
 }
 
-interface ManagedProcess {
+export interface ManagedProcess {
   start(): Promise<void>
   stop(): Promise<void>
   signal(signal: NodeJS.Signals): void
   close(): Promise<void>
 }
 
-function createManagedProcess(dir: string, command: readonly string[], untilReady: () => Promise<void>): ManagedProcess {
+export function createManagedProcess(dir: string, command: readonly string[], untilReady: () => Promise<void>): ManagedProcess {
   let child: ChildProcess | undefined
   let output = ''
 

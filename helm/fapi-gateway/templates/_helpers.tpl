@@ -93,6 +93,15 @@ same rules where JSON Schema can (the replica guard as if/then), so `helm instal
 {{- if not .Values.gateway.upstreams }}
 {{- fail "gateway.upstreams is required: at least one upstream" }}
 {{- end }}
+{{- range $name, $secret := .Values.tls.upstreamClientSecrets }}
+{{- if not (hasKey $.Values.gateway.upstreams $name) }}
+{{- fail (printf "tls.upstreamClientSecrets.%s: there is no upstream %s in gateway.upstreams" $name $name) }}
+{{- end }}
+{{- $upstream := index $.Values.gateway.upstreams $name }}
+{{- if or (hasKey $upstream "certFile") (hasKey $upstream "keyFile") }}
+{{- fail (printf "gateway.upstreams.%s: certFile and keyFile come from tls.upstreamClientSecrets.%s; remove them" $name $name) }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.policies.files) (not .Values.policies.existingConfigMap) }}
 {{- fail "policies.files (or policies.existingConfigMap) is required: without routes every request is refused" }}
 {{- end }}
@@ -137,7 +146,14 @@ admin:
 issuers:
   {{- toYaml .Values.gateway.issuers | nindent 2 }}
 upstreams:
-  {{- toYaml .Values.gateway.upstreams | nindent 2 }}
+  {{- range $name, $upstream := .Values.gateway.upstreams }}
+  {{ $name }}:
+    {{- toYaml $upstream | nindent 4 }}
+    {{- if hasKey $.Values.tls.upstreamClientSecrets $name }}
+    certFile: {{ printf "/etc/fapi-gateway/upstream-client/%s/tls.crt" $name | quote }}
+    keyFile: {{ printf "/etc/fapi-gateway/upstream-client/%s/tls.key" $name | quote }}
+    {{- end }}
+  {{- end }}
 {{- with .Values.gateway.dpop }}
 dpop:
   {{- toYaml . | nindent 2 }}

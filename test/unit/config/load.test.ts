@@ -249,6 +249,22 @@ test('a certFile that cannot be read is reported with its key and path', () => {
   assertOneProblem(problemsOf(directory.file), directory.file, 'listener.tls.keyFile: ', /file "\.\.\/pki" cannot be read \(EISDIR\)/)
 })
 
+test('an upstream client certificate needs both certFile and keyFile, an https url, and readable files', () => {
+  const upstream = (settings: Tree) => edit((c) => {
+    c.upstreams = { 'data-api': { url: 'https://ledger.internal:8443', ...settings } }
+  })
+  const certOnly = writeCase(upstream({ certFile: '../pki/partnerA.crt' }))
+  assertOneProblem(problemsOf(certOnly.file), certOnly.file, 'upstreams.data-api.keyFile: ', /needs keyFile: certFile and keyFile go together/)
+  const keyOnly = writeCase(upstream({ keyFile: '../pki/partnerA.key' }))
+  assertOneProblem(problemsOf(keyOnly.file), keyOnly.file, 'upstreams.data-api.certFile: ', /needs certFile: certFile and keyFile go together/)
+  const plainHttp = writeCase(upstream({ url: 'http://ledger.internal:8080', certFile: '../pki/partnerA.crt', keyFile: '../pki/partnerA.key' }))
+  assertOneProblem(problemsOf(plainHttp.file), plainHttp.file, 'upstreams.data-api.certFile: ', /a client certificate needs an https:\/\/ url/)
+  const missing = writeCase(upstream({ certFile: '../pki/partnerA.crt', keyFile: 'no-such.key' }))
+  assertOneProblem(problemsOf(missing.file), missing.file, 'upstreams.data-api.keyFile: ', /file "no-such\.key" cannot be read \(ENOENT\)/)
+  const good = writeCase(upstream({ certFile: '../pki/partnerA.crt', keyFile: '../pki/partnerA.key' }))
+  assert.equal(loadConfig(good.file, {}).config.upstreams['data-api']?.certFile, '../pki/partnerA.crt')
+})
+
 test('clientCaFile is required while clientCertificate is request or require, not when off', () => {
   for (const mode of ['request', 'require', undefined]) {
     const { file } = writeCase(edit((c) => {

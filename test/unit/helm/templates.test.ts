@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { stringify } from 'yaml'
+import { parse, stringify } from 'yaml'
 import { loadConfig } from '../../../src/config/load.ts'
 import { TemplateError } from '../../support/helm-lite.ts'
 import { CHART_DIR, alertRules, chartValues, documentOf, exampleFiles, exampleValues, render, valuesWith } from '../../support/chart.ts'
@@ -28,7 +28,7 @@ test('the templates declare every kind the chart promises', () => {
 })
 
 test('production renders every resource; the Prometheus, Grafana, cert-manager and autoscaling ones only when asked', () => {
-  assert.deepEqual(kinds(production()), ['Certificate', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'Service', 'ServiceAccount', 'ServiceMonitor'])
+  assert.deepEqual(kinds(production()), ['Certificate', 'ConfigMap', 'ConfigMap', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'NetworkPolicy', 'PodDisruptionBudget', 'PrometheusRule', 'Service', 'Service', 'ServiceAccount', 'ServiceMonitor'])
   assert.deepEqual(kinds(minimal()), ['ConfigMap', 'ConfigMap', 'Deployment', 'NetworkPolicy', 'Service', 'Service', 'ServiceAccount'])
 })
 
@@ -126,6 +126,39 @@ test('NetworkPolicy: partners to the TLS port, Prometheus to the admin port, egr
   assert.ok(egress.every((rule) => rule.to.length > 0), 'no rule opens egress to everywhere')
   const open = documentOf(render(minimal()), 'NetworkPolicy').spec.ingress[0]
   assert.equal(open.from, undefined, 'no partner CIDRs: the TLS port is open to anyone')
+})
+
+test('upstream trust: the gateway client certificate Secret is mounted whole and set as the upstream certFile/keyFile; the upstream pods admit only the gateway pods', () => {
+  const chart = render(production())
+  const gatewayYaml = documentOf(chart, 'ConfigMap', 'fapi-gateway-config').data['gateway.yaml'] as string
+  const upstream = (parse(gatewayYaml) as { upstreams: Record<string, Record<string, unknown>> }).upstreams['data-api']
+  assert.deepEqual(upstream, {
+    url: 'https://accounts.payments.svc.cluster.local:8443', connections: 128,
+    certFile: '/etc/fapi-gateway/upstream-client/data-api/tls.crt', keyFile: '/etc/fapi-gateway/upstream-client/data-api/tls.key',
+  })
+  const pod = documentOf(chart, 'Deployment').spec.template.spec
+  assert.deepEqual(pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'upstream-client-data-api'), {
+    name: 'upstream-client-data-api', mountPath: '/etc/fapi-gateway/upstream-client/data-api', readOnly: true,
+  })
+  const secretVolume = (name: string) => pod.volumes.find((v: { name: string }) => v.name === name).secret
+  assert.deepEqual(secretVolume('upstream-client-data-api'), { secretName: 'fapi-gateway-upstream-client', defaultMode: secretVolume('server-tls').defaultMode }, 'a private key: as the server key')
+
+  const policy = documentOf(chart, 'NetworkPolicy', 'accounts-from-fapi-gateway')
+  assert.equal(policy.metadata.namespace, 'payments')
+  assert.deepEqual(policy.spec.podSelector, { matchLabels: { 'app.kubernetes.io/name': 'accounts' } })
+  assert.deepEqual(policy.spec.policyTypes, ['Ingress'])
+  const gatewayPods = documentOf(chart, 'Deployment').spec.selector.matchLabels
+  assert.deepEqual(policy.spec.ingress, [{
+    from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'payments' } }, podSelector: { matchLabels: gatewayPods } }],
+    ports: [{ port: 8443, protocol: 'TCP' }],
+  }])
+  assert.equal(render(minimal()).documents.filter((d) => d.kind === 'NetworkPolicy').length, 1, 'none for upstreams unless listed')
+
+  assert.throws(() => render(valuesWith(exampleValues('production.yaml'), { tls: { upstreamClientSecrets: { ledger: 's' } } })), /tls\.upstreamClientSecrets\.ledger: there is no upstream ledger/)
+  assert.throws(
+    () => render(valuesWith(exampleValues('production.yaml'), { gateway: { upstreams: { 'data-api': { url: 'https://a.example', certFile: '/x', keyFile: '/y' } } } })),
+    /gateway\.upstreams\.data-api: certFile and keyFile come from tls\.upstreamClientSecrets\.data-api/,
+  )
 })
 
 test('the configuration the chart renders is accepted by the gateway loader, for every example', () => {

@@ -44,6 +44,16 @@ test('labels: server, server-chain, client-ca and client-intermediate with the s
   for (const label of labels) assert.match(label, /^client-ca:fapi-gateway Dev Root CA#[0-9a-f]{8}$/)
 })
 
+test('labels: the gateway client certificate of each upstream that requires one, and its chain', () => {
+  const upstreams = [{ upstream: 'ledger', chain: [pki.partnerA.cert, pki.intermediate.cert] }, { upstream: 'cards', chain: [pki.partnerB.cert] }]
+  const listed = certificatesOf(material(), upstreams).filter((c) => c.role === 'upstream_client')
+  assert.deepEqual(listed.map((c) => [c.label, c.cert.serialNumber]), [
+    ['upstream-client:ledger', pki.partnerA.cert.serialNumber],
+    ['upstream-client-chain:ledger:fapi-gateway Dev Partner CA', pki.intermediate.cert.serialNumber],
+    ['upstream-client:cards', pki.partnerB.cert.serialNumber],
+  ])
+})
+
 test('the gauge reports seconds until each certificate expires, read at scrape time, and passes promtool', async () => {
   const now = Date.now()
   const { registry, expiry, advance } = setup(now, 14)

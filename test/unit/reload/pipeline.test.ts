@@ -115,6 +115,44 @@ test('a key that does not match the certificate is refused naming both keys; not
   }
 })
 
+test('an upstream client certificate: a changed file rebuilds the upstreams only; a mismatched key or no certificate is refused naming the keys, by check-config too', async () => {
+  const withClientCert = (raw: Record<string, any>) => {
+    raw.upstreams['data-api'] = { url: 'https://127.0.0.1:1', certFile: 'upstream-client.crt', keyFile: 'upstream-client.key' }
+  }
+  writeFileSync(join(dir, 'upstream-client.crt'), chainPem(pki.partnerA, pki.intermediate))
+  writeFileSync(join(dir, 'upstream-client.key'), pki.partnerA.keyPem)
+  writeConfig(withClientCert)
+  const first = build()
+  assert.deepEqual(first.pipeline.upstreamClientCertificates.map(({ upstream, chain }) => [upstream, chain.map((c) => c.serialNumber)]), [
+    ['data-api', [pki.partnerA.cert.serialNumber, pki.intermediate.cert.serialNumber]],
+  ])
+
+  writeFileSync(join(dir, 'upstream-client.crt'), pki.partnerB.certPem)
+  writeFileSync(join(dir, 'upstream-client.key'), pki.partnerB.keyPem)
+  const second = build(first.pipeline)
+  assert.deepEqual(second.changed, ['upstreams'])
+  assert.notEqual(second.pipeline.forwarder, first.pipeline.forwarder)
+  assert.deepEqual(partsToClose(first.pipeline, second.pipeline), [first.pipeline.forwarder])
+  assert.equal(second.pipeline.upstreamClientCertificates[0]?.chain[0]?.serialNumber, pki.partnerB.cert.serialNumber)
+
+  writeFileSync(join(dir, 'upstream-client.key'), pki.partnerA.keyPem)
+  assert.throws(() => build(second.pipeline), (error: unknown) => {
+    assert.ok(error instanceof ConfigError)
+    assert.match(error.problems.join('\n'), /gateway\.yaml: upstreams\.data-api\.certFile, keyFile: .*key values mismatch/)
+    return true
+  })
+  const checkConfig = async () => {
+    const { spawnSync } = await import('node:child_process')
+    return spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', join(dir, 'gateway.yaml')], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  }
+  const mismatch = await checkConfig()
+  assert.equal(mismatch.status, 1, mismatch.stdout)
+  assert.match(mismatch.stderr, /upstreams\.data-api\.certFile, keyFile: .*key values mismatch/)
+  writeFileSync(join(dir, 'upstream-client.crt'), 'not a certificate\n')
+  assert.throws(() => build(second.pipeline), /gateway\.yaml: upstreams\.data-api\.certFile: no certificate in upstream-client\.crt/)
+  writeConfig()
+})
+
 test('an intermediate in the CA bundle, or a certificate file without a certificate, is refused naming the key', () => {
   writeConfig()
   writeFileSync(join(dir, 'client-ca.crt'), pki.intermediate.certPem)
