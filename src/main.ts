@@ -1,5 +1,6 @@
-// fapi-gateway command line: start | check-config | demo | certs
+// fapi-gateway command line: start | check-config | config | demo | certs | ca | conformance
 import { parseArgs } from 'node:util'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import cluster from 'node:cluster'
 import { ConfigError, loadConfig, resolveWorkers, type LoadedConfig } from './config/load.ts'
@@ -11,10 +12,26 @@ import type { RunningGateway } from './gateway.ts'
 const USAGE = `usage:
   fapi-gateway start [--config FILE]         run the gateway (FILE defaults to $FAPI_GATEWAY_CONFIG or ./fapi-gateway.yaml)
   fapi-gateway check-config [--config FILE]  validate the configuration and policies, then exit
+  fapi-gateway config [--config FILE]        print the effective configuration and policies (defaults and environment applied, secrets masked)
   fapi-gateway demo                          run the gateway on a development setup and play a partner through it
   fapi-gateway certs [DIR]                   write a development PKI (default certs/dev)
   fapi-gateway ca <command> [flags]          run a partner CA: init, issue, list, revoke, crl, ocsp-responder (ca help)
-  fapi-gateway conformance --config FILE     FAPI 2.0 self-assessment of a resource endpoint, with reports (conformance --help)`
+  fapi-gateway conformance --config FILE     FAPI 2.0 self-assessment of a resource endpoint, with reports (conformance --help)
+  fapi-gateway --version                     print the version
+  fapi-gateway --help                        print this help`
+
+const COMMANDS = ['start', 'check-config', 'config', 'demo', 'certs', 'ca', 'conformance', 'help', 'version']
+
+export function version(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return version
+}
+
+/** A usage error: named on stderr with a pointer to the help, status 2 (as kubectl and git do). */
+function usageError(message: string): number {
+  console.error(`fapi-gateway: ${message}\nRun 'fapi-gateway --help' for usage.`)
+  return 2
+}
 
 async function start(configFile: string, checkOnly: boolean): Promise<number> {
   const loaded = loadConfig(configFile)
@@ -24,15 +41,27 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     const { readUpstreamTls } = await import('./reload/upstream-tls.ts')
     readTlsMaterial(loaded)
     readUpstreamTls(loaded)
+    for (const warning of await warningsOf(loaded)) console.error(`warning: ${warning}`)
     console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
     return 0
   }
   const stdout = createStdoutWriter(loaded.config.log.stdoutBufferBytes)
   try {
-    return await run(loaded, createLogger(loaded.config.log.level, stdout.stream), stdout)
+    const logger = createLogger(loaded.config.log.level, stdout.stream)
+    if (cluster.isPrimary) {
+      logger.info({ version: version(), node: process.version, config: loaded.file }, 'fapi-gateway starting')
+      for (const warning of await warningsOf(loaded)) logger.warn({ warning }, 'configuration warning')
+    }
+    return await run(loaded, logger, stdout)
   } finally {
     await stdout.close()
   }
+}
+
+/** What is valid but probably not what the operator meant: printed by check-config, logged at start-up. */
+async function warningsOf(loaded: LoadedConfig): Promise<string[]> {
+  const { revocationWarnings } = await import('./revocation/from-config.ts')
+  return revocationWarnings(loaded)
 }
 
 async function run(loaded: LoadedConfig, logger: Logger, stdout: StdoutWriter): Promise<number> {
@@ -71,12 +100,36 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'ca') return (await import('./ca/cli.ts')).runCaCli(argv.slice(1))
   // `conformance` too (--out, --format, --dev, --mode), by src/conformance/cli.ts.
   if (argv[0] === 'conformance') return (await import('./conformance/cli.ts')).runConformanceCommand(argv.slice(1))
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean' } } })
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } } })
+  } catch (error) {
+    return usageError((error as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''))
+  }
+  const { positionals, values } = parsed
   const [command, ...rest] = positionals
   const configFile = values.config ?? process.env.FAPI_GATEWAY_CONFIG ?? 'fapi-gateway.yaml'
-  switch (values.help ? 'help' : command) {
+  if (values.version || command === 'version') {
+    console.log(`fapi-gateway ${version()} (node ${process.version})`)
+    return 0
+  }
+  if (values.help || command === 'help') {
+    console.log(USAGE)
+    return 0
+  }
+  if (command === undefined) {
+    console.error(USAGE)
+    return 2
+  }
+  if (!COMMANDS.includes(command)) return usageError(`unknown command '${command}'`)
+  switch (command) {
     case 'start': return start(configFile, false)
     case 'check-config': return start(configFile, true)
+    case 'config': {
+      const { dumpConfig } = await import('./config/dump.ts')
+      process.stdout.write(dumpConfig(loadConfig(configFile)))
+      return 0
+    }
     case 'demo': return (await import('./dev/demo.ts')).runDemo()
     case 'certs': {
       const { createDevPki, writeDevPki } = await import('./dev/pki.ts')
@@ -86,8 +139,7 @@ async function main(argv: string[]): Promise<number> {
       return 0
     }
     default:
-      console.error(USAGE)
-      return command === undefined || values.help ? 0 : 2
+      return usageError(`unknown command '${command}'`)
   }
 }
 

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import type { z } from 'zod'
+import { describeIssues } from './issues.ts'
 import { gatewayConfigSchema, policyFileSchema, type GatewayConfig, type RoutePolicy } from './schema.ts'
 
 export class ConfigError extends Error {
@@ -26,14 +27,23 @@ export interface LoadedConfig {
   readonly routes: readonly SourcedRoute[]
   /** Reads a file named in the configuration, relative to the configuration file. */
   readonly readFile: (path: string) => string
+  /** Keys set by FAPI_GATEWAY__* environment variables, over the file. */
+  readonly overrides: readonly EnvOverride[]
+}
+
+export interface EnvOverride {
+  /** Dotted key, as in messages: `listener.publicBaseUrl`. */
+  readonly key: string
+  readonly variable: string
 }
 
 const ENV_PREFIX = 'FAPI_GATEWAY__'
 
-function formatIssues(file: string, issues: readonly z.core.$ZodIssue[], prefix: (string | number)[] = []): string[] {
-  return issues.map((issue) => {
-    const path = [...prefix, ...issue.path].map(String).join('.') || '(top level)'
-    return `${file}: ${path}: ${issue.message}`
+function formatIssues(file: string, issues: readonly z.core.$ZodIssue[], raw: unknown, schema: z.ZodType, overrides: readonly EnvOverride[] = []): string[] {
+  return describeIssues(issues, raw, schema).map(({ key, message }) => {
+    // A value from the environment is blamed on its variable, not on the file.
+    const override = overrides.find((o) => key === o.key || key.startsWith(`${o.key}.`))
+    return `${override ? `${override.variable} (environment)` : file}: ${key}: ${message}`
   })
 }
 
@@ -48,10 +58,18 @@ function readYaml(file: string, problems: string[]): unknown {
   try {
     return parseYaml(text)
   } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : ''
-    problems.push(`${file}: not valid YAML${where}: ${(error as Error).message.split('\n')[0]}`)
+    problems.push(`${file}: ${describeYamlError(error, text)}`)
     return undefined
   }
+}
+
+/** One line: where, what, and the offending line itself (yaml's message ends in a multi-line excerpt). */
+function describeYamlError(error: unknown, text: string): string {
+  const message = (error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')
+  if (!(error instanceof YAMLParseError) || !error.linePos) return `not valid YAML: ${message}`
+  const { line, col } = error.linePos[0]
+  const source = text.split(/\r?\n/)[line - 1]?.trim()
+  return `not valid YAML at line ${line}, column ${col}: ${message}${source ? ` (in "${source.length > 60 ? `${source.slice(0, 60)}…` : source}")` : ''}`
 }
 
 function camelCase(segment: string): string {
@@ -59,8 +77,8 @@ function camelCase(segment: string): string {
 }
 
 /** FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL=https://api.example sets listener.publicBaseUrl. */
-export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
-  const applied: string[] = []
+export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): EnvOverride[] {
+  const applied: EnvOverride[] = []
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue
     const path = name.slice(ENV_PREFIX.length).split('__').map(camelCase)
@@ -71,7 +89,7 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
       node = node[key] as Record<string, unknown>
     }
     node[path[path.length - 1]!] = parseYaml(value)
-    applied.push(path.join('.'))
+    applied.push({ key: path.join('.'), variable: name })
   }
   return applied
 }
@@ -99,7 +117,7 @@ function loadRoutes(dir: string, problems: string[]): SourcedRoute[] {
     if (raw === undefined) continue
     const parsed = policyFileSchema.safeParse(raw)
     if (!parsed.success) {
-      problems.push(...formatIssues(file, parsed.error.issues))
+      problems.push(...formatIssues(file, parsed.error.issues, raw, policyFileSchema))
       continue
     }
     routes.push(...parsed.data.routes.map((route) => ({ ...route, source: file })))
@@ -187,10 +205,10 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   const raw = readYaml(path, problems)
   if (raw === undefined) throw new ConfigError(problems)
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError([`${path}: (top level): must be a mapping`])
-  applyEnvOverrides(raw as Record<string, unknown>, env)
+  const overrides = applyEnvOverrides(raw as Record<string, unknown>, env)
   const parsed = gatewayConfigSchema.safeParse(raw)
   if (!parsed.success) {
-    problems.push(...formatIssues(path, parsed.error.issues))
+    problems.push(...formatIssues(path, parsed.error.issues, raw, gatewayConfigSchema, overrides))
     // The policy files are still read, so that one run reports every problem.
     const dir = (raw as { policies?: { dir?: unknown } }).policies?.dir
     loadRoutes(resolve(base, typeof dir === 'string' ? dir : 'policies'), problems)
@@ -202,7 +220,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   const routes = loadRoutes(resolve(base, config.policies.dir), problems)
   crossCheck(path, config, routes, problems)
   if (problems.length > 0) throw new ConfigError(problems)
-  return deepFreeze({ file: path, config, routes, readFile })
+  return deepFreeze({ file: path, config, routes, readFile, overrides })
 }
 
 function deepFreeze<T>(value: T): T {

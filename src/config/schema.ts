@@ -38,7 +38,10 @@ const ocspStapling = z.strictObject({
 const listener = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: port.default(8443),
-  publicBaseUrl: httpsUrl.refine((u) => !/[?#]/.test(u), 'must not carry a query or fragment'),
+  publicBaseUrl: httpsUrl
+    .refine((u) => !/[?#]/.test(u), 'must not carry a query or fragment')
+    // Every DPoP htu is this origin followed by the path as received: a base path would be counted twice.
+    .refine((u) => URL.parse(u)?.pathname === '/', 'must be an origin only (https://host or https://host:port), without a path: the request path is added to it for DPoP htu'),
   tls: z.strictObject({
     certFile: z.string(),
     keyFile: z.string(),

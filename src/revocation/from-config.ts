@@ -99,6 +99,38 @@ function configuredCa(loaded: LoadedConfig, config: RevocationConfig, entry: CaE
   }
 }
 
+/**
+ * One line per trusted CA whose partners' certificates would be checked with no source the
+ * configuration names: each of those certificates must then carry an OCSP or CRL URL itself, or
+ * be refused with 503. Operators learn it here, at check-config and start-up, not from partners.
+ */
+export function revocationWarnings(loaded: LoadedConfig): string[] {
+  const config = loaded.config.revocation
+  const tls = loaded.config.listener.tls
+  if (!config || !tls.clientCaFile) return []
+  const cas = config.cas.map((entry, index) => configuredCa(loaded, config, entry, index))
+  const fallback = caRevocation('default', config, undefined, [])
+  const warnings: string[] = []
+  const trusted: [string, string | undefined][] = [['listener.tls.clientCaFile', tls.clientCaFile], ['listener.tls.clientIntermediatesFile', tls.clientIntermediatesFile]]
+  for (const [key, file] of trusted) {
+    if (file === undefined) continue
+    for (const cert of parsePemCertificates(loaded.readFile(file))) {
+      const facts = readCertificateFacts(cert.raw)
+      const ca = cas.find((candidate) => candidate.matches(facts)) ?? fallback
+      const { sources } = ca.policy
+      const named = (sources.includes('ocsp') && ca.ocsp.url !== undefined) || (sources.includes('crl') && ca.crlLocations.length > 0)
+      if (sources.length === 0 || named) continue
+      const entry = ca === fallback ? 'revocation.default' : `revocation.cas[name=${ca.name}]`
+      warnings.push(
+        `${loaded.file}: ${entry}: certificates issued by the trusted CA "${printableName(cert.subject)}" (${key}) are checked with [${sources.join(', ')}], ` +
+          `but no OCSP responder or CRL is configured for it: each one that names neither itself is refused with 503 GW_REVOCATION_UNAVAILABLE; ` +
+          `give the CA a revocation.cas entry with ocsp.url or crl, or sources: [] to not check it`,
+      )
+    }
+  }
+  return warnings
+}
+
 export function createRevocationFromConfig(loaded: LoadedConfig, config: RevocationConfig, deps: RevocationFromConfigDeps): RunningRevocationChecker {
   const metrics = deps.metrics ?? createRevocationMetrics(deps.registry)
   const cas = config.cas.map((entry, index) => configuredCa(loaded, config, entry, index))

@@ -95,7 +95,9 @@ export function createRouteTable(policies: readonly RoutePolicy[], allIssuers: r
         if (route.methods.has(method)) return { route, path }
         pathMatched = true
       }
-      return refuse(pathMatched ? 'GW_METHOD_NOT_ALLOWED' : 'GW_ROUTE_UNKNOWN', `${method} ${path}`)
+      // The path is never in the detail: it goes into security events, which promise no path (it
+      // carries account and payment identifiers, and an attacker chooses it).
+      return pathMatched ? refuse('GW_METHOD_NOT_ALLOWED', `method ${method} is not allowed on the path`) : refuse('GW_ROUTE_UNKNOWN', `no route matches the path (method ${method})`)
     },
   }
 }

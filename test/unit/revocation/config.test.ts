@@ -11,7 +11,7 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../../../src/config/
 import { createDevPki, writeDevPki, type DevPki } from '../../../src/dev/pki.ts'
 import { toClientCert } from '../../../src/checks/client-cert.ts'
 import { GatewayError } from '../../../src/errors.ts'
-import { createRevocationFromConfig } from '../../../src/revocation/from-config.ts'
+import { createRevocationFromConfig, revocationWarnings } from '../../../src/revocation/from-config.ts'
 
 type Tree = Record<string, unknown>
 
@@ -141,6 +141,24 @@ describe('revocation configuration', () => {
       const error = await fallback.check(partnerA(), { nowMs: Date.now() }).catch((e: unknown) => e)
       assert.ok(error instanceof GatewayError && error.code === 'GW_REVOCATION_UNAVAILABLE')
       await fallback.close()
+    })
+
+    it('warns about every trusted CA whose certificates would have no configured revocation source', () => {
+      const warnings = (revocation: Tree) => revocationWarnings(loadConfig(write({ revocation }), {}))
+      assert.deepEqual(revocationWarnings(loadConfig(write({}), {})), [], 'no section: nothing is checked, nothing to warn about')
+      const everyCa = warnings({})
+      assert.equal(everyCa.length, 2, everyCa.join('\n'))
+      assert.match(everyCa[0]!, /: revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\) are checked with \[ocsp, crl\], but no OCSP responder or CRL is configured for it: .*503 GW_REVOCATION_UNAVAILABLE/)
+      assert.match(everyCa[1]!, /"CN=fapi-gateway Dev Partner CA, O=fapi-gateway dev" \(listener\.tls\.clientIntermediatesFile\)/)
+      for (const warning of everyCa) assert.ok(!warning.includes('\n'), 'one line each')
+      // The partner CA gets a responder: only the root is left; sources: [] says "do not check" on purpose.
+      const oneConfigured = warnings({ cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', ocsp: { url: 'http://ocsp.bank.example' } }] })
+      assert.equal(oneConfigured.length, 1, oneConfigured.join('\n'))
+      assert.match(oneConfigured[0]!, /Dev Root CA/)
+      assert.deepEqual(warnings({ default: { sources: [] }, cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', crl: { urls: ['http://crl.bank.example/partner.crl'] } }] }), [])
+      const namedEntry = warnings({ default: { sources: [] }, cas: [{ name: 'dev-partner', subject: 'CN=fapi-gateway Dev Partner CA,O=fapi-gateway dev', sources: ['crl'] }] })
+      assert.equal(namedEntry.length, 1)
+      assert.match(namedEntry[0]!, /: revocation\.cas\[name=dev-partner\]: .* are checked with \[crl\]/)
     })
 
     it('refuses a CA file that cannot sign CRLs when CRLs are a source', () => {
