@@ -7,29 +7,10 @@
 //   node scripts/chart-schema.ts --check   exit 1 when they are stale (test/unit/helm does this too)
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { z } from 'zod'
 import { gatewayConfigSchema, policyFileSchema } from '../src/config/schema.ts'
+import { jsonSchema, type Json } from './zod-json-schema.ts'
 
 export const VALUES_SCHEMA_FILE = fileURLToPath(new URL('../helm/fapi-gateway/values.schema.json', import.meta.url))
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
-
-/** Drops what Helm's validators do not need or know: $schema, formats, the MAX_SAFE_INTEGER bounds zod adds. */
-function portable(node: Json): Json {
-  if (Array.isArray(node)) return node.map(portable)
-  if (node === null || typeof node !== 'object') return node
-  const out: { [key: string]: Json } = {}
-  for (const [key, value] of Object.entries(node)) {
-    if (key === '$schema' || key === 'format') continue
-    if (key === 'maximum' && value === Number.MAX_SAFE_INTEGER) continue
-    out[key] = portable(value)
-  }
-  return out
-}
-
-function jsonSchema(schema: z.ZodType): Json {
-  return portable(z.toJSONSchema(schema, { target: 'draft-7', io: 'input', unrepresentable: 'any' }) as Json)
-}
 
 export function generatedDefinitions(): Record<string, Json> {
   const config = gatewayConfigSchema.shape
