@@ -105,11 +105,12 @@ test('a request whose headers stall past headersTimeoutMs is answered 408 GW_REQ
   })
 })
 
-test('a form body over maxFormBodyBytes is answered 413 GW_BODY_TOO_LARGE before authentication', async () => {
+test('a form body over maxFormBodyBytes is answered 413 GW_BODY_TOO_LARGE (it is read once the headers passed)', async () => {
   await withGateway({ maxFormBodyBytes: 1024 }, async (gw) => {
-    const connection = await openConnection(gw)
+    const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA), scope: 'payments:write' })
+    const connection = await openConnection(gw, gw.pki.partnerA)
     const body = `a=${'b'.repeat(2000)}`
-    connection.write(rawRequest(gw, 'POST', '/payments', [['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]], body))
+    connection.write(rawRequest(gw, 'POST', '/payments', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]], body))
     const response = await connection.response()
     await connection.closed
     assert.equal(response.headers.connection, 'close')
