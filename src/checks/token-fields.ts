@@ -14,29 +14,34 @@ export function isAccessTokenName(raw: string): boolean {
   return name.replace(/[ .[]/g, '_') === 'access_token'
 }
 
+/** Percent-decoding that never throws; octets become Latin-1 characters, which keeps ASCII exact. */
+function percentDecode(value: string): string {
+  return value.includes('%') ? value.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))) : value
+}
+
+const ACCESS_TOKEN_LENGTH = 'access_token'.length
+
 /** A query string or an application/x-www-form-urlencoded body; `;` separates too (older parsers). */
 export function urlencodedHasAccessToken(text: string): boolean {
-  for (const name of new URLSearchParams(text.replaceAll(';', '&')).keys()) {
-    if (isAccessTokenName(name)) return true
+  for (const pair of text.split(/[&;]/)) {
+    const equals = pair.indexOf('=')
+    const name = equals === -1 ? pair : pair.slice(0, equals)
+    // Decoding only shortens a name: one shorter than access_token cannot be it.
+    if (name.length >= ACCESS_TOKEN_LENGTH && isAccessTokenName(percentDecode(name.replaceAll('+', ' ')))) return true
   }
   return false
 }
 
-/** Percent-decoding that never throws; octets become Latin-1 characters, which keeps ASCII exact. */
-function percentDecode(value: string): string {
-  return value.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
-}
-
-/** RFC 9110 §5.6.6 parameters after the first `;`, with quoted strings unescaped. */
+/** RFC 9110 §5.6.6 parameters after the first `;`, with quoted strings unescaped; one pass over `value`. */
 function parameters(value: string): [string, string][] {
   const found: [string, string][] = []
   let i = value.indexOf(';')
   while (i !== -1 && i < value.length) {
-    const equals = value.indexOf('=', i + 1)
-    const next = value.indexOf(';', i + 1)
-    if (equals === -1) break
-    if (next !== -1 && next < equals) {
-      i = next
+    let equals = i + 1
+    while (equals < value.length && value[equals] !== '=' && value[equals] !== ';') equals++
+    if (equals >= value.length) break
+    if (value[equals] === ';') {
+      i = equals
       continue
     }
     const key = value.slice(i + 1, equals).trim().toLowerCase()
