@@ -36,8 +36,12 @@ export interface GatewayRequest {
   readonly target: string
   readonly headers: CredentialHeaders
   readonly peer: PeerCertificateVerdict
-  /** The body of an application/x-www-form-urlencoded request, read to look for a token. */
-  readonly formBody: string | undefined
+  /**
+   * Reads and checks a form body (src/checks/form-body.ts). Called last, once every other check
+   * passed, so a client that is not authorized never has its body read or invited with
+   * `100 Continue`; a proof whose request is then refused for its body stays spent.
+   */
+  readonly checkBody?: () => Promise<void>
   readonly nowMs: number
 }
 
@@ -73,7 +77,7 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     route = matched.route
     cert = checkClientCert(req.peer, route.clientCertificate, req.nowMs)
     if (cert) await deps.revocation.check(cert, { nowMs: req.nowMs, route: route.name, override: route.revocation })
-    presented = checkCredentials(req.headers, req.target, req.formBody)
+    presented = checkCredentials(req.headers, req.target)
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
     if (checkBinding(route, presented, token, cert) === 'dpop') {
       const input = { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash }
@@ -83,10 +87,11 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
       checkProofKeyBinding(token, proof)
     }
     checkPolicy(route, token)
-    // Last, so that a refused request never burns a legitimate client's jti; one store round
+    // Last of the header checks, so that a request they refuse never burns a legitimate client's jti; one store round
     // trip answers both the revoked-token list and, for DPoP, the replay claim.
     if (proof) await checkReplay(proof, presented.hash, deps.replay, deps.replayTtlMs)
     else if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
+    if (req.checkBody) await req.checkBody()
     return { ok: true, grant: { route, path: matched.path, cert, presented, token, proof } }
   } catch (error) {
     const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'unexpected error in a check', cause: error })

@@ -56,6 +56,7 @@ export const catalogue = {
   GW_HEADERS_TOO_LARGE: { status: 431, challenge: 'none', description: 'The request headers are too large.' },
   GW_REQUEST_TIMEOUT: { status: 408, challenge: 'none', description: 'The request took too long to arrive.' },
   GW_BODY_TOO_LARGE: { status: 413, challenge: 'none', description: 'The request body is too large.' },
+  GW_BODY_ENCODING_UNSUPPORTED: { status: 415, challenge: 'none', description: 'A form body must be sent without content coding and in UTF-8 or another ASCII-compatible charset.' },
   GW_OVERLOADED: { status: 503, challenge: 'none', description: 'The gateway is at its connection limit.' },
   GW_UPSTREAM_UNAVAILABLE: { status: 502, challenge: 'none', description: 'The upstream service cannot be reached.' },
   GW_UPSTREAM_TIMEOUT: { status: 504, challenge: 'none', description: 'The upstream service did not answer in time.' },

@@ -55,7 +55,7 @@ export interface RefusalBody {
 
 const STATUS_ERRORS: Record<number, string> = {
   400: 'invalid_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
-  408: 'request_timeout', 413: 'request_too_large', 431: 'request_header_fields_too_large', 499: 'client_closed',
+  408: 'request_timeout', 413: 'request_too_large', 415: 'unsupported_media_type', 431: 'request_header_fields_too_large', 499: 'client_closed',
   500: 'server_error', 502: 'bad_gateway', 503: 'temporarily_unavailable', 504: 'gateway_timeout',
 }
 

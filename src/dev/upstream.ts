@@ -9,6 +9,8 @@ export interface ReceivedRequest {
   readonly headers: IncomingHttpHeaders
   readonly rawHeaders: readonly string[]
   readonly bodyBytes: number
+  /** The body exactly as it arrived, so tests can compare what the gateway forwarded. */
+  readonly body: Buffer
 }
 
 export interface DemoUpstream {
@@ -20,12 +22,13 @@ export interface DemoUpstream {
 export async function startDemoUpstream(host = '127.0.0.1', port = 0): Promise<DemoUpstream> {
   const received: ReceivedRequest[] = []
   const server: Server = createServer((req, res) => {
-    let bodyBytes = 0
-    req.on('data', (chunk: Buffer) => (bodyBytes += chunk.length))
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
-      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes }
+      const body = Buffer.concat(chunks)
+      const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes: body.length, body }
       received.push(seen)
-      const body = JSON.stringify({
+      const answer = JSON.stringify({
         account: 'demo-account-1',
         balance: '1024.00',
         seenBy: {
@@ -34,8 +37,8 @@ export async function startDemoUpstream(host = '127.0.0.1', port = 0): Promise<D
           scopes: req.headers['x-fapi-gateway-scopes'],
         },
       })
-      res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-      res.end(body)
+      res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
+      res.end(answer)
     })
   })
   await new Promise<void>((resolve) => server.listen(port, host, resolve))

@@ -184,6 +184,7 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
       res.setHeader('connection', 'close')
       refuse('GW_BODY_TOO_LARGE', `content-length ${declared} exceeds ${options.maxBodyBytes}`)
     }
+    if (readBody !== undefined && readBody.length > options.maxBodyBytes) refuse('GW_BODY_TOO_LARGE', `body of ${readBody.length} bytes exceeds ${options.maxBodyBytes}`)
 
     const abort = new AbortController()
     let tooLarge: GatewayError | undefined
@@ -196,7 +197,8 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
     res.once('close', onClientGone)
     req.once('error', onClientGone)
     if (body) req.pipe(body)
-    if (res.destroyed || req.destroyed) onClientGone()
+    // A request whose body was read to its end is destroyed too: that client has not left.
+    if (res.destroyed || (req.destroyed && !req.complete)) onClientGone()
 
     const started = performance.now()
     let status = 0

@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks'
 import { authorize, type AuthorizeDeps, type Grant, type Refusal } from '../authorize.ts'
 import { inspectPeerCertificate, type ClientCertPolicy, type PeerCertificateVerdict } from '../checks/client-cert.ts'
 import type { ForwardedClientCert } from '../checks/forwarded-client-cert.ts'
-import { isFormBody, readCredentialHeaders } from '../checks/credentials.ts'
+import { readCredentialHeaders } from '../checks/credentials.ts'
+import { checkFormBody, formKindOf, readBodyHeaders, type FormKind } from '../checks/form-body.ts'
 import { GatewayError, catalogue, type ErrorCode } from '../errors.ts'
 import type { Forwarder } from '../forward/forward.ts'
 import type { HeaderPolicy } from '../forward/headers.ts'
@@ -70,22 +71,36 @@ function interactionIdOf(value: string | undefined): string {
   return value !== undefined && INTERACTION_ID.test(value) ? value : randomUUID()
 }
 
+/** The whole body, up to `limit` bytes; past it the rest is left unread. */
 function readFormBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
-    req.on('data', (chunk: Buffer) => {
+    const settle = (outcome: () => void) => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose)
+      outcome()
+    }
+    const onData = (chunk: Buffer) => {
       size += chunk.length
-      if (size > limit) {
-        req.removeAllListeners('data')
-        reject(new GatewayError('GW_BODY_TOO_LARGE', { detail: `form body exceeds ${limit} bytes` }))
-        return
+      if (size <= limit) chunks.push(chunk)
+      else {
+        req.pause()
+        settle(() => reject(new GatewayError('GW_BODY_TOO_LARGE', { detail: `form body exceeds ${limit} bytes` })))
       }
-      chunks.push(chunk)
-    })
-    req.once('end', () => resolve(Buffer.concat(chunks)))
-    req.once('error', (error) => reject(new GatewayError('GW_REQUEST_MALFORMED', { detail: 'form body could not be read', cause: error })))
+    }
+    const onEnd = () => settle(() => resolve(Buffer.concat(chunks)))
+    const onError = (error: NodeJS.ErrnoException) => settle(() => reject(error.code === 'ECONNRESET'
+      ? new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body', cause: error })
+      : new GatewayError('GW_REQUEST_MALFORMED', { detail: 'form body could not be read', cause: error })))
+    const onClose = () => settle(() => reject(new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body' })))
+    if (req.destroyed) return onClose()
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose)
   })
+}
+
+/** A body announced but not yet received: answering now leaves it on the connection. */
+function bodyPending(req: IncomingMessage): boolean {
+  return !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)
 }
 
 export function createPartnerServer(deps: PartnerServerDeps): Server {
@@ -96,6 +111,8 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   const peerVerdicts = new WeakMap<TLSSocket, { readonly policy: ClientCertPolicy; readonly verdict: PeerCertificateVerdict }>()
   const handshakePolicies = new WeakMap<TLSSocket, ClientCertPolicy>()
   const overLimitSockets = new WeakSet<Socket>()
+  // Requests with `Expect: 100-continue` whose 100 has not been sent.
+  const awaitingContinue = new WeakSet<IncomingMessage>()
   let openConnections = 0
 
   function currentPipeline(): PartnerPipeline {
@@ -130,6 +147,8 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       scopes: route?.scopes ?? [],
       dpopAlgs: p.authorize.dpop.algorithms,
     }
+    // Closed after the answer rather than drained: the body may be large, or never come (Expect).
+    if (bodyPending(req)) res.setHeader('connection', 'close')
     sendRefusal(res, code, context, answerHeaders(p, interactionId))
     const routeName = route?.name ?? NO_ROUTE
     const status = catalogue[code].status
@@ -195,21 +214,41 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       return refuseEarly('GW_OVERLOADED', `more than ${limits.maxConnections} connections`)
     }
 
+    let formKind: FormKind | undefined
+    try {
+      formKind = formKindOf(readBodyHeaders(req.rawHeaders))
+    } catch (error) {
+      const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'body headers', cause: error })
+      return refuseEarly(gatewayError.code, gatewayError.detail ?? 'body headers', error)
+    }
+    // `Expect: 100-continue` is answered only once every check passed (RFC 9110 §10.1.1): a
+    // client that is not authorized is never invited to send its body.
+    const sendContinue = () => {
+      if (awaitingContinue.delete(req)) res.writeContinue()
+    }
     let formBody: Buffer | undefined
-    if (isFormBody(headers.contentType)) {
+    const checkBody = formKind === undefined ? undefined : async () => {
+      sendContinue()
       try {
         formBody = await readFormBody(req, limits.maxFormBodyBytes)
       } catch (error) {
-        res.setHeader('connection', 'close')
-        return refuseEarly((error as GatewayError).code ?? 'GW_REQUEST_MALFORMED', 'form body', error)
+        if ((error as GatewayError).code === 'GW_BODY_TOO_LARGE') res.setHeader('connection', 'close')
+        throw error
       }
+      checkFormBody(formKind, formBody)
     }
 
     const verdict = await authorize(
-      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), formBody: formBody?.toString('latin1'), nowMs: deps.clock() },
+      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), checkBody, nowMs: deps.clock() },
       p.authorize,
     )
-    if (!verdict.ok) return refuseRequest(p, req, res, verdict.refusal, interactionId, started)
+    if (!verdict.ok) {
+      if (verdict.refusal.error.code !== 'GW_CLIENT_CLOSED') return refuseRequest(p, req, res, verdict.refusal, interactionId, started)
+      metrics.requests.inc({ route: verdict.refusal.route?.name ?? NO_ROUTE, outcome: 'client_closed' })
+      res.destroy()
+      return
+    }
+    sendContinue()
 
     try {
       await forwardGranted(p, req, res, verdict.grant, interactionId, formBody, started)
@@ -243,6 +282,12 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       }).finally(() => held.release())
     },
   )
+
+  // With a listener here Node leaves `Expect: 100-continue` to handle(), instead of answering 100 at once.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    awaitingContinue.add(req)
+    server.emit('request', req, res)
+  })
 
   server.on('connection', (socket: Socket) => {
     openConnections++

@@ -97,8 +97,12 @@ describe('enforcement pipeline end to end', () => {
     it('refuses a token in the query string', async () => {
       await expectRefused(() => gw.client().send('GET', `/accounts/1?access_token=${token}`, []), 400, 'GW_TOKEN_IN_QUERY', 'Bearer', 'invalid_request')
     })
-    it('refuses a token in a form body', async () => {
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['content-type', 'application/x-www-form-urlencoded']], `access_token=${token}`), 400, 'GW_TOKEN_IN_QUERY')
+    it('refuses a token in a form body, read once the headers passed', async () => {
+      const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
+      const form = [['authorization', `DPoP ${token}`], ['dpop', proof], ['content-type', 'application/x-www-form-urlencoded']] satisfies [string, string][]
+      await expectRefused(() => gw.client().send('GET', '/accounts/1', form, `access_token=${token}`), 400, 'GW_TOKEN_IN_QUERY', 'DPoP', 'invalid_request')
+      // Without valid credentials the body is not even read.
+      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['content-type', 'application/x-www-form-urlencoded']], `access_token=${token}`), 401, 'GW_TOKEN_MISSING')
     })
     it('refuses a token with typ JWT', async () => {
       const jwt = await gw.issuer.mint({ jkt: key.jkt, typ: 'JWT' })

@@ -33,7 +33,7 @@ function route(binding: BindingRequirement): Route {
 }
 
 function presented(scheme: 'Bearer' | 'DPoP' | 'dpop' | 'bearer'): PresentedToken {
-  return checkCredentials({ authorization: [`${scheme} at.payload.sig`], dpop: [], interactionId: undefined, contentType: undefined }, '/', undefined)
+  return checkCredentials({ authorization: [`${scheme} at.payload.sig`], dpop: [], interactionId: undefined }, '/')
 }
 
 function token(binding: TokenBinding, tokenType?: string): AccessToken {

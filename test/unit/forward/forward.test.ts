@@ -91,7 +91,8 @@ function settings(url: string, overrides: Partial<UpstreamSettings> = {}): Upstr
   return { url, connectTimeoutMs: 2000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, connections: 4, ...overrides }
 }
 
-async function startFront(forwarder: Forwarder, policyOptions: Partial<HeaderPolicyOptions> = {}, upstreamName = 'api'): Promise<Front> {
+/** `readBodyFirst`: the front reads the whole body before forwarding, as the listener does with a form body. */
+async function startFront(forwarder: Forwarder, policyOptions: Partial<HeaderPolicyOptions> = {}, upstreamName = 'api', readBodyFirst = false): Promise<Front> {
   const policy = createHeaderPolicy({ publicHost: 'api.example.com', ...policyOptions })
   const outcomes: ForwardOutcome[] = []
   const errors: GatewayError[] = []
@@ -99,7 +100,8 @@ async function startFront(forwarder: Forwarder, policyOptions: Partial<HeaderPol
   const server = createServer(async (req, res) => {
     try {
       const headers = policy.buildRequestHeaders(req.rawHeaders, { identity, clientIp: req.socket.remoteAddress, interactionId: INTERACTION_ID })
-      outcomes.push(await forwarder.forward(req, res, { upstream: upstreamName, path: req.url! }, headers))
+      const readBody = readBodyFirst ? Buffer.concat(await req.toArray()) : undefined
+      outcomes.push(await forwarder.forward(req, res, { upstream: upstreamName, path: req.url! }, headers, readBody))
     } catch (err) {
       assert.ok(isGatewayError(err), `forward() rejected with a non-GatewayError: ${String(err)}`)
       errors.push(err)
@@ -268,6 +270,39 @@ test('POST: a 5 MB body with content-length and a chunked body arrive byte for b
     assert.deepEqual(seenHeader(env.upstream.seen[1]!, 'transfer-encoding'), ['chunked'])
   } finally {
     await env.close()
+  }
+})
+
+test('a body already read to its end (the request stream is then destroyed) is forwarded, with a length, chunked and empty', async () => {
+  const upstream = await startUpstream()
+  const forwarder = createForwarder({ api: settings(upstream.url) }, { maxBodyBytes: 1000, now: () => FIXED_NOW })
+  const front = await startFront(forwarder, {}, 'api', true)
+  try {
+    const body = Buffer.from('amount=10&currency=EUR')
+    const sized = await send(front.port, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) }, body })
+    assert.equal(sized.status, 200, String(header(sized, 'x-gateway-code')))
+    assert.deepEqual(JSON.parse(sized.body.toString()), { bodyHash: sha256(body), bodyLength: body.length })
+
+    const parts = [Buffer.from('amount=10'), Buffer.from('&currency=EUR')]
+    const chunked = await send(front.port, { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: parts })
+    assert.equal(chunked.status, 200)
+    assert.deepEqual(JSON.parse(chunked.body.toString()), { bodyHash: sha256(Buffer.concat(parts)), bodyLength: body.length })
+    // Sent with the length the gateway now knows: the chunked framing was hop-by-hop.
+    assert.deepEqual(seenHeader(upstream.seen[1]!, 'content-length'), [String(body.length)])
+
+    const empty = await send(front.port, { method: 'POST', headers: { 'content-length': '0' } })
+    assert.equal(empty.status, 200)
+    assert.equal(upstream.seen[2]!.bodyLength, 0)
+
+    // A read body is held to maxBodyBytes as well, whatever the length header said.
+    const tooLarge = await send(front.port, { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: [randomBytes(600), randomBytes(600)] })
+    assert.equal(tooLarge.status, 413)
+    assert.deepEqual(header(tooLarge, 'x-gateway-code'), ['GW_BODY_TOO_LARGE'])
+    assert.equal(upstream.seen.length, 3)
+  } finally {
+    await front.close()
+    await forwarder.close()
+    await upstream.close()
   }
 })
 
