@@ -51,6 +51,8 @@ export interface Forwarder {
 interface Upstream {
   readonly pool: Pool
   readonly basePath: string
+  /** Origin and base path: where the upstream's own URLs start. */
+  readonly url: string
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
@@ -112,7 +114,8 @@ function createUpstream(name: string, settings: UpstreamSettings): Upstream {
     // RFC 9325 / FAPI 2.0 SP 5.2.1: TLS 1.2 or later to other servers as well.
     ...(url.protocol === 'https:' ? { connect: { minVersion: 'TLSv1.2' as const, ...(settings.caPem === undefined ? {} : { ca: settings.caPem }) } } : {}),
   })
-  return { pool, basePath: url.pathname.replace(/\/+$/, '') }
+  const basePath = url.pathname.replace(/\/+$/, '')
+  return { pool, basePath, url: url.origin + basePath }
 }
 
 /** RFC 3986 §3.3: the target must be an origin-form path; dot-segments could climb out of the base path. */
@@ -199,7 +202,7 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
           responseHeaders: 'raw',
         },
         ({ statusCode, headers: upstreamHeaders }) => {
-          const responseHeaders = buildResponseHeaders(rawHeaderList(upstreamHeaders), headers.interactionId, options.now())
+          const responseHeaders = buildResponseHeaders(rawHeaderList(upstreamHeaders), headers.interactionId, options.now(), headers.response, upstream.url)
           // The upstream answered before the whole body arrived: the rest will not be read.
           if (body && !req.complete) responseHeaders.push('connection', 'close')
           try {

@@ -167,6 +167,8 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
         issuer: token.iss,
       },
       clientIp: req.socket.remoteAddress,
+      target: req.url!,
+      formBody,
       interactionId,
     })
     if (p.nonces) {
