@@ -5,6 +5,7 @@
 // describe the internal servers are removed and the upstream's own URLs are made public ones.
 import { isIPv4, isIPv6 } from 'node:net'
 import { refuse } from '../errors.ts'
+import type { PathMapping } from '../routes/route-table.ts'
 
 export interface Identity {
   readonly clientId?: string
@@ -57,6 +58,8 @@ export interface RequestContext {
   readonly target: string
   /** The application/x-www-form-urlencoded body, when the gateway read it. */
   readonly formBody?: Buffer
+  /** The route's path rewrite for this request, when it has one: reversed in the upstream's Location. */
+  readonly pathMapping?: PathMapping
   /** The value the gateway answers with and passes on (RFC 4122 UUID, echoed or generated). */
   readonly interactionId: string
 }
@@ -74,6 +77,7 @@ export interface ResponseRules {
   readonly strip: NameMatcher
   /** The gateway's public base URL without a trailing slash; Location is not rewritten when absent. */
   readonly publicBaseUrl: string | undefined
+  readonly pathMapping?: PathMapping
 }
 
 export interface HeaderPolicy {
@@ -261,9 +265,10 @@ function checkOverrideParameters(target: string, formBody: Buffer | undefined): 
 
 /**
  * An absolute (or scheme-relative) URL on the upstream's origin, under its base path, made the
- * same URL under the public base; relative references and other origins are left as they are.
+ * same URL under the public base, with the route's path rewrite undone where the path starts with
+ * what it wrote; relative references and other origins are left as they are.
  */
-function publicLocation(value: string, upstreamUrl: string, publicBaseUrl: string): string {
+function publicLocation(value: string, upstreamUrl: string, publicBaseUrl: string, mapping: PathMapping | undefined): string {
   if (!/^(?:[a-z][a-z0-9+.-]*:|[\\/]{2})/i.test(value)) return value
   const upstream = new URL(upstreamUrl)
   const basePath = upstream.pathname.replace(/\/+$/, '')
@@ -275,7 +280,11 @@ function publicLocation(value: string, upstreamUrl: string, publicBaseUrl: strin
   }
   if (url.origin !== upstream.origin) return value
   if (basePath !== '' && url.pathname !== basePath && !url.pathname.startsWith(`${basePath}/`)) return value
-  return publicBaseUrl + url.pathname.slice(basePath.length) + url.search + url.hash
+  let path = url.pathname.slice(basePath.length)
+  if (mapping && (mapping.upstream === '' || path === mapping.upstream || path.startsWith(`${mapping.upstream}/`))) {
+    path = mapping.public + path.slice(mapping.upstream.length)
+  }
+  return publicBaseUrl + path + url.search + url.hash
 }
 
 export function checkInteractionId(interactionId: string): string {
@@ -379,7 +388,7 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
     headers.push('x-forwarded-proto', 'https', 'x-forwarded-host', options.publicHost)
     headers.push('forwarded', `for=${forwardedFor(ip)};${forwardedProtoHost}`)
     headers.push(INTERACTION_ID, interactionId)
-    return { request: headers, interactionId, response }
+    return { request: headers, interactionId, response: context.pathMapping ? { ...response, pathMapping: context.pathMapping } : response }
   }
 
   return { buildRequestHeaders }
@@ -404,7 +413,7 @@ export function buildResponseHeaders(rawHeaders: readonly string[], interactionI
       date = true
     }
     if ((lower === 'location' || lower === 'content-location') && rules.publicBaseUrl !== undefined && upstreamUrl !== undefined) {
-      value = publicLocation(value, upstreamUrl, rules.publicBaseUrl)
+      value = publicLocation(value, upstreamUrl, rules.publicBaseUrl, rules.pathMapping)
     }
     headers.push(name, value)
   }

@@ -169,6 +169,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       clientIp: req.socket.remoteAddress,
       target: req.url!,
       formBody,
+      pathMapping: route.pathMapping?.(grant.path),
       interactionId,
     })
     if (p.nonces) {

@@ -3,8 +3,12 @@
 // X-HTTP-Method-Override, and answer with Server, X-Powered-By, Via and a Location on its own origin.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
 import { createProof, generateDpopKey, type DpopKey, type PartnerResponse } from '../../src/dev/partner-client.ts'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 
@@ -26,7 +30,7 @@ async function startFrameworkUpstream(): Promise<{ url: string; seen: Seen[]; cl
       res.setHeader('X-Powered-By', 'ASP.NET')
       res.setHeader('X-AspNet-Version', '4.0.30319')
       res.setHeader('Via', '1.1 mesh-sidecar.accounts.internal')
-      res.setHeader('Location', `http://${req.headers.host}/v1/accounts/456?view=full`)
+      res.setHeader('Location', `http://${req.headers.host}${req.url!.split('?')[0]}/next?view=full`)
       res.setHeader('Content-Location', 'https://docs.example/accounts')
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end('{"account":"123"}')
@@ -71,15 +75,25 @@ describe('what the upstream receives and what the client gets back', () => {
   let key: DpopKey
   let token: string
 
+  let policiesDir: string
+
   before(async () => {
     upstream = await startFrameworkUpstream()
-    gw = await startTestGateway({ config: { upstreams: { 'data-api': { url: `${upstream.url}/v1` } } } })
+    policiesDir = mkdtempSync(join(tmpdir(), 'fapi-gateway-policies-'))
+    writeFileSync(join(policiesDir, 'routes.yaml'), stringify({
+      routes: [
+        { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'] },
+        { name: 'ledger-read', path: '/ledger/**', methods: ['GET'], upstream: 'data-api', upstreamPath: '/books', scopes: ['accounts:read'] },
+      ],
+    }))
+    gw = await startTestGateway({ policiesDir, config: { upstreams: { 'data-api': { url: `${upstream.url}/v1` } } } })
     key = await generateDpopKey('ES256')
     token = await gw.issuer.mint({ jkt: key.jkt })
   })
   after(async () => {
     await gw.close()
     await upstream.close()
+    rmSync(policiesDir, { recursive: true, force: true })
   })
 
   /** A read token with a valid proof for GET `path` (the proof's htu has no query). */
@@ -155,10 +169,17 @@ describe('what the upstream receives and what the client gets back', () => {
     const response = await readAccount('/accounts/123')
     assert.equal(response.status, 200)
     for (const name of ['server', 'x-powered-by', 'x-aspnet-version', 'via']) assert.equal(response.headers[name], undefined, name)
-    assert.equal(response.headers.location, gw.url('/accounts/456?view=full'))
+    assert.equal(response.headers.location, gw.url('/accounts/123/next?view=full'))
     assert.equal(response.headers['content-location'], 'https://docs.example/accounts')
     assert.equal(response.headers['content-type'], 'application/json')
     assert.equal(response.body, '{"account":"123"}')
+  })
+
+  it('maps the upstream\'s Location back through the route\'s upstreamPath (9)', async () => {
+    const response = await readAccount('/ledger/7')
+    assert.equal(response.status, 200)
+    assert.equal(upstream.seen.at(-1)!.url, '/v1/books/7')
+    assert.equal(response.headers.location, gw.url('/ledger/7/next?view=full'))
   })
 })
 

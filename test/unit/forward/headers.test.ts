@@ -295,3 +295,19 @@ test('Location and Content-Location on the upstream origin and base path are rew
   const off = createHeaderPolicy({ publicHost: 'api.example.com', rewriteLocation: false }).buildRequestHeaders([], context).response
   assert.equal(relay('Location', 'http://10.0.0.5:8080/v1/accounts/2', undefined, off), 'http://10.0.0.5:8080/v1/accounts/2')
 })
+
+test('Location under the route\'s rewritten prefix gets the request\'s prefix back; other paths keep theirs', () => {
+  const policy = createHeaderPolicy({ publicHost: 'api.example.com' })
+  const relay = (value: string, pathMapping?: { public: string; upstream: string }) => {
+    const { response } = policy.buildRequestHeaders([], { ...context, pathMapping })
+    return values(buildResponseHeaders(['Location', value], 'id-1', 0, response, 'http://10.0.0.5:8080/base'), 'location')[0]
+  }
+  const accounts = { public: '/tenants/t-9/accounts', upstream: '/v2/accounts' }
+  assert.equal(relay('http://10.0.0.5:8080/base/v2/accounts/456?x=1', accounts), 'https://api.example.com/tenants/t-9/accounts/456?x=1')
+  assert.equal(relay('http://10.0.0.5:8080/base/v2/accounts', accounts), 'https://api.example.com/tenants/t-9/accounts')
+  assert.equal(relay('http://10.0.0.5:8080/base/v2/accountsx/1', accounts), 'https://api.example.com/v2/accountsx/1')
+  assert.equal(relay('http://10.0.0.5:8080/base/other/1', accounts), 'https://api.example.com/other/1')
+  assert.equal(relay('http://10.0.0.5:8080/base/x/1', { public: '/legacy', upstream: '' }), 'https://api.example.com/legacy/x/1')
+  assert.equal(relay('/v2/accounts/456', accounts), '/v2/accounts/456')
+  assert.equal(relay('http://10.0.0.5:8080/base/v2/accounts/456'), 'https://api.example.com/v2/accounts/456')
+})
