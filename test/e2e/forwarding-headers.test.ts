@@ -119,6 +119,9 @@ describe('what the upstream receives and what the client gets back', () => {
     const event = gw.log.events().find((e) => e.http?.request?.id === interactionId)!
     assert.equal(event.event.action, 'request.refused')
     assert.equal(event.event.reason, code)
+    // Decided after authentication: the event names who tried.
+    assert.equal(event.fapi?.client_id, 'partner-a')
+    assert.equal(event.fapi?.route, 'accounts-read')
     assert.equal(await refusalCount(code), refusalsBefore + 1)
   }
 
