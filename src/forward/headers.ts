@@ -243,14 +243,13 @@ const OVERRIDE_PARAMETER_NAMES = new Set(OVERRIDE_PARAMETERS)
 
 function publicBase(url: string): string {
   const parsed = new URL(url)
-  if (parsed.protocol !== 'https:' || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '' || parsed.password !== '') {
-    throw new TypeError(`invalid public base URL: ${JSON.stringify(url)}`)
-  }
   return parsed.origin + parsed.pathname.replace(/\/+$/, '')
 }
 
-/** PHP reads `.`, ` ` and `[` in a parameter name as `_`, so ` method` is `_method` there. */
+/** PHP reads `.`, ` ` and `[` in a parameter name as `_`, so `.method` is `_method` there. */
 function hasOverrideParameter(query: string): boolean {
+  // Most queries name no method at all; a percent-encoded one could spell it.
+  if (!/method|%/i.test(query)) return false
   for (const name of new URLSearchParams(query).keys()) {
     if (OVERRIDE_PARAMETER_NAMES.has(name.trim().toLowerCase().replace(/[ .[]/g, '_'))) return true
   }

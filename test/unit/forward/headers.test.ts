@@ -241,7 +241,7 @@ test('method and URL override headers are stripped unless blockOverrides is fals
 
 test('a _method query or form parameter is refused, in every spelling a framework reads as _method', () => {
   const policy = createHeaderPolicy({ publicHost: 'h' })
-  for (const target of ['/accounts/1?_method=DELETE', '/a?x=1&%5Fmethod=PUT', '/a?_METHOD=DELETE', '/a?.method=DELETE', '/a?_method', '/a?[method=PATCH']) {
+  for (const target of ['/accounts/1?_method=DELETE', '/a?x=1&%5Fmethod=PUT', '/a?_METHOD=DELETE', '/a?.method=DELETE', '/a?_method', '/a?[method=PATCH', '/a?_%6Dethod=DELETE']) {
     assertRefused(() => policy.buildRequestHeaders([], { ...context, target }), 'GW_METHOD_OVERRIDE')
   }
   assertRefused(() => policy.buildRequestHeaders([], { ...context, target: '/payments', formBody: Buffer.from('amount=1&_method=DELETE') }), 'GW_METHOD_OVERRIDE')
