@@ -398,7 +398,13 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
  * strip, with a Date (RFC 9110 §6.6.1; the upstream's own if it sent one) and the interaction id.
  * `upstreamUrl` (origin and base path) is where the upstream's own Location URLs start.
  */
-export function buildResponseHeaders(rawHeaders: readonly string[], interactionId: string, now: number, rules: ResponseRules = DEFAULT_RESPONSE_RULES, upstreamUrl?: string): string[] {
+export function buildResponseHeaders(
+  rawHeaders: readonly string[],
+  interactionId: string,
+  now: number,
+  rules: ResponseRules = DEFAULT_RESPONSE_RULES,
+  upstreamUrl?: string,
+): string[] {
   const nominated = connectionOptions(rawHeaders)
   const headers: string[] = []
   let date = false
