@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { GatewayError, isGatewayError, refuse, type ErrorCode } from '../errors.ts'
 import type { Clock } from '../types.ts'
-import { buildResponseHeaders, type ForwardHeaders } from './headers.ts'
+import { buildResponseHeaders, type ForwardHeaders, type UpstreamOrigin } from './headers.ts'
 
 export interface UpstreamSettings {
   /** http or https origin, optionally with a base path: `https://accounts.internal:8443/v1`. */
@@ -48,11 +48,8 @@ export interface Forwarder {
   close(): Promise<void>
 }
 
-interface Upstream {
+interface Upstream extends UpstreamOrigin {
   readonly pool: Pool
-  readonly basePath: string
-  /** Origin and base path: where the upstream's own URLs start. */
-  readonly url: string
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
@@ -114,8 +111,7 @@ function createUpstream(name: string, settings: UpstreamSettings): Upstream {
     // RFC 9325 / FAPI 2.0 SP 5.2.1: TLS 1.2 or later to other servers as well.
     ...(url.protocol === 'https:' ? { connect: { minVersion: 'TLSv1.2' as const, ...(settings.caPem === undefined ? {} : { ca: settings.caPem }) } } : {}),
   })
-  const basePath = url.pathname.replace(/\/+$/, '')
-  return { pool, basePath, url: url.origin + basePath }
+  return { pool, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
 }
 
 /** RFC 3986 §3.3: the target must be an origin-form path; dot-segments could climb out of the base path. */
@@ -202,7 +198,7 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
           responseHeaders: 'raw',
         },
         ({ statusCode, headers: upstreamHeaders }) => {
-          const responseHeaders = buildResponseHeaders(rawHeaderList(upstreamHeaders), headers.interactionId, options.now(), headers.response, upstream.url)
+          const responseHeaders = buildResponseHeaders(rawHeaderList(upstreamHeaders), headers.interactionId, options.now(), headers.response, upstream)
           // The upstream answered before the whole body arrived: the rest will not be read.
           if (body && !req.complete) responseHeaders.push('connection', 'close')
           try {

@@ -72,6 +72,14 @@ export interface ForwardHeaders {
   readonly response?: ResponseRules
 }
 
+/** Where the upstream's own URLs start. */
+export interface UpstreamOrigin {
+  /** `http(s)://host[:port]`, as WHATWG URL serialises it. */
+  readonly origin: string
+  /** '' or a path without a trailing slash. */
+  readonly basePath: string
+}
+
 /** What is removed from and rewritten in the upstream's response head. */
 export interface ResponseRules {
   readonly strip: NameMatcher
@@ -267,10 +275,9 @@ function checkOverrideParameters(target: string, formBody: Buffer | undefined): 
  * same URL under the public base, with the route's path rewrite undone where the path starts with
  * what it wrote; relative references and other origins are left as they are.
  */
-function publicLocation(value: string, upstreamUrl: string, publicBaseUrl: string, mapping: PathMapping | undefined): string {
+function publicLocation(value: string, upstream: UpstreamOrigin, publicBaseUrl: string, mapping: PathMapping | undefined): string {
   if (!/^(?:[a-z][a-z0-9+.-]*:|[\\/]{2})/i.test(value)) return value
-  const upstream = new URL(upstreamUrl)
-  const basePath = upstream.pathname.replace(/\/+$/, '')
+  const { basePath } = upstream
   let url: URL
   try {
     url = new URL(value, upstream.origin)
@@ -396,14 +403,14 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
 /**
  * The upstream's response header list without hop-by-hop fields and without the headers `rules`
  * strip, with a Date (RFC 9110 §6.6.1; the upstream's own if it sent one) and the interaction id.
- * `upstreamUrl` (origin and base path) is where the upstream's own Location URLs start.
+ * `upstream` says where the upstream's own Location URLs start.
  */
 export function buildResponseHeaders(
   rawHeaders: readonly string[],
   interactionId: string,
   now: number,
   rules: ResponseRules = DEFAULT_RESPONSE_RULES,
-  upstreamUrl?: string,
+  upstream?: UpstreamOrigin,
 ): string[] {
   const nominated = connectionOptions(rawHeaders)
   const headers: string[] = []
@@ -417,8 +424,8 @@ export function buildResponseHeaders(
       if (date) continue
       date = true
     }
-    if ((lower === 'location' || lower === 'content-location') && rules.publicBaseUrl !== undefined && upstreamUrl !== undefined) {
-      value = publicLocation(value, upstreamUrl, rules.publicBaseUrl, rules.pathMapping)
+    if ((lower === 'location' || lower === 'content-location') && rules.publicBaseUrl !== undefined && upstream !== undefined) {
+      value = publicLocation(value, upstream, rules.publicBaseUrl, rules.pathMapping)
     }
     headers.push(name, value)
   }

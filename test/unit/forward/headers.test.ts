@@ -269,7 +269,7 @@ test('response headers that name or fingerprint internal servers are removed, wi
   ]
   const policy = createHeaderPolicy({ publicHost: 'h', stripResponseHeaders: ['X-Internal-*'] })
   const { response } = policy.buildRequestHeaders([], context)
-  assert.deepEqual(pairs(buildResponseHeaders(upstream, 'id-1', 0, response, 'http://10.0.0.5:8080')).slice(0, 2), [
+  assert.deepEqual(pairs(buildResponseHeaders(upstream, 'id-1', 0, response, { origin: 'http://10.0.0.5:8080', basePath: '' })).slice(0, 2), [
     ['content-type', 'application/json'],
     ['etag', '"v1"'],
   ])
@@ -280,13 +280,13 @@ test('response headers that name or fingerprint internal servers are removed, wi
 
 test('Location and Content-Location on the upstream origin and base path are rewritten to the public base URL', () => {
   const { response } = createHeaderPolicy({ publicHost: 'api.example.com' }).buildRequestHeaders([], context)
-  const relay = (name: string, value: string, upstream = 'http://10.0.0.5:8080/v1', rules = response) =>
+  const relay = (name: string, value: string, upstream = { origin: 'http://10.0.0.5:8080', basePath: '/v1' }, rules = response) =>
     values(buildResponseHeaders([name, value], 'id-1', 0, rules, upstream), name.toLowerCase())[0]
   assert.equal(relay('Location', 'http://10.0.0.5:8080/v1/accounts/2?x=1#f'), 'https://api.example.com/accounts/2?x=1#f')
   assert.equal(relay('Content-Location', 'http://10.0.0.5:8080/v1/accounts/2'), 'https://api.example.com/accounts/2')
   assert.equal(relay('location', 'HTTP://10.0.0.5:8080/v1'), 'https://api.example.com')
   assert.equal(relay('Location', '//10.0.0.5:8080/v1/a'), 'https://api.example.com/a')
-  assert.equal(relay('Location', 'http://up.internal:80/a', 'http://up.internal'), 'https://api.example.com/a')
+  assert.equal(relay('Location', 'http://up.internal:80/a', { origin: 'http://up.internal', basePath: '' }), 'https://api.example.com/a')
   // Outside the base path, another origin, another scheme, relative references: as sent.
   const asSent = [
     'http://10.0.0.5:8080/v10/a', 'http://10.0.0.5:8080/other', 'https://10.0.0.5:8080/v1/a', 'http://10.0.0.5:9090/v1/a',
@@ -305,7 +305,7 @@ test('Location under the route\'s rewritten prefix gets the request\'s prefix ba
   const policy = createHeaderPolicy({ publicHost: 'api.example.com' })
   const relay = (value: string, pathMapping?: { public: string; upstream: string }) => {
     const { response } = policy.buildRequestHeaders([], { ...context, pathMapping })
-    return values(buildResponseHeaders(['Location', value], 'id-1', 0, response, 'http://10.0.0.5:8080/base'), 'location')[0]
+    return values(buildResponseHeaders(['Location', value], 'id-1', 0, response, { origin: 'http://10.0.0.5:8080', basePath: '/base' }), 'location')[0]
   }
   const accounts = { public: '/tenants/t-9/accounts', upstream: '/v2/accounts' }
   assert.equal(relay('http://10.0.0.5:8080/base/v2/accounts/456?x=1', accounts), 'https://api.example.com/tenants/t-9/accounts/456?x=1')
