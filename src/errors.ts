@@ -21,6 +21,8 @@ export const catalogue = {
   GW_REQUEST_MALFORMED: { status: 400, error: 'invalid_request', challenge: 'token', description: 'The request is malformed.' },
   GW_ROUTE_UNKNOWN: { status: 404, challenge: 'none', description: 'No route policy matches this path.' },
   GW_METHOD_NOT_ALLOWED: { status: 405, challenge: 'none', description: 'The route does not allow this method.' },
+  GW_HEADER_UNDERSCORE: { status: 400, error: 'invalid_request', challenge: 'token', description: 'Request header names must not contain underscores.' },
+  GW_METHOD_OVERRIDE: { status: 400, error: 'invalid_request', challenge: 'token', description: 'Method override parameters are not accepted.' },
 
   GW_CLIENT_CERT_MISSING: { status: 401, error: 'invalid_token', challenge: 'token', description: 'This route requires a TLS client certificate.' },
   GW_CLIENT_CERT_INVALID: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The TLS client certificate is not acceptable.' },

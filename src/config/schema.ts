@@ -156,12 +156,18 @@ const dpop = z.strictObject({
   }).prefault({}),
 })
 
+// A header name, or a prefix of one ending in `*`.
+const headerPattern = z.string().regex(/^[A-Za-z0-9!#$%&'+.^_`|~-]+\*?$/, 'must be a header name, optionally ending in *').toLowerCase()
 const forwarding = z.strictObject({
   stripAuthorization: z.boolean().default(true),
   stripDpop: z.boolean().default(true),
   rewriteDpopToBearer: z.boolean().default(false),
   identityHeaderPrefix: z.string().regex(/^[a-z0-9-]+-$/, 'must be lower-case, end with a dash').default('x-fapi-gateway-'),
-  stripHeaders: z.array(z.string().toLowerCase()).default([]),
+  stripHeaders: z.array(headerPattern).default([]),
+  underscoreHeaders: z.enum(['refuse', 'drop', 'allow']).default('refuse'),
+  blockOverrides: z.boolean().default(true),
+  stripResponseHeaders: z.array(headerPattern).default([]),
+  rewriteLocation: z.boolean().default(true),
 }).refine((f) => !f.rewriteDpopToBearer || !f.stripAuthorization, { message: 'rewriteDpopToBearer needs stripAuthorization: false', path: ['rewriteDpopToBearer'] })
 
 const caches = z.strictObject({

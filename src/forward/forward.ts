@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { GatewayError, isGatewayError, refuse, type ErrorCode } from '../errors.ts'
 import type { Clock } from '../types.ts'
-import { buildResponseHeaders, type ForwardHeaders } from './headers.ts'
+import { buildResponseHeaders, type ForwardHeaders, type UpstreamOrigin } from './headers.ts'
 
 export interface UpstreamSettings {
   /** http or https origin, optionally with a base path: `https://accounts.internal:8443/v1`. */
@@ -51,9 +51,8 @@ export interface Forwarder {
   close(): Promise<void>
 }
 
-interface Upstream {
+interface Upstream extends UpstreamOrigin {
   readonly pool: Pool
-  readonly basePath: string
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])
@@ -124,7 +123,7 @@ function createUpstream(name: string, settings: UpstreamSettings): Upstream {
     // RFC 9325 / FAPI 2.0 SP 5.2.1: TLS 1.2 or later to other servers as well.
     ...(url.protocol === 'https:' ? { connect: tlsConnectOptions(settings) } : {}),
   })
-  return { pool, basePath: url.pathname.replace(/\/+$/, '') }
+  return { pool, origin: url.origin, basePath: url.pathname.replace(/\/+$/, '') }
 }
 
 /** RFC 3986 §3.3: the target must be an origin-form path; dot-segments could climb out of the base path. */
@@ -213,7 +212,7 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
           responseHeaders: 'raw',
         },
         ({ statusCode, headers: upstreamHeaders }) => {
-          const responseHeaders = buildResponseHeaders(rawHeaderList(upstreamHeaders), headers.interactionId, options.now())
+          const responseHeaders = buildResponseHeaders(rawHeaderList(upstreamHeaders), headers.interactionId, options.now(), headers.response, upstream)
           // The upstream answered before the whole body arrived: the rest will not be read.
           if (body && !req.complete) responseHeaders.push('connection', 'close')
           try {

@@ -1,8 +1,11 @@
 // The header fields that cross the gateway. Everything a client could use to speak for the
-// gateway (identity, forwarding, client-certificate headers, credentials) is removed before
-// the gateway's own values are added, so the upstream sees only what the gateway vouches for.
+// gateway (identity, forwarding, client-certificate headers, credentials) or to make the upstream
+// run another method or path (override headers) is removed before the gateway's own values are
+// added, so the upstream sees only what the gateway vouches for. On the way back, headers that
+// describe the internal servers are removed and the upstream's own URLs are made public ones.
 import { isIPv4, isIPv6 } from 'node:net'
 import { refuse } from '../errors.ts'
+import type { PathMapping } from '../routes/route-table.ts'
 
 export interface Identity {
   readonly clientId?: string
@@ -30,12 +33,33 @@ export interface HeaderPolicyOptions {
   readonly rewriteDpopToBearer?: boolean
   /** Inbound headers removed in addition to DEFAULT_STRIP_HEADERS; a trailing '*' matches a prefix. */
   readonly stripHeaders?: readonly string[]
+  /**
+   * Inbound header names with `_`, which CGI, WSGI, Rack and PHP read as `-`. Default 'refuse'
+   * (GW_HEADER_UNDERSCORE); 'drop' removes them; 'allow' forwards them, matched as `-` against the strip lists.
+   */
+  readonly underscoreHeaders?: UnderscoreHeaders
+  /** Default true: OVERRIDE_HEADERS are removed and OVERRIDE_PARAMETERS refused (GW_METHOD_OVERRIDE). */
+  readonly blockOverrides?: boolean
+  /** Upstream response headers removed in addition to DEFAULT_RESPONSE_STRIP_HEADERS; a trailing '*' matches a prefix. */
+  readonly stripResponseHeaders?: readonly string[]
+  /** Default true: Location and Content-Location URLs on the upstream's own origin and base path point at publicBaseUrl. */
+  readonly rewriteLocation?: boolean
+  /** The partners' URL of the gateway (scheme, host, port, optional path); default `https://<publicHost>`. */
+  readonly publicBaseUrl?: string
 }
+
+export type UnderscoreHeaders = 'refuse' | 'drop' | 'allow'
 
 export interface RequestContext {
   readonly identity: Identity
   /** The TCP peer address; undefined when unknown. */
   readonly clientIp: string | undefined
+  /** Path and query as received. */
+  readonly target: string
+  /** The application/x-www-form-urlencoded body, when the gateway read it. */
+  readonly formBody?: Buffer
+  /** The route's path rewrite for this request, when it has one: reversed in the upstream's Location. */
+  readonly pathMapping?: PathMapping
   /** The value the gateway answers with and passes on (RFC 4122 UUID, echoed or generated). */
   readonly interactionId: string
 }
@@ -44,6 +68,24 @@ export interface RequestContext {
 export interface ForwardHeaders {
   readonly request: string[]
   readonly interactionId: string
+  /** How the upstream's answer is relayed; DEFAULT_RESPONSE_RULES when absent. */
+  readonly response?: ResponseRules
+}
+
+/** Where the upstream's own URLs start. */
+export interface UpstreamOrigin {
+  /** `http(s)://host[:port]`, as WHATWG URL serialises it. */
+  readonly origin: string
+  /** '' or a path without a trailing slash. */
+  readonly basePath: string
+}
+
+/** What is removed from and rewritten in the upstream's response head. */
+export interface ResponseRules {
+  readonly strip: NameMatcher
+  /** The gateway's public base URL without a trailing slash; Location is not rewritten when absent. */
+  readonly publicBaseUrl: string | undefined
+  readonly pathMapping?: PathMapping
 }
 
 export interface HeaderPolicy {
@@ -69,6 +111,38 @@ export const DEFAULT_STRIP_HEADERS: readonly string[] = [
   'ssl-client-*',
   'x-arr-clientcert',
   'x-amzn-mtls-clientcert*',
+]
+
+/** Headers some frameworks and servers (IIS URL Rewrite, Symfony, Laravel, ASP.NET) take as the real method or path. */
+export const OVERRIDE_HEADERS: readonly string[] = [
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-original-method',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+]
+
+/** Query and form parameters Rails, Laravel and Symfony take as the real method. */
+export const OVERRIDE_PARAMETERS: readonly string[] = ['_method']
+
+/** Response headers that name or fingerprint the servers behind the gateway. */
+export const DEFAULT_RESPONSE_STRIP_HEADERS: readonly string[] = [
+  'server',
+  'x-powered-by',
+  'via',
+  'x-aspnet-version',
+  'x-aspnetmvc-version',
+  'x-runtime',
+  'x-generator',
+  'x-backend*',
+  'x-served-by',
+  'x-server',
+  'x-upstream*',
+  'x-sourcefiles',
+  'x-debug-token',
+  'x-debug-token-link',
 ]
 
 // RFC 9110 §7.6.1, plus the non-standard proxy-connection and the h2c http2-settings.
@@ -108,7 +182,7 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 // RFC 9110 §5.6.2 token.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
-interface NameMatcher {
+export interface NameMatcher {
   readonly exact: ReadonlySet<string>
   readonly prefixes: readonly string[]
 }
@@ -171,6 +245,54 @@ function forwardedFor(ip: string | undefined): string {
   return isIPv6(ip) ? forwardedValue(`[${ip}]`) : ip
 }
 
+const RESPONSE_STRIPPED = [...HOP_BY_HOP, INTERACTION_ID]
+const DEFAULT_RESPONSE_RULES: ResponseRules = { strip: compileMatcher([...RESPONSE_STRIPPED, ...DEFAULT_RESPONSE_STRIP_HEADERS]), publicBaseUrl: undefined }
+const OVERRIDE_PARAMETER_NAMES = new Set(OVERRIDE_PARAMETERS)
+
+function publicBase(url: string): string {
+  const parsed = new URL(url)
+  return parsed.origin + parsed.pathname.replace(/\/+$/, '')
+}
+
+/** PHP reads `.`, ` ` and `[` in a parameter name as `_`, so `.method` is `_method` there. */
+function hasOverrideParameter(query: string): boolean {
+  // Most queries name no method at all; a percent-encoded one could spell it.
+  if (!/method|%/i.test(query)) return false
+  for (const name of new URLSearchParams(query).keys()) {
+    if (OVERRIDE_PARAMETER_NAMES.has(name.trim().toLowerCase().replace(/[ .[]/g, '_'))) return true
+  }
+  return false
+}
+
+function checkOverrideParameters(target: string, formBody: Buffer | undefined): void {
+  const queryAt = target.indexOf('?')
+  if (queryAt !== -1 && hasOverrideParameter(target.slice(queryAt + 1))) refuse('GW_METHOD_OVERRIDE', 'method override parameter in the query string')
+  if (formBody !== undefined && hasOverrideParameter(formBody.toString('latin1'))) refuse('GW_METHOD_OVERRIDE', 'method override parameter in the form body')
+}
+
+/**
+ * An absolute (or scheme-relative) URL on the upstream's origin, under its base path, made the
+ * same URL under the public base, with the route's path rewrite undone where the path starts with
+ * what it wrote; relative references and other origins are left as they are.
+ */
+function publicLocation(value: string, upstream: UpstreamOrigin, publicBaseUrl: string, mapping: PathMapping | undefined): string {
+  if (!/^(?:[a-z][a-z0-9+.-]*:|[\\/]{2})/i.test(value)) return value
+  const { basePath } = upstream
+  let url: URL
+  try {
+    url = new URL(value, upstream.origin)
+  } catch {
+    return value
+  }
+  if (url.origin !== upstream.origin) return value
+  if (basePath !== '' && url.pathname !== basePath && !url.pathname.startsWith(`${basePath}/`)) return value
+  let path = url.pathname.slice(basePath.length)
+  if (mapping && (mapping.upstream === '' || path === mapping.upstream || path.startsWith(`${mapping.upstream}/`))) {
+    path = mapping.public + path.slice(mapping.upstream.length)
+  }
+  return publicBaseUrl + path + url.search + url.hash
+}
+
 export function checkInteractionId(interactionId: string): string {
   if (interactionId === '' || !FIELD_VALUE.test(interactionId)) refuse('GW_REQUEST_MALFORMED', 'x-fapi-interaction-id is not a valid header field value')
   return interactionId
@@ -184,6 +306,10 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
   if (!HEADER_NAME_PREFIX.test(prefix)) throw new TypeError(`invalid identity header prefix: ${JSON.stringify(prefix)}`)
   if (rewriteDpopToBearer && stripAuthorization) throw new TypeError('rewriteDpopToBearer needs stripAuthorization: false')
   if (!/^[\x21-\x7e]+$/.test(options.publicHost)) throw new TypeError(`invalid public host: ${JSON.stringify(options.publicHost)}`)
+  const underscores = options.underscoreHeaders ?? 'refuse'
+  const blockOverrides = options.blockOverrides ?? true
+  // Where `_` is let through, it is matched as the `-` an upstream may read it as.
+  const spelled = underscores === 'allow' ? (name: string) => name.replaceAll('_', '-') : (name: string) => name
 
   const identityNames = {
     clientId: prefix + IDENTITY_SUFFIXES.clientId,
@@ -198,12 +324,17 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
     ...HOP_BY_HOP,
     ...SET_BY_GATEWAY,
     ...DEFAULT_STRIP_HEADERS,
+    ...(blockOverrides ? OVERRIDE_HEADERS : []),
     ...(options.stripHeaders ?? []),
     ...Object.values(identityNames),
     `${prefix}*`,
     ...(stripAuthorization ? ['authorization'] : []),
     ...(stripDpop ? ['dpop'] : []),
-  ])
+  ].map(spelled))
+  const response: ResponseRules = {
+    strip: compileMatcher([...RESPONSE_STRIPPED, ...DEFAULT_RESPONSE_STRIP_HEADERS, ...(options.stripResponseHeaders ?? [])]),
+    publicBaseUrl: options.rewriteLocation === false ? undefined : publicBase(options.publicBaseUrl ?? `https://${options.publicHost}`),
+  }
   const forwardedProtoHost = `proto=https;host=${forwardedValue(options.publicHost)}`
 
   // Identity values repeat from request to request (one client, one token): each is checked once.
@@ -220,6 +351,7 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
 
   function buildRequestHeaders(rawHeaders: readonly string[], context: RequestContext): ForwardHeaders {
     const interactionId = checkInteractionId(context.interactionId)
+    if (blockOverrides) checkOverrideParameters(context.target, context.formBody)
     const nominated = connectionOptions(rawHeaders)
     const headers: string[] = []
     let contentLength = false
@@ -227,7 +359,12 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
       const name = rawHeaders[i]!
       let value = rawHeaders[i + 1]!
       const lower = name.toLowerCase()
-      if (matches(stripped, lower) || nominated?.has(lower)) continue
+      if (matches(stripped, spelled(lower)) || nominated?.has(lower)) continue
+      // A name the gateway removes anyway (a load balancer's certificate header, say) is not refused.
+      if (underscores !== 'allow' && lower.includes('_')) {
+        if (underscores === 'drop') continue
+        refuse('GW_HEADER_UNDERSCORE', 'a request header name contains an underscore')
+      }
       if (lower === 'content-length') {
         // The client's server already rejected conflicting lengths; the upstream gets one.
         if (contentLength) continue
@@ -257,31 +394,40 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
     headers.push('x-forwarded-proto', 'https', 'x-forwarded-host', options.publicHost)
     headers.push('forwarded', `for=${forwardedFor(ip)};${forwardedProtoHost}`)
     headers.push(INTERACTION_ID, interactionId)
-    return { request: headers, interactionId }
+    return { request: headers, interactionId, response: context.pathMapping ? { ...response, pathMapping: context.pathMapping } : response }
   }
 
   return { buildRequestHeaders }
 }
 
-const RESPONSE_STRIPPED = new Set([...HOP_BY_HOP, INTERACTION_ID])
-
 /**
- * The upstream's response header list without hop-by-hop fields, with a Date
- * (RFC 9110 §6.6.1; the upstream's own if it sent one) and the interaction id.
+ * The upstream's response header list without hop-by-hop fields and without the headers `rules`
+ * strip, with a Date (RFC 9110 §6.6.1; the upstream's own if it sent one) and the interaction id.
+ * `upstream` says where the upstream's own Location URLs start.
  */
-export function buildResponseHeaders(rawHeaders: readonly string[], interactionId: string, now: number): string[] {
+export function buildResponseHeaders(
+  rawHeaders: readonly string[],
+  interactionId: string,
+  now: number,
+  rules: ResponseRules = DEFAULT_RESPONSE_RULES,
+  upstream?: UpstreamOrigin,
+): string[] {
   const nominated = connectionOptions(rawHeaders)
   const headers: string[] = []
   let date = false
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
+    let value = rawHeaders[i + 1]!
     const lower = name.toLowerCase()
-    if (RESPONSE_STRIPPED.has(lower) || nominated?.has(lower)) continue
+    if (matches(rules.strip, lower) || nominated?.has(lower)) continue
     if (lower === 'date') {
       if (date) continue
       date = true
     }
-    headers.push(name, rawHeaders[i + 1]!)
+    if ((lower === 'location' || lower === 'content-location') && rules.publicBaseUrl !== undefined && upstream !== undefined) {
+      value = publicLocation(value, upstream, rules.publicBaseUrl, rules.pathMapping)
+    }
+    headers.push(name, value)
   }
   if (!date) headers.push('date', new Date(now).toUTCString())
   headers.push(INTERACTION_ID, checkInteractionId(interactionId))

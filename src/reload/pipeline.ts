@@ -230,6 +230,11 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
         rewriteDpopToBearer: config.forwarding.rewriteDpopToBearer,
         // The load balancer's certificate header is consumed here, never passed on.
         stripHeaders: certificateHeader ? [...config.forwarding.stripHeaders, certificateHeader.name] : config.forwarding.stripHeaders,
+        underscoreHeaders: config.forwarding.underscoreHeaders,
+        blockOverrides: config.forwarding.blockOverrides,
+        stripResponseHeaders: config.forwarding.stripResponseHeaders,
+        rewriteLocation: config.forwarding.rewriteLocation,
+        publicBaseUrl: config.listener.publicBaseUrl,
       })
     const nonces = same('dpop') ? previous!.nonces : createNonces(config.dpop.nonce, env, file)
 

@@ -10,6 +10,8 @@ export interface Route {
   readonly upstream: string
   /** Replaces the matched prefix when forwarding (from `upstreamPath`). */
   readonly rewrite: ((path: string) => string) | undefined
+  /** The two prefixes `rewrite` swaps for a request path, to map the upstream's URLs back. */
+  readonly pathMapping: ((path: string) => PathMapping) | undefined
   /** Issuers whose tokens the route accepts: the policy's list, or every configured issuer. */
   readonly issuerNames: readonly string[]
   readonly audience: string | undefined
@@ -20,6 +22,12 @@ export interface Route {
   readonly acceptsBearer: boolean
   /** The route's changes to the revocation policy of the certificate's CA. */
   readonly revocation: RevocationOverride | undefined
+}
+
+/** `rewrite` turned `public` at the start of the request path into `upstream`. */
+export interface PathMapping {
+  readonly public: string
+  readonly upstream: string
 }
 
 interface CompiledRoute {
@@ -47,12 +55,15 @@ function compilePattern(path: string): RegExp {
   return new RegExp(`^${patternSource(path) || '/'}$`)
 }
 
-function compileRewrite(path: string, upstreamPath: string | undefined): Route['rewrite'] {
-  if (upstreamPath === undefined) return undefined
+function compileRewrite(path: string, upstreamPath: string | undefined): Pick<Route, 'rewrite' | 'pathMapping'> {
+  if (upstreamPath === undefined) return { rewrite: undefined, pathMapping: undefined }
   // The prefix may hold wildcards: replace what the request matched, not the pattern's length.
   const prefix = new RegExp(`^${patternSource(path.endsWith('/**') ? path.slice(0, -3) : path)}`)
   const target = upstreamPath.endsWith('/') ? upstreamPath.slice(0, -1) : upstreamPath
-  return (requestPath) => target + requestPath.slice(prefix.exec(requestPath)![0].length) || '/'
+  return {
+    rewrite: (requestPath) => target + requestPath.slice(prefix.exec(requestPath)![0].length) || '/',
+    pathMapping: (requestPath) => ({ public: prefix.exec(requestPath)![0], upstream: target }),
+  }
 }
 
 function compileRoute(policy: RoutePolicy, allIssuers: readonly string[]): CompiledRoute {
@@ -63,7 +74,7 @@ function compileRoute(policy: RoutePolicy, allIssuers: readonly string[]): Compi
       name: policy.name,
       methods: new Set(policy.methods),
       upstream: policy.upstream,
-      rewrite: compileRewrite(policy.path, policy.upstreamPath),
+      ...compileRewrite(policy.path, policy.upstreamPath),
       issuerNames: policy.issuers ?? allIssuers,
       audience: policy.audience,
       scopes: policy.scopes,

@@ -173,7 +173,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     if (code === 'GW_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the request pipeline')
   }
 
-  async function forwardGranted(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, grant: Grant, interactionId: string, formBody: Buffer | undefined, started: number): Promise<void> {
+  async function forwardGranted(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, grant: Grant, interactionId: string, formBody: Buffer | undefined, urlencoded: boolean, started: number): Promise<void> {
     const { route, token, cert, proof } = grant
     const headers = p.headers.buildRequestHeaders(req.rawHeaders, {
       identity: {
@@ -186,6 +186,10 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
         issuer: token.iss,
       },
       clientIp: req.socket.remoteAddress,
+      target: req.url!,
+      // Only a url-encoded body has parameters a framework could read `_method` from.
+      formBody: urlencoded ? formBody : undefined,
+      pathMapping: route.pathMapping?.(grant.path),
       interactionId,
     })
     if (p.nonces) {
@@ -251,7 +255,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     sendContinue()
 
     try {
-      await forwardGranted(p, req, res, verdict.grant, interactionId, formBody, started)
+      await forwardGranted(p, req, res, verdict.grant, interactionId, formBody, formKind === 'urlencoded', started)
     } catch (error) {
       const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'forwarding failed', cause: error })
       const { route, cert, presented, token, proof } = verdict.grant

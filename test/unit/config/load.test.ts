@@ -142,6 +142,22 @@ test('a valid configuration loads with defaults applied and policies in file ord
   assert.match(loaded.readFile(config.listener.tls.certFile), /^-----BEGIN CERTIFICATE-----/)
 })
 
+test('forwarding: underscore headers refused, overrides blocked and Location rewritten by default; strip lists must hold header names', () => {
+  const { forwarding } = loadConfig(writeCase(validConfig()).file, {}).config
+  assert.equal(forwarding.underscoreHeaders, 'refuse')
+  assert.equal(forwarding.blockOverrides, true)
+  assert.deepEqual(forwarding.stripResponseHeaders, [])
+  assert.equal(forwarding.rewriteLocation, true)
+  const set = (values: Tree) => writeCase({ ...validConfig(), forwarding: values }).file
+  assert.deepEqual(loadConfig(set({ stripResponseHeaders: ['X-Internal-*', 'X-Trace'] }), {}).config.forwarding.stripResponseHeaders, ['x-internal-*', 'x-trace'])
+  const unknownMode = set({ underscoreHeaders: 'ignore' })
+  assertOneProblem(problemsOf(unknownMode), unknownMode, 'forwarding.underscoreHeaders: ', /refuse.*drop.*allow/)
+  for (const key of ['stripResponseHeaders', 'stripHeaders']) {
+    const file = set({ [key]: ['x-ok', 'bad name'] })
+    assertOneProblem(problemsOf(file), file, `forwarding.${key}.1: `, /header name/)
+  }
+})
+
 test('the loaded configuration is deep-frozen', () => {
   const loaded: LoadedConfig = loadConfig(writeCase(validConfig()).file, {})
   for (const value of [loaded, loaded.config, loaded.config.listener, loaded.config.listener.tls, loaded.config.listener.limits, loaded.config.issuers,

@@ -99,7 +99,7 @@ async function startFront(forwarder: Forwarder, policyOptions: Partial<HeaderPol
   const waiting: ((err: GatewayError) => void)[] = []
   const server = createServer(async (req, res) => {
     try {
-      const headers = policy.buildRequestHeaders(req.rawHeaders, { identity, clientIp: req.socket.remoteAddress, interactionId: INTERACTION_ID })
+      const headers = policy.buildRequestHeaders(req.rawHeaders, { identity, clientIp: req.socket.remoteAddress, target: req.url!, interactionId: INTERACTION_ID })
       const readBody = readBodyFirst ? Buffer.concat(await req.toArray()) : undefined
       outcomes.push(await forwarder.forward(req, res, { upstream: upstreamName, path: req.url! }, headers, readBody))
     } catch (err) {
@@ -232,6 +232,32 @@ test('the upstream base path is prefixed and HEAD works', async () => {
     assert.equal(answer.status, 200)
     assert.equal(upstream.seen[0]!.url, '/base/v1/x?q=1')
     assert.equal(upstream.seen[0]!.method, 'HEAD')
+  } finally {
+    await front.close()
+    await forwarder.close()
+    await upstream.close()
+  }
+})
+
+test('the upstream\'s Server, X-Powered-By and Via stay inside; its own Location URLs become public ones', async () => {
+  // Frameworks build absolute URLs from the Host they were sent: the upstream's own origin.
+  const upstream = await startUpstream((req, res) => {
+    res.setHeader('Server', 'Kestrel (build 7, app-17.internal)')
+    res.setHeader('X-Powered-By', 'Express')
+    res.setHeader('Via', '1.1 mesh-sidecar.internal')
+    res.setHeader('Location', `http://${req.headers.host}/base/payments/42?view=full`)
+    res.setHeader('Content-Location', 'https://cdn.example/payments/42')
+    res.writeHead(201)
+    res.end()
+  })
+  const forwarder = createForwarder({ api: settings(`${upstream.url}/base`) }, { maxBodyBytes: 1024, now: () => FIXED_NOW })
+  const front = await startFront(forwarder, { stripResponseHeaders: ['x-never-sent'] })
+  try {
+    const answer = await send(front.port, { method: 'POST', path: '/payments' })
+    assert.equal(answer.status, 201)
+    for (const name of ['server', 'x-powered-by', 'via']) assert.deepEqual(header(answer, name), [], name)
+    assert.deepEqual(header(answer, 'location'), ['https://api.example.com/payments/42?view=full'])
+    assert.deepEqual(header(answer, 'content-location'), ['https://cdn.example/payments/42'])
   } finally {
     await front.close()
     await forwarder.close()

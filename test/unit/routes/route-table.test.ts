@@ -148,6 +148,25 @@ test('upstreamPath replaces the matched prefix; no upstreamPath forwards the pat
   assert.equal(routes.match('GET', '/plain/x').route.rewrite, undefined)
 })
 
+test('pathMapping names the prefixes the rewrite swapped, so the upstream\'s URLs can be mapped back', () => {
+  const routes = table(
+    { name: 'accounts', path: '/accounts/**', upstreamPath: '/v2/accounts' },
+    { name: 'balances', path: '/tenants/{id}/balances/**', upstreamPath: '/b/' },
+    { name: 'root-rewrite', path: '/legacy/**', upstreamPath: '/' },
+    { name: 'exact', path: '/payments', methods: ['POST'], upstreamPath: '/internal/pay' },
+    { name: 'unchanged', path: '/plain/**' },
+  )
+  const mapping = (target: string, method = 'GET') => {
+    const { route, path } = routes.match(method, target)
+    return route.pathMapping?.(path)
+  }
+  assert.deepEqual(mapping('/accounts/1?x=2'), { public: '/accounts', upstream: '/v2/accounts' })
+  assert.deepEqual(mapping('/tenants/t-9/balances/current'), { public: '/tenants/t-9/balances', upstream: '/b' })
+  assert.deepEqual(mapping('/legacy/x'), { public: '/legacy', upstream: '' })
+  assert.deepEqual(mapping('/payments', 'POST'), { public: '/payments', upstream: '/internal/pay' })
+  assert.equal(mapping('/plain/x'), undefined)
+})
+
 test('upstreamPath replaces a prefix that contains wildcards by what the request matched', () => {
   const routes = table(
     { name: 'balances', path: '/accounts/{id}/balances/**', upstreamPath: '/b' },
