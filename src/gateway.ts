@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
 import type { Server } from 'node:http'
 import type { RevocationChecker } from './checks/revocation.ts'
-import type { LoadedConfig } from './config/load.ts'
+import { ConfigError, type LoadedConfig } from './config/load.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
@@ -88,11 +88,20 @@ export function createRevokedTokens(config: GatewayConfig['replay'], store: Repl
   return { list: createRevokedTokenList(store, { announce: true, mirror }), mirror }
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+/** Resolves to the port bound; a port in use or not allowed is a ConfigError naming the key. */
+export function listen(server: Server, port: number, host: string, at: { readonly file: string; readonly key: string }): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject)
+    const fail = (error: NodeJS.ErrnoException) => {
+      const why: Record<string, string> = {
+        EADDRINUSE: `${host}:${port} is already in use by another process`,
+        EACCES: `${host}:${port} needs privileges this process does not have (ports below 1024)`,
+        EADDRNOTAVAIL: `${host} is not an address of this machine`,
+      }
+      reject(error.code && why[error.code] ? new ConfigError([`${at.file}: ${at.key}: ${why[error.code]}`]) : error)
+    }
+    server.once('error', fail)
     server.listen(port, host, () => {
-      server.off('error', reject)
+      server.off('error', fail)
       resolve((server.address() as AddressInfo).port)
     })
   })
@@ -199,8 +208,8 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const connectDeadline = performance.now() + STARTUP_WAIT_MS
   while (!replay.ready() && performance.now() < connectDeadline) await delay(20)
   if (!replay.ready()) logger.warn({}, 'replay store not reachable yet: requests are refused with 503 until it is')
-  const partnerPort = await listen(partner, config.listener.port, config.listener.host)
-  const adminPort = admin ? await listen(admin, config.admin.port, config.admin.host) : 0
+  const partnerPort = await listen(partner, config.listener.port, config.listener.host, { file: loaded.file, key: 'listener.port' })
+  const adminPort = admin ? await listen(admin, config.admin.port, config.admin.host, { file: loaded.file, key: 'admin.port' }) : 0
   logger.info({ partnerPort, adminPort, routes: loaded.routes.length, replayStore: config.replay.store }, 'fapi-gateway listening')
 
   let closing: Promise<void> | undefined

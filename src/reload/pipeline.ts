@@ -24,7 +24,8 @@ import { createRevocationFromConfig } from '../revocation/from-config.ts'
 import type { RevocationMetrics } from '../revocation/metrics.ts'
 import { createRouteTable } from '../routes/route-table.ts'
 import type { PartnerPipeline } from '../server/partner-server.ts'
-import { createTlsOptions } from '../server/tls.ts'
+import { createTlsOptions, TrustStoreError } from '../server/tls.ts'
+import { opensslInWords } from '../util/openssl-words.ts'
 import type { RevokedTokenList } from '../tokens/revoked-tokens.ts'
 import { createTokenCache, type TokenCache } from '../tokens/token-cache.ts'
 import type { Registry } from 'prom-client'
@@ -152,14 +153,16 @@ export function readTlsMaterial(loaded: LoadedConfig): TlsMaterial {
   try {
     options = createTlsOptions({ certPem, keyPem, clientCaPem, clientIntermediatesPem, clientCertificate: tls.clientCertificate })
   } catch (error) {
-    throw new ConfigError([`${file}: listener.tls.clientCaFile, clientIntermediatesFile: ${(error as Error).message}`])
+    if (!(error instanceof TrustStoreError)) throw error
+    const key = error.bundle === 'anchors' ? 'listener.tls.clientCaFile' : 'listener.tls.clientIntermediatesFile'
+    throw new ConfigError([`${file}: ${key}: ${error.message}`])
   }
   try {
     // What the listener would do with them: a key that does not match the certificate, a
     // malformed PEM or a weak key fails here, before anything is replaced.
     createSecureContext(options)
   } catch (error) {
-    throw new ConfigError([`${file}: listener.tls.certFile, keyFile: ${(error as Error).message}`])
+    throw new ConfigError([`${file}: listener.tls.certFile, keyFile: ${opensslInWords(error)}`])
   }
   return {
     certPem,

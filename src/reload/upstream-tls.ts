@@ -7,6 +7,7 @@ import { parsePemCertificates } from '../checks/client-cert.ts'
 import { ConfigError, type LoadedConfig } from '../config/load.ts'
 import type { UpstreamConfig } from '../config/schema.ts'
 import type { UpstreamSettings } from '../forward/forward.ts'
+import { opensslInWords } from '../util/openssl-words.ts'
 
 export interface UpstreamClientCertificate {
   readonly upstream: string
@@ -32,7 +33,7 @@ function clientChain(loaded: LoadedConfig, name: string, certPem: string, keyPem
     // What a connection to the upstream would do with them: a key that does not match fails here.
     createSecureContext({ cert: certPem, key: keyPem })
   } catch (error) {
-    throw new ConfigError([`${loaded.file}: upstreams.${name}.certFile, keyFile: ${(error as Error).message}`])
+    throw new ConfigError([`${loaded.file}: upstreams.${name}.certFile, keyFile: ${opensslInWords(error)}`])
   }
   return chain
 }

@@ -7,7 +7,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { randomUUID } from 'node:crypto'
 import { AggregatorRegistry } from 'prom-client'
 import type { LoadedConfig } from '../config/load.ts'
-import { createReplayStore, startGateway, type RunningGateway } from '../gateway.ts'
+import { createReplayStore, listen, startGateway, type RunningGateway } from '../gateway.ts'
 import { createSecurityEvents, createStreamSink } from '../observability/events.ts'
 import type { StdoutWriter } from '../observability/stdout.ts'
 import { createRevokedTokenList } from '../tokens/revoked-tokens.ts'
@@ -84,10 +84,7 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
     events: createSecurityEvents({ sinks: [createStreamSink(stdout.stream)], clock: Date.now }),
     logger,
   })
-  await new Promise<void>((resolve, reject) => {
-    admin.once('error', reject)
-    admin.listen(config.admin.port, config.admin.host, () => resolve())
-  })
+  await listen(admin, config.admin.port, config.admin.host, { file: loaded.file, key: 'admin.port' })
   logger.info({ workers, adminPort: config.admin.port }, 'fapi-gateway primary started')
 
   await new Promise<void>((resolve) => {

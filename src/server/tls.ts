@@ -61,6 +61,21 @@ export function createTlsOptions(settings: TlsSettings): ServerOptions {
   }
 }
 
+/** A client CA bundle that cannot serve as one: `bundle` says which of the two files. */
+export class TrustStoreError extends Error {
+  readonly bundle: 'anchors' | 'intermediates'
+  constructor(bundle: 'anchors' | 'intermediates', message: string) {
+    super(message)
+    this.name = 'TrustStoreError'
+    this.bundle = bundle
+  }
+}
+
+/** Node prints a distinguished name one attribute a line. */
+function oneLine(name: string): string {
+  return name.split('\n').join(', ')
+}
+
 /**
  * OpenSSL is used without X509_V_FLAG_PARTIAL_CHAIN, so a chain is trusted only when it
  * ends at a self-signed certificate in the store: intermediates placed next to the
@@ -69,13 +84,13 @@ export function createTlsOptions(settings: TlsSettings): ServerOptions {
  */
 function clientTrustStore(settings: TlsSettings): string[] {
   const anchors = parsePemCertificates(settings.clientCaPem ?? '')
-  if (anchors.length === 0) throw new Error(`clientCertificate '${settings.clientCertificate}' needs clientCaPem with at least one CA certificate`)
+  if (anchors.length === 0) throw new TrustStoreError('anchors', `has no CA certificate, and client certificates are ${settings.clientCertificate === 'require' ? 'required' : 'requested'}`)
   for (const anchor of anchors) {
-    if (!anchor.ca || !isSelfSigned(anchor)) throw new Error(`clientCaPem: '${anchor.subject}' is not a self-signed CA certificate; put intermediates in clientIntermediatesPem`)
+    if (!anchor.ca || !isSelfSigned(anchor)) throw new TrustStoreError('anchors', `"${oneLine(anchor.subject)}" is not a self-signed CA certificate; intermediates go in listener.tls.clientIntermediatesFile`)
   }
   const intermediates = parsePemCertificates(settings.clientIntermediatesPem ?? '')
   for (const intermediate of intermediates) {
-    if (!intermediate.ca) throw new Error(`clientIntermediatesPem: '${intermediate.subject}' is not a CA certificate`)
+    if (!intermediate.ca) throw new TrustStoreError('intermediates', `"${oneLine(intermediate.subject)}" is not a CA certificate`)
   }
   return [...anchors, ...intermediates].map((cert) => cert.toString())
 }

@@ -143,6 +143,25 @@ describe('the command line', () => {
     }
   })
 
+  it('a port in use is named by its key: listener.port or admin.port, status 1', async () => {
+    const { createServer } = await import('node:net')
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = String((taken.address() as { port: number }).port)
+    try {
+      const env = { FAPI_GATEWAY__REPLAY__STORE: 'memory', FAPI_GATEWAY__LISTENER__HOST: '127.0.0.1' }
+      const partner = await run(['start', '--config', config], { ...env, FAPI_GATEWAY__LISTENER__PORT: port, FAPI_GATEWAY__ADMIN__PORT: '0' })
+      assert.equal(partner.code, 1, partner.stderr)
+      assert.match(partner.stderr, new RegExp(`gateway\\.yaml: listener\\.port: 127\\.0\\.0\\.1:${port} is already in use by another process\n`))
+      const admin = await run(['start', '--config', config], { ...env, FAPI_GATEWAY__LISTENER__PORT: '0', FAPI_GATEWAY__ADMIN__PORT: port })
+      assert.equal(admin.code, 1, admin.stderr)
+      assert.match(admin.stderr, new RegExp(`gateway\\.yaml: admin\\.port: 127\\.0\\.0\\.1:${port} is already in use by another process\n`))
+      assert.ok(!/EADDRINUSE|    at /.test(partner.stderr + admin.stderr), 'no raw error code, no stack trace')
+    } finally {
+      taken.close()
+    }
+  })
+
   it('config refuses an invalid configuration like check-config, status 1', async () => {
     const result = await run(['config', '--config', config], { FAPI_GATEWAY__LISTENER__PORT: 'eighty' })
     assert.equal(result.code, 1)
