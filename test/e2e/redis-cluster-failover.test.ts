@@ -162,6 +162,7 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
       requests: answers.length,
       doubleAcceptances: proofs.filter((p) => p.answers.filter((a) => a.status === 200).length > 1).length,
       acceptedAgainAfterFailover: resent.filter((a) => a.status === 200).length,
+      acceptedInLast100msBeforeKill: answers.filter((a) => a.status === 200 && a.at <= killedAt && a.at > killedAt - 100).length,
       answered503BeforeKill: answers.filter((a) => a.status === 503 && a.at < killedAt).length,
       answered503: unavailable.length,
       answered503ForOtherMasters: proofs.filter((p) => loadOwners[p.token] !== victim).flatMap((p) => p.answers).filter((a) => a.status === 503 && a.at >= killedAt).length,

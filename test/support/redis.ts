@@ -96,6 +96,8 @@ export interface RedisClusterOptions {
   readonly replicasPerMaster?: number
   /** cluster-node-timeout: how long a silent master stays in charge before its replica takes over. Default 1000. */
   readonly nodeTimeoutMs?: number
+  /** cluster-require-full-coverage: with yes (Redis' default) no slot is served while any slot has no master. */
+  readonly requireFullCoverage?: boolean
 }
 
 /**
@@ -135,7 +137,9 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       const busPort = await findFreePort()
       const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
         '--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1',
-        '--cluster-node-timeout', String(nodeTimeoutMs), '--repl-diskless-sync-delay', '0']
+        // No 5 s wait before a replica's first sync (Redis' default, for several replicas to share one transfer).
+        '--cluster-node-timeout', String(nodeTimeoutMs), '--repl-diskless-sync-delay', '0',
+        '--cluster-require-full-coverage', options.requireFullCoverage === false ? 'no' : 'yes']
       const process = createManagedProcess(dir, [redisServerBinary, ...args], () => waitUntil(async () => (await redisCli(port, 'ping')) === 'PONG'))
       processes.push({ port, process, running: false })
       await process.start()
