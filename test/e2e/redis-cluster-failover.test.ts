@@ -1,9 +1,10 @@
 // Redis Cluster as data holders run it: three masters with a replica each, two gateway processes,
 // DPoP load over many tokens (so the claims spread over every master), then one master killed
-// with SIGKILL while the load goes on and its replica promoted. Each proof goes to both gateways,
-// some twice: whatever happens, no proof is accepted twice and no revoked token is accepted; while
-// the slots are in the air the answer is 503 GW_REPLAY_STORE_UNAVAILABLE, and once the replica is
-// in charge the same gateway processes answer 200 again.
+// with SIGKILL (later another one frozen with SIGSTOP, like a host cut off) while the load goes on,
+// and its replica promoted. Each proof goes to both gateways, some twice: whatever happens, no
+// proof is accepted twice and no revoked token is accepted; while the slots are in the air the
+// answer is 503 GW_REPLAY_STORE_UNAVAILABLE, and once the replica is in charge the same gateway
+// processes answer 200 again.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -15,13 +16,13 @@ import { startRedisCluster, type RedisCluster } from '../support/redis.ts'
 const PUBLIC_BASE_URL = 'https://api.bank.example'
 const ADMIN_TOKEN = 'admin-secret'
 const KEY_PREFIX = 'fapigw:'
-/** cluster-node-timeout: a killed master is replaced after about twice this (failure detection, then the election). */
+/** cluster-node-timeout: a lost master is replaced after about twice this (failure detection, then the election). */
 const NODE_TIMEOUT_MS = 1000
 const COMMAND_TIMEOUT_MS = 500
 const TOKENS = 48
 const REVOKED_TOKENS = 12
 const SENDERS = 4
-/** Proofs answered before the master is killed, and after the cluster is healthy again. */
+/** Proofs answered before the master fails, and after the cluster is healthy again. */
 const PROOFS_BEFORE_KILL = 60
 const PROOFS_AFTER_RECOVERY = 40
 
@@ -33,7 +34,7 @@ interface ProofRecord {
   readonly answers: Answer[]
 }
 
-describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load', () => {
+describe('Redis Cluster (3 masters, 3 replicas): a master lost under DPoP load', () => {
   let cluster: RedisCluster
   let gw: TestGateway
   let replicas: GatewayProcess[] = []
@@ -64,7 +65,15 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
     await cluster?.close()
   })
 
-  it('accepts no proof twice and no revoked token, answers 503 while the slots fail over, and recovers without a restart', async () => {
+  it('a master killed (SIGKILL): no proof accepted twice, no revoked token accepted, 503 while its slots fail over, recovery without a restart', async () => {
+    await loseAMaster('kill')
+  })
+
+  it('then another master frozen (SIGSTOP, answers nothing): the same', async () => {
+    await loseAMaster('freeze')
+  })
+
+  async function loseAMaster(how: 'kill' | 'freeze'): Promise<void> {
     const pki = await testPki()
     const keys: DpopKey[] = await Promise.all([1, 2, 3, 4].map(() => generateDpopKey('ES256')))
     const mint = (i: number) => gw.issuer.mint({ jkt: keys[i % keys.length]!.jkt })
@@ -73,19 +82,23 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
     const revokedBearer = await Promise.all(Array.from({ length: REVOKED_TOKENS / 2 }, () => gw.issuer.mint({ x5t: certThumbprint(pki.partnerA) })))
     for (const token of [...revoked, ...revokedBearer]) assert.equal(await revokeThroughAdmin(replicas[0]!.adminPort, token, ADMIN_TOKEN), 201)
 
-    // The master to kill holds revocations written through the gateway, and claims of the load.
+    // The master to lose has a replica, holds revocations written through the gateway, and claims of the load.
     const ownerOf = (kind: 'revoked' | 'dpop', token: string) => cluster.masterFor(`${KEY_PREFIX}${kind}:{${accessTokenHash(token)}}`)
     const owners = async (kind: 'revoked' | 'dpop', list: readonly string[]) => {
       const ports: number[] = []
       for (const token of list) ports.push(await ownerOf(kind, token))
       return ports
     }
-    const victim = await ownerOf('revoked', revoked[0]!)
-    const promoted = await cluster.replicaOf(victim)
+    let victim = Number.NaN
+    let promoted: number | undefined
+    for (let i = 0; promoted === undefined; i++) {
+      victim = await ownerOf('revoked', revoked[i]!)
+      promoted = await cluster.replicaOf(victim)
+    }
     const loadOwners = await owners('dpop', tokens)
     assert.equal(new Set(loadOwners).size, 3, 'the load reaches every master')
     const revokedOnVictim = (await owners('revoked', [...revoked, ...revokedBearer])).filter((port) => port === victim).length
-    // A token revoked the moment before the master dies: its key on that master, the kill right after the 201.
+    // A token revoked the moment before the master dies: its key on that master, lost right after the 201.
     let revokedLast: { token: string; index: number } | undefined
     for (let index = 0; !revokedLast; index++) {
       const token = await mint(index)
@@ -96,7 +109,7 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
     const pids = replicas.map((g) => g.child.pid)
     const proofs: ProofRecord[] = []
     const revokedAnswers: Answer[] = []
-    let killedAt = Number.NaN
+    let lostAt = Number.NaN
     let healthyAt = Number.NaN
     let answeredAfterRecovery = 0
     const now = () => performance.now()
@@ -129,16 +142,18 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
         if (n % 4 === 0) revokedAnswers.push(await askRevoked(n / 4))
       }
     }
-    const killer = async (): Promise<void> => {
+    const loser = async (): Promise<void> => {
       while (proofs.filter((p) => p.answers.length > 0).length < PROOFS_BEFORE_KILL) await delay(10)
       assert.equal(await revokeThroughAdmin(replicas[1]!.adminPort, revokedLast!.token, ADMIN_TOKEN), 201)
-      killedAt = now()
-      await cluster.nodes.find((node) => node.port === victim)!.kill()
+      lostAt = now()
+      const node = cluster.nodes.find(({ port }) => port === victim)!
+      if (how === 'kill') await node.kill()
+      else node.freeze()
       await cluster.untilHealthy('the replica to take over')
       healthyAt = now()
     }
-    await Promise.all([killer(), ...Array.from({ length: SENDERS }, sender)])
-    assert.equal(await ownerOf('revoked', revoked[0]!), promoted, 'the replica took over')
+    await Promise.all([loser(), ...Array.from({ length: SENDERS }, sender)])
+    assert.equal(await ownerOf('revoked', revokedLast!.token), promoted, 'the replica took over')
 
     // Every proof accepted at any point is a replay now, on either replica: the claims survived the promotion.
     // A few at a time, and again after a 503 (a busy machine), until Redis has answered for each.
@@ -150,32 +165,33 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
     }
 
     const answers = proofs.flatMap((p) => p.answers)
-    // A 503 before the kill is possible too (a command slower than commandTimeoutMs on a busy machine): the window is the one after it.
-    const unavailable = answers.filter((a) => a.status === 503 && a.at >= killedAt)
+    // A 503 before the loss is possible too (a command slower than commandTimeoutMs on a busy machine): the window is the one after it.
+    const unavailable = answers.filter((a) => a.status === 503 && a.at >= lostAt)
     const first503 = Math.min(...unavailable.map((a) => a.at))
     const last503 = Math.max(...unavailable.map((a) => a.at))
     const inWindow = answers.filter((a) => a.at >= first503 && a.at <= last503)
     const figures = {
+      how,
       nodeTimeoutMs: NODE_TIMEOUT_MS,
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
       proofs: proofs.length,
       requests: answers.length,
       doubleAcceptances: proofs.filter((p) => p.answers.filter((a) => a.status === 200).length > 1).length,
       acceptedAgainAfterFailover: resent.filter((a) => a.status === 200).length,
-      acceptedInLast100msBeforeKill: answers.filter((a) => a.status === 200 && a.at <= killedAt && a.at > killedAt - 100).length,
-      answered503BeforeKill: answers.filter((a) => a.status === 503 && a.at < killedAt).length,
+      acceptedInLast100msBeforeLoss: answers.filter((a) => a.status === 200 && a.at <= lostAt && a.at > lostAt - 100).length,
+      answered503BeforeLoss: answers.filter((a) => a.status === 503 && a.at < lostAt).length,
       answered503: unavailable.length,
-      answered503ForOtherMasters: proofs.filter((p) => loadOwners[p.token] !== victim).flatMap((p) => p.answers).filter((a) => a.status === 503 && a.at >= killedAt).length,
-      first503AfterKillMs: Math.round(first503 - killedAt),
-      last503AfterKillMs: Math.round(last503 - killedAt),
+      answered503ForOtherMasters: proofs.filter((p) => loadOwners[p.token] !== victim).flatMap((p) => p.answers).filter((a) => a.status === 503 && a.at >= lostAt).length,
+      first503AfterLossMs: Math.round(first503 - lostAt),
+      last503AfterLossMs: Math.round(last503 - lostAt),
       requestsIn503Window: inWindow.length,
       slowestAnswerMs: Math.round(Math.max(...answers.map((a) => a.ms))),
-      clusterHealthySeenAfterKillMs: Math.round(healthyAt - killedAt),
+      clusterHealthySeenAfterLossMs: Math.round(healthyAt - lostAt),
       proofsRefusedAsReplayWithoutAcceptance: proofs.filter((p) => !p.answers.some((a) => a.status === 200) && p.answers.some((a) => a.status === 401)).length,
       answered503AfterRecovery: answers.filter((a) => a.status === 503 && a.at > healthyAt).length,
       revokedRequests: revokedAnswers.length,
       revokedAnswered503: revokedAnswers.filter((a) => a.status === 503).length,
-      revokedOnKilledMaster: revokedOnVictim + 1,
+      revokedOnLostMaster: revokedOnVictim + 1,
     }
     console.log(`cluster failover figures ${JSON.stringify(figures)}`)
 
@@ -184,7 +200,7 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
     assert.ok(resent.every((a) => a.status === 401 && a.code === 'GW_DPOP_REPLAY'), `resent: ${summary(resent)}`)
     const unexpected = answers.filter((a) => !(a.status === 200 || (a.status === 401 && a.code === 'GW_DPOP_REPLAY') || (a.status === 503 && a.code === 'GW_REPLAY_STORE_UNAVAILABLE')))
     assert.deepEqual(unexpected, [], 'only 200, 401 GW_DPOP_REPLAY (a proof seen before) and 503 GW_REPLAY_STORE_UNAVAILABLE')
-    assert.ok(unavailable.length > 0, 'slots of the killed master are refused with 503 until its replica serves them')
+    assert.ok(unavailable.length > 0, 'slots of the lost master are refused with 503 until its replica serves them')
     assert.ok(revokedAnswers.every((a) => (a.status === 401 && a.code === 'GW_TOKEN_REVOKED') || (a.status === 503 && a.code === 'GW_REPLAY_STORE_UNAVAILABLE')),
       `revoked tokens: ${summary(revokedAnswers)}`)
     assert.equal(gw.upstream.received.length - upstreamBefore, answers.filter((a) => a.status === 200).length, 'only accepted requests reached the upstream')
@@ -193,7 +209,7 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
     assert.deepEqual(replicas.map((g) => [g.child.pid, g.child.exitCode]), pids.map((pid) => [pid, null]), 'no gateway restarted')
     await Promise.all(replicas.map((g) => waitForReady(g.adminPort)))
     assert.ok(proofs.filter((p) => p.answers[0]!.at > healthyAt).length >= PROOFS_AFTER_RECOVERY, 'load went on after the recovery')
-    // Every token whose claims lived on the killed master is served again by both replicas (again after a 503 from a busy machine).
+    // Every token whose claims lived on the lost master is served again by both replicas (again after a 503 from a busy machine).
     for (const [i, token] of tokens.entries()) {
       if (loadOwners[i] !== victim) continue
       for (const client of clients) {
@@ -206,12 +222,12 @@ describe('Redis Cluster (3 masters, 3 replicas): a master killed under DPoP load
         assert.deepEqual(pick(await withProof(client, token, await proofFor(i, token))), [401, 'GW_TOKEN_REVOKED'], `revoked token ${i} after the failover`)
       }
       const last: { token: string; index: number } = revokedLast!
-      assert.deepEqual(pick(await withProof(client, last.token, await proofFor(last.index, last.token))), [401, 'GW_TOKEN_REVOKED'], 'revoked just before the kill')
+      assert.deepEqual(pick(await withProof(client, last.token, await proofFor(last.index, last.token))), [401, 'GW_TOKEN_REVOKED'], 'revoked just before the loss')
     }
     for (const client of mtlsClients) {
       for (const token of revokedBearer) assert.deepEqual(pick(await ask(client, [['authorization', `Bearer ${token}`]])), [401, 'GW_TOKEN_REVOKED'])
     }
-  })
+  }
 })
 
 /** Asks up to five times while the answer is 503: once the cluster is healthy, a 503 means a command slower than commandTimeoutMs. */

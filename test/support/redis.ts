@@ -74,6 +74,8 @@ export interface RedisClusterNode {
   readonly port: number
   /** SIGKILL, like a crash; the node is not started again. */
   kill(): Promise<void>
+  /** SIGSTOP: its ports stay open but it answers nothing, like a host cut off; left out of the health checks from then on. */
+  freeze(): void
 }
 
 export interface RedisCluster {
@@ -84,8 +86,8 @@ export interface RedisCluster {
   readonly nodeTimeoutMs: number
   /** Port of the master that serves key's slot now. */
   masterFor(key: string): Promise<number>
-  /** Port of the replica of the master on masterPort. */
-  replicaOf(masterPort: number): Promise<number>
+  /** Port of a replica of the master on masterPort, if it has one. */
+  replicaOf(masterPort: number): Promise<number | undefined>
   /** Until every node still running says cluster_state:ok and all 16384 slots are served by masters that are not failed. */
   untilHealthy(what?: string): Promise<void>
   close(): Promise<void>
@@ -175,6 +177,11 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         await entry.process.stop()
         forget(entry.port)
       },
+      freeze() {
+        entry.running = false
+        forget(entry.port)
+        entry.process.signal('SIGSTOP')
+      },
     })),
     addresses: processes.map(({ port }) => ({ host: '127.0.0.1', port })),
     nodeTimeoutMs,
@@ -189,9 +196,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     async replicaOf(masterPort) {
       const nodes = await clusterNodes()
       const master = nodes.find((n) => n.port === masterPort)
-      const replica = nodes.find((n) => n.masterId === master?.id)
-      if (!replica) throw new Error(`no replica of 127.0.0.1:${masterPort}`)
-      return replica.port
+      return nodes.find((n) => !n.failed && n.masterId !== undefined && n.masterId === master?.id)?.port
     },
     untilHealthy: (what = 'the redis cluster to be healthy') => waitUntil(healthy, what),
     close,
