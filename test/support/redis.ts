@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
+import { Redis } from 'ioredis'
 import { findFreePort } from './ports.ts'
 
 const redisServerBinary = '/usr/bin/redis-server'
@@ -67,6 +68,185 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     thaw: () => process.signal('SIGCONT'),
     close: process.close,
   }
+}
+
+export interface RedisClusterNode {
+  readonly port: number
+  /** SIGKILL, like a crash; the node is not started again. */
+  kill(): Promise<void>
+  /** SIGSTOP: its ports stay open but it answers nothing, like a host cut off; left out of the health checks from then on. */
+  freeze(): void
+}
+
+export interface RedisCluster {
+  readonly nodes: readonly RedisClusterNode[]
+  /** Seed addresses for a client (every node). */
+  readonly addresses: readonly { host: string; port: number }[]
+  /** cluster-node-timeout of every node. */
+  readonly nodeTimeoutMs: number
+  /** Port of the master that serves key's slot now. */
+  masterFor(key: string): Promise<number>
+  /** Port of a replica of the master on masterPort, if it has one. */
+  replicaOf(masterPort: number): Promise<number | undefined>
+  /** Until every node still running says cluster_state:ok and all 16384 slots are served by masters that are not failed. */
+  untilHealthy(what?: string): Promise<void>
+  close(): Promise<void>
+}
+
+export interface RedisClusterOptions {
+  readonly masters?: number
+  readonly replicasPerMaster?: number
+  /** cluster-node-timeout: how long a silent master stays in charge before its replica takes over. Default 1000. */
+  readonly nodeTimeoutMs?: number
+  /** cluster-require-full-coverage: with yes (Redis' default) no slot is served while any slot has no master. */
+  readonly requireFullCoverage?: boolean
+}
+
+/**
+ * A Redis Cluster as it runs in production: masters with replicas (3 + 3 by default), each its own
+ * redis-server on a free loopback port, joined with `redis-cli --cluster create`. Every node is
+ * killed at close() and when the test process exits.
+ */
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const masters = options.masters ?? 3
+  const replicasPerMaster = options.replicasPerMaster ?? 1
+  const nodeTimeoutMs = options.nodeTimeoutMs ?? 1000
+  const processes: { port: number; process: ManagedProcess; running: boolean }[] = []
+  // One connection per node for the polling below: spawning redis-cli for each look is slow on a busy machine.
+  const inspectors = new Map<number, Redis>()
+  const ask = async (port: number, ...args: string[]): Promise<string> => {
+    let inspector = inspectors.get(port)
+    if (!inspector) {
+      inspector = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, enableOfflineQueue: true, retryStrategy: () => 50, commandTimeout: 1000 })
+      inspector.on('error', () => {})
+      inspectors.set(port, inspector)
+    }
+    return String(await inspector.call(args[0]!, ...args.slice(1)))
+  }
+  const forget = (port: number): void => {
+    inspectors.get(port)?.disconnect()
+    inspectors.delete(port)
+  }
+  const close = async (): Promise<void> => {
+    for (const port of [...inspectors.keys()]) forget(port)
+    await Promise.allSettled(processes.map(({ process }) => process.close()))
+  }
+  try {
+    for (let i = 0; i < masters * (1 + replicasPerMaster); i++) {
+      const dir = await mkdtemp(join(tmpdir(), 'fapigw-redis-cluster-'))
+      const port = await findFreePort()
+      // The bus port is not port + 10000 (which may be taken, or above 65535) but a free port of its own.
+      const busPort = await findFreePort()
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+        '--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1',
+        // No 5 s wait before a replica's first sync (Redis' default, for several replicas to share one transfer).
+        '--cluster-node-timeout', String(nodeTimeoutMs), '--repl-diskless-sync-delay', '0',
+        '--cluster-require-full-coverage', options.requireFullCoverage === false ? 'no' : 'yes']
+      const process = createManagedProcess(dir, [redisServerBinary, ...args], () => waitUntil(async () => (await redisCli(port, 'ping')) === 'PONG'))
+      processes.push({ port, process, running: false })
+      await process.start()
+      processes.at(-1)!.running = true
+    }
+    const ports = processes.map(({ port }) => port)
+    await runRedisCli(['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', String(replicasPerMaster), '--cluster-yes'])
+  } catch (error) {
+    await close()
+    throw error
+  }
+
+  const running = () => processes.filter((p) => p.running)
+  const clusterNodes = async (): Promise<ClusterNodeLine[]> => parseClusterNodes(await ask(running()[0]!.port, 'cluster', 'nodes'))
+  const healthy = async (): Promise<boolean> => {
+    for (const { port } of running()) {
+      const info = await ask(port, 'cluster', 'info')
+      if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false
+      const nodes = parseClusterNodes(await ask(port, 'cluster', 'nodes'))
+      const livePorts = new Set(running().map((p) => p.port))
+      const servedSlots = nodes.filter((n) => n.master && !n.failed && livePorts.has(n.port)).reduce((sum, n) => sum + n.slotCount, 0)
+      if (servedSlots !== 16384) return false
+      const replication = await ask(port, 'info', 'replication')
+      if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false
+    }
+    return true
+  }
+  const cluster: RedisCluster = {
+    nodes: processes.map((entry) => ({
+      port: entry.port,
+      async kill() {
+        entry.running = false
+        await entry.process.stop()
+        forget(entry.port)
+      },
+      freeze() {
+        entry.running = false
+        forget(entry.port)
+        entry.process.signal('SIGSTOP')
+      },
+    })),
+    addresses: processes.map(({ port }) => ({ host: '127.0.0.1', port })),
+    nodeTimeoutMs,
+    async masterFor(key) {
+      const answer = await ask(running()[0]!.port, 'cluster', 'keyslot', key)
+      if (!/^\d+$/.test(answer)) throw new Error(`CLUSTER KEYSLOT answered ${JSON.stringify(answer)}`)
+      const slot = Number(answer)
+      const owner = (await clusterNodes()).find((n) => n.master && !n.failed && n.slots.some(([from, to]) => slot >= from && slot <= to))
+      if (!owner) throw new Error(`no master serves slot ${slot}`)
+      return owner.port
+    },
+    async replicaOf(masterPort) {
+      const nodes = await clusterNodes()
+      const master = nodes.find((n) => n.port === masterPort)
+      return nodes.find((n) => !n.failed && n.masterId !== undefined && n.masterId === master?.id)?.port
+    },
+    untilHealthy: (what = 'the redis cluster to be healthy') => waitUntil(healthy, what),
+    close,
+  }
+  try {
+    await cluster.untilHealthy('the new redis cluster to be healthy')
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return cluster
+}
+
+interface ClusterNodeLine {
+  readonly id: string
+  readonly port: number
+  readonly master: boolean
+  readonly failed: boolean
+  readonly masterId: string | undefined
+  readonly slots: readonly (readonly [number, number])[]
+  readonly slotCount: number
+}
+
+/** CLUSTER NODES: `<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot> ...` */
+function parseClusterNodes(text: string): ClusterNodeLine[] {
+  return text.split('\n').filter(Boolean).map((line) => {
+    const [id, address, flags, masterId, , , , , ...slotFields] = line.split(' ') as [string, string, string, string, ...string[]]
+    const slots = slotFields.filter((field) => !field.startsWith('[')).map((field) => {
+      const [from, to = from] = field.split('-').map(Number) as [number, number?]
+      return [from, to] as const
+    })
+    return {
+      id,
+      port: Number(/:(\d+)@/.exec(address)?.[1]),
+      master: flags.split(',').includes('master'),
+      failed: flags.split(',').some((flag) => flag === 'fail' || flag === 'fail?'),
+      masterId: masterId === '-' ? undefined : masterId,
+      slots,
+      slotCount: slots.reduce((sum, [from, to]) => sum + to - from + 1, 0),
+    }
+  })
+}
+
+function runRedisCli(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(redisCliBinary, [...args], { timeout: startupLimitMs }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`redis-cli ${args.join(' ')}: ${error.message}\n${stdout}${stderr}`))
+      else resolve(stdout.trim())
+    })
+  })
 }
 
 export interface RedisSentinel {
