@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks'
 import type { Server } from 'node:http'
 import type { RevocationChecker } from './checks/revocation.ts'
 import { ConfigError, type LoadedConfig } from './config/load.ts'
+import { startUpstreamProbe } from './forward/upstream-probe.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
@@ -162,6 +163,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     metrics,
     events,
     logger,
+    accessLog: config.log.access,
     clock,
   })
   const stapler = createOcspStapler({ now: clock, logger })
@@ -199,7 +201,11 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
       applyCertificates(pipeline)
     },
   })
-  const ready = () => ({ replay_store: replay.ready(), issuer_keys: live().tokens.ready() })
+  const { readiness } = config.admin
+  const upstreamProbe = readiness.upstreams
+    ? startUpstreamProbe({ upstreams: () => live().loaded.config.upstreams, intervalMs: readiness.upstreamProbeIntervalMs, timeoutMs: readiness.upstreamProbeTimeoutMs })
+    : undefined
+  const ready = () => ({ replay_store: replay.ready(), issuer_keys: live().tokens.ready(), ...upstreamProbe?.status() })
   const admin = options.adminListener === false
     ? undefined
     : createAdminServer({ exposition: metrics.registry, adminToken: env[config.admin.tokenEnv], ready, revokedTokens, events, logger })
@@ -216,6 +222,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   async function close(graceMs = 10_000): Promise<void> {
     await reloader.stop()
     expiry.close()
+    upstreamProbe?.close()
     const stopped = new Promise<void>((resolve) => partner.close(() => resolve()))
     partner.closeIdleConnections()
     const timer = setTimeout(() => partner.closeAllConnections(), graceMs)

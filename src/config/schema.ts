@@ -64,6 +64,12 @@ const admin = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: port.default(9090),
   tokenEnv: z.string().default('FAPI_GATEWAY_ADMIN_TOKEN'),
+  /** What /readyz needs besides the replay store and the issuers' keys. */
+  readiness: z.strictObject({
+    upstreams: z.boolean().default(true),
+    upstreamProbeIntervalMs: positiveInt.min(100).default(2_000),
+    upstreamProbeTimeoutMs: positiveInt.default(1_000),
+  }).prefault({}),
 })
 
 const introspection = z.strictObject({
@@ -294,6 +300,11 @@ export const gatewayConfigSchema = z.strictObject({
   policies: z.strictObject({ dir: z.string().default('policies') }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** One line per answered request (never a token or a path); answers under 400 sampled at sampleRate. */
+    access: z.strictObject({
+      enabled: z.boolean().default(true),
+      sampleRate: z.number().min(0).max(1).default(1),
+    }).prefault({}),
     /** Log lines and stdout security events waiting for a slow stdout reader; past this they are dropped and counted. */
     stdoutBufferBytes: z.number().int().min(65_536).default(16 * 1024 * 1024),
   }).prefault({}),

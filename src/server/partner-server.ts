@@ -45,6 +45,8 @@ export interface PartnerServerDeps {
   readonly metrics: GatewayMetrics
   readonly events: SecurityEvents
   readonly logger: Logger
+  /** One line per answered request (log.access); answers under 400 are sampled. */
+  readonly accessLog?: { readonly enabled: boolean; readonly sampleRate: number }
   readonly clock: Clock
   /**
    * Hot reload (src/reload/): each request leases the pipeline in force when it arrives and
@@ -60,6 +62,14 @@ export type PartnerPipeline = Pick<PartnerServerDeps, 'authorize' | 'clientCertP
 export interface PipelineLease {
   readonly current: PartnerPipeline
   release(): void
+}
+
+/** What the access log line of one request says, filled in as the request is handled. */
+interface AccessRecord {
+  readonly started: number
+  route: string
+  clientId: string | undefined
+  interactionId: string | undefined
 }
 
 // RFC 9110 field value characters, bounded: anything else is replaced by a fresh UUID.
@@ -137,6 +147,25 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     return headers
   }
 
+  // Envoy's and nginx's access log, without the path (it carries account and payment identifiers)
+  // and without anything of the credentials: the interaction id ties a line to the partner's logs.
+  function logAccess(req: IncomingMessage, res: ServerResponse, access: AccessRecord): void {
+    if (!deps.accessLog?.enabled) return
+    if (res.statusCode < 400 && res.writableFinished && Math.random() >= deps.accessLog.sampleRate) return
+    logger.info({
+      access: {
+        method: req.method,
+        route: access.route,
+        status: res.statusCode,
+        durationMs: Math.round((performance.now() - access.started) * 1000) / 1000,
+        clientId: access.clientId,
+        interactionId: access.interactionId,
+        sourceIp: req.socket.remoteAddress,
+        completed: res.writableFinished,
+      },
+    }, 'request')
+  }
+
   function refuseRequest(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, refusal: Refusal, interactionId: string, started: number): void {
     const { error, route, presented, token, cert, proof } = refusal
     const code = error.code
@@ -171,6 +200,8 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       detail: error.detail,
     })
     if (code === 'GW_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the request pipeline')
+    // The operator's problem, not the partner's: a refused or silent upstream is worth a warning.
+    else if (code === 'GW_UPSTREAM_UNAVAILABLE' || code === 'GW_UPSTREAM_TIMEOUT') logger.warn({ upstream: route?.upstream, code, detail: error.detail, interactionId }, 'upstream failed')
   }
 
   async function forwardGranted(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, grant: Grant, interactionId: string, formBody: Buffer | undefined, urlencoded: boolean, started: number): Promise<void> {
@@ -204,10 +235,11 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     metrics.requestDuration.observe({ route: route.name, outcome: 'allowed' }, (performance.now() - started) / 1000)
   }
 
-  async function handle(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now()
+  async function handle(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, access: AccessRecord): Promise<void> {
+    const started = access.started
     const headers = readCredentialHeaders(req.rawHeaders)
     const interactionId = interactionIdOf(headers.interactionId)
+    access.interactionId = interactionId
     const socket = req.socket as TLSSocket
     const refuseEarly = (code: ErrorCode, detail: string, cause?: unknown) =>
       refuseRequest(p, req, res, { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined }, interactionId, started)
@@ -246,6 +278,8 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), checkBody, nowMs: deps.clock() },
       p.authorize,
     )
+    access.route = (verdict.ok ? verdict.grant.route : verdict.refusal.route)?.name ?? NO_ROUTE
+    access.clientId = (verdict.ok ? verdict.grant.token : verdict.refusal.token)?.clientId
     if (!verdict.ok) {
       if (verdict.refusal.error.code !== 'GW_CLIENT_CLOSED') return refuseRequest(p, req, res, verdict.refusal, interactionId, started)
       metrics.requests.inc({ route: verdict.refusal.route?.name ?? NO_ROUTE, outcome: 'client_closed' })
@@ -277,13 +311,17 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     { ...deps.tls, maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs },
     (req, res) => {
       const held = lease()
-      handle(held.current, req, res).catch((error: unknown) => {
+      const access: AccessRecord = { started: performance.now(), route: NO_ROUTE, clientId: undefined, interactionId: undefined }
+      handle(held.current, req, res, access).catch((error: unknown) => {
         logger.error({ err: error }, 'request handler failed')
         if (!res.headersSent) {
           res.statusCode = 500
           res.end()
         } else res.destroy()
-      }).finally(() => held.release())
+      }).finally(() => {
+        held.release()
+        logAccess(req, res, access)
+      })
     },
   )
 

@@ -303,7 +303,7 @@ describe('enforcement pipeline end to end', () => {
       assert.equal((await fetch(`${admin}/healthz`)).status, 200)
       const ready = await fetch(`${admin}/readyz`)
       assert.equal(ready.status, 200)
-      assert.deepEqual(await ready.json(), { status: 'ready', checks: { replay_store: true, issuer_keys: true } })
+      assert.deepEqual(await ready.json(), { status: 'ready', checks: { replay_store: true, issuer_keys: true, 'upstream:data-api': true } })
       const metrics = await (await fetch(`${admin}/metrics`)).text()
       assert.match(metrics, /fapi_gateway_requests_total\{route="accounts-read",outcome="allowed"\} \d+/)
       assert.match(metrics, /fapi_gateway_refusals_total\{route="accounts-read",reason="GW_DPOP_BINDING_MISMATCH"\} \d+/)

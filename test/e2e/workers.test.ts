@@ -40,7 +40,7 @@ describe('several workers (node:cluster)', () => {
     const ready = await fetch(`http://127.0.0.1:${gateway.adminPort}/readyz`)
     const body = (await ready.json()) as { checks: Record<string, boolean> }
     assert.equal(ready.status, 200)
-    assert.deepEqual(body.checks, { workers: true, replay_store: true, issuer_keys: true })
+    assert.deepEqual(body.checks, { workers: true, replay_store: true, issuer_keys: true, 'upstream:data-api': true })
   })
 
   it('accepts a proof exactly once across workers, and the metrics count every worker', async () => {
