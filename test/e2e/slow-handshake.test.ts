@@ -24,8 +24,12 @@ interface RawSocket {
   isClosed(): boolean
 }
 
+// Every raw socket a test opened, destroyed before its gateway closes (which waits for them).
+const opened = new Set<Socket>()
+
 async function openRawSocket(gw: TestGateway, send: 'nothing' | 'partial-client-hello'): Promise<RawSocket> {
   const socket = connect(gw.gateway.partnerPort, '127.0.0.1')
+  opened.add(socket)
   socket.on('error', () => {})
   let closed = false
   const closedPromise = new Promise<void>((resolve) => socket.once('close', () => {
@@ -57,6 +61,8 @@ async function withGateway(limits: Record<string, number>, run: (gw: TestGateway
   try {
     await run(gw)
   } finally {
+    for (const socket of opened) socket.destroy()
+    opened.clear()
     await gw.close()
   }
 }
@@ -98,7 +104,6 @@ test('beyond maxPendingHandshakes the oldest pending handshake is closed, not th
 
     assert.equal(await mtlsRequest(gw, gw.client(gw.pki.partnerA)), 200, 'a legitimate client still gets in')
     assert.equal(handshakeEvents(gw).length, 0, 'closed handshakes are counted, not reported one by one')
-    for (const s of held) s.socket.destroy()
   })
 })
 
@@ -162,6 +167,5 @@ test('a slow-handshake flood does not keep a legitimate mTLS client out', async 
       + await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="pending_handshakes_full"}') > 0)
     assert.equal(handshakeEvents(gw).length, 0, 'no security event per flood socket')
     assert.equal(gw.upstream.received.length, 5, 'only the legitimate requests reached the upstream')
-    for (const s of open) s.socket.destroy()
   })
 })
