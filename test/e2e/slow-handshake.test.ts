@@ -124,9 +124,35 @@ test('a handshake that trickles bytes is closed after handshakeTimeoutMs all the
   })
 })
 
+test("the audit's twelve sockets that never finish the handshake neither stay nor keep a legitimate client out", async () => {
+  await withGateway({ maxConnections: 5, handshakeTimeoutMs: 1000 }, async (gw) => {
+    const kind = (n: number) => (n % 2 === 0 ? 'nothing' : 'partial-client-hello')
+    const first = await Promise.all(Array.from({ length: 12 }, (_, n) => openRawSocket(gw, kind(n))))
+    // Each socket the gateway closes is replaced at once, so twelve are in the handshake throughout.
+    let replacing = true
+    const replaceWhenClosed = (socket: RawSocket, n: number): void => void socket.closed.then(async () => {
+      if (replacing) replaceWhenClosed(await openRawSocket(gw, kind(n)), n)
+    }).catch(() => {})
+    first.forEach(replaceWhenClosed)
+    let served = 0
+    try {
+      // Requests, each over a new handshake, until the gateway has closed all twelve first sockets.
+      while (served === 0 || first.some((socket) => !socket.isClosed())) {
+        assert.equal(await mtlsRequest(gw, gw.client(gw.pki.partnerA)), 200)
+        served++
+      }
+    } finally {
+      replacing = false
+    }
+    assert.ok(await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="ERR_TLS_HANDSHAKE_TIMEOUT"}') >= 12)
+    assert.equal(handshakeEvents(gw).length, 0, 'no security event per timed-out handshake')
+    assert.equal(gw.upstream.received.length, served)
+  })
+})
+
 test('a slow-handshake flood does not keep a legitimate mTLS client out', async () => {
-  // The audit's setting: five connections answered; the flood keeps up to 40 sockets in the
-  // handshake, half idle and half with a partial ClientHello, opening one every 10 ms.
+  // Up to 40 sockets in the handshake, twice maxPendingHandshakes, half idle and half with a partial
+  // ClientHello, one more every 10 ms: the gateway closes the oldest to make room for new connections.
   await withGateway({ maxConnections: 5, handshakeTimeoutMs: 1000, maxPendingHandshakes: 20 }, async (gw) => {
     const open = new Set<RawSocket>()
     let closedByGateway = 0
