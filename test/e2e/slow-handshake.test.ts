@@ -88,6 +88,8 @@ test('connections still in the TLS handshake do not count toward maxConnections'
     assert.equal(idle.filter((s) => s.isClosed()).length, 0)
     for (const s of idle) s.socket.destroy()
     await until('no handshake pending', async () => (await metricValue(gw, 'fapi_gateway_pending_handshakes')) === 0)
+    await until('the hang-ups counted', async () => (await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="ECONNRESET"}')) === 6)
+    assert.equal(handshakeEvents(gw).length, 0, 'hang-ups mid-handshake are counted, not reported one by one')
   })
 })
 
