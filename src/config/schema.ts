@@ -19,6 +19,9 @@ const limits = z.strictObject({
   maxBodyBytes: positiveInt.default(10 * 1024 * 1024),
   maxFormBodyBytes: positiveInt.default(64 * 1024),
   maxConnections: positiveInt.default(10_000),
+  // Node's own default (120 s) let sockets that never finish the handshake hold their place that long.
+  handshakeTimeoutMs: positiveInt.default(5_000),
+  maxPendingHandshakes: positiveInt.default(1_000),
 })
 
 const ipOrCidr = z.string().refine((value) => {

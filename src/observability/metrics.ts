@@ -14,6 +14,7 @@ export interface GatewayMetrics {
   readonly upstreamDuration: Histogram<'upstream'>
   readonly upstreamResponses: Counter<'upstream' | 'status_class'>
   readonly connections: Gauge
+  readonly pendingHandshakes: Gauge
   readonly tlsHandshakeFailures: Counter<'reason'>
   readonly securityEvents: Counter<'action'>
   readonly securityEventsDropped: Counter<'reason'>
@@ -78,7 +79,8 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
     requestDuration: new Histogram({ name: 'fapi_gateway_request_duration_seconds', help: 'Time from request to the end of the answer.', labelNames: ['route', 'outcome'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     upstreamDuration: new Histogram({ name: 'fapi_gateway_upstream_duration_seconds', help: 'Time until the upstream answered with its response head.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: [registry] }),
     upstreamResponses: new Counter({ name: 'fapi_gateway_upstream_responses_total', help: 'Upstream answers by status class.', labelNames: ['upstream', 'status_class'], registers: [registry] }),
-    connections: new Gauge({ name: 'fapi_gateway_open_connections', help: 'Open partner-facing connections.', registers: [registry] }),
+    connections: new Gauge({ name: 'fapi_gateway_open_connections', help: 'Open partner-facing connections that finished the TLS handshake.', registers: [registry] }),
+    pendingHandshakes: new Gauge({ name: 'fapi_gateway_pending_handshakes', help: 'Partner-facing connections still in the TLS handshake.', registers: [registry] }),
     tlsHandshakeFailures: new Counter({ name: 'fapi_gateway_tls_handshake_failures_total', help: 'TLS handshakes that failed, by OpenSSL reason.', labelNames: ['reason'], registers: [registry] }),
     securityEvents: new Counter({ name: 'fapi_gateway_security_events_total', help: 'Security events emitted, by action.', labelNames: ['action'], registers: [registry] }),
     securityEventsDropped: new Counter({ name: 'fapi_gateway_security_events_dropped_total', help: 'Security events the HTTP sink dropped: queue_full, sink_unavailable, rejected, shutdown.', labelNames: ['reason'], registers: [registry] }),

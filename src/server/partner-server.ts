@@ -19,6 +19,7 @@ import type { SecurityEvents } from '../observability/events.ts'
 import { refusalBody, sendRefusal, type ChallengeContext } from '../respond.ts'
 import type { Clock, Logger } from '../types.ts'
 import { recheckAfterTrustChange } from '../reload/trust-anchors.ts'
+import { guardHandshakes } from './handshake-guard.ts'
 
 export interface ListenerLimits {
   readonly maxHeaderBytes: number
@@ -29,6 +30,10 @@ export interface ListenerLimits {
   readonly connectionsCheckingIntervalMs: number
   readonly maxFormBodyBytes: number
   readonly maxConnections: number
+  /** A connection must finish its TLS handshake within this, however slowly it sends its bytes. */
+  readonly handshakeTimeoutMs: number
+  /** Connections in the TLS handshake held at once; a new one beyond closes the oldest. */
+  readonly maxPendingHandshakes: number
 }
 
 export interface PartnerServerDeps {
@@ -308,7 +313,16 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   }
 
   const server = createServer(
-    { ...deps.tls, maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: limits.connectionsCheckingIntervalMs },
+    {
+      ...deps.tls,
+      maxHeaderSize: limits.maxHeaderBytes,
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
+      // Node's default, 120 s, let a socket that never finished its handshake hold its place that long.
+      handshakeTimeout: limits.handshakeTimeoutMs,
+    },
     (req, res) => {
       const held = lease()
       const access: AccessRecord = { started: performance.now(), route: NO_ROUTE, clientId: undefined, interactionId: undefined }
@@ -331,23 +345,34 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     server.emit('request', req, res)
   })
 
-  server.on('connection', (socket: Socket) => {
+  const handshakes = guardHandshakes(server, {
+    maxPending: limits.maxPendingHandshakes,
+    onEvicted: () => metrics.tlsHandshakeFailures.inc({ reason: 'pending_handshakes_full' }),
+    onPendingChanged: (count) => metrics.pendingHandshakes.set(count),
+  })
+  // Only connections that finished the handshake count toward maxConnections: ones still in it
+  // are bounded by the guard, so idle sockets cannot earn legitimate clients a 503.
+  server.on('secureConnection', (socket: TLSSocket) => {
     openConnections++
     metrics.connections.set(openConnections)
     socket.once('close', () => {
       openConnections--
       metrics.connections.set(openConnections)
     })
-  })
-  // 'connection' gives the TCP socket; requests arrive on the TLS socket wrapped around it.
-  server.on('secureConnection', (socket: TLSSocket) => {
     handshakePolicies.set(socket, currentPipeline().clientCertPolicy)
     if (openConnections > limits.maxConnections) overLimitSockets.add(socket)
   })
-  // A hard ceiling well above the answered limit, so a flood cannot exhaust memory.
-  server.maxConnections = limits.maxConnections * 2
+  // A hard ceiling well above the answered limit, so a flood cannot exhaust memory. Pending handshakes
+  // have their own room in it, so a flood of them cannot make Node drop connections before the guard sees them.
+  server.maxConnections = limits.maxConnections * 2 + limits.maxPendingHandshakes
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // node:https passes failed handshakes here too: no HTTP answer without TLS, just the close ('tlsClientError' counts them).
+    // Answered, a timed-out handshake would wait for its answer to be sent, holding its place for good.
+    if (!handshakePolicies.has(socket as TLSSocket)) {
+      socket.destroy()
+      return
+    }
     // A client that hung up mid-request is not refused, only counted.
     if (!socket.writable || error.code === 'ECONNRESET' || error.code === 'HPE_INVALID_EOF_STATE') {
       metrics.requests.inc({ route: NO_ROUTE, outcome: 'client_closed' })
@@ -369,8 +394,12 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   })
 
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
-    metrics.tlsHandshakeFailures.inc({ reason: error.code ?? 'unknown' })
-    events.emit({ event: 'tls.handshake_failed', reason: error.code ?? 'unknown', sourceAddress: socket.remoteAddress })
+    if (handshakes.evicted(socket)) return
+    const reason = error.code ?? 'unknown'
+    metrics.tlsHandshakeFailures.inc({ reason })
+    // Hang-ups and timeouts are counted, not reported one by one: a flood of them would bury the events that matter.
+    if (reason === 'ECONNRESET' || reason === 'ERR_TLS_HANDSHAKE_TIMEOUT') return
+    events.emit({ event: 'tls.handshake_failed', reason, sourceAddress: socket.remoteAddress })
   })
 
   return server

@@ -136,7 +136,7 @@ describe('metrics through a real Prometheus', () => {
     const rules = await eventually('every rule evaluated', async () => {
       const body = (await (await fetch(`${base}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string; state: string }[] }[] } }
       const all = body.data.groups.flatMap((g) => g.rules)
-      return all.length === 10 && all.every((r) => r.health !== 'unknown') ? all : undefined
+      return all.length === 11 && all.every((r) => r.health !== 'unknown') ? all : undefined
     })
     for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError ?? ''}`)
     const firing = rules.filter((r) => r.state !== 'inactive').map((r) => r.name)

@@ -205,13 +205,13 @@ test('the alert rules pass promtool check rules', () => {
   try {
     const rules = alertRules(production())
     const names = (rules.groups[0] as { rules: { alert: string }[] }).rules.map((r) => r.alert)
-    assert.deepEqual(names, ['FapiGatewayCertificateExpiresSoon', 'FapiGatewayReplayStoreUnavailable', 'FapiGatewayRevocationMirrorStale', 'FapiGatewayIssuerKeysUnavailable', 'FapiGatewayRefusalSpike', 'FapiGatewayCredentialAbuse', 'FapiGatewayUpstream5xxRatio', 'FapiGatewayLatencyP99High', 'FapiGatewaySecurityEventsDropped', 'FapiGatewayStdoutDropped'])
+    assert.deepEqual(names, ['FapiGatewayCertificateExpiresSoon', 'FapiGatewayReplayStoreUnavailable', 'FapiGatewayRevocationMirrorStale', 'FapiGatewayIssuerKeysUnavailable', 'FapiGatewayRefusalSpike', 'FapiGatewayCredentialAbuse', 'FapiGatewayUpstream5xxRatio', 'FapiGatewayLatencyP99High', 'FapiGatewayHandshakeFlood', 'FapiGatewaySecurityEventsDropped', 'FapiGatewayStdoutDropped'])
     const file = join(dir, 'rules.yaml')
     writeFileSync(file, stringify(rules))
     const result = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' })
     assert.equal(result.error, undefined, 'promtool runs (Debian package prometheus)')
     assert.equal(result.status, 0, result.stdout + result.stderr)
-    assert.match(result.stdout, /SUCCESS: 10 rules found/)
+    assert.match(result.stdout, /SUCCESS: 11 rules found/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
