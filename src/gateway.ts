@@ -7,6 +7,7 @@ import type { Server } from 'node:http'
 import type { RevocationChecker } from './checks/revocation.ts'
 import type { LoadedConfig } from './config/load.ts'
 import type { GatewayConfig } from './config/schema.ts'
+import { logConfigWarnings } from './config/warnings.ts'
 import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
@@ -123,6 +124,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     await Promise.allSettled([replay.close(), revocationMirror?.close(), events.close(0)])
     throw error
   }
+  let configWarnings = logConfigWarnings(config, logger)
   const generations = createGenerations(initial, { drainTimeoutMs: config.reload.drainTimeoutMs })
   const live = () => generations.current()
   // Counters survive a reload that replaces the verified-token cache.
@@ -181,6 +183,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     logger,
     pollIntervalMs: config.reload.pollIntervalMs,
     onApplied: (pipeline) => {
+      configWarnings = logConfigWarnings(pipeline.loaded.config, logger, configWarnings)
       if (pipeline.tokenCache !== countedCache) {
         const { hits, misses } = countedCache.stats()
         retiredTokenStats.hits += hits

@@ -22,6 +22,8 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     // The certificate, key and CA bundles as the listener (and a reload) would use them.
     const { readTlsMaterial } = await import('./reload/pipeline.ts')
     readTlsMaterial(loaded)
+    const { configWarnings, describeConfigWarning } = await import('./config/warnings.ts')
+    for (const warning of configWarnings(loaded.config)) console.error(`${loaded.file}: warning: ${describeConfigWarning(warning)}`)
     console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
     return 0
   }

@@ -74,6 +74,35 @@ describe('DPoP server nonces (RFC 9449 §9)', () => {
   })
 })
 
+describe('DPoP server nonces, optional (a migration mode)', () => {
+  const warnings = (gw: TestGateway) => gw.log.lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40 && entry.key === 'dpop.nonce.mode')
+
+  it('warns at start-up naming dpop.nonce.mode, hands out nonces and still accepts a proof without one', async () => {
+    const gw = await startTestGateway({ config: { dpop: { nonce: { mode: 'optional', secretEnv: 'NONCE_SECRET' } } }, env: { NONCE_SECRET: randomBytes(32).toString('base64url') } })
+    try {
+      const [warning, ...more] = warnings(gw)
+      assert.equal(more.length, 0, 'one warning')
+      assert.match(warning.msg, /^dpop\.nonce\.mode: optional .*migration mode.*required/)
+      const key = await generateDpopKey('ES256')
+      const token = await gw.issuer.mint({ jkt: key.jkt })
+      const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })]])
+      assert.equal(response.status, 200, response.body)
+      assert.equal(typeof response.headers['dpop-nonce'], 'string', 'a nonce is handed out')
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('does not warn when nonces are required', async () => {
+    const gw = await startTestGateway({ config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } } }, env: { NONCE_SECRET: randomBytes(32).toString('base64url') } })
+    try {
+      assert.deepEqual(warnings(gw), [])
+    } finally {
+      await gw.close()
+    }
+  })
+})
+
 describe('opaque tokens through RFC 7662 introspection', () => {
   it('accepts an active bound token and refuses an inactive one', async () => {
     const key = await generateDpopKey('ES256')

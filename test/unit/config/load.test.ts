@@ -492,3 +492,18 @@ test('check-config exits 0 on a valid configuration', async () => {
   assert.equal(run.code, 0, run.stderr)
   assert.equal(run.stdout.trim(), `${file}: valid (2 routes)`)
 })
+
+test('check-config warns, naming the file and dpop.nonce.mode, when nonces are optional, and still exits 0', async () => {
+  const { file } = writeCase(edit((c) => {
+    c.dpop = { nonce: { mode: 'optional' } }
+  }))
+  const run = await checkConfig(file)
+  assert.equal(run.code, 0, run.stderr)
+  assert.equal(run.stdout.trim(), `${file}: valid (2 routes)`)
+  assert.ok(run.stderr.startsWith(`${file}: warning: dpop.nonce.mode: optional `), run.stderr)
+  assert.ok(run.stderr.includes('migration mode'), run.stderr)
+  const required = await checkConfig(writeCase(edit((c) => {
+    c.dpop = { nonce: { mode: 'required' } }
+  })).file)
+  assert.equal(required.stderr, '')
+})
