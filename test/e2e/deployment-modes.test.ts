@@ -3,7 +3,9 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:tls'
+import { parse, stringify } from 'yaml'
 import { createProof, generateDpopKey, challengeError, type DpopKey } from '../../src/dev/partner-client.ts'
 import { startTestGateway, testPki, certThumbprint, type TestGateway } from '../support/gateway.ts'
 
@@ -93,10 +95,20 @@ describe('DPoP server nonces, optional (a migration mode)', () => {
     }
   })
 
-  it('does not warn when nonces are required', async () => {
-    const gw = await startTestGateway({ config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } } }, env: { NONCE_SECRET: randomBytes(32).toString('base64url') } })
+  it('does not warn when nonces are required, and warns once when a reload makes them optional', async () => {
+    const gw = await startTestGateway({
+      config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } }, reload: { pollIntervalMs: 0 } },
+      env: { NONCE_SECRET: randomBytes(32).toString('base64url') },
+    })
     try {
       assert.deepEqual(warnings(gw), [])
+      const config = parse(readFileSync(gw.configFile, 'utf8')) as { dpop: { nonce: { mode: string } } }
+      config.dpop.nonce.mode = 'optional'
+      writeFileSync(gw.configFile, stringify(config))
+      assert.equal((await gw.gateway.reload()).outcome, 'reloaded')
+      assert.equal(warnings(gw).length, 1)
+      assert.equal((await gw.gateway.reload()).outcome, 'reloaded')
+      assert.equal(warnings(gw).length, 1, 'not again while it stays optional')
     } finally {
       await gw.close()
     }
