@@ -165,7 +165,7 @@ async function proofVerifySeconds(alg: 'ES256' | 'PS256'): Promise<number> {
   const settings: DpopSettings = { algorithms: ['ES256', 'PS256', 'EdDSA'], maxAgeSeconds: 3600, maxFutureSeconds: 10, maxJtiLength: 256, nonceMode: 'off', nonces: undefined }
   const keys = createProofKeyCache({ maxEntries: 10 })
   const hash = createHash('sha256').update(token).digest('base64url')
-  const input = { method: 'GET', url, proofHeaders: [proof], accessToken: token, accessTokenHash: hash }
+  const input = { method: 'GET', url, proofHeaders: [proof], accessToken: token, accessTokenHash: hash, boundJkt: key.jkt }
   const samples: number[] = []
   for (let batch = 0; batch < 7; batch++) {
     const started = performance.now()

@@ -1,7 +1,7 @@
 // The request pipeline. Each step either hands its evidence to the next or throws a
 // GatewayError; nothing is forwarded unless every step passed.
 import { GatewayError, refuse } from './errors.ts'
-import { checkBinding, checkProofKeyBinding } from './checks/binding.ts'
+import { checkBinding } from './checks/binding.ts'
 import { checkClientCert, type PeerCertificateVerdict } from './checks/client-cert.ts'
 import { checkCredentials, type CredentialHeaders } from './checks/credentials.ts'
 import { checkDpop, checkDpopOffThread, type DpopSettings } from './checks/dpop.ts'
@@ -80,11 +80,14 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     presented = checkCredentials(req.headers, req.target)
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
     if (checkBinding(route, presented, token, cert) === 'dpop') {
-      const input = { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash }
+      const input = {
+        method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop,
+        accessToken: presented.value, accessTokenHash: presented.hash, boundJkt: token.binding.jkt,
+      }
+      // The cnf.jkt binding is checked in there, before the signature.
       proof = deps.verifyProofsOn === 'threadPool'
         ? await checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
         : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
-      checkProofKeyBinding(token, proof)
     }
     checkPolicy(route, token)
     // Last of the header checks, so that a request they refuse never burns a legitimate client's jti; one store round

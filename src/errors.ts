@@ -72,17 +72,21 @@ export interface GatewayErrorOptions {
   /** Internal detail for logs and security events; never sent to the client. */
   readonly detail?: string
   readonly cause?: unknown
+  /** RFC 7638 thumbprint of the DPoP key presented, when the refusal is about that key (for the security event). */
+  readonly keyThumbprint?: string
 }
 
 export class GatewayError extends Error {
   readonly code: ErrorCode
   readonly detail: string | undefined
+  readonly keyThumbprint: string | undefined
 
   constructor(code: ErrorCode, options: GatewayErrorOptions = {}) {
     super(options.detail ? `${code}: ${options.detail}` : code, { cause: options.cause })
     this.name = 'GatewayError'
     this.code = code
     this.detail = options.detail
+    this.keyThumbprint = options.keyThumbprint
   }
 }
 

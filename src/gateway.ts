@@ -8,6 +8,7 @@ import type { RevocationChecker } from './checks/revocation.ts'
 import { ConfigError, type LoadedConfig } from './config/load.ts'
 import { startUpstreamProbe } from './forward/upstream-probe.ts'
 import type { GatewayConfig } from './config/schema.ts'
+import { logConfigWarnings } from './config/warnings.ts'
 import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
@@ -133,6 +134,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     await Promise.allSettled([replay.close(), revocationMirror?.close(), events.close(0)])
     throw error
   }
+  let configWarnings = logConfigWarnings(config, logger)
   const generations = createGenerations(initial, { drainTimeoutMs: config.reload.drainTimeoutMs })
   const live = () => generations.current()
   // Counters survive a reload that replaces the verified-token cache.
@@ -192,6 +194,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     logger,
     pollIntervalMs: config.reload.pollIntervalMs,
     onApplied: (pipeline) => {
+      configWarnings = logConfigWarnings(pipeline.loaded.config, logger, configWarnings)
       if (pipeline.tokenCache !== countedCache) {
         const { hits, misses } = countedCache.stats()
         retiredTokenStats.hits += hits

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import cluster from 'node:cluster'
 import { ConfigError, loadConfig, resolveWorkers, type LoadedConfig } from './config/load.ts'
+import { configWarnings, describeConfigWarning, type ConfigWarning } from './config/warnings.ts'
 import { createLogger } from './observability/log.ts'
 import type { Logger } from './types.ts'
 import { createStdoutWriter, type StdoutWriter } from './observability/stdout.ts'
@@ -41,7 +42,7 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     const { readUpstreamTls } = await import('./reload/upstream-tls.ts')
     readTlsMaterial(loaded)
     readUpstreamTls(loaded)
-    for (const warning of await warningsOf(loaded)) console.error(`warning: ${warning}`)
+    for (const warning of await warningsOf(loaded)) console.error(`warning: ${loaded.file}: ${describeConfigWarning(warning)}`)
     console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
     return 0
   }
@@ -50,7 +51,8 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     const logger = createLogger(loaded.config.log.level, stdout.stream)
     if (cluster.isPrimary) {
       logger.info({ version: version(), node: process.version, config: loaded.file }, 'fapi-gateway starting')
-      for (const warning of await warningsOf(loaded)) logger.warn({ warning }, 'configuration warning')
+      // Those of the configuration alone (dpop.nonce.mode) are logged by each gateway, on reload too.
+      for (const warning of await revocationWarningsOf(loaded)) logger.warn({ key: warning.key }, describeConfigWarning(warning))
     }
     return await run(loaded, logger, stdout)
   } finally {
@@ -59,7 +61,11 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
 }
 
 /** What is valid but probably not what the operator meant: printed by check-config, logged at start-up. */
-async function warningsOf(loaded: LoadedConfig): Promise<string[]> {
+async function warningsOf(loaded: LoadedConfig): Promise<ConfigWarning[]> {
+  return [...configWarnings(loaded.config), ...(await revocationWarningsOf(loaded))]
+}
+
+async function revocationWarningsOf(loaded: LoadedConfig): Promise<ConfigWarning[]> {
   const { revocationWarnings } = await import('./revocation/from-config.ts')
   return revocationWarnings(loaded)
 }

@@ -1,9 +1,9 @@
 // Sender-constraint checks: which binding the token carries, whether the route accepts
 // it, and whether the presented certificate matches (RFC 8705 §3, RFC 9449 §7.1).
 import { timingSafeEqual } from 'node:crypto'
-import { refuse } from '../errors.ts'
+import { GatewayError, refuse } from '../errors.ts'
 import type { Route } from '../routes/route-table.ts'
-import type { AccessToken, ClientCert, DpopProof, PresentedToken } from '../types.ts'
+import type { AccessToken, ClientCert, PresentedToken } from '../types.ts'
 
 export type TokenBindingKind = 'dpop' | 'mtls' | 'unbound'
 
@@ -45,7 +45,12 @@ export function checkBinding(route: Route, presented: PresentedToken, token: Acc
   return dpopBound ? 'dpop' : certBound ? 'mtls' : 'unbound'
 }
 
-/** RFC 9449 §7.1 check 12b: the proof key is the key the token is bound to. */
-export function checkProofKeyBinding(token: AccessToken, proof: DpopProof): void {
-  if (token.binding.jkt === undefined || !sameString(proof.jkt, token.binding.jkt)) refuse('GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does not match the proof key')
+/**
+ * RFC 9449 §7.1 check 12b: the proof key (its RFC 7638 thumbprint) is the key the token is bound to.
+ * Made by the proof check before the signature; the refusal names the key that was presented.
+ */
+export function checkProofKeyBinding(boundJkt: string | undefined, proofJkt: string): void {
+  if (boundJkt === undefined || !sameString(proofJkt, boundJkt)) {
+    throw new GatewayError('GW_DPOP_BINDING_MISMATCH', { detail: 'cnf.jkt does not match the proof key', keyThumbprint: proofJkt })
+  }
 }

@@ -1,10 +1,12 @@
 // The DPoP proof check at a resource (RFC 9449 §4.3 checks 1-12, §7.1, §8-9, §11).
-// Replay (check 11's jti memory) and the cnf.jkt binding (check 12b) are separate steps.
+// Replay (check 11's jti memory) is a separate step. The cnf.jkt binding (check 12b) is made
+// here, before the signature, so that a proof by another key costs no signature check.
 // src/dpop/verify-with-jose.ts is the same check on jose; the tests hold the two in step,
 // so the order of the steps below follows jose's own order.
 
 import { timingSafeEqual } from 'node:crypto'
 import { refuse } from '../errors.ts'
+import { checkProofKeyBinding } from './binding.ts'
 import { isCanonicalBase64url } from '../util/base64url.ts'
 import type { DpopProof } from '../types.ts'
 import { normalizeHtu } from '../dpop/htu.ts'
@@ -38,6 +40,8 @@ export interface DpopInput {
   readonly accessToken: string
   /** base64url(SHA-256(accessToken)). */
   readonly accessTokenHash: string
+  /** The token's `cnf.jkt` (RFC 9449 §6.1); a proof by any other key is refused before its signature is checked. */
+  readonly boundJkt: string | undefined
 }
 
 /** What a GW_DPOP_INVALID detail starts with (`<failure>: <reason>`). */
@@ -58,6 +62,17 @@ export const JWK_PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 /** RFC 9449 §4.2, §7: the claims a resource requires, in the order jose checks their presence. */
 const DPOP_REQUIRED_CLAIMS = ['iat', 'ath', 'htu', 'htm', 'jti'] as const
 export const MIN_RSA_BITS = 2048
+/** Upper bounds on an RSA proof key, so that one verification costs what an ordinary key's does. */
+export const MAX_RSA_BITS = 4096
+export const RSA_PUBLIC_EXPONENT = 65537n
+
+/** Why an RSA proof key is refused, or undefined: 2048 to 4096 bits, e = 65537. */
+export function rsaProofKeyProblem(modulusBits: number, publicExponent: bigint): string | undefined {
+  if (modulusBits < MIN_RSA_BITS) return `jwk: RSA key shorter than ${MIN_RSA_BITS} bits`
+  if (modulusBits > MAX_RSA_BITS) return `jwk: RSA key longer than ${MAX_RSA_BITS} bits`
+  if (publicExponent !== RSA_PUBLIC_EXPONENT) return `jwk: RSA public exponent is not ${RSA_PUBLIC_EXPONENT}`
+  return undefined
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -183,7 +198,7 @@ interface SignedProof {
   readonly payloadSegment: string
 }
 
-/** Checks 1, 2, 4, 5 and 7: everything the signature check needs. */
+/** Checks 1, 2, 4, 5, 7 and 12b: everything the signature check needs. */
 function checkBeforeSignature(input: DpopInput, settings: DpopSettings, keys: ProofKeyCache): SignedProof {
   const proof = selectProofHeader(input.proofHeaders)
 
@@ -196,9 +211,12 @@ function checkBeforeSignature(input: DpopInput, settings: DpopSettings, keys: Pr
   const alg = checkProofHeader(header, settings)
   const jwk = checkProofJwk(header, alg)
   const proofKey = keys.resolve(jwk) ?? invalid('jwk: not a valid public key')
-  if (alg === 'PS256' && (proofKey.key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
-    invalid('jwk: RSA key shorter than 2048 bits')
+  if (alg === 'PS256') {
+    const { modulusLength = 0, publicExponent = 0n } = proofKey.key.asymmetricKeyDetails ?? {}
+    const problem = rsaProofKeyProblem(modulusLength, publicExponent)
+    if (problem) invalid(problem)
   }
+  checkProofKeyBinding(input.boundJkt, proofKey.jkt)
   const signingInput = Buffer.from(`${headerSegment}.${payloadSegment}`, 'latin1')
   return { signature: { alg, key: proofKey.key, signingInput, signature: Buffer.from(signatureSegment, 'base64url') }, proofKey, payloadSegment }
 }

@@ -24,9 +24,10 @@ export async function checkReplay(proof: DpopProof, tokenHash: string, store: Re
 }
 
 /**
- * How long a jti must be remembered: as long as a proof with one iat stays acceptable,
- * i.e. from iat - maxFuture - skew to iat + maxAge + skew (RFC 9449 §11.1), plus one second
- * because iat has whole-second precision.
+ * How long a jti must be remembered: as long as a proof with one iat stays acceptable to some
+ * replica, each replica's clock within `clockSkewSeconds` of the true time, i.e. from
+ * iat - maxFuture - skew to iat + maxAge + skew (RFC 9449 §11.1), plus one second because iat
+ * has whole-second precision.
  */
 export function replayTtlMs(maxAgeSeconds: number, maxFutureSeconds: number, clockSkewSeconds: number): number {
   for (const value of [maxAgeSeconds, maxFutureSeconds, clockSkewSeconds]) {

@@ -21,6 +21,7 @@ import {
   type JWSHeaderParameters,
 } from 'jose'
 import { isGatewayError, refuse } from '../errors.ts'
+import { checkProofKeyBinding } from '../checks/binding.ts'
 import type { DpopProof } from '../types.ts'
 import {
   checkProofNonce,
@@ -29,7 +30,7 @@ import {
   isCanonicalBase64url,
   isJsonObject,
   JWK_PRIVATE_MEMBERS,
-  MIN_RSA_BITS,
+  rsaProofKeyProblem,
   selectProofHeader,
   type DpopAlgorithm,
   type DpopInput,
@@ -42,7 +43,12 @@ function invalid(detail: string, cause?: unknown): never {
   return refuse('GW_DPOP_INVALID', detail, cause)
 }
 
-async function embeddedProofKey(header: JWSHeaderParameters, token: FlattenedJWSInput, alg: DpopAlgorithm): Promise<CryptoKey> {
+function bigEndianInteger(bytes: Uint8Array): bigint {
+  return bytes.reduce((value, byte) => (value << 8n) | BigInt(byte), 0n)
+}
+
+/** RFC 9449 §4.3 checks 5 and 7, then 12b (the token's cnf.jkt) before jose checks the signature with the key. */
+async function embeddedProofKey(header: JWSHeaderParameters, token: FlattenedJWSInput, alg: DpopAlgorithm, boundJkt: string | undefined): Promise<CryptoKey> {
   const jwk: unknown = header.jwk
   if (jwk === undefined) invalid('jwk: missing')
   if (!isJsonObject(jwk)) invalid('jwk: not an object')
@@ -61,8 +67,12 @@ async function embeddedProofKey(header: JWSHeaderParameters, token: FlattenedJWS
     invalid('jwk: rejected by jose', cause)
   }
   if (!key.usages.includes('verify')) invalid('jwk: key_ops')
-  const { modulusLength } = key.algorithm as { modulusLength?: number }
-  if (alg === 'PS256' && (modulusLength ?? 0) < MIN_RSA_BITS) invalid('jwk: RSA key shorter than 2048 bits')
+  if (alg === 'PS256') {
+    const { modulusLength = 0, publicExponent = new Uint8Array() } = key.algorithm as { modulusLength?: number; publicExponent?: Uint8Array }
+    const problem = rsaProofKeyProblem(modulusLength, bigEndianInteger(publicExponent))
+    if (problem) invalid(problem)
+  }
+  checkProofKeyBinding(boundJkt, await calculateJwkThumbprint(jwk as JWK, 'sha256'))
   return key
 }
 
@@ -121,7 +131,7 @@ export async function checkDpopWithJose(input: DpopInput, settings: DpopSettings
   if (!(maxAgeSeconds >= maxFutureSeconds)) throw new RangeError('checkDpopWithJose needs maxAgeSeconds >= maxFutureSeconds')
   let claims: Record<string, unknown>
   try {
-    ;({ payload: claims } = await jwtVerify(proof, (protectedHeader, token) => embeddedProofKey(protectedHeader, token, alg), {
+    ;({ payload: claims } = await jwtVerify(proof, (protectedHeader, token) => embeddedProofKey(protectedHeader, token, alg, input.boundJkt), {
       algorithms: [alg],
       typ: DPOP_TYP,
       requiredClaims: ['jti', 'htm', 'htu', 'ath'],

@@ -303,7 +303,9 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
         proofKeys: shared.proofKeys,
         verifyProofsOn: config.dpop.verifyOn,
         replay: shared.replay,
-        replayTtlMs: replayTtlMs(config.dpop.maxAgeSeconds, config.dpop.maxFutureSeconds, 0),
+        // Replicas' clocks may be off by the skew the gateway tolerates (dpop.maxFutureSeconds): a jti is
+        // remembered until the replica furthest behind stops accepting its proof.
+        replayTtlMs: replayTtlMs(config.dpop.maxAgeSeconds, config.dpop.maxFutureSeconds, config.dpop.maxFutureSeconds),
         publicBaseUrl: config.listener.publicBaseUrl.replace(/\/$/, ''),
       },
       fingerprints,

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path'
 import type { Registry } from 'prom-client'
 import { parsePemCertificates } from '../checks/client-cert.ts'
 import { ConfigError, type LoadedConfig } from '../config/load.ts'
+import type { ConfigWarning } from '../config/warnings.ts'
 import type { RevocationConfig } from '../config/schema.ts'
 import type { SecurityEvents } from '../observability/events.ts'
 import type { Clock, Logger } from '../types.ts'
@@ -104,13 +105,13 @@ function configuredCa(loaded: LoadedConfig, config: RevocationConfig, entry: CaE
  * configuration names: each of those certificates must then carry an OCSP or CRL URL itself, or
  * be refused with 503. Operators learn it here, at check-config and start-up, not from partners.
  */
-export function revocationWarnings(loaded: LoadedConfig): string[] {
+export function revocationWarnings(loaded: LoadedConfig): ConfigWarning[] {
   const config = loaded.config.revocation
   const tls = loaded.config.listener.tls
   if (!config || !tls.clientCaFile) return []
   const cas = config.cas.map((entry, index) => configuredCa(loaded, config, entry, index))
   const fallback = caRevocation('default', config, undefined, [])
-  const warnings: string[] = []
+  const warnings: ConfigWarning[] = []
   const trusted: [string, string | undefined][] = [['listener.tls.clientCaFile', tls.clientCaFile], ['listener.tls.clientIntermediatesFile', tls.clientIntermediatesFile]]
   for (const [key, file] of trusted) {
     if (file === undefined) continue
@@ -121,11 +122,12 @@ export function revocationWarnings(loaded: LoadedConfig): string[] {
       const named = (sources.includes('ocsp') && ca.ocsp.url !== undefined) || (sources.includes('crl') && ca.crlLocations.length > 0)
       if (sources.length === 0 || named) continue
       const entry = ca === fallback ? 'revocation.default' : `revocation.cas[name=${ca.name}]`
-      warnings.push(
-        `${loaded.file}: ${entry}: certificates issued by the trusted CA "${printableName(cert.subject)}" (${key}) are checked with [${sources.join(', ')}], ` +
+      warnings.push({
+        key: entry,
+        message: `certificates issued by the trusted CA "${printableName(cert.subject)}" (${key}) are checked with [${sources.join(', ')}], ` +
           `but no OCSP responder or CRL is configured for it: each one that names neither itself is refused with 503 GW_REVOCATION_UNAVAILABLE; ` +
           `give the CA a revocation.cas entry with ocsp.url or crl, or sources: [] to not check it`,
-      )
+      })
     }
   }
   return warnings

@@ -199,7 +199,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       subject: token?.sub,
       certThumbprint: cert?.thumbprint,
       certificate: cert,
-      keyThumbprint: proof?.jkt,
+      keyThumbprint: proof?.jkt ?? error.keyThumbprint,
       sourceAddress: req.socket.remoteAddress,
       interactionId,
       detail: error.detail,

@@ -3,7 +3,9 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:tls'
+import { parse, stringify } from 'yaml'
 import { createProof, generateDpopKey, challengeError, type DpopKey } from '../../src/dev/partner-client.ts'
 import { startTestGateway, testPki, certThumbprint, type TestGateway } from '../support/gateway.ts'
 
@@ -71,6 +73,45 @@ describe('DPoP server nonces (RFC 9449 §9)', () => {
 
   it('refuses to start without the nonce secret, naming the key', async () => {
     await assert.rejects(startTestGateway({ config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } } }, env: {} }), /dpop\.nonce\.secretEnv: environment variable NONCE_SECRET is not set/)
+  })
+})
+
+describe('DPoP server nonces, optional (a migration mode)', () => {
+  const warnings = (gw: TestGateway) => gw.log.lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40 && entry.key === 'dpop.nonce.mode')
+
+  it('warns at start-up naming dpop.nonce.mode, hands out nonces and still accepts a proof without one', async () => {
+    const gw = await startTestGateway({ config: { dpop: { nonce: { mode: 'optional', secretEnv: 'NONCE_SECRET' } } }, env: { NONCE_SECRET: randomBytes(32).toString('base64url') } })
+    try {
+      const [warning, ...more] = warnings(gw)
+      assert.equal(more.length, 0, 'one warning')
+      assert.match(warning.msg, /^dpop\.nonce\.mode: optional .*migration mode.*required/)
+      const key = await generateDpopKey('ES256')
+      const token = await gw.issuer.mint({ jkt: key.jkt })
+      const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })]])
+      assert.equal(response.status, 200, response.body)
+      assert.equal(typeof response.headers['dpop-nonce'], 'string', 'a nonce is handed out')
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('does not warn when nonces are required, and warns once when a reload makes them optional', async () => {
+    const gw = await startTestGateway({
+      config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } }, reload: { pollIntervalMs: 0 } },
+      env: { NONCE_SECRET: randomBytes(32).toString('base64url') },
+    })
+    try {
+      assert.deepEqual(warnings(gw), [])
+      const config = parse(readFileSync(gw.configFile, 'utf8')) as { dpop: { nonce: { mode: string } } }
+      config.dpop.nonce.mode = 'optional'
+      writeFileSync(gw.configFile, stringify(config))
+      assert.equal((await gw.gateway.reload()).outcome, 'reloaded')
+      assert.equal(warnings(gw).length, 1)
+      assert.equal((await gw.gateway.reload()).outcome, 'reloaded')
+      assert.equal(warnings(gw).length, 1, 'not again while it stays optional')
+    } finally {
+      await gw.close()
+    }
   })
 })
 

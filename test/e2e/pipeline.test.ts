@@ -193,6 +193,17 @@ describe('enforcement pipeline end to end', () => {
       const imposter = await generateDpopKey('ES256')
       await expectRefused(() => dpopGet('/accounts/1', { key: imposter }), 401, 'GW_DPOP_BINDING_MISMATCH', 'DPoP', 'invalid_token')
     })
+    it('refuses a proof by another key for the binding before checking its signature, naming that key in the event', async () => {
+      const imposter = await generateDpopKey('ES256')
+      const [header, claims, signature] = (await createProof(imposter, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })).split('.')
+      const broken = Buffer.from(signature!, 'base64url')
+      broken[0]! ^= 0x01
+      const proof = `${header}.${claims}.${broken.toString('base64url')}`
+      const extra: [string, string][] = [['authorization', `DPoP ${token}`], ['dpop', proof], ['x-fapi-interaction-id', 'wrong-key-broken-signature']]
+      await expectRefused(() => gw.client().send('GET', '/accounts/1', extra), 401, 'GW_DPOP_BINDING_MISMATCH', 'DPoP', 'invalid_token')
+      const event = gw.log.events().find((e) => e.http?.request?.id === 'wrong-key-broken-signature')
+      assert.equal(event?.fapi?.key_thumbprint, imposter.jkt)
+    })
     it('refuses the Bearer downgrade of a DPoP-bound token, with both challenges', async () => {
       const response = await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `Bearer ${token}`]]), 401, 'GW_TOKEN_DOWNGRADE', 'Bearer', 'invalid_token')
       assert.ok(challenges(response).some((c) => c.startsWith('DPoP algs=')))

@@ -3,6 +3,7 @@
 // answer means 503 and nothing forwarded, never an accepted replay.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createProof, generateDpopKey, type DpopKey } from '../../src/dev/partner-client.ts'
 import { createPartnerClient } from '../../src/dev/partner-client.ts'
@@ -56,6 +57,15 @@ describe('replay detection in Redis', () => {
       await Promise.all(clients.map((c) => c.close()))
       await Promise.all([a.stop(), b.stop()])
     }
+  })
+
+  it('remembers a jti in Redis for maxAgeSeconds + 3 x maxFutureSeconds + 1 s (replica clocks may be off by maxFutureSeconds)', async () => {
+    const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proofFor('ttl-probe')]])
+    assert.equal(response.status, 200, response.body)
+    const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url')
+    const pttl = Number(await redisCli(redis.port, 'PTTL', `fapigw:dpop:{${sha256(token)}}:${key.jkt}:${sha256('ttl-probe')}`))
+    // Defaults: maxAgeSeconds 60, maxFutureSeconds 10. Without the skew the key lived 71 s.
+    assert.ok(pttl > 71_000 && pttl <= 91_000, `PTTL ${pttl}`)
   })
 
   it('refuses with 503 while Redis is down, forwards nothing, and resumes when it returns', async () => {

@@ -119,7 +119,7 @@ test('a valid configuration loads with defaults applied and policies in file ord
   assert.equal(config.listener.tls.minRsaBits, 2048)
   assert.equal(config.listener.limits.maxHeaderBytes, 16 * 1024)
   assert.equal(config.listener.limits.maxFormBodyBytes, 64 * 1024)
-  assert.deepEqual(config.admin, { host: '127.0.0.1', port: 9090, tokenEnv: 'FAPI_GATEWAY_ADMIN_TOKEN' })
+  assert.deepEqual(config.admin, { host: '127.0.0.1', port: 9090, tokenEnv: 'FAPI_GATEWAY_ADMIN_TOKEN', readiness: { upstreams: true, upstreamProbeIntervalMs: 2000, upstreamProbeTimeoutMs: 1000 } })
   assert.deepEqual(config.issuers[0]!.algorithms, ['PS256', 'ES256', 'EdDSA'])
   assert.equal(config.issuers[0]!.requireTyp, true)
   assert.equal(config.issuers[0]!.clockToleranceSeconds, 10)
@@ -131,6 +131,7 @@ test('a valid configuration loads with defaults applied and policies in file ord
   assert.equal(config.forwarding.rewriteDpopToBearer, false)
   assert.equal(config.policies.dir, 'policies')
   assert.equal(config.log.level, 'info')
+  assert.deepEqual(config.log.access, { enabled: true, sampleRate: 1 })
 
   assert.deepEqual(loaded.routes.map((r) => [r.name, r.source]), [['accounts-read', policy('accounts.yaml')], ['payments-create', policy('payments.yaml')]])
   const accounts = loaded.routes[0]!
@@ -557,4 +558,19 @@ test('check-config exits 0 on a valid configuration', async () => {
   const run = await checkConfig(file)
   assert.equal(run.code, 0, run.stderr)
   assert.equal(run.stdout.trim(), `${file}: valid (2 routes)`)
+})
+
+test('check-config warns, naming the file and dpop.nonce.mode, when nonces are optional, and still exits 0', async () => {
+  const { file } = writeCase(edit((c) => {
+    c.dpop = { nonce: { mode: 'optional' } }
+  }))
+  const run = await checkConfig(file)
+  assert.equal(run.code, 0, run.stderr)
+  assert.equal(run.stdout.trim(), `${file}: valid (2 routes)`)
+  assert.ok(run.stderr.startsWith(`warning: ${file}: dpop.nonce.mode: optional `), run.stderr)
+  assert.ok(run.stderr.includes('migration mode'), run.stderr)
+  const required = await checkConfig(writeCase(edit((c) => {
+    c.dpop = { nonce: { mode: 'required' } }
+  })).file)
+  assert.equal(required.stderr, '')
 })

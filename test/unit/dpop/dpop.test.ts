@@ -8,11 +8,13 @@ import { createProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
 import {
   ACCESS_TOKEN_HASH,
   b64json,
+  base64urlUInt,
   baseSettings,
   bothOutcomes,
   defaultClaims,
   dpopInput,
   generateTestKey,
+  generateRsaKey,
   generateWeakRsaKey,
   makeProof,
   NOW,
@@ -40,6 +42,10 @@ interface Kit {
   readonly rs256: TestKey
   readonly es384: TestKey
   readonly weakRsa: TestKey
+  readonly rsa3072: TestKey
+  readonly rsa4096: TestKey
+  /** A real 2048-bit key with e = 3: its proofs verify, and are refused for the exponent alone. */
+  readonly rsaExponent3: TestKey
   readonly nonces: NonceIssuer
 }
 
@@ -73,10 +79,25 @@ function header(kit: Kit, extra: Record<string, unknown> = {}): Record<string, u
   return { typ: 'dpop+jwt', alg: kit.key.alg, jwk: kit.key.publicJwk, ...extra }
 }
 
+/** A PS256 proof signed with `signer`, carrying `jwk` (by default the signer's own public key). */
+function rsaProof(kit: Kit, signer: TestKey, jwk: unknown = signer.publicJwk): string {
+  return signCompact(header(kit, { jwk }), defaultClaims(), signer, 'PS256')
+}
+
+/** An odd number of exactly `bits` bits, base64url: a modulus as far as a JWK parser can tell. */
+function craftedModulus(bits: number): string {
+  const bytes = randomBytes(Math.ceil(bits / 8))
+  const topBit = (bits - 1) % 8
+  bytes[0] = (bytes[0]! & ((1 << topBit) - 1)) | (1 << topBit)
+  bytes[bytes.length - 1]! |= 1
+  return bytes.toString('base64url')
+}
+
 const proofWith = (claims: Record<string, unknown>) => async (kit: Kit): Promise<Case> => ({ proof: await makeProof(kit.key, { claims }) })
 const proofWithout = (claim: string) => async (kit: Kit): Promise<Case> => ({ proof: await makeProof(kit.key, { omitClaims: [claim] }) })
 const nonceSettings = (kit: Kit, nonceMode: DpopSettings['nonceMode']): Partial<DpopSettings> => ({ nonceMode, nonces: kit.nonces })
 const invalid = (category: string): Expected => ['GW_DPOP_INVALID', category]
+const BINDING_MISMATCH: Expected = ['GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does not match the proof key']
 
 const vectors: readonly Vector[] = [
   // Positives, including the conformance suite's "expect success" cases.
@@ -193,6 +214,33 @@ const vectors: readonly Vector[] = [
     expect: invalid('jwk'),
   },
   { name: 'PS256 with a 1024-bit RSA key', only: 'PS256', make: (kit) => ({ proof: signCompact(header(kit, { jwk: kit.weakRsa.publicJwk }), defaultClaims(), kit.weakRsa, 'PS256') }), expect: invalid('jwk') },
+  // RSA keys are bounded so that no proof costs more to verify than an ordinary key's: 2048 to 4096 bits, e = 65537.
+  { name: 'PS256 with a 3072-bit RSA key', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.rsa3072) }), expect: 'accepted' },
+  { name: 'PS256 with a 4096-bit RSA key', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.rsa4096) }), expect: 'accepted' },
+  { name: 'PS256 with a (correctly signed) RSA key whose e is 3', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.rsaExponent3) }), expect: invalid('jwk') },
+  {
+    name: 'PS256 with a 3072-bit modulus and a 3071-bit public exponent',
+    only: 'PS256',
+    make: (kit) => ({ proof: rsaProof(kit, kit.rsa3072, { ...kit.rsa3072.publicJwk, e: base64urlUInt((1n << 3070n) | (1n << 1000n) | 1n) }) }),
+    expect: invalid('jwk'),
+  },
+  { name: 'PS256 with a 4097-bit modulus', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(4097), e: 'AQAB' }) }), expect: invalid('jwk') },
+  { name: 'PS256 with an 8192-bit modulus', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(8192), e: 'AQAB' }) }), expect: invalid('jwk') },
+
+  // Check 12b, made before the signature: a proof by another key than cnf.jkt's costs no signature check.
+  { name: 'proof by a key the token is not bound to', make: async (kit) => ({ proof: await makeProof(kit.key), input: { boundJkt: await calculateJwkThumbprint(kit.other.publicJwk) } }), expect: BINDING_MISMATCH },
+  {
+    name: 'proof by a key the token is not bound to, with a broken signature',
+    make: async (kit) => ({ proof: withSignature(await makeProof(kit.key), (await makeProof(kit.other)).split('.')[2]!), input: { boundJkt: await calculateJwkThumbprint(kit.other.publicJwk) } }),
+    expect: BINDING_MISMATCH,
+  },
+  { name: 'token without cnf.jkt', make: async (kit) => ({ proof: await makeProof(kit.key), input: { boundJkt: undefined } }), expect: BINDING_MISMATCH },
+  {
+    name: 'PS256 with an 8192-bit modulus, the token bound to another key',
+    only: 'PS256',
+    make: async (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(8192), e: 'AQAB' }), input: { boundJkt: await calculateJwkThumbprint(kit.key.publicJwk) } }),
+    expect: invalid('jwk'),
+  },
 
   // Check 6: signature.
   { name: 'corrupted signature', make: async (kit) => { const proof = await makeProof(kit.key); const sig = Buffer.from(proof.split('.')[2]!, 'base64url'); sig[10]! ^= 0x01; return { proof: withSignature(proof, sig.toString('base64url')) } }, expect: invalid('signature') },
@@ -252,9 +300,10 @@ function category(outcome: Outcome): Expected {
 describe('checkDpop and checkDpopWithJose: generated proofs', async () => {
   const kits = new Map<DpopAlgorithm, Kit>()
   const [rs256, es384, weakRsa] = [await generateTestKey('RS256'), await generateTestKey('ES384'), generateWeakRsaKey()]
+  const [rsa3072, rsa4096, rsaExponent3] = [generateRsaKey(3072), generateRsaKey(4096), generateRsaKey(2048, 3)]
   const nonces = createNonceIssuer({ secret: randomBytes(32), slotSeconds: SLOT_SECONDS })
   for (const alg of ['ES256', 'PS256', 'EdDSA'] as const) {
-    kits.set(alg, { key: await generateTestKey(alg), other: await generateTestKey(alg), rs256, es384, weakRsa, nonces })
+    kits.set(alg, { key: await generateTestKey(alg), other: await generateTestKey(alg), rs256, es384, weakRsa, rsa3072, rsa4096, rsaExponent3, nonces })
   }
 
   for (const [alg, kit] of kits) {
@@ -270,7 +319,8 @@ describe('checkDpop and checkDpopWithJose: generated proofs', async () => {
           assert.deepEqual(category(jose), vector.expect, `jose reference: ${JSON.stringify(jose)}`)
           if (fast.accepted && jose.accepted) {
             assert.deepEqual(fast.proof, jose.proof)
-            assert.equal(fast.proof.jkt, await calculateJwkThumbprint(kit.key.publicJwk))
+            const { jwk } = JSON.parse(Buffer.from(input.proofHeaders[0]!.trim().split('.')[0]!, 'base64url').toString())
+            assert.equal(fast.proof.jkt, await calculateJwkThumbprint(jwk))
             assert.equal(fast.proof.htm, input.method)
             assert.equal(fast.proof.htu, RESOURCE_URL)
             const claims = JSON.parse(Buffer.from(input.proofHeaders[0]!.trim().split('.')[1]!, 'base64url').toString())

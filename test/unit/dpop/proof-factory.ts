@@ -6,7 +6,7 @@ import { constants, createPrivateKey, generateKeyPairSync, hash, sign, type Json
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
 import { checkDpop, checkDpopOffThread, type DpopAlgorithm, type DpopInput, type DpopSettings } from '../../../src/checks/dpop.ts'
 import { checkDpopWithJose } from '../../../src/dpop/verify-with-jose.ts'
-import { createProofKeyCache, type ProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
+import { createProofKeyCache, jwkThumbprint, type ProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
 import { isGatewayError } from '../../../src/errors.ts'
 import type { DpopProof } from '../../../src/types.ts'
 
@@ -37,10 +37,21 @@ export async function generateTestKey(alg: DpopAlgorithm | 'RS256' | 'ES384'): P
   return { alg, privateKey, publicJwk: await exportJWK(publicKey), privateJwk: await exportJWK(privateKey) }
 }
 
-/** An RSA key below the FAPI minimum; jose will not generate or sign with one. */
-export function generateWeakRsaKey(): TestKey {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 })
+/** An RSA key of any size and public exponent, for PS256 proofs signed with signCompact (jose signs with none below 2048 bits). */
+export function generateRsaKey(modulusLength: number, publicExponent = 65537): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength, publicExponent })
   return { alg: 'PS256', privateKey, publicJwk: publicKey.export({ format: 'jwk' }) as JWK, privateJwk: privateKey.export({ format: 'jwk' }) as JWK }
+}
+
+/** An RSA key below the FAPI minimum. */
+export function generateWeakRsaKey(): TestKey {
+  return generateRsaKey(1024)
+}
+
+/** base64url of a positive integer, big-endian, without leading zero bytes (RFC 7518 §2 Base64urlUInt). */
+export function base64urlUInt(value: bigint): string {
+  const hex = value.toString(16)
+  return Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('base64url')
 }
 
 export function defaultClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -98,9 +109,21 @@ export function keyObjectOf(key: TestKey): KeyObject {
   return createPrivateKey({ key: key.privateJwk as JsonWebKey, format: 'jwk' })
 }
 
+/** The RFC 7638 thumbprint of the `jwk` in a proof's header, or undefined when there is none to take. */
+export function headerJwkThumbprint(proof: string | undefined): string | undefined {
+  try {
+    const header = JSON.parse(Buffer.from(proof!.trim().split('.')[0]!, 'base64url').toString('utf8'))
+    return jwkThumbprint(header.jwk)
+  } catch {
+    return undefined
+  }
+}
+
+/** Unless `overrides` says otherwise, the token is bound to the key in the (first) proof's header. */
 export function dpopInput(proof: string | readonly string[] | undefined, overrides: Partial<DpopInput> = {}): DpopInput {
   const proofHeaders = proof === undefined ? [] : typeof proof === 'string' ? [proof] : proof
-  return { method: 'GET', url: RESOURCE_URL, proofHeaders, accessToken: ACCESS_TOKEN, accessTokenHash: ACCESS_TOKEN_HASH, ...overrides }
+  const boundJkt = headerJwkThumbprint(proofHeaders[0])
+  return { method: 'GET', url: RESOURCE_URL, proofHeaders, accessToken: ACCESS_TOKEN, accessTokenHash: ACCESS_TOKEN_HASH, boundJkt, ...overrides }
 }
 
 export type Outcome =

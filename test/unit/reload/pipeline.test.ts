@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { stringify } from 'yaml'
+import { checkDpop } from '../../../src/checks/dpop.ts'
 import { ConfigError, loadConfig } from '../../../src/config/load.ts'
 import { REPO_ROOT } from '../../../src/dev/environment.ts'
+import { accessTokenHash, createProof, generateDpopKey } from '../../../src/dev/partner-client.ts'
 import { chainPem, createDevPki, writeDevPki, type DevPki } from '../../../src/dev/pki.ts'
 import { createProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
 import { createSecurityEvents } from '../../../src/observability/events.ts'
@@ -201,3 +203,35 @@ test('check-config refuses a key that does not match the certificate, as a reloa
   const ok = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], { encoding: 'utf8', env: { PATH: process.env.PATH } })
   assert.equal(ok.status, 0, ok.stderr)
 })
+
+// RFC 9449 §11.1: a jti must be remembered for as long as any replica would accept its proof. Replica
+// clocks may be off by dpop.maxFutureSeconds (the skew the gateway tolerates): one ahead accepts a proof
+// first, one behind accepts it last, and the replay key claimed by the first must outlive that.
+for (const dpop of [{}, { maxAgeSeconds: 120, maxFutureSeconds: 30 }]) {
+  test(`the replay TTL covers a proof's acceptance by replicas dpop.maxFutureSeconds ahead and behind (${JSON.stringify(dpop)})`, async () => {
+    writeConfig((raw) => (raw.dpop = dpop))
+    const { authorize } = build().pipeline
+    const { maxAgeSeconds, maxFutureSeconds } = authorize.dpop
+    const skewMs = maxFutureSeconds * 1000
+    const key = await generateDpopKey('ES256')
+    const iat = 1_760_000_000
+    const url = 'https://api.bank.example/accounts/1'
+    const proof = await createProof(key, { htm: 'GET', htu: url, accessToken: 'token', iat })
+    const input = { method: 'GET', url, proofHeaders: [proof], accessToken: 'token', accessTokenHash: accessTokenHash('token'), boundJkt: key.jkt }
+    const acceptedAt = (clockMs: number) => {
+      try {
+        checkDpop(input, authorize.dpop, authorize.proofKeys, clockMs)
+        return true
+      } catch {
+        return false
+      }
+    }
+    const times: number[] = []
+    for (let t = (iat - maxFutureSeconds - 2 * maxFutureSeconds - 2) * 1000; t <= (iat + maxAgeSeconds + maxFutureSeconds + 2) * 1000; t += 125) times.push(t)
+    const firstAccepted = times.find((t) => acceptedAt(t + skewMs))!
+    const lastAccepted = times.findLast((t) => acceptedAt(t - skewMs))!
+    assert.ok(firstAccepted !== undefined && lastAccepted !== undefined)
+    assert.ok(firstAccepted + authorize.replayTtlMs > lastAccepted,
+      `claimed at ${firstAccepted - iat * 1000} ms by the replica ahead, accepted until ${lastAccepted - iat * 1000} ms by the one behind; TTL ${authorize.replayTtlMs} ms`)
+  })
+}

@@ -12,6 +12,7 @@ import { createDevPki, writeDevPki, type DevPki } from '../../../src/dev/pki.ts'
 import { toClientCert } from '../../../src/checks/client-cert.ts'
 import { GatewayError } from '../../../src/errors.ts'
 import { createRevocationFromConfig, revocationWarnings } from '../../../src/revocation/from-config.ts'
+import { describeConfigWarning } from '../../../src/config/warnings.ts'
 
 type Tree = Record<string, unknown>
 
@@ -144,11 +145,11 @@ describe('revocation configuration', () => {
     })
 
     it('warns about every trusted CA whose certificates would have no configured revocation source', () => {
-      const warnings = (revocation: Tree) => revocationWarnings(loadConfig(write({ revocation }), {}))
+      const warnings = (revocation: Tree) => revocationWarnings(loadConfig(write({ revocation }), {})).map(describeConfigWarning)
       assert.deepEqual(revocationWarnings(loadConfig(write({}), {})), [], 'no section: nothing is checked, nothing to warn about')
       const everyCa = warnings({})
       assert.equal(everyCa.length, 2, everyCa.join('\n'))
-      assert.match(everyCa[0]!, /: revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\) are checked with \[ocsp, crl\], but no OCSP responder or CRL is configured for it: .*503 GW_REVOCATION_UNAVAILABLE/)
+      assert.match(everyCa[0]!, /^revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\) are checked with \[ocsp, crl\], but no OCSP responder or CRL is configured for it: .*503 GW_REVOCATION_UNAVAILABLE/)
       assert.match(everyCa[1]!, /"CN=fapi-gateway Dev Partner CA, O=fapi-gateway dev" \(listener\.tls\.clientIntermediatesFile\)/)
       for (const warning of everyCa) assert.ok(!warning.includes('\n'), 'one line each')
       // The partner CA gets a responder: only the root is left; sources: [] says "do not check" on purpose.
@@ -158,7 +159,7 @@ describe('revocation configuration', () => {
       assert.deepEqual(warnings({ default: { sources: [] }, cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', crl: { urls: ['http://crl.bank.example/partner.crl'] } }] }), [])
       const namedEntry = warnings({ default: { sources: [] }, cas: [{ name: 'dev-partner', subject: 'CN=fapi-gateway Dev Partner CA,O=fapi-gateway dev', sources: ['crl'] }] })
       assert.equal(namedEntry.length, 1)
-      assert.match(namedEntry[0]!, /: revocation\.cas\[name=dev-partner\]: .* are checked with \[crl\]/)
+      assert.match(namedEntry[0]!, /^revocation\.cas\[name=dev-partner\]: .* are checked with \[crl\]/)
     })
 
     it('refuses a CA file that cannot sign CRLs when CRLs are a source', () => {
