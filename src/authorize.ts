@@ -39,6 +39,8 @@ export interface GatewayRequest {
   /** The body of an application/x-www-form-urlencoded request, read to look for a token. */
   readonly formBody: string | undefined
   readonly nowMs: number
+  /** The peer's address, to bound what one address can make the gateway ask the issuer. */
+  readonly clientAddress?: string
 }
 
 export interface Grant {
@@ -74,7 +76,7 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     cert = checkClientCert(req.peer, route.clientCertificate, req.nowMs)
     if (cert) await deps.revocation.check(cert, { nowMs: req.nowMs, route: route.name, override: route.revocation })
     presented = checkCredentials(req.headers, req.target, req.formBody)
-    token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
+    token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs, { clientAddress: req.clientAddress })
     if (checkBinding(route, presented, token, cert) === 'dpop') {
       const input = { method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop, accessToken: presented.value, accessTokenHash: presented.hash }
       proof = deps.verifyProofsOn === 'threadPool'

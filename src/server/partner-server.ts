@@ -206,7 +206,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     }
 
     const verdict = await authorize(
-      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), formBody: formBody?.toString('latin1'), nowMs: deps.clock() },
+      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), formBody: formBody?.toString('latin1'), nowMs: deps.clock(), clientAddress: socket.remoteAddress },
       p.authorize,
     )
     if (!verdict.ok) return refuseRequest(p, req, res, verdict.refusal, interactionId, started)
