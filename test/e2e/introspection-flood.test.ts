@@ -76,9 +76,46 @@ describe('a flood of random opaque tokens from one address (default limits)', ()
       assert.ok((codes.get('429 GW_INTROSPECTION_THROTTLED') ?? 0) > 0, 'the flooding address is throttled')
       assert.ok(floodCalls.length < answers.length, 'throttled strings never reach the issuer')
       assert.equal(gw.upstream.received.length, before + 1, 'nothing of the flood is forwarded')
+      const metrics = await gw.gateway.metrics.registry.metrics()
+      assert.match(metrics, /fapi_gateway_introspection_refused_total\{issuer="dev",reason="client_limit"\} [1-9]/)
+      assert.match(metrics, /fapi_gateway_introspection_calls_total\{issuer="dev",outcome="active"\} 1\n/)
+      assert.match(metrics, /fapi_gateway_refusals_total\{route="accounts-read",reason="GW_INTROSPECTION_THROTTLED"\} [1-9]/)
     } finally {
       release()
       await attacker.close()
     }
+  })
+})
+
+describe('issuers[].introspection.tokenShape', () => {
+  let pki: DevPki
+  let server: IssuerServer
+  let gw: TestGateway
+  before(async () => {
+    pki = await testPki()
+    server = await startIssuerServer(pki)
+    const tokenShape = { prefix: 'at_', minLength: 40, maxLength: 64, charset: 'base64url' }
+    gw = await startTestGateway({ pki, env: { INTROSPECTION_SECRET: 'dev-introspection-secret' }, config: { issuers: [introspectingIssuer(server, { tokenShape })] } })
+  })
+  after(async () => {
+    await gw.close()
+    await server.stop()
+  })
+
+  it('refuses a string that cannot be the issuer\'s token without asking it, and accepts one that is', async () => {
+    const key = await generateDpopKey('ES256')
+    const legitimate = `at_${randomBytes(32).toString('base64url')}`
+    server.introspect = (call) => ({ body: call.form.get('token') === legitimate ? activeAnswer(key) : { active: false } })
+    const before = server.introspectionCalls.length
+    for (const value of [randomBytes(32).toString('base64url'), `at_${randomBytes(8).toString('base64url')}`, `at_${randomBytes(32).toString('base64')}`]) {
+      const refused = await gw.client().send('GET', '/accounts/1', [['authorization', `Bearer ${value}`]])
+      assert.equal(refused.status, 401, value)
+      assert.equal(refused.json?.code, 'GW_TOKEN_INVALID')
+    }
+    assert.equal(server.introspectionCalls.length, before)
+    assert.match(await gw.gateway.metrics.registry.metrics(), /fapi_gateway_introspection_refused_total\{issuer="dev",reason="shape"\} 3/)
+    const ok = await sendDpop(gw, key, legitimate)
+    assert.equal(ok.status, 200, ok.body)
+    assert.equal(server.introspectionCalls.length, before + 1)
   })
 })
