@@ -128,12 +128,15 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
     return client.introspect(token, { audience, clientAddress: context.clientAddress }, nowMs)
   }
 
-  /** SP 5.3.4-3: a locally valid JWT may still have been revoked. */
-  async function checkNotRevoked(issuer: Issuer, token: string, nowMs: number, context: VerifyContext): Promise<void> {
+  /**
+   * SP 5.3.4-3: a locally valid JWT may still have been revoked. Its signature is checked already, so only the
+   * global introspection bounds apply, not the per-address one meant for strings nobody vouches for.
+   */
+  async function checkNotRevoked(issuer: Issuer, token: string, nowMs: number): Promise<void> {
     const { settings, introspection } = issuer
     if (!settings.introspectJwt || !introspection) return
     try {
-      await introspection.introspect(token, { cacheTtlSeconds: settings.introspectJwtCacheSeconds ?? 10, clientAddress: context.clientAddress }, nowMs)
+      await introspection.introspect(token, { cacheTtlSeconds: settings.introspectJwtCacheSeconds ?? 10 }, nowMs)
     } catch (error) {
       if (isGatewayError(error) && error.code === 'GW_TOKEN_INACTIVE') refuse('GW_TOKEN_REVOKED', 'introspection: active false', error)
       throw error
@@ -167,7 +170,7 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
       const token = cached && cachedIssuer ? cached : await verifyUncached(presented, allowed, expectation.audience, nowMs, context)
       const issuer = issuers.get(token.issuerName) as Issuer
       requireAudience(token, expectation.audience ?? issuer.settings.audience)
-      if (token.format === 'jwt') await checkNotRevoked(issuer, presented.value, nowMs, context)
+      if (token.format === 'jwt') await checkNotRevoked(issuer, presented.value, nowMs)
       return token
     },
     ready() {

@@ -147,6 +147,23 @@ describe('access-token verifier', () => {
     await rejectsWith(tokens.verify(presented('opaque-next'), expect(), start, { clientAddress: '198.51.100.7' }), 'GW_INTROSPECTION_THROTTLED')
   })
 
+  test('introspectJwt calls of signed JWTs are not held to the per-address bound, only to the global ones', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    server.introspect = async () => {
+      if (server.introspectionCalls.length >= 2) release()
+      await released
+      return { body: { active: true, iss: issuerId } }
+    }
+    const base = issuers()[0]!
+    const tokens = verifier(issuers({ introspectJwt: true, introspection: { ...base.introspection!, maxPendingPerClient: 1 } }))
+    const [first, second] = await Promise.all([signAccessToken(es256, start), signAccessToken(es256, start)])
+    const checks = [first, second].map((jwt) => tokens.verify(presented(jwt), expect(), start, { clientAddress: '198.51.100.7' }))
+    for (const check of checks) void check.catch(release)
+    const results = await Promise.allSettled(checks)
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled'], JSON.stringify(results.map((r) => r.status === 'rejected' && String(r.reason))))
+  })
+
   test('an inactive opaque token is GW_TOKEN_INACTIVE', async () => {
     server.introspect = () => ({ body: { active: false } })
     await rejectsWith(verifier().verify(presented('opaque-revoked'), expect(), start), 'GW_TOKEN_INACTIVE')
