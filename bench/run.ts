@@ -2,6 +2,7 @@
 // Targets run one at a time so that they never compete with each other for the CPU.
 //   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
 //   node bench/run.ts --soak 10 [--soak-rate 1000]: the gateway alone at a fixed rate for 10 minutes, RSS sampled
+//   node bench/run.ts --introspection-flood [--seconds 5] [--quick]: a partner's new opaque tokens alone and during a flood (bench/introspection-flood.ts)
 //   [--verify-on threadPool|eventLoop] sets the gateway's dpop.verifyOn; [--revocation-mirror] turns on replay.revocationMirror; [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
 //   the bare forwarder and the express app the same Node/V8 flags; BENCH_TARGET_STDOUT=1 shows their stdout (--trace-gc)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process'
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     'verify-on': { type: 'string' },
     'revocation-mirror': { type: 'boolean', default: false },
     soak: { type: 'string' },
+    'introspection-flood': { type: 'boolean', default: false },
     'soak-rate': { type: 'string', default: '1000' },
     'node-options': { type: 'string' },
     out: { type: 'string', default: join(HERE, 'results') },
@@ -230,6 +232,12 @@ function thumbprint(der: Buffer): string {
 }
 
 async function main(): Promise<void> {
+  if (args['introspection-flood']) {
+    const flood = fork(join(HERE, 'introspection-flood.ts'), ['--seconds', String(SECONDS), '--out', args.out!, ...(args.quick ? ['--quick'] : [])], { stdio: 'inherit' })
+    const [code] = (await once(flood, 'exit')) as [number | null]
+    if (code !== 0) throw new Error(`introspection flood bench exited with ${code}`)
+    return
+  }
   const workers = args.workers
   const dir = mkdtempSync(join(tmpdir(), 'fapi-bench-'))
   const pki = await createDevPki()

@@ -43,6 +43,8 @@ export interface GatewayRequest {
    */
   readonly checkBody?: () => Promise<void>
   readonly nowMs: number
+  /** The peer's address, to bound what one address can make the gateway ask the issuer. */
+  readonly clientAddress?: string
 }
 
 export interface Grant {
@@ -78,7 +80,7 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     cert = checkClientCert(req.peer, route.clientCertificate, req.nowMs)
     if (cert) await deps.revocation.check(cert, { nowMs: req.nowMs, route: route.name, override: route.revocation })
     presented = checkCredentials(req.headers, req.target)
-    token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs)
+    token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs, { clientAddress: req.clientAddress })
     if (checkBinding(route, presented, token, cert) === 'dpop') {
       const input = {
         method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop,

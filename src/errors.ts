@@ -45,6 +45,8 @@ export const catalogue = {
   GW_CERT_BINDING_MISMATCH: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is bound to a different client certificate.' },
   GW_DPOP_BINDING_MISMATCH: { status: 401, error: 'invalid_token', challenge: 'dpop', description: 'Invalid DPoP key binding.' },
   GW_ISSUER_UNAVAILABLE: { status: 503, challenge: 'none', description: 'The token issuer cannot be reached to validate the access token.' },
+  GW_INTROSPECTION_THROTTLED: { status: 429, challenge: 'none', description: 'Too many access tokens from this client address are waiting for introspection.' },
+  GW_INTROSPECTION_BUSY: { status: 503, challenge: 'none', description: 'Too many access tokens are waiting for introspection.' },
 
   GW_DPOP_MISSING: { status: 401, error: 'invalid_dpop_proof', challenge: 'dpop', description: 'A DPoP proof is required.' },
   GW_DPOP_MULTIPLE: { status: 400, error: 'invalid_request', challenge: 'dpop', description: 'More than one DPoP header was sent.' },

@@ -11,6 +11,7 @@ import type { GatewayConfig } from './config/schema.ts'
 import { logConfigWarnings } from './config/warnings.ts'
 import { createProofKeyCache } from './dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
+import { createIntrospectionMetrics } from './observability/introspection-metrics.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
 import { createMemoryReplayStore } from './replay/memory-store.ts'
 import type { Redis } from 'ioredis'
@@ -125,6 +126,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     env, clock, logger, events, registry: metrics.registry, replay, revokedTokens, proofKeys,
     injectedRevocation: options.revocation,
     revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(metrics.registry)),
+    introspectionMetrics: createIntrospectionMetrics(metrics.registry),
   }
   // Everything a reload may replace (src/reload/pipeline.ts); a request uses one version throughout.
   let initial: GatewayPipeline

@@ -55,7 +55,7 @@ export interface RefusalBody {
 
 const STATUS_ERRORS: Record<number, string> = {
   400: 'invalid_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
-  408: 'request_timeout', 413: 'request_too_large', 415: 'unsupported_media_type', 431: 'request_header_fields_too_large', 499: 'client_closed',
+  408: 'request_timeout', 413: 'request_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 431: 'request_header_fields_too_large', 499: 'client_closed',
   500: 'server_error', 502: 'bad_gateway', 503: 'temporarily_unavailable', 504: 'gateway_timeout',
 }
 
@@ -84,5 +84,7 @@ export function sendRefusal(res: ServerResponse, code: ErrorCode, context: Chall
   res.setHeader('content-length', Buffer.byteLength(body))
   for (const [name, value] of Object.entries(extraHeaders)) res.setHeader(name, value)
   if (spec.status === 408 || spec.status === 413 || spec.status === 431) res.setHeader('connection', 'close')
+  // The introspection bounds free up within a call's time to the issuer (RFC 9110 §10.2.3).
+  if (code === 'GW_INTROSPECTION_THROTTLED' || code === 'GW_INTROSPECTION_BUSY') res.setHeader('retry-after', '1')
   res.end(body)
 }

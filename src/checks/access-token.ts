@@ -4,10 +4,11 @@ import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { isGatewayError, refuse } from '../errors.ts'
 import { isCanonicalBase64url } from '../util/base64url.ts'
 import type { AccessToken, Clock, Logger, PresentedToken } from '../types.ts'
-import { createIntrospectionClient, type IntrospectionClient, type IntrospectionSettings } from '../tokens/introspection.ts'
+import { createIntrospectionClient, type IntrospectionClient, type IntrospectionObserver, type IntrospectionSettings } from '../tokens/introspection.ts'
 import { createRemoteKeySet, signingAlgorithms, type RemoteKeySet } from '../tokens/jwks.ts'
 import { verifyJwtAccessToken, type JwtIssuerSettings } from '../tokens/jwt.ts'
 import { createTokenCache, type TokenCache } from '../tokens/token-cache.ts'
+import { checkTokenShape, defaultTokenShape } from '../tokens/token-shape.ts'
 
 export type { IntrospectionSettings } from '../tokens/introspection.ts'
 
@@ -30,6 +31,7 @@ export interface TokenVerifierDeps {
   /** Default: a cache of verifiedTokenCacheSize (10 000) entries. */
   readonly tokenCache?: TokenCache
   readonly verifiedTokenCacheSize?: number
+  readonly introspectionObserver?: IntrospectionObserver
 }
 
 export interface TokenExpectation {
@@ -39,8 +41,14 @@ export interface TokenExpectation {
   readonly audience: string | undefined
 }
 
+/** Who presented the token. */
+export interface VerifyContext {
+  /** Bounds that address's introspection calls in flight. */
+  readonly clientAddress?: string
+}
+
 export interface TokenVerifier {
-  verify(presented: PresentedToken, expectation: TokenExpectation, nowMs: number): Promise<AccessToken>
+  verify(presented: PresentedToken, expectation: TokenExpectation, nowMs: number, context?: VerifyContext): Promise<AccessToken>
   /** Every issuer with a jwksUri has a usable key set. */
   ready(): boolean
   close(): Promise<void>
@@ -102,18 +110,28 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
         })
       : undefined
     const introspection = settings.introspection
-      ? createIntrospectionClient(settings, { ...settings.introspection, caPem: settings.introspection.caPem ?? settings.caPem })
+      ? createIntrospectionClient(settings, { ...settings.introspection, caPem: settings.introspection.caPem ?? settings.caPem }, deps.introspectionObserver)
       : undefined
     issuers.set(settings.name, { settings, keys, introspection })
   }
   const tokenCache = deps.tokenCache ?? createTokenCache({ maxEntries: deps.verifiedTokenCacheSize ?? 10_000 })
 
-  async function introspect(issuer: Issuer, token: string, audience: string, nowMs: number): Promise<AccessToken> {
+  /** A string no signature vouches for: refused unless it can be one of the issuer's tokens, before it costs a call. */
+  async function introspect(issuer: Issuer, token: string, audience: string, nowMs: number, context: VerifyContext): Promise<AccessToken> {
     const client = issuer.introspection ?? refuse('GW_TOKEN_INVALID', `issuer ${issuer.settings.name} has no introspection`)
-    return client.introspect(token, { audience }, nowMs)
+    try {
+      checkTokenShape(token, issuer.settings.introspection?.tokenShape ?? defaultTokenShape)
+    } catch (error) {
+      deps.introspectionObserver?.refused(issuer.settings.name, 'shape')
+      throw error
+    }
+    return client.introspect(token, { audience, clientAddress: context.clientAddress }, nowMs)
   }
 
-  /** SP 5.3.4-3: a locally valid JWT may still have been revoked. */
+  /**
+   * SP 5.3.4-3: a locally valid JWT may still have been revoked. Its signature is checked already, so only the
+   * global introspection bounds apply, not the per-address one meant for strings nobody vouches for.
+   */
   async function checkNotRevoked(issuer: Issuer, token: string, nowMs: number): Promise<void> {
     const { settings, introspection } = issuer
     if (!settings.introspectJwt || !introspection) return
@@ -125,14 +143,14 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
     }
   }
 
-  async function verifyUncached(presented: PresentedToken, allowed: readonly Issuer[], audienceOverride: string | undefined, nowMs: number): Promise<AccessToken> {
+  async function verifyUncached(presented: PresentedToken, allowed: readonly Issuer[], audienceOverride: string | undefined, nowMs: number, context: VerifyContext): Promise<AccessToken> {
     const { value } = presented
     if (looksLikeJws(value)) {
       if (!value.split('.').every(isCanonicalBase64url)) refuse('GW_TOKEN_INVALID', 'malformed: non-canonical base64url')
       const iss = peekIssuer(value)
       const issuer = allowed.find((i) => i.settings.issuer === iss) ?? refuse('GW_TOKEN_INVALID', 'iss')
       const audience = audienceOverride ?? issuer.settings.audience
-      if (!issuer.keys) return introspect(issuer, value, audience, nowMs)
+      if (!issuer.keys) return introspect(issuer, value, audience, nowMs, context)
       const token = await verifyJwtAccessToken(value, { ...issuer.settings, audience }, issuer.keys.getKey, nowMs)
       tokenCache.set(presented.hash, token, nowMs)
       return token
@@ -141,15 +159,15 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
     if (introspecting.length === 0) refuse('GW_TOKEN_INVALID', 'not a JWS and no accepted issuer introspects')
     if (introspecting.length > 1) refuse('GW_INTERNAL', 'opaque token but several accepted issuers introspect')
     const [issuer] = introspecting as [Issuer]
-    return introspect(issuer, value, audienceOverride ?? issuer.settings.audience, nowMs)
+    return introspect(issuer, value, audienceOverride ?? issuer.settings.audience, nowMs, context)
   }
 
   return {
-    async verify(presented, expectation, nowMs) {
+    async verify(presented, expectation, nowMs, context = {}) {
       const allowed = expectation.issuerNames.flatMap((name) => issuers.get(name) ?? [])
       const cached = tokenCache.get(presented.hash, nowMs)
       const cachedIssuer = cached && allowed.find((i) => i.settings.name === cached.issuerName)
-      const token = cached && cachedIssuer ? cached : await verifyUncached(presented, allowed, expectation.audience, nowMs)
+      const token = cached && cachedIssuer ? cached : await verifyUncached(presented, allowed, expectation.audience, nowMs, context)
       const issuer = issuers.get(token.issuerName) as Issuer
       requireAudience(token, expectation.audience ?? issuer.settings.audience)
       if (token.format === 'jwt') await checkNotRevoked(issuer, presented.value, nowMs)

@@ -84,6 +84,21 @@ const introspection = z.strictObject({
   ]),
   cacheTtlSeconds: positiveInt.default(60),
   caFile: z.string().optional(),
+  // Flood bounds (README "Introspection floods"): every string that is not a JWS would otherwise cost a call.
+  inactiveCacheTtlSeconds: z.number().int().min(0).max(300).default(10),
+  cacheSize: positiveInt.default(10_000),
+  timeoutMs: positiveInt.max(60_000).default(5_000),
+  connections: positiveInt.max(1024).default(16),
+  maxPendingPerClient: positiveInt.default(8),
+  maxQueued: z.number().int().min(0).default(64),
+  maxQueueWaitMs: positiveInt.max(60_000).default(1_000),
+  tokenShape: z.strictObject({
+    minLength: positiveInt.default(1),
+    maxLength: positiveInt.max(16 * 1024).default(4096),
+    charset: z.enum(['b64token', 'base64url', 'hex', 'alphanumeric']).default('b64token'),
+    prefix: z.string().regex(/^[A-Za-z0-9\-._~+/]+$/, 'must be b64token characters (RFC 6750 §2.1)').optional(),
+  }).prefault({})
+    .refine((shape) => shape.minLength <= shape.maxLength, { message: 'minLength must not exceed maxLength', path: ['minLength'] }),
 })
 
 const issuer = z.strictObject({

@@ -39,6 +39,8 @@ export interface DevIssuerOptions {
   readonly port?: number
   /** client_secret_basic credentials the introspection endpoint accepts. */
   readonly introspectionClient?: { id: string; secret: string }
+  /** Each introspection answer is sent this much later (a slow authorization server, for the flood bench). */
+  readonly introspectionDelayMs?: number
 }
 
 export async function startDevIssuer(options: DevIssuerOptions): Promise<DevIssuer> {
@@ -71,8 +73,12 @@ export async function startDevIssuer(options: DevIssuerOptions): Promise<DevIssu
       req.on('end', () => {
         const token = new URLSearchParams(body).get('token') ?? ''
         const claims = opaque.get(token)
-        res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify(claims ? { active: true, ...claims } : { active: false }))
+        const answer = () => {
+          res.setHeader('content-type', 'application/json')
+          res.end(JSON.stringify(claims ? { active: true, ...claims } : { active: false }))
+        }
+        if (options.introspectionDelayMs) setTimeout(answer, options.introspectionDelayMs)
+        else answer()
       })
       return
     }

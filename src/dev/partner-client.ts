@@ -67,8 +67,9 @@ export interface PartnerClient {
   close(): Promise<void>
 }
 
-export function createPartnerClient(options: { baseUrl: string; caPem: string; identity?: ClientIdentity }): PartnerClient {
+export function createPartnerClient(options: { baseUrl: string; caPem: string; identity?: ClientIdentity; localAddress?: string }): PartnerClient {
   const agent = new Agent({
+    ...(options.localAddress && { localAddress: options.localAddress }),
     connect: {
       ca: options.caPem,
       ...(options.identity && { cert: options.identity.certPem, key: options.identity.keyPem }),

@@ -25,6 +25,7 @@ import type { RevocationMetrics } from '../revocation/metrics.ts'
 import { createRouteTable } from '../routes/route-table.ts'
 import type { PartnerPipeline } from '../server/partner-server.ts'
 import { createTlsOptions, TrustStoreError } from '../server/tls.ts'
+import type { IntrospectionObserver } from '../tokens/introspection.ts'
 import { opensslInWords } from '../util/openssl-words.ts'
 import type { RevokedTokenList } from '../tokens/revoked-tokens.ts'
 import { createTokenCache, type TokenCache } from '../tokens/token-cache.ts'
@@ -47,6 +48,8 @@ export interface SharedDeps {
   readonly injectedRevocation?: RevocationChecker
   /** Registered once on the registry, shared by every revocation checker built. */
   readonly revocationMetrics: () => RevocationMetrics
+  /** Counts introspection calls, cache hits and refusals of every token verifier built. */
+  readonly introspectionMetrics?: IntrospectionObserver
 }
 
 export interface TlsMaterial {
@@ -116,6 +119,14 @@ export function issuerSettings(loaded: LoadedConfig, issuer: IssuerConfig, index
       endpoint: introspection.endpoint,
       clientId: introspection.clientId,
       cacheTtlSeconds: introspection.cacheTtlSeconds,
+      inactiveCacheTtlSeconds: introspection.inactiveCacheTtlSeconds,
+      cacheSize: introspection.cacheSize,
+      timeoutMs: introspection.timeoutMs,
+      connections: introspection.connections,
+      maxPendingPerClient: introspection.maxPendingPerClient,
+      maxQueued: introspection.maxQueued,
+      maxQueueWaitMs: introspection.maxQueueWaitMs,
+      tokenShape: introspection.tokenShape,
       caPem: introspection.caFile ? loaded.readFile(introspection.caFile) : caPem,
       auth: introspection.auth.method === 'client_secret_basic'
         ? { method: 'client_secret_basic', secret: secretFromEnv(env, introspection.auth.secretEnv, `issuers.${index}.introspection.auth.secretEnv`, loaded.file) }
@@ -247,7 +258,7 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
     else {
       tokenCache = createTokenCache({ maxEntries: config.caches.verifiedTokens })
       try {
-        tokens = createTokenVerifier(issuers, { now: clock, logger, tokenCache })
+        tokens = createTokenVerifier(issuers, { now: clock, logger, tokenCache, introspectionObserver: shared.introspectionMetrics })
       } catch (error) {
         throw new ConfigError([`${file}: issuers: ${(error as Error).message}`])
       }

@@ -280,7 +280,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     }
 
     const verdict = await authorize(
-      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), checkBody, nowMs: deps.clock() },
+      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), checkBody, nowMs: deps.clock(), clientAddress: socket.remoteAddress },
       p.authorize,
     )
     access.route = (verdict.ok ? verdict.grant.route : verdict.refusal.route)?.name ?? NO_ROUTE

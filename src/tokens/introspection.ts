@@ -6,8 +6,10 @@ import { SignJWT } from 'jose'
 import { isGatewayError, refuse } from '../errors.ts'
 import type { AccessToken } from '../types.ts'
 import { createLru } from '../util/lru.ts'
+import { clientKey, createIntrospectionLimiter, type LimiterRefusal } from './introspection-limiter.ts'
 import { createIssuerAgent, requireHttpsUrl, signingAlgorithms } from './jwks.ts'
 import { claimsToAccessToken } from './jwt.ts'
+import type { TokenShape } from './token-shape.ts'
 
 export type IntrospectionAuth =
   | { readonly method: 'client_secret_basic'; readonly secret: string }
@@ -20,8 +22,29 @@ export interface IntrospectionSettings {
   /** Upper bound on how long an answer is reused; never past the token's exp (RFC 7662 §4). */
   readonly cacheTtlSeconds: number
   readonly caPem?: string
+  /** Entries of each cache (active answers, inactive token hashes). Default 10 000. */
   readonly cacheSize?: number
   readonly timeoutMs?: number
+  /** How long an active:false answer is reused, by token hash; 0 never. Default 10 s. */
+  readonly inactiveCacheTtlSeconds?: number
+  /** Connections to the endpoint, and so the calls in flight at once. Default 16. */
+  readonly connections?: number
+  /** Calls in flight or waiting for one client address. Default 8. */
+  readonly maxPendingPerClient?: number
+  /** Calls waiting for a free connection; refused at once past this. Default 64. */
+  readonly maxQueued?: number
+  readonly maxQueueWaitMs?: number
+  /** What a string must look like before it is sent (checked by the token verifier). */
+  readonly tokenShape?: TokenShape
+}
+
+export type IntrospectionRefusal = LimiterRefusal | 'shape'
+
+/** Counts for the metrics; the issuer is its configured name. */
+export interface IntrospectionObserver {
+  called(issuer: string, outcome: 'active' | 'inactive' | 'failed'): void
+  cacheHit(issuer: string, answer: 'active' | 'inactive'): void
+  refused(issuer: string, reason: IntrospectionRefusal): void
 }
 
 export interface IntrospectionIssuer {
@@ -36,6 +59,8 @@ export interface IntrospectionOptions {
   readonly audience?: string
   /** Overrides settings.cacheTtlSeconds, e.g. a shorter TTL for JWT revocation checks. */
   readonly cacheTtlSeconds?: number
+  /** The partner's address: bounds its calls in flight (maxPendingPerClient). */
+  readonly clientAddress?: string
 }
 
 export interface IntrospectionClient {
@@ -59,7 +84,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-export function createIntrospectionClient(issuer: IntrospectionIssuer, settings: IntrospectionSettings): IntrospectionClient {
+export function createIntrospectionClient(issuer: IntrospectionIssuer, settings: IntrospectionSettings, observer?: IntrospectionObserver): IntrospectionClient {
   requireHttpsUrl(settings.endpoint, 'introspection endpoint')
   const { auth } = settings
   let signingKey: KeyObject | undefined
@@ -69,9 +94,19 @@ export function createIntrospectionClient(issuer: IntrospectionIssuer, settings:
   }
   const timeoutMs = settings.timeoutMs ?? 5_000
   const toleranceMs = (issuer.clockToleranceSeconds ?? 10) * 1000
-  const agent = createIssuerAgent({ caPem: settings.caPem, timeoutMs })
+  const connections = settings.connections ?? 16
+  const agent = createIssuerAgent({ caPem: settings.caPem, timeoutMs, connections })
+  const limiter = createIntrospectionLimiter({
+    maxInFlight: connections,
+    maxPendingPerClient: settings.maxPendingPerClient ?? 8,
+    maxQueued: settings.maxQueued ?? 64,
+    maxQueueWaitMs: settings.maxQueueWaitMs ?? 1_000,
+  }, (reason) => observer?.refused(issuer.name, reason))
   const closing = new AbortController()
   const answers = createLru<string, Answer>(settings.cacheSize ?? 10_000)
+  // Apart from the active answers, so that a flood of random strings cannot evict them.
+  const inactive = createLru<string, number>(settings.cacheSize ?? 10_000)
+  const inactiveTtlMs = (settings.inactiveCacheTtlSeconds ?? 10) * 1000
   const inFlight = new Map<string, Promise<Answer>>()
   let hits = 0
   let misses = 0
@@ -125,10 +160,15 @@ export function createIntrospectionClient(issuer: IntrospectionIssuer, settings:
     try {
       answer = await post(token, nowMs)
     } catch (error) {
+      observer?.called(issuer.name, 'failed')
       const reason = error instanceof Error ? `${(error as { code?: string }).code ?? ''} ${error.message}`.trim() : 'unknown'
       return refuse('GW_ISSUER_UNAVAILABLE', `introspection failed: ${reason}`, error)
     }
-    if (!isRecord(answer) || typeof answer.active !== 'boolean') refuse('GW_ISSUER_UNAVAILABLE', 'introspection answer is not RFC 7662 JSON')
+    if (!isRecord(answer) || typeof answer.active !== 'boolean') {
+      observer?.called(issuer.name, 'failed')
+      return refuse('GW_ISSUER_UNAVAILABLE', 'introspection answer is not RFC 7662 JSON')
+    }
+    observer?.called(issuer.name, answer.active ? 'active' : 'inactive')
     if (!answer.active) refuse('GW_TOKEN_INACTIVE', 'active: false')
     if (answer.iss !== undefined && answer.iss !== issuer.issuer) refuse('GW_TOKEN_INVALID', 'iss')
     if (typeof answer.nbf === 'number' && answer.nbf * 1000 > nowMs + toleranceMs) refuse('GW_TOKEN_INVALID', 'nbf')
@@ -138,24 +178,46 @@ export function createIntrospectionClient(issuer: IntrospectionIssuer, settings:
     return { token: accessToken, receivedAtMs: nowMs }
   }
 
-  function lookup(token: string, ttlMs: number, nowMs: number): Promise<Answer> {
+  async function lookup(token: string, ttlMs: number, nowMs: number, clientAddress: string | undefined): Promise<Answer> {
     const key = createHash('sha256').update(token).digest('base64url')
     const cached = answers.get(key)
     if (cached && nowMs < cached.receivedAtMs + ttlMs && (cached.token.exp === undefined || nowMs < cached.token.exp * 1000)) {
       hits++
-      return Promise.resolve(cached)
+      observer?.cacheHit(issuer.name, 'active')
+      return cached
+    }
+    const inactiveAtMs = inactive.get(key)
+    if (inactiveAtMs !== undefined && nowMs < inactiveAtMs + inactiveTtlMs) {
+      hits++
+      observer?.cacheHit(issuer.name, 'inactive')
+      refuse('GW_TOKEN_INACTIVE', 'active: false (cached)')
     }
     misses++
-    let pending = inFlight.get(key)
-    if (!pending) {
-      pending = ask(token, nowMs)
-        .then((answer) => {
+    const joined = inFlight.get(key)
+    if (joined) return joined
+    const release = await limiter.acquire(clientKey(clientAddress))
+    // The same token may have been sent while this call waited for its slot.
+    const started = inFlight.get(key)
+    if (started) {
+      release()
+      return started
+    }
+    const pending = ask(token, nowMs)
+      .then(
+        (answer) => {
           answers.set(key, answer)
           return answer
-        })
-        .finally(() => inFlight.delete(key))
-      inFlight.set(key, pending)
-    }
+        },
+        (error: unknown) => {
+          if (isGatewayError(error) && error.code === 'GW_TOKEN_INACTIVE' && inactiveTtlMs > 0) inactive.set(key, nowMs)
+          throw error
+        },
+      )
+      .finally(() => {
+        release()
+        inFlight.delete(key)
+      })
+    inFlight.set(key, pending)
     return pending
   }
 
@@ -165,7 +227,7 @@ export function createIntrospectionClient(issuer: IntrospectionIssuer, settings:
       const ttlMs = (options.cacheTtlSeconds ?? settings.cacheTtlSeconds) * 1000
       let answer: Answer
       try {
-        answer = await lookup(token, ttlMs, nowMs)
+        answer = await lookup(token, ttlMs, nowMs, options.clientAddress)
       } catch (error) {
         if (isGatewayError(error)) throw error
         return refuse('GW_ISSUER_UNAVAILABLE', 'introspection failed', error)
@@ -178,6 +240,7 @@ export function createIntrospectionClient(issuer: IntrospectionIssuer, settings:
     stats: () => ({ hits, misses, requests }),
     async close() {
       closing.abort()
+      limiter.close()
       await agent.destroy()
     },
   }

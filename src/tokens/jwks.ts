@@ -29,6 +29,8 @@ export interface IssuerAgentOptions {
   readonly caPem?: string
   readonly timeoutMs?: number
   readonly maxResponseBytes?: number
+  /** Connections per origin. Default 4. */
+  readonly connections?: number
 }
 
 /** An undici Agent for connections to the authorization server (also used for introspection). */
@@ -39,7 +41,7 @@ export function createIssuerAgent(options: IssuerAgentOptions = {}): Agent {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     maxResponseSize: options.maxResponseBytes ?? 256 * 1024,
-    connections: 4,
+    connections: options.connections ?? 4,
   })
 }
 

@@ -282,6 +282,22 @@ test('a configuration without issuers is refused', () => {
   assertOneProblem(problemsOf(neither.file), neither.file, 'issuers.0: ', /needs jwksUri .* or introspection/)
 })
 
+test('introspection flood bounds: defaults, and mistakes named by their key', () => {
+  const introspection = { endpoint: 'https://as.bank.example/introspect', clientId: 'gw', auth: { method: 'client_secret_basic', secretEnv: 'SECRET' } }
+  const withIntrospection = (extra: Record<string, unknown>) => writeCase(edit((c) => {
+    c.issuers = [{ name: 'bank', issuer: 'https://as.bank.example', audience: 'a', introspection: { ...introspection, ...extra } }]
+  }))
+  const ok = loadConfig(withIntrospection({}).file, { SECRET: 's' }).config.issuers[0]!.introspection!
+  assert.deepEqual([ok.connections, ok.maxPendingPerClient, ok.maxQueued, ok.maxQueueWaitMs, ok.inactiveCacheTtlSeconds, ok.timeoutMs], [16, 8, 64, 1000, 10, 5000])
+  assert.deepEqual(ok.tokenShape, { minLength: 1, maxLength: 4096, charset: 'b64token' })
+  const shape = withIntrospection({ tokenShape: { minLength: 50, maxLength: 40 } })
+  assertOneProblem(problemsOf(shape.file, { SECRET: 's' }), shape.file, 'issuers.0.introspection.tokenShape.minLength: ', /must not exceed maxLength/)
+  const prefix = withIntrospection({ tokenShape: { prefix: 'at "' } })
+  assertOneProblem(problemsOf(prefix.file, { SECRET: 's' }), prefix.file, 'issuers.0.introspection.tokenShape.prefix: ', /b64token/)
+  const pool = withIntrospection({ connections: 0 })
+  assertOneProblem(problemsOf(pool.file, { SECRET: 's' }), pool.file, 'issuers.0.introspection.connections: ', /too small|>0|positive/i)
+})
+
 test('a certFile that cannot be read is reported with its key and path', () => {
   const { file } = writeCase(edit((c) => {
     c.listener.tls.certFile = 'no-such-cert.pem'

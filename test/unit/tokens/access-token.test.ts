@@ -116,6 +116,54 @@ describe('access-token verifier', () => {
     assert.equal(server.introspectionCalls.length, 0)
   })
 
+  test('tokenShape: a string that cannot be the issuer\'s token is refused without a call; one of that shape is introspected', async () => {
+    const base = issuers()[0]!
+    const shaped = issuers({ introspection: { ...base.introspection!, tokenShape: { minLength: 20, maxLength: 64, charset: 'base64url', prefix: 'at_' } } })
+    const refused: string[] = []
+    const tokens = createTokenVerifier(shaped, { now: () => start, introspectionObserver: { called: () => undefined, cacheHit: () => undefined, refused: (name, reason) => refused.push(`${name} ${reason}`) } })
+    verifiers.push(tokens)
+    for (const value of ['abcdefghijklmnopqrstuvwxyz', 'at_short', `at_${'a'.repeat(62)}`, 'at_abcdefghijklmnop+qrstuvw', 'at_abcdefghijklmnopqrstuvw==']) {
+      await rejectsWith(tokens.verify(presented(value), expect(), start), 'GW_TOKEN_INVALID')
+    }
+    assert.equal(server.introspectionCalls.length, 0)
+    assert.deepEqual(refused, Array(5).fill('main shape'))
+    const token = await tokens.verify(presented('at_abcdefghijklmnopqrstuvw'), expect(), start)
+    assert.equal(token.format, 'opaque')
+    assert.equal(server.introspectionCalls.length, 1)
+  })
+
+  test('by default a string longer than 4096 characters is refused without a call', async () => {
+    await rejectsWith(verifier().verify(presented('a'.repeat(4097)), expect(), start), 'GW_TOKEN_INVALID')
+    assert.equal(server.introspectionCalls.length, 0)
+    await verifier().verify(presented('a'.repeat(4096)), expect(), start)
+    assert.equal(server.introspectionCalls.length, 1)
+  })
+
+  test('the client address reaches the introspection bounds', async () => {
+    server.introspect = () => new Promise(() => undefined)
+    const base = issuers()[0]!
+    const tokens = verifier(issuers({ introspection: { ...base.introspection!, maxPendingPerClient: 1, timeoutMs: 60_000 } }))
+    void tokens.verify(presented('opaque-pending'), expect(), start, { clientAddress: '198.51.100.7' }).catch(() => undefined)
+    await rejectsWith(tokens.verify(presented('opaque-next'), expect(), start, { clientAddress: '198.51.100.7' }), 'GW_INTROSPECTION_THROTTLED')
+  })
+
+  test('introspectJwt calls of signed JWTs are not held to the per-address bound, only to the global ones', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    server.introspect = async () => {
+      if (server.introspectionCalls.length >= 2) release()
+      await released
+      return { body: { active: true, iss: issuerId } }
+    }
+    const base = issuers()[0]!
+    const tokens = verifier(issuers({ introspectJwt: true, introspection: { ...base.introspection!, maxPendingPerClient: 1 } }))
+    const [first, second] = await Promise.all([signAccessToken(es256, start), signAccessToken(es256, start)])
+    const checks = [first, second].map((jwt) => tokens.verify(presented(jwt), expect(), start, { clientAddress: '198.51.100.7' }))
+    for (const check of checks) void check.catch(release)
+    const results = await Promise.allSettled(checks)
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled'], JSON.stringify(results.map((r) => r.status === 'rejected' && String(r.reason))))
+  })
+
   test('an inactive opaque token is GW_TOKEN_INACTIVE', async () => {
     server.introspect = () => ({ body: { active: false } })
     await rejectsWith(verifier().verify(presented('opaque-revoked'), expect(), start), 'GW_TOKEN_INACTIVE')

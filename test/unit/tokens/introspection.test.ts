@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { jwtVerify } from 'jose'
 import { createDevPki, type DevPki } from '../../../src/dev/pki.ts'
-import { createIntrospectionClient, type IntrospectionClient, type IntrospectionSettings } from '../../../src/tokens/introspection.ts'
+import { createIntrospectionClient, type IntrospectionClient, type IntrospectionObserver, type IntrospectionSettings } from '../../../src/tokens/introspection.ts'
 import { audienceId, issuerId, startIssuerServer, type IntrospectionCall, type IssuerServer } from './issuer-server.ts'
 
 const start = Math.floor(Date.now() / 1000) * 1000
@@ -42,7 +42,7 @@ after(async () => {
   await server.stop()
 })
 
-function client(overrides: Partial<IntrospectionSettings> = {}): IntrospectionClient {
+function client(overrides: Partial<IntrospectionSettings> = {}, observer?: IntrospectionObserver): IntrospectionClient {
   const created = createIntrospectionClient(issuer, {
     endpoint: server.introspectionEndpoint,
     clientId: 'gateway',
@@ -50,12 +50,39 @@ function client(overrides: Partial<IntrospectionSettings> = {}): IntrospectionCl
     cacheTtlSeconds: 60,
     caPem: pki.root.certPem,
     ...overrides,
-  })
+  }, observer)
   clients.push(created)
   return created
 }
 
 const rejectsWith = (promise: Promise<unknown>, code: string) => assert.rejects(promise, (error: { code?: string }) => error.code === code)
+
+/** The endpoint holds every call until released; `arrived(n)` resolves once n calls have come in. */
+function holdCalls(answer: unknown = activeAnswer) {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const waiters: { count: number; resolve: () => void }[] = []
+  server.introspect = async () => {
+    for (const waiter of waiters) if (server.introspectionCalls.length >= waiter.count) waiter.resolve()
+    await released
+    return { body: answer }
+  }
+  const arrived = (count: number) => new Promise<void>((resolve) => {
+    if (server.introspectionCalls.length >= count) resolve()
+    else waiters.push({ count, resolve })
+  })
+  return { release, arrived }
+}
+
+function recordingObserver() {
+  const seen: string[] = []
+  const observer: IntrospectionObserver = {
+    called: (name, outcome) => seen.push(`${name} called ${outcome}`),
+    cacheHit: (name, answer) => seen.push(`${name} hit ${answer}`),
+    refused: (name, reason) => seen.push(`${name} refused ${reason}`),
+  }
+  return { seen, observer }
+}
 
 describe('token introspection (RFC 7662)', () => {
   test('active:true maps scope, aud, cnf and token_type; the request is an authenticated form POST', async () => {
@@ -146,6 +173,78 @@ describe('token introspection (RFC 7662)', () => {
     const results = await Promise.all(Array.from({ length: 5 }, () => introspection.introspect('opaque-concurrent', {}, start)))
     assert.equal(server.introspectionCalls.length, 1)
     assert.equal(new Set(results).size, 1)
+  })
+
+  test('an inactive answer is reused by token hash for inactiveCacheTtlSeconds, then asked again; 0 never reuses it', async () => {
+    server.introspect = () => ({ body: { active: false } })
+    const { seen, observer } = recordingObserver()
+    const introspection = client({ inactiveCacheTtlSeconds: 10 }, observer)
+    await rejectsWith(introspection.introspect('opaque-gone', {}, start), 'GW_TOKEN_INACTIVE')
+    await rejectsWith(introspection.introspect('opaque-gone', {}, start + 9_000), 'GW_TOKEN_INACTIVE')
+    assert.equal(server.introspectionCalls.length, 1)
+    await rejectsWith(introspection.introspect('opaque-gone', {}, start + 10_000), 'GW_TOKEN_INACTIVE')
+    assert.equal(server.introspectionCalls.length, 2)
+    assert.deepEqual(seen, ['as called inactive', 'as hit inactive', 'as called inactive'])
+
+    const uncached = client({ inactiveCacheTtlSeconds: 0 })
+    await rejectsWith(uncached.introspect('opaque-gone', {}, start), 'GW_TOKEN_INACTIVE')
+    await rejectsWith(uncached.introspect('opaque-gone', {}, start), 'GW_TOKEN_INACTIVE')
+    assert.equal(server.introspectionCalls.length, 4)
+  })
+
+  test('the default caches an inactive answer too, and an active answer is not evicted by a flood of inactive ones', async () => {
+    const introspection = client({ cacheSize: 2 })
+    await introspection.introspect('opaque-kept', {}, start)
+    server.introspect = () => ({ body: { active: false } })
+    for (let i = 0; i < 5; i++) await rejectsWith(introspection.introspect(`opaque-flood-${i}`, {}, start), 'GW_TOKEN_INACTIVE')
+    await rejectsWith(introspection.introspect('opaque-flood-4', {}, start + 1_000), 'GW_TOKEN_INACTIVE')
+    assert.equal(server.introspectionCalls.length, 6)
+    const kept = await introspection.introspect('opaque-kept', {}, start + 1_000)
+    assert.equal(kept.sub, 'user-1')
+    assert.equal(server.introspectionCalls.length, 6)
+  })
+
+  test('connections: that many calls reach the endpoint at once', async () => {
+    const { release, arrived } = holdCalls()
+    const introspection = client({ connections: 6, timeoutMs: 2_000 })
+    const calls = Array.from({ length: 6 }, (_, i) => introspection.introspect(`opaque-pool-${i}`, {}, start))
+    // Without the setting only the old fixed pool of 4 connections ever reaches the endpoint; the rest time out.
+    await Promise.race([arrived(6), Promise.allSettled(calls)])
+    assert.equal(server.introspectionCalls.length, 6)
+    release()
+    await Promise.all(calls)
+  })
+
+  test('one client address gets at most maxPendingPerClient calls; its next string is refused without a call, others proceed', async () => {
+    const { release, arrived } = holdCalls({ active: false })
+    const { seen, observer } = recordingObserver()
+    const introspection = client({ maxPendingPerClient: 2, connections: 4 }, observer)
+    const flooder = { clientAddress: '198.51.100.7' }
+    const held = [introspection.introspect('opaque-flood-a', flooder, start), introspection.introspect('opaque-flood-b', flooder, start)]
+    await arrived(2)
+    await rejectsWith(introspection.introspect('opaque-flood-c', flooder, start), 'GW_INTROSPECTION_THROTTLED')
+    // The same string again joins the call in flight instead of taking another slot.
+    const joined = introspection.introspect('opaque-flood-a', flooder, start)
+    const other = introspection.introspect('opaque-partner', { clientAddress: '192.0.2.10' }, start)
+    await arrived(3)
+    release()
+    const settled = await Promise.allSettled([...held, joined, other])
+    assert.deepEqual(settled.map((result) => result.status === 'rejected' && (result.reason as { code?: string }).code), Array(4).fill('GW_TOKEN_INACTIVE'))
+    assert.equal(server.introspectionCalls.length, 3)
+    assert.deepEqual(server.introspectionCalls.map((call) => call.form.get('token')), ['opaque-flood-a', 'opaque-flood-b', 'opaque-partner'])
+    assert.ok(seen.includes('as refused client_limit'))
+  })
+
+  test('when every connection is busy and the queue is full, a call is refused at once with GW_INTROSPECTION_BUSY', async () => {
+    const { release, arrived } = holdCalls()
+    const introspection = client({ connections: 1, maxQueued: 1 })
+    const first = introspection.introspect('opaque-busy-1', {}, start)
+    await arrived(1)
+    const queued = introspection.introspect('opaque-busy-2', {}, start)
+    await rejectsWith(introspection.introspect('opaque-busy-3', {}, start), 'GW_INTROSPECTION_BUSY')
+    release()
+    await Promise.all([first, queued])
+    assert.equal(server.introspectionCalls.length, 2)
   })
 
   test('500, a non-JSON answer and garbage are GW_ISSUER_UNAVAILABLE', async () => {
