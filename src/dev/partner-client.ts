@@ -67,10 +67,11 @@ export interface PartnerClient {
   close(): Promise<void>
 }
 
-export function createPartnerClient(options: { baseUrl: string; caPem: string; identity?: ClientIdentity }): PartnerClient {
+/** caPem: the trust anchors for the server certificate; the system's when not given. */
+export function createPartnerClient(options: { baseUrl: string; caPem?: string; identity?: ClientIdentity }): PartnerClient {
   const agent = new Agent({
     connect: {
-      ca: options.caPem,
+      ...(options.caPem !== undefined && { ca: options.caPem }),
       ...(options.identity && { cert: options.identity.certPem, key: options.identity.keyPem }),
       rejectUnauthorized: true,
     },
