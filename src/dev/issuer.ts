@@ -141,7 +141,13 @@ export async function startDevIssuer(options: DevIssuerOptions): Promise<DevIssu
     res.statusCode = 404
     res.end()
   })
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
   const base = `https://${host}:${(server.address() as AddressInfo).port}`
 
   const issuer: DevIssuer = {

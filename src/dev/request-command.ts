@@ -6,7 +6,7 @@ import { STATUS_CODES } from 'node:http'
 import { parseCommandArgs, usageError } from './command-args.ts'
 import { DEFAULT_DEV_DIR, findDevEnvFile, notRunning, readDevEnvFile } from './dev-env-file.ts'
 import { readDpopKeyFile } from './dpop-key-file.ts'
-import { createPartnerClient, createProof, type PartnerResponse } from './partner-client.ts'
+import { challengeError, createPartnerClient, createProof, type PartnerResponse } from './partner-client.ts'
 
 const USAGE = `usage: fapi-gateway request [METHOD] URL [--token TOKEN] [--dpop-key FILE] [--cert FILE --key FILE]
                             [--header 'Name: value']... [--data BODY] [--proof-out FILE | --reuse-proof FILE] [--ca FILE] [--dir DIR]
@@ -17,7 +17,8 @@ headers, a blank line and the body.
   METHOD              GET by default, POST with --data
   URL                 https://..., or a path (/accounts/123) on the gateway 'fapi-gateway dev' runs
   --token TOKEN       the access token: 'DPoP TOKEN' with --dpop-key, 'Bearer TOKEN' without
-  --dpop-key FILE     sign a fresh DPoP proof with the key in FILE (made by 'fapi-gateway token --dpop-key FILE')
+  --dpop-key FILE     sign a fresh DPoP proof with the key in FILE (made by 'fapi-gateway token --dpop-key FILE');
+                      asked for a nonce (401 use_dpop_nonce), sends the request once more with it
   --cert/--key FILE   client certificate and key for mutual TLS, e.g. ${DEFAULT_DEV_DIR}/partnerA.crt and .key
   --header 'N: v'     an extra header (repeatable)
   --data BODY         the request body
@@ -81,25 +82,32 @@ export async function runRequestCommand(argv: readonly string[]): Promise<number
   const dpopKey = values['dpop-key'] !== undefined ? await readDpopKeyFile(values['dpop-key']) : undefined
   const usesDpop = dpopKey !== undefined || values['reuse-proof'] !== undefined
   if (values.token !== undefined) headers.push(['authorization', `${usesDpop ? 'DPoP' : 'Bearer'} ${values.token}`])
-  let proof: string | undefined
-  if (values['reuse-proof'] !== undefined) proof = readText('proof file', values['reuse-proof']).trim()
-  else if (dpopKey) {
-    // htu: the URL without query and fragment (RFC 9449 §4.2); ath: the hash of the token sent with it.
-    proof = await createProof(dpopKey, { htm: method, htu: `${url.origin}${url.pathname}`, ...(values.token !== undefined && { accessToken: values.token }) })
+  // htu: the URL without query and fragment (RFC 9449 §4.2); ath: the hash of the token sent with it.
+  const freshProof = async (nonce?: string) => {
+    const proof = await createProof(dpopKey!, { htm: method, htu: `${url.origin}${url.pathname}`, ...(values.token !== undefined && { accessToken: values.token }), ...(nonce !== undefined && { nonce }) })
     if (values['proof-out'] !== undefined) writeFileSync(values['proof-out'], `${proof}\n`, { mode: 0o600 })
+    return proof
   }
-  if (proof !== undefined) headers.push(['dpop', proof])
+  const proof = values['reuse-proof'] !== undefined ? readText('proof file', values['reuse-proof']).trim() : dpopKey ? await freshProof() : undefined
 
   const identity = values.cert !== undefined ? { certPem: readText('certificate file', values.cert), keyPem: readText('key file', values.key!) } : undefined
   const client = createPartnerClient({ baseUrl: url.origin, ...(caPem !== undefined && { caPem }), ...(identity && { identity }) })
-  try {
-    let response: PartnerResponse
+  const send = async (dpop: string | undefined) => {
     try {
-      response = await client.send(method, `${url.pathname}${url.search}`, headers, values.data)
+      return await client.send(method, `${url.pathname}${url.search}`, dpop === undefined ? headers : [...headers, ['dpop', dpop]], values.data)
     } catch (error) {
       if (relativeTarget) throw notRunning(dir, url.origin, error)
       const code = (error as { code?: string }).code
       throw new Error(`${method} ${url.origin}${url.pathname} failed: ${code ?? (error as Error).message}`)
+    }
+  }
+  try {
+    let response: PartnerResponse = await send(proof)
+    // RFC 9449 §9: a server that wants a nonce says so once; a client retries with it. A saved proof is sent as it is.
+    const nonce = response.headers['dpop-nonce']
+    if (dpopKey && values['reuse-proof'] === undefined && challengeError(response, 'DPoP') === 'use_dpop_nonce' && typeof nonce === 'string') {
+      console.error('the server asked for a DPoP nonce: sent again with a proof that has it')
+      response = await send(await freshProof(nonce))
     }
     process.stdout.write(formatResponse(response))
     return response.status >= 200 && response.status < 300 ? 0 : 1

@@ -81,6 +81,23 @@ describe('dev, token and request: usage and errors', () => {
     }
   })
 
+  it('dev names the flag to change when a port is taken, and removes what it started', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = (taken.address() as AddressInfo).port
+    try {
+      for (const [flag, other] of [['--issuer-port', '--port'], ['--port', '--issuer-port']] as const) {
+        const dir = join(empty, `busy${flag}`)
+        const result = await runCli(['dev', flag, String(port), other, '0', '--dir', dir], { cwd: empty })
+        assert.equal(result.code, 1, result.stdout)
+        assert.equal(result.stderr, `fapi-gateway: port ${port} on 127.0.0.1 is in use: choose another with ${flag} N (0: any free port)\n`)
+        assert.ok(!existsSync(join(dir, 'dev-env.json')))
+      }
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()))
+    }
+  })
+
   it('request with a DPoP key file that does not exist says which, and how to make it', async () => {
     const result = await runCli(['request', 'https://127.0.0.1:1/x', '--dpop-key', 'missing.jwk'], { cwd: empty })
     assert.equal(result.code, 1)
@@ -95,6 +112,7 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
   let gateway: GatewayProcess
   let api: Server
   let baseUrl: string
+  let configFile: string
   const received: { method: string; url: string; body: string; note: string | undefined }[] = []
   const cli = (args: string[]) => runCli(args, { cwd: folder })
 
@@ -115,7 +133,7 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
 
     // The example as a developer copies it next to certs/dev/, pointed at this issuer and this API.
     cpSync(join(REPO_ROOT, 'examples'), join(folder, 'examples'), { recursive: true })
-    const configFile = join(folder, 'examples', 'protect-your-api', 'gateway.yaml')
+    configFile = join(folder, 'examples', 'protect-your-api', 'gateway.yaml')
     writeFileSync(configFile, readFileSync(configFile, 'utf8')
       .replaceAll('https://127.0.0.1:8444', env.issuer)
       .replace('http://127.0.0.1:9000', `http://127.0.0.1:${(api.address() as AddressInfo).port}`))
@@ -166,6 +184,28 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
     assert.match(refused.stdout, /^HTTP 403 Forbidden\n/)
     assert.match(refused.stdout, /^www-authenticate: DPoP error="insufficient_scope"/m)
     assert.equal(received.length, before + 1, 'nothing more reached the API')
+  })
+
+  it('a gateway that requires DPoP nonces: request sends the request once more, with the nonce it was given', async () => {
+    const port = await freePort()
+    const url = `https://127.0.0.1:${port}`
+    const strict = await spawnGateway(configFile, {
+      FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: url,
+      FAPI_GATEWAY__DPOP__NONCE__MODE: 'required', FAPI_GATEWAY_NONCE_SECRET: 'development-nonce-secret-of-32-bytes!',
+    })
+    try {
+      const token = await cli(['token', '--dpop-key', 'nonce.jwk', '--scope', 'api:read'])
+      const before = received.length
+      const result = await cli(['request', `${url}/n`, '--token', token.stdout.trim(), '--dpop-key', 'nonce.jwk', '--proof-out', 'nonce-proof.jwt'])
+      assert.equal(result.code, 0, result.stdout + result.stderr)
+      assert.equal(result.stderr, 'the server asked for a DPoP nonce: sent again with a proof that has it\n')
+      assert.match(result.stdout, /^HTTP 200 OK\ndpop-nonce: \S+\nx-fapi-interaction-id: \S+\n\nfrom my API\n$/)
+      assert.equal(received.length, before + 1)
+      const saved = readFileSync(join(folder, 'nonce-proof.jwt'), 'utf8').trim()
+      assert.equal(typeof (JSON.parse(Buffer.from(saved.split('.')[1]!, 'base64url').toString()) as { nonce?: unknown }).nonce, 'string', 'the proof saved is the one sent')
+    } finally {
+      await strict.stop()
+    }
   })
 
   it('a request by path needs the gateway of `dev`, which --no-gateway does not run', async () => {
