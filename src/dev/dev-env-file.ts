@@ -42,7 +42,11 @@ export function readDevEnvFile(dir: string): DevEnvFile {
   } catch {
     throw new Error(`no development environment is running (no ${resolve(file)}): start one with 'fapi-gateway dev' (npm run dev)${dir === DEFAULT_DEV_DIR ? '' : ` --dir ${dir}`}`)
   }
-  return JSON.parse(text) as DevEnvFile
+  try {
+    return JSON.parse(text) as DevEnvFile
+  } catch {
+    throw new Error(`${file} is not valid JSON: start the development environment again with 'fapi-gateway dev'`)
+  }
 }
 
 /** Like readDevEnvFile, or undefined when there is no environment. */
