@@ -134,17 +134,20 @@ export async function runDevCommand(argv: readonly string[]): Promise<number> {
       pid: process.pid,
     })
     const shown = (path: string) => (relative(process.cwd(), path).startsWith('..') ? resolve(path) : relative(process.cwd(), path) || '.')
+    // What to type next: the sample API's policies want accounts:read on /accounts/**; yours (the example's) api:read anywhere.
+    const scope = upstreamUrl !== undefined || gateway === undefined ? ' --scope api:read' : ''
+    const target = gateway === undefined ? `https://127.0.0.1:${DEV_GATEWAY_PORT}/` : upstreamUrl !== undefined ? '/' : '/accounts/123'
     console.log([
       `fapi-gateway dev: development environment, not for production (Ctrl-C stops it)`,
       `  issuer   ${issuer.issuer} (JWKS ${issuer.jwksUri}, audience ${DEMO_AUDIENCE})`,
-      gatewayUrl
-        ? `  gateway  ${gatewayUrl} -> ${upstreamUrl ?? `${sample!.url} (built-in sample API)`}, policies ${shown(policiesDir)}`
-        : `  gateway  none (--no-gateway): start yours, e.g. fapi-gateway start --config examples/protect-your-api/gateway.yaml`,
+      gateway
+        ? `  gateway  ${gatewayUrl} -> ${upstreamUrl ?? `${sample!.url} (built-in sample API)`}, policies ${shown(policiesDir)}; admin http://127.0.0.1:${gateway.adminPort}`
+        : `  gateway  none (--no-gateway): start yours, e.g. node src/main.ts start --config examples/protect-your-api/gateway.yaml`,
       `  files    ${shown(dir)}/ (PKI ${pkiCreated ? 'created' : 'kept'}; gateway.yaml, dev-env.json; partner certificate partnerA.crt/.key)`,
       ``,
       `next, in another terminal:`,
-      `  TOKEN=$(node src/main.ts token --dpop-key my-key.jwk${upstreamUrl !== undefined ? ' --scope api:read' : ''})`,
-      `  node src/main.ts request GET ${upstreamUrl !== undefined ? '/' : '/accounts/123'} --token "$TOKEN" --dpop-key my-key.jwk`,
+      `  TOKEN=$(node src/main.ts token --dpop-key my-key.jwk${scope})`,
+      `  node src/main.ts request GET ${target} --token "$TOKEN" --dpop-key my-key.jwk`,
     ].join('\n'))
   } catch (error) {
     await closeAll()
