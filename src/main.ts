@@ -1,4 +1,4 @@
-// fapi-gateway command line: start | check-config | config | demo | certs | ca | conformance
+// fapi-gateway command line: start | check-config | config | demo | dev | token | request | certs | ca | conformance
 import { parseArgs } from 'node:util'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -15,13 +15,16 @@ const USAGE = `usage:
   fapi-gateway check-config [--config FILE]  validate the configuration and policies, then exit
   fapi-gateway config [--config FILE]        print the effective configuration and policies (defaults and environment applied, secrets masked)
   fapi-gateway demo                          run the gateway on a development setup and play a partner through it
+  fapi-gateway dev [--upstream URL]          keep a development issuer and gateway running in front of your API (dev --help)
+  fapi-gateway token --dpop-key FILE         mint a DPoP-bound (or --cert FILE: certificate-bound) token from it (token --help)
+  fapi-gateway request [METHOD] URL [flags]  send one request with a fresh DPoP proof and print the answer (request --help)
   fapi-gateway certs [DIR]                   write a development PKI (default certs/dev)
   fapi-gateway ca <command> [flags]          run a partner CA: init, issue, list, revoke, crl, ocsp-responder (ca help)
   fapi-gateway conformance --config FILE     FAPI 2.0 self-assessment of a resource endpoint, with reports (conformance --help)
   fapi-gateway --version                     print the version
   fapi-gateway --help                        print this help`
 
-const COMMANDS = ['start', 'check-config', 'config', 'demo', 'certs', 'ca', 'conformance', 'help', 'version']
+const COMMANDS = ['start', 'check-config', 'config', 'demo', 'dev', 'token', 'request', 'certs', 'ca', 'conformance', 'help', 'version']
 
 export function version(): string {
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -106,6 +109,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'ca') return (await import('./ca/cli.ts')).runCaCli(argv.slice(1))
   // `conformance` too (--out, --format, --dev, --mode), by src/conformance/cli.ts.
   if (argv[0] === 'conformance') return (await import('./conformance/cli.ts')).runConformanceCommand(argv.slice(1))
+  // The development commands too (src/dev/).
+  if (argv[0] === 'dev') return (await import('./dev/dev-command.ts')).runDevCommand(argv.slice(1))
+  if (argv[0] === 'token') return (await import('./dev/token-command.ts')).runTokenCommand(argv.slice(1))
+  if (argv[0] === 'request') return (await import('./dev/request-command.ts')).runRequestCommand(argv.slice(1))
   let parsed
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } } })

@@ -1,10 +1,9 @@
 // `npm run demo`: the gateway on an embedded development setup, and a scripted partner
 // client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop.
 import { certificateThumbprint } from '../checks/client-cert.ts'
-import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createLogger } from '../observability/log.ts'
-import { startDevEnvironment, REPO_ROOT, type DevEnvironment } from './environment.ts'
+import { startDevEnvironment, type DevEnvironment } from './environment.ts'
 import { challengeError, createPartnerClient, createProof, generateDpopKey, type PartnerClient, type PartnerResponse } from './partner-client.ts'
 import type { Issued } from './pki.ts'
 
@@ -86,9 +85,10 @@ export function formatTable(results: readonly ScenarioResult[]): string {
 export async function runDemo(): Promise<number> {
   const events: string[] = []
   const sink = new Writable({ write(chunk, _encoding, done) { events.push(String(chunk)); done() } })
-  const env = await startDevEnvironment({ dir: join(REPO_ROOT, 'certs', 'dev'), logger: createLogger('info', sink), gateway: { eventStream: sink } })
+  // A throwaway PKI in a temporary folder, removed at the end: certs/dev/ may be in use by `fapi-gateway dev` or your own configuration.
+  const env = await startDevEnvironment({ logger: createLogger('info', sink), gateway: { eventStream: sink } })
   try {
-    console.log(`fapi-gateway demo: gateway on ${env.baseUrl}, development PKI in certs/dev/, in-memory replay store\n`)
+    console.log(`fapi-gateway demo: gateway on ${env.baseUrl}, a throwaway development PKI, in-memory replay store\n`)
     const results = await runDemoScenarios(env)
     console.log(formatTable(results))
     const refusals = events.filter((line) => line.includes('"dataset":"fapi_gateway.security"')).length

@@ -55,6 +55,24 @@ function merge(base: Record<string, unknown>, overrides: Record<string, unknown>
   return merged
 }
 
+/** The gateway configuration of the development environment; its TLS files are the ones writeDevPki writes next to it. */
+export function devGatewayConfig(options: { port: number; issuer: DevIssuer; upstreamUrl: string; upstreamName?: string; policiesDir?: string }): Record<string, unknown> {
+  const baseUrl = `https://127.0.0.1:${options.port}`
+  return {
+    listener: {
+      host: '127.0.0.1',
+      port: options.port,
+      publicBaseUrl: baseUrl,
+      tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
+    },
+    admin: { host: '127.0.0.1', port: 0 },
+    issuers: [{ name: 'dev', issuer: options.issuer.issuer, jwksUri: options.issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
+    upstreams: { [options.upstreamName ?? 'data-api']: { url: options.upstreamUrl } },
+    policies: { dir: options.policiesDir ?? join(REPO_ROOT, 'policies') },
+    log: { level: 'info' },
+  }
+}
+
 export async function startDevEnvironment(options: DevEnvironmentOptions): Promise<DevEnvironment> {
   const ownsDir = options.dir === undefined
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'fapi-gateway-'))
@@ -66,19 +84,7 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
   const upstream = await startDemoUpstream()
   const port = await freePort()
   const baseUrl = `https://127.0.0.1:${port}`
-  const config = merge({
-    listener: {
-      host: '127.0.0.1',
-      port,
-      publicBaseUrl: baseUrl,
-      tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
-    },
-    admin: { host: '127.0.0.1', port: 0 },
-    issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
-    upstreams: { 'data-api': { url: upstream.url } },
-    policies: { dir: options.policiesDir ?? join(REPO_ROOT, 'policies') },
-    log: { level: 'info' },
-  }, options.config ?? {})
+  const config = merge(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), options.config ?? {})
   const configFile = join(dir, 'gateway.yaml')
   writeFileSync(configFile, stringify(config))
 

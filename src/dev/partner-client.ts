@@ -67,11 +67,12 @@ export interface PartnerClient {
   close(): Promise<void>
 }
 
-export function createPartnerClient(options: { baseUrl: string; caPem: string; identity?: ClientIdentity; localAddress?: string }): PartnerClient {
+/** caPem: the trust anchors for the server certificate; the system's when not given. */
+export function createPartnerClient(options: { baseUrl: string; caPem?: string; identity?: ClientIdentity; localAddress?: string }): PartnerClient {
   const agent = new Agent({
     ...(options.localAddress && { localAddress: options.localAddress }),
     connect: {
-      ca: options.caPem,
+      ...(options.caPem !== undefined && { ca: options.caPem }),
       ...(options.identity && { cert: options.identity.certPem, key: options.identity.keyPem }),
       rejectUnauthorized: true,
     },

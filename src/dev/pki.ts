@@ -2,7 +2,7 @@
 // certificate for localhost, and partner client certificates, good and bad.
 // Used by `npm run certs`, the demo and the tests. Never for production.
 import { webcrypto, X509Certificate as NodeX509, createPrivateKey, type KeyObject } from 'node:crypto'
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs'
+import { mkdirSync, writeFileSync, chmodSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
@@ -128,6 +128,20 @@ export async function createDevPki(): Promise<DevPki> {
 /** Chain a client presents: its own certificate followed by the intermediate. */
 export function chainPem(leaf: Issued, ...issuers: Issued[]): string {
   return [leaf, ...issuers].map((c) => c.certPem.trimEnd() + '\n').join('')
+}
+
+const PKI_NAMES = ['root', 'intermediate', 'server', 'partnerA', 'partnerB', 'expired', 'weakRsa', 'serverAuthOnly', 'untrusted', 'untrustedRoot'] as const
+
+/** The PKI writeDevPki left in dir, or undefined when a file is missing (so that a configuration using it keeps working). */
+export function readDevPki(dir: string): DevPki | undefined {
+  const files = PKI_NAMES.flatMap((name) => [join(dir, `${name}.crt`), join(dir, `${name}.key`)])
+  if (!files.every((file) => existsSync(file))) return undefined
+  const read = (name: string): Issued => {
+    const certPem = readFileSync(join(dir, `${name}.crt`), 'utf8')
+    const keyPem = readFileSync(join(dir, `${name}.key`), 'utf8')
+    return { certPem, keyPem, cert: new NodeX509(certPem), key: createPrivateKey(keyPem) }
+  }
+  return Object.fromEntries(PKI_NAMES.map((name) => [name, read(name)])) as unknown as DevPki
 }
 
 /** Writes the PKI as PEM files; private keys are readable by the owner only. */
