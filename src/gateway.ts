@@ -9,7 +9,7 @@ import { ConfigError, type LoadedConfig } from './config/load.ts'
 import { startUpstreamProbe } from './forward/upstream-probe.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { logConfigWarnings } from './config/warnings.ts'
-import { createProofKeyCache } from './dpop/proof-key-cache.ts'
+import { createProofKeyCache } from './checks/dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
 import { createIntrospectionMetrics } from './observability/introspection-metrics.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
@@ -18,10 +18,10 @@ import type { Redis } from 'ioredis'
 import { connectRedis, type RedisClientOptions } from './replay/redis-client.ts'
 import { createRedisReplayStore } from './replay/redis-store.ts'
 import type { ReplayStore } from './replay/store.ts'
-import { certificatesOf, createCertificateExpiry } from './reload/certificate-expiry.ts'
+import { certificatesOf, createCertificateExpiry } from './server/certificate-expiry.ts'
 import { createGenerations } from './reload/generations.ts'
-import { createOcspStapler } from './reload/ocsp-stapling.ts'
-import { buildPipeline, type GatewayPipeline, type SharedDeps } from './reload/pipeline.ts'
+import { createOcspStapler } from './server/ocsp-stapling.ts'
+import { buildPipeline, type GatewayPipeline, type SharedDeps } from './pipeline.ts'
 import { createReloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.ts'
 import { createRevocationMetrics, type RevocationMetrics } from './revocation/metrics.ts'
 import { createAdminServer } from './server/admin-server.ts'
@@ -128,7 +128,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(metrics.registry)),
     introspectionMetrics: createIntrospectionMetrics(metrics.registry),
   }
-  // Everything a reload may replace (src/reload/pipeline.ts); a request uses one version throughout.
+  // Everything a reload may replace (src/pipeline.ts); a request uses one version throughout.
   let initial: GatewayPipeline
   try {
     initial = buildPipeline(loaded, shared).pipeline

@@ -9,6 +9,7 @@ import { createLogger } from './observability/log.ts'
 import type { Logger } from './types.ts'
 import { createStdoutWriter, type StdoutWriter } from './observability/stdout.ts'
 import type { RunningGateway } from './gateway.ts'
+import { loadDevelopmentModule } from './development.ts'
 
 const USAGE = `usage:
   fapi-gateway start [--config FILE]         run the gateway (FILE defaults to $FAPI_GATEWAY_CONFIG or ./fapi-gateway.yaml)
@@ -41,8 +42,8 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
   const loaded = loadConfig(configFile)
   if (checkOnly) {
     // The certificates, keys and CA bundles as the listener, the upstream pools (and a reload) would use them.
-    const { readTlsMaterial } = await import('./reload/pipeline.ts')
-    const { readUpstreamTls } = await import('./reload/upstream-tls.ts')
+    const { readTlsMaterial } = await import('./pipeline.ts')
+    const { readUpstreamTls } = await import('./forward/upstream-tls.ts')
     readTlsMaterial(loaded)
     readUpstreamTls(loaded)
     for (const warning of await warningsOf(loaded)) console.error(`warning: ${loaded.file}: ${describeConfigWarning(warning)}`)
@@ -85,7 +86,7 @@ async function run(loaded: LoadedConfig, logger: Logger, stdout: StdoutWriter): 
   process.on('SIGHUP', reloadOnSighup)
   const workers = resolveWorkers(loaded.config.workers)
   // Loaded here so that the other commands (ca, certs) start without the gateway's modules.
-  const [{ startGateway }, { runPrimary, runWorker }] = await Promise.all([import('./gateway.ts'), import('./server/cluster.ts')])
+  const [{ startGateway }, { runPrimary, runWorker }] = await Promise.all([import('./gateway.ts'), import('./cluster.ts')])
   if (workers > 1 && cluster.isPrimary) {
     await runPrimary(loaded, workers, logger, stdout)
     return 0
@@ -109,10 +110,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'ca') return (await import('./ca/cli.ts')).runCaCli(argv.slice(1))
   // `conformance` too (--out, --format, --dev, --mode), by src/conformance/cli.ts.
   if (argv[0] === 'conformance') return (await import('./conformance/cli.ts')).runConformanceCommand(argv.slice(1))
-  // The development commands too (src/dev/).
-  if (argv[0] === 'dev') return (await import('./dev/dev-command.ts')).runDevCommand(argv.slice(1))
-  if (argv[0] === 'token') return (await import('./dev/token-command.ts')).runTokenCommand(argv.slice(1))
-  if (argv[0] === 'request') return (await import('./dev/request-command.ts')).runRequestCommand(argv.slice(1))
+  // The development commands too (dev/, not in the production image).
+  if (argv[0] === 'dev') return (await loadDevelopmentModule(() => import('../dev/dev-command.ts'))).runDevCommand(argv.slice(1))
+  if (argv[0] === 'token') return (await loadDevelopmentModule(() => import('../dev/token-command.ts'))).runTokenCommand(argv.slice(1))
+  if (argv[0] === 'request') return (await loadDevelopmentModule(() => import('../dev/request-command.ts'))).runRequestCommand(argv.slice(1))
   let parsed
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } } })
@@ -143,9 +144,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(dumpConfig(loadConfig(configFile)))
       return 0
     }
-    case 'demo': return (await import('./dev/demo.ts')).runDemo()
+    case 'demo': return (await loadDevelopmentModule(() => import('../dev/demo.ts'))).runDemo()
     case 'certs': {
-      const { createDevPki, writeDevPki } = await import('./dev/pki.ts')
+      const { createDevPki, writeDevPki } = await loadDevelopmentModule(() => import('../dev/pki.ts'))
       const dir = rest[0] ?? join('certs', 'dev')
       writeDevPki(await createDevPki(), dir)
       console.log(`development PKI written to ${dir}/ (not for production)`)

@@ -67,3 +67,9 @@ export interface Logger {
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
 }
+
+/** What a connection's certificate (or a load balancer's forwarded one) was judged to be. */
+export type PeerCertificateVerdict =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'valid'; readonly cert: ClientCert }
+  | { readonly kind: 'invalid'; readonly reason: string }

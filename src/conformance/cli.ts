@@ -3,7 +3,8 @@
 // a usage or configuration problem.
 import { parseArgs } from 'node:util'
 import { ConformanceConfigError, loadRunnerConfig, type RunnerSettings } from './config.ts'
-import { startDevTarget, type DevTarget } from './dev-target.ts'
+import type { DevTarget } from '../../dev/conformance-target.ts'
+import { loadDevelopmentModule } from '../development.ts'
 import { SELF_ASSESSMENT_LABEL } from './model.ts'
 import { createProgressPrinter, renderSummary } from './report/terminal.ts'
 import { parseFormats, writeReports, REPORT_FORMATS } from './report/write.ts'
@@ -84,6 +85,7 @@ export async function runConformanceCommand(argv: readonly string[], io: Command
       throw error
     }
   } else {
+    const { startDevTarget } = await loadDevelopmentModule(() => import('../../dev/conformance-target.ts'))
     dev = await startDevTarget(mode)
     settings = dev.settings
     mintToken = dev.mintToken

@@ -4,8 +4,8 @@
 // signed with jose where the header still names a signing algorithm, by hand where it does not.
 import { KeyObject, constants, randomUUID, sign } from 'node:crypto'
 import { CompactSign, exportJWK, type CompactJWSHeaderParameters, type CryptoKey } from 'jose'
-import { DPOP_TYP } from '../checks/dpop.ts'
-import { accessTokenHash, createProof, generateDpopKey, type DpopKey, type ProofAlgorithm } from '../dev/partner-client.ts'
+import { DPOP_TYP } from '../checks/dpop/check.ts'
+import { accessTokenHash, createProof, generateDpopKey, type DpopKey, type ProofAlgorithm } from '../client/partner-client.ts'
 
 export { accessTokenHash, generateDpopKey, type DpopKey, type ProofAlgorithm }
 

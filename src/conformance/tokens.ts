@@ -2,7 +2,7 @@
 // (client credentials at its token endpoint), or, for our own gateway in development, a
 // function that mints them in-process with the development issuer.
 import { X509Certificate } from 'node:crypto'
-import { certificateThumbprint as certificateThumbprintOfDer } from '../checks/client-cert.ts'
+import { certificateThumbprint as certificateThumbprintOfDer } from '../x509.ts'
 import type { TlsIdentity } from './http.ts'
 import type { DpopKey } from './proofs.ts'
 import { requestClientCredentialsToken, TokenEndpointError, type TokenClient, type TokenEndpointHooks, type TokenEndpointSettings } from './token-endpoint.ts'

@@ -12,7 +12,7 @@ import type { SecurityEvents } from '../observability/events.ts'
 import type { Logger } from '../types.ts'
 import { createFileWatcher, type FileWatcher, type WatchedPaths } from './file-watch.ts'
 import type { Generations } from './generations.ts'
-import { buildPipeline, partsToClose, type BuiltPipeline, type GatewayPipeline, type PipelinePart, type SharedDeps } from './pipeline.ts'
+import { buildPipeline, partsToClose, type BuiltPipeline, type GatewayPipeline, type PipelinePart, type SharedDeps } from '../pipeline.ts'
 import { keepRunningValues, restartRequiredKeys } from './restart-keys.ts'
 import { createRetirement } from './retirement.ts'
 

@@ -1,7 +1,7 @@
 // The revocation checker behind the seam in src/checks/revocation.ts: the deny list, then
 // per certificate the sources of its CA's policy in order (OCSP, CRL), then the policy for
 // when none answers. A certificate known to be revoked is refused whatever the policy.
-import { certificateThumbprint } from '../checks/client-cert.ts'
+import { certificateThumbprint } from '../x509.ts'
 import { performance } from 'node:perf_hooks'
 import { refuse } from '../errors.ts'
 import type { RevocationChecker, RevocationContext, RevocationOverride } from '../checks/revocation.ts'

@@ -12,7 +12,7 @@ import { crlCovers, crlDer, type VerifiedCrl } from './crl.ts'
 import { parseCrl } from './crl-parse.ts'
 import type { RevocationHttp } from './http-fetch.ts'
 import type { RevocationMetrics } from './metrics.ts'
-import { RevocationUnavailable, unavailableDetail, type KnownStatus, type SourceAnswer } from './types.ts'
+import { RevocationUnavailable, unavailableDetail, type CrlStats, type KnownStatus, type SourceAnswer } from './types.ts'
 
 export interface CrlLocation {
   readonly kind: 'file' | 'url'
@@ -54,11 +54,6 @@ export interface CrlStore {
   /** Per CA name: age in seconds and entry count of the newest good CRL held (for the gauges). */
   stats(nowMs: number): Map<string, CrlStats>
   close(): void
-}
-
-export interface CrlStats {
-  readonly ageSeconds: number
-  readonly entries: number
 }
 
 interface CrlList {

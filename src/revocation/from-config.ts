@@ -1,7 +1,7 @@
 // Builds the revocation checker from the `revocation` section of the configuration.
 import { dirname, resolve } from 'node:path'
 import type { Registry } from 'prom-client'
-import { parsePemCertificates } from '../checks/client-cert.ts'
+import { parsePemCertificates } from '../x509.ts'
 import { ConfigError, type LoadedConfig } from '../config/load.ts'
 import type { ConfigWarning } from '../config/warnings.ts'
 import type { RevocationConfig } from '../config/schema.ts'

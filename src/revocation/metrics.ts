@@ -1,6 +1,6 @@
 // Revocation metrics, registered on the gateway's own registry.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import type { CrlStats } from './crl-store.ts'
+import type { CrlStats } from './types.ts'
 
 export interface RevocationMetrics {
   /** One per source consulted: source ocsp|crl|deny_list, outcome good|revoked|unknown|unavailable. */

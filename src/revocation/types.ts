@@ -24,6 +24,12 @@ export type SourceAnswer =
   /** No usable answer; `stale` is the last verified status past its freshness, if any. */
   | { readonly kind: 'unavailable'; readonly detail: string; readonly stale?: KnownStatus }
 
+/** Of the newest good CRL a CA has: its age and size, for the gauges. */
+export interface CrlStats {
+  readonly ageSeconds: number
+  readonly entries: number
+}
+
 /** Thrown inside sources for every failure that must end as "unavailable", never as a status. */
 export class RevocationUnavailable extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -2,7 +2,7 @@
 // and the client-certificate request of RFC 8705 §3.
 import { constants } from 'node:crypto'
 import type { ServerOptions } from 'node:https'
-import { isSelfSigned, parsePemCertificates } from '../checks/client-cert.ts'
+import { isSelfSigned, parsePemCertificates } from '../x509.ts'
 
 export type ClientCertificateMode = 'require' | 'request' | 'off'
 

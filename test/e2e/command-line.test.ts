@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
-import { createDevPki, writeDevPki } from '../../src/dev/pki.ts'
+import { createDevPki, writeDevPki } from '../../dev/pki.ts'
 
 const PROJECT = join(import.meta.dirname, '..', '..')
 const VERSION = (JSON.parse(readFileSync(join(PROJECT, 'package.json'), 'utf8')) as { version: string }).version

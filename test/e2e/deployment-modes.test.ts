@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:tls'
 import { parse, stringify } from 'yaml'
-import { createProof, generateDpopKey, challengeError, type DpopKey } from '../../src/dev/partner-client.ts'
+import { createProof, generateDpopKey, challengeError, type DpopKey } from '../../src/client/partner-client.ts'
 import { startTestGateway, testPki, certThumbprint, type TestGateway } from '../support/gateway.ts'
 
 describe('dpop.verifyOn: eventLoop (proof signatures verified inline instead of on the thread pool)', () => {

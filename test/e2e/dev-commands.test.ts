@@ -9,9 +9,9 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
-import { REPO_ROOT, freePort } from '../../src/dev/environment.ts'
-import { createDevPki, writeDevPki } from '../../src/dev/pki.ts'
-import type { DevEnvFile } from '../../src/dev/dev-env-file.ts'
+import { REPO_ROOT, freePort } from '../../dev/environment.ts'
+import { createDevPki, writeDevPki } from '../../dev/pki.ts'
+import type { DevEnvFile } from '../../dev/dev-env-file.ts'
 import { MAIN, runCli, type LongRunning, startShell } from '../support/cli.ts'
 import { spawnGateway, type GatewayProcess } from '../support/gateway-process.ts'
 

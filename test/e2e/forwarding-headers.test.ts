@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { createProof, generateDpopKey, type DpopKey, type PartnerResponse } from '../../src/dev/partner-client.ts'
+import { createProof, generateDpopKey, type DpopKey, type PartnerResponse } from '../../src/client/partner-client.ts'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 
 interface Seen {

@@ -4,8 +4,8 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { createPartnerClient, createProof, generateDpopKey, type DpopKey, type PartnerResponse } from '../../src/dev/partner-client.ts'
-import type { DevPki } from '../../src/dev/pki.ts'
+import { createPartnerClient, createProof, generateDpopKey, type DpopKey, type PartnerResponse } from '../../src/client/partner-client.ts'
+import type { DevPki } from '../../dev/pki.ts'
 import { startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
 import { issuerId, startIssuerServer, type IntrospectionCall, type IssuerServer } from '../unit/tokens/issuer-server.ts'
 

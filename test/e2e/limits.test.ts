@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createProof, generateDpopKey } from '../../src/dev/partner-client.ts'
+import { createProof, generateDpopKey } from '../../src/client/partner-client.ts'
 import { catalogue, type ErrorCode } from '../../src/errors.ts'
 import { certThumbprint, startTestGateway, type TestGateway } from '../support/gateway.ts'
 import { openConnection, rawRequest, type RawResponse } from '../support/raw-connection.ts'
@@ -16,7 +16,7 @@ import type { EcsSecurityEvent } from '../../src/observability/ecs.ts'
 
 const SLOWHTTPTEST = '/usr/bin/slowhttptest'
 
-/** A DPoP-bound token and a fresh proof for one request (as src/dev/demo.ts does). */
+/** A DPoP-bound token and a fresh proof for one request (as dev/demo.ts does). */
 async function dpopCredentials(gw: TestGateway, method: string, path: string): Promise<[string, string][]> {
   const key = await generateDpopKey('ES256')
   const token = await gw.issuer.mint({ jkt: key.jkt })

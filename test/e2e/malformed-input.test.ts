@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { createProof, generateDpopKey, type DpopKey, type PartnerClient, type PartnerResponse } from '../../src/dev/partner-client.ts'
+import { createProof, generateDpopKey, type DpopKey, type PartnerClient, type PartnerResponse } from '../../src/client/partner-client.ts'
 import { catalogue, type ErrorCode } from '../../src/errors.ts'
 import { refusalBody } from '../../src/respond.ts'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { createProof, generateDpopKey, type DpopKey } from '../../src/dev/partner-client.ts'
+import { createProof, generateDpopKey, type DpopKey } from '../../src/client/partner-client.ts'
 import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 
 interface AccessLine {

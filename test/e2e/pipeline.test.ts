@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { connect } from 'node:tls'
-import { createProof, generateDpopKey, challengeError, type DpopKey, type PartnerResponse } from '../../src/dev/partner-client.ts'
+import { createProof, generateDpopKey, challengeError, type DpopKey, type PartnerResponse } from '../../src/client/partner-client.ts'
 import { certThumbprint, startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
 
 async function rawRequest(gw: TestGateway, request: string): Promise<string> {

@@ -7,7 +7,7 @@
 // processes answer 200 again.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { accessTokenHash, createPartnerClient, createProof, generateDpopKey, type DpopKey, type PartnerClient } from '../../src/dev/partner-client.ts'
+import { accessTokenHash, createPartnerClient, createProof, generateDpopKey, type DpopKey, type PartnerClient } from '../../src/client/partner-client.ts'
 import { revokeThroughAdmin, spawnGateway, waitForReady, type GatewayProcess } from '../support/gateway-process.ts'
 import { certThumbprint, startTestGateway, testPki, type TestGateway } from '../support/gateway.ts'
 import { startRedisCluster, type RedisCluster } from '../support/redis.ts'

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
-import { createPartnerClient, createProof, generateDpopKey } from '../../src/dev/partner-client.ts'
+import { createPartnerClient, createProof, generateDpopKey } from '../../src/client/partner-client.ts'
 import { spawnGateway } from '../support/gateway-process.ts'
 import { startTestGateway, testPki } from '../support/gateway.ts'
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import { startTestGateway, certThumbprint, type TestGateway } from '../support/gateway.ts'
-import type { PartnerClient } from '../../src/dev/partner-client.ts'
+import type { PartnerClient } from '../../src/client/partner-client.ts'
 
 // A TLS record header and handshake header announcing a ClientHello of nearly 16 KiB, then its
 // first bytes: the server waits for the rest, which never comes.

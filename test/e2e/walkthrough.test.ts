@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { REPO_ROOT } from '../../src/dev/environment.ts'
+import { REPO_ROOT } from '../../dev/environment.ts'
 import { runShell, startShell, type LongRunning } from '../support/cli.ts'
 
 function walkthroughBlocks(): string[] {

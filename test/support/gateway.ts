@@ -1,13 +1,13 @@
 // End-to-end fixture: the development environment (real TLS listener, real issuer over
 // HTTPS, real upstream) started through the real configuration loader, plus helpers to
 // mint tokens, sign proofs and read the security events the gateway wrote.
-import { certificateThumbprint } from '../../src/checks/client-cert.ts'
+import { certificateThumbprint } from '../../src/x509.ts'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../src/observability/log.ts'
 import { EVENT_DATASET, type EcsSecurityEvent } from '../../src/observability/ecs.ts'
-import { startDevEnvironment, type DevEnvironment, type DevEnvironmentOptions } from '../../src/dev/environment.ts'
-import { createDevPki, type DevPki, type Issued } from '../../src/dev/pki.ts'
-import { createPartnerClient, type PartnerClient } from '../../src/dev/partner-client.ts'
+import { startDevEnvironment, type DevEnvironment, type DevEnvironmentOptions } from '../../dev/environment.ts'
+import { createDevPki, type DevPki, type Issued } from '../../dev/pki.ts'
+import { createPartnerClient, type PartnerClient } from '../../src/client/partner-client.ts'
 
 let sharedPki: Promise<DevPki> | undefined
 

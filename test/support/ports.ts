@@ -1,1 +1,1 @@
-export { freePort as findFreePort } from '../../src/dev/ports.ts'
+export { freePort as findFreePort } from '../../dev/ports.ts'

@@ -2,7 +2,7 @@
 // answers back one at a time (interim 1xx answers included), see when the server closes.
 import { once } from 'node:events'
 import { connect, type TLSSocket } from 'node:tls'
-import type { Issued } from '../../src/dev/pki.ts'
+import type { Issued } from '../../dev/pki.ts'
 import type { TestGateway } from './gateway.ts'
 
 export interface RawResponse {

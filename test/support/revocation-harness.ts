@@ -2,7 +2,7 @@
 // metrics registry and a record of the security events it emitted.
 import { X509Certificate } from 'node:crypto'
 import { Registry } from 'prom-client'
-import { toClientCert } from '../../src/checks/client-cert.ts'
+import { toClientCert } from '../../src/x509.ts'
 import type { RevocationContext } from '../../src/checks/revocation.ts'
 import type { SecurityEvent } from '../../src/observability/events.ts'
 import { readCertificateFacts } from '../../src/revocation/certificate-facts.ts'

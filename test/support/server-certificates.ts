@@ -5,7 +5,7 @@ import { X509Certificate as NodeX509, createPrivateKey } from 'node:crypto'
 import { generateKeyPair, keySha256, privateKeyPem, spkiDer, toSigningKey, type SigningKey } from '../../src/ca/keys.ts'
 import { caKeyIdentifier, loadCaSigningKey, newSerial, openCaStore, updateIndex } from '../../src/ca/store.ts'
 import { x509 } from '../../src/ca/x509.ts'
-import type { DevPki, Issued } from '../../src/dev/pki.ts'
+import type { DevPki, Issued } from '../../dev/pki.ts'
 
 const DAY_MS = 24 * 60 * 60 * 1000
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import { createDevPki, type DevPki, type Issued } from '../../src/dev/pki.ts'
+import { createDevPki, type DevPki, type Issued } from '../../dev/pki.ts'
 import { createTlsOptions, FAPI_TLS12_CIPHERS, FAPI_TLS13_CIPHERSUITES, type TlsSettings } from '../../src/server/tls.ts'
 
 x509.cryptoProvider.set(webcrypto as never)

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { ConfigError, loadConfig, type LoadedConfig } from '../../../src/config/load.ts'
-import { createDevPki, writeDevPki } from '../../../src/dev/pki.ts'
+import { createDevPki, writeDevPki } from '../../../dev/pki.ts'
 
 const PROJECT = join(import.meta.dirname, '..', '..', '..')
 

@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse, stringify } from 'yaml'
-import { createDevPki, chainPem, type DevPki } from '../../../src/dev/pki.ts'
+import { createDevPki, chainPem, type DevPki } from '../../../dev/pki.ts'
 import { ConformanceConfigError, loadRunnerConfig, runnerConfigSchema } from '../../../src/conformance/config.ts'
-import { REPO_ROOT } from '../../../src/dev/environment.ts'
+import { REPO_ROOT } from '../../../dev/environment.ts'
 
 let dir: string
 let pki: DevPki

@@ -4,14 +4,14 @@
 // "missing typ" proof that also had a bad signature), this is where it shows.
 import { describe, it, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { checkDpop, type DpopSettings } from '../../../src/checks/dpop.ts'
-import { checkDpopWithJose } from '../../../src/dpop/verify-with-jose.ts'
-import { createProofKeyCache } from '../../../src/dpop/proof-key-cache.ts'
+import { checkDpop, type DpopSettings } from '../../../src/checks/dpop/check.ts'
+import { checkDpopWithJose } from '../../support/dpop-verify-with-jose.ts'
+import { createProofKeyCache } from '../../../src/checks/dpop/proof-key-cache.ts'
 import { isGatewayError } from '../../../src/errors.ts'
 import { DPOP_CASES_AFTER_REPLAY, DPOP_CASES_BEFORE_REPLAY, type DpopCase, type DpopEnv } from '../../../src/conformance/checks/dpop-checks.ts'
 import { accessTokenHash, generateDpopKey, type DpopKey } from '../../../src/conformance/proofs.ts'
 import type { DpopCredentials } from '../../../src/conformance/context.ts'
-import { headerJwkThumbprint } from '../dpop/proof-factory.ts'
+import { headerJwkThumbprint } from '../checks/dpop/proof-factory.ts'
 
 const NOW_MS = 1_760_000_000_500
 const NOW = Math.floor(NOW_MS / 1000)

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { EmbeddedJWK, calculateJwkThumbprint, importJWK, jwtVerify, type JWK } from 'jose'
-import { chainPem, type DevPki } from '../../../src/dev/pki.ts'
+import { chainPem, type DevPki } from '../../../dev/pki.ts'
 
 export interface RegisteredClient {
   readonly clientId: string

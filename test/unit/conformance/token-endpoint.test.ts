@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { exportJWK, generateKeyPair, exportPKCS8, decodeJwt } from 'jose'
-import { chainPem, createDevPki, type DevPki } from '../../../src/dev/pki.ts'
+import { chainPem, createDevPki, type DevPki } from '../../../dev/pki.ts'
 import { generateDpopKey } from '../../../src/conformance/proofs.ts'
 import { requestClientCredentialsToken, TokenEndpointError, type TokenClient, type TokenEndpointHooks, type TokenExchange } from '../../../src/conformance/token-endpoint.ts'
 import { startFakeAuthorizationServer, type FakeAuthorizationServer } from './fake-authorization-server.ts'

@@ -97,6 +97,27 @@ test('src/ imports only production dependencies, so the image without dev depend
   assert.deepEqual(offenders, [])
 })
 
+test('the image carries no development code: src/ loads nothing outside src/ at start, dev/ only through loadDevelopmentModule', () => {
+  const offenders: string[] = []
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name)
+      if (statSync(path).isDirectory()) walk(path)
+      else if (name.endsWith('.ts')) {
+        for (const line of readFileSync(path, 'utf8').split('\n')) {
+          const specifier = /(?:^import(?! type)|^export)[^']*from '(\.[^']*)'|import\('(\.[^']*)'\)/.exec(line)
+          const target = specifier?.[1] ?? specifier?.[2]
+          if (target === undefined) continue
+          const outside = relative(join(ROOT, 'src'), join(dir, target)).startsWith('..')
+          if (outside && !line.includes('loadDevelopmentModule(() => import(')) offenders.push(`${relative(ROOT, path)}: ${line.trim()}`)
+        }
+      }
+    }
+  }
+  walk(join(ROOT, 'src'))
+  assert.deepEqual(offenders, [])
+})
+
 test('the image\'s Node major version satisfies package.json engines', () => {
   const engines = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node
   const [, major] = /^>=(\d+)/.exec(engines)!

@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compactVerify, importJWK } from 'jose'
-import { readDpopKeyFile, readOrCreateDpopKeyFile } from '../../../src/dev/dpop-key-file.ts'
-import { createProof } from '../../../src/dev/partner-client.ts'
+import { readDpopKeyFile, readOrCreateDpopKeyFile } from '../../../dev/dpop-key-file.ts'
+import { createProof } from '../../../src/client/partner-client.ts'
 
 describe('DPoP key files', () => {
   let dir: string

@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { createForwarder, type Forwarder, type ForwardOutcome, type UpstreamSettings } from '../../../src/forward/forward.ts'
 import { createHeaderPolicy, type HeaderPolicyOptions, type Identity } from '../../../src/forward/headers.ts'
 import { catalogue, isGatewayError, type GatewayError } from '../../../src/errors.ts'
-import { createDevPki } from '../../../src/dev/pki.ts'
+import { createDevPki } from '../../../dev/pki.ts'
 
 const FIXED_NOW = Date.UTC(2030, 0, 2, 3, 4, 5)
 const INTERACTION_ID = 'c770aef3-6784-41f7-8e0e-ff5f97bddb3a'

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import tls from 'node:tls'
 import type { AddressInfo } from 'node:net'
-import { createDevPki, type DevPki, type Issued } from '../../../src/dev/pki.ts'
+import { createDevPki, type DevPki, type Issued } from '../../../dev/pki.ts'
 import { createTlsOptions, FAPI_TLS12_CIPHERS, FAPI_TLS13_CIPHERSUITES, type TlsSettings } from '../../../src/server/tls.ts'
-import { inspectPeerCertificate, type PeerCertificateVerdict } from '../../../src/checks/client-cert.ts'
+import { inspectPeerCertificate } from '../../../src/server/peer-certificate.ts'
+import type { PeerCertificateVerdict } from '../../../src/types.ts'
 
 let pki: DevPki
 before(async () => {

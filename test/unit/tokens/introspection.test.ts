@@ -2,7 +2,7 @@ import { after, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { jwtVerify } from 'jose'
-import { createDevPki, type DevPki } from '../../../src/dev/pki.ts'
+import { createDevPki, type DevPki } from '../../../dev/pki.ts'
 import { createIntrospectionClient, type IntrospectionClient, type IntrospectionObserver, type IntrospectionSettings } from '../../../src/tokens/introspection.ts'
 import { audienceId, issuerId, startIssuerServer, type IntrospectionCall, type IssuerServer } from './issuer-server.ts'
 

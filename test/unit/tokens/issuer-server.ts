@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:https'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
-import type { DevPki } from '../../../src/dev/pki.ts'
+import type { DevPki } from '../../../dev/pki.ts'
 
 export interface IntrospectionCall {
   readonly headers: IncomingHttpHeaders

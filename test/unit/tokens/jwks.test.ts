@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { constants, generateKeyPairSync, sign } from 'node:crypto'
-import { createDevPki, type DevPki } from '../../../src/dev/pki.ts'
+import { createDevPki, type DevPki } from '../../../dev/pki.ts'
 import { createRemoteKeySet, type RemoteKeySet, type RemoteKeySetOptions } from '../../../src/tokens/jwks.ts'
 import { verifyJwtAccessToken, type JwtIssuerSettings } from '../../../src/tokens/jwt.ts'
 import type { Logger } from '../../../src/types.ts'

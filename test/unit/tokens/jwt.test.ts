@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { SignJWT } from 'jose'
-import { createDevPki } from '../../../src/dev/pki.ts'
+import { createDevPki } from '../../../dev/pki.ts'
 import { createRemoteKeySet, type RemoteKeySet } from '../../../src/tokens/jwks.ts'
 import { verifyJwtAccessToken, type JwtIssuerSettings } from '../../../src/tokens/jwt.ts'
 import { audienceId, createSigningKey, issuerId, signAccessToken, startIssuerServer, type IssuerServer, type SigningKey, type TokenOptions } from './issuer-server.ts'
