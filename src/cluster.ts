@@ -62,7 +62,7 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
     setTimeout(() => { if (!stopping) fork() }, RESTART_DELAY_MS).unref()
   })
   for (let i = 0; i < workers; i++) fork()
-  // Each worker reloads its own configuration (README "Rotation and reload").
+  // Each worker reloads its own configuration (docs/operations.md, "Rotation and reload").
   const forwardReload = () => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP')
   }

@@ -1,6 +1,6 @@
 // The one catalogue of refusals. Every check throws a GatewayError with one of these
 // codes; src/respond.ts is the only place a code becomes an HTTP answer.
-// The README's error table is kept in step by test/unit/errors.test.ts.
+// The error table of docs/errors.md is kept in step by test/unit/errors.test.ts.
 
 export type Challenge = 'token' | 'dpop' | 'none'
 

@@ -53,7 +53,7 @@ export interface RunningGateway {
   readonly metrics: GatewayMetrics
   /** Each dependency and whether it can answer now (what /readyz reports). */
   ready(): Record<string, boolean>
-  /** Loads the configuration, policies and certificates again (README "Rotation and reload"); SIGHUP calls it. */
+  /** Loads the configuration, policies and certificates again (docs/operations.md, "Rotation and reload"); SIGHUP calls it. */
   reload(trigger?: ReloadTrigger): Promise<ReloadResult>
   /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes dependencies. */
   close(graceMs?: number): Promise<void>

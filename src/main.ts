@@ -75,7 +75,7 @@ async function revocationWarningsOf(loaded: LoadedConfig): Promise<ConfigWarning
 }
 
 async function run(loaded: LoadedConfig, logger: Logger, stdout: StdoutWriter): Promise<number> {
-  // SIGHUP reloads configuration, policies and certificates (README "Rotation and reload"); taken
+  // SIGHUP reloads configuration, policies and certificates (docs/operations.md, "Rotation and reload"); taken
   // over at once, since Node's default for it is to exit. In a primary it is forwarded to the workers.
   let running: RunningGateway | undefined
   let reloadRequested = false

@@ -1,4 +1,4 @@
-// The file-based CA store (format documented in README.md, "Partner certificates (CA)"):
+// The file-based CA store (format documented in docs/partner-ca.md):
 //   ca.json     settings, written once by `ca init`
 //   ca.crt      the CA certificate; chain.crt: it and its issuers up to the root
 //   ca.key      PKCS#8 private key, mode 0600 (refused when group or others can access it)

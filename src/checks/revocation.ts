@@ -1,6 +1,6 @@
 import type { ClientCert } from '../types.ts'
 
-/** What a route may change in the revocation policy of the certificate's CA (README "Revocation"). */
+/** What a route may change in the revocation policy of the certificate's CA (docs/revocation.md). */
 export interface RevocationOverride {
   readonly sources?: readonly ('ocsp' | 'crl')[]
   readonly checkIntermediates?: boolean

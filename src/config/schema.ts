@@ -1,5 +1,5 @@
 // The one schema of the gateway's configuration file and of the route policies.
-// Every key is documented in README.md ("Configuration", "Policies").
+// Every key is documented in docs/configuration.md and docs/policies.md.
 import { isIP } from 'node:net'
 import { z } from 'zod'
 
@@ -31,7 +31,7 @@ const ipOrCidr = z.string().refine((value) => {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128))
 }, 'must be an IP address or a CIDR range')
 
-// The gateway's own certificate: OCSP stapling (RFC 6066 §8) and the expiry warning (README "Rotation and reload").
+// The gateway's own certificate: OCSP stapling (RFC 6066 §8) and the expiry warning (docs/operations.md, "Rotation and reload").
 const ocspStapling = z.strictObject({
   enabled: z.boolean().default(true),
   url: httpUrl.optional(),
@@ -56,7 +56,7 @@ const listener = z.strictObject({
     expiryWarningDays: z.number().int().min(0).max(3650).default(14),
   }),
   limits: limits.prefault({}),
-  // Off by default: client certificates forwarded by a TLS-terminating load balancer (README "Revocation").
+  // Off by default: client certificates forwarded by a TLS-terminating load balancer (docs/revocation.md).
   clientCertificateHeader: z.strictObject({
     name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name').toLowerCase().default('x-client-cert'),
     trustedProxies: z.array(ipOrCidr).min(1),
@@ -84,7 +84,7 @@ const introspection = z.strictObject({
   ]),
   cacheTtlSeconds: positiveInt.default(60),
   caFile: z.string().optional(),
-  // Flood bounds (README "Introspection floods"): every string that is not a JWS would otherwise cost a call.
+  // Flood bounds (docs/errors.md, "Introspection floods"): every string that is not a JWS would otherwise cost a call.
   inactiveCacheTtlSeconds: z.number().int().min(0).max(300).default(10),
   cacheSize: positiveInt.default(10_000),
   timeoutMs: positiveInt.max(60_000).default(5_000),
@@ -125,7 +125,7 @@ const upstream = z.strictObject({
   bodyTimeoutMs: positiveInt.default(30_000),
   connections: positiveInt.default(64),
   caFile: z.string().optional(),
-  // The gateway's own client certificate (mTLS to the upstream, README "Making the upstream accept only the gateway").
+  // The gateway's own client certificate (mTLS to the upstream, docs/upstream.md, "Making the upstream accept only the gateway").
   certFile: z.string().optional(),
   keyFile: z.string().optional(),
 }).refine((u) => u.certFile === undefined || u.keyFile !== undefined, { message: 'needs keyFile: certFile and keyFile go together', path: ['keyFile'] })
@@ -219,7 +219,7 @@ const events = z.strictObject({
   http: eventsHttpSink.optional(),
 })
 
-// Client-certificate revocation (README "Revocation"). Without this section nothing is checked.
+// Client-certificate revocation (docs/revocation.md). Without this section nothing is checked.
 const revocationSource = z.enum(['ocsp', 'crl'])
 const revocationSources = z.array(revocationSource).refine((s) => new Set(s).size === s.length, 'must not name a source twice')
 const onUnavailable = z.enum(['hard-fail', 'soft-fail'])
@@ -298,7 +298,7 @@ const revocation = z.strictObject({
   clockSkewSeconds: z.number().int().min(0).max(600).default(60),
 }).refine((r) => new Set(r.cas.map((ca) => ca.name)).size === r.cas.length, { message: 'CA names must be unique', path: ['cas'] })
 
-// Hot reload of files (README "Rotation and reload").
+// Hot reload of files (docs/operations.md, "Rotation and reload").
 const reload = z.strictObject({
   pollIntervalMs: z.number().int().min(0).refine((ms) => ms === 0 || ms >= 100, 'must be 0 (files not watched) or at least 100').default(2_000),
   drainTimeoutMs: positiveInt.default(30_000),

@@ -4,7 +4,7 @@ import type { Logger } from '../types.ts'
 import type { GatewayConfig } from './schema.ts'
 
 export interface ConfigWarning {
-  /** The configuration key, as the README names it. */
+  /** The configuration key, as docs/configuration.md names it. */
   readonly key: string
   readonly message: string
 }

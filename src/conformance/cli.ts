@@ -15,7 +15,7 @@ export const CONFORMANCE_USAGE = `usage:
   fapi-gateway conformance --config runner.yaml [--out DIR] [--format ${REPORT_FORMATS.join(',')}]
   fapi-gateway conformance --dev [--mode dpop|mtls] [--out DIR] [--format ...]
 
-  --config FILE   runner configuration (target, mode, partner identities, token source); see README
+  --config FILE   runner configuration (target, mode, partner identities, token source); see docs/conformance.md
   --dev           assess the development environment of \`npm run demo\`, started in-process
   --mode          with --dev: dpop (default) or mtls
   --out DIR       write the reports into DIR (default: no files, terminal only)

@@ -1,4 +1,4 @@
-// Hot reload (README "Rotation and reload"): on a changed file or SIGHUP, the configuration
+// Hot reload (docs/operations.md, "Rotation and reload"): on a changed file or SIGHUP, the configuration
 // and policies are loaded again with the real loader, the pipeline is rebuilt where its
 // inputs changed, the listener's TLS context is replaced with setSecureContext (established
 // connections keep theirs), and the new version is swapped in whole. A new configuration that

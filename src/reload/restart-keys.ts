@@ -1,7 +1,7 @@
 // Settings a running gateway cannot change: the listening socket and its server-level
 // options, the processes, the admin listener, the replay store, the event sinks, the logger
 // and the reload settings themselves. A reload keeps their running values, applies the rest,
-// and names them in a config.refused event (README "Rotation and reload").
+// and names them in a config.refused event (docs/operations.md, "Rotation and reload").
 import type { LoadedConfig } from '../config/load.ts'
 import type { GatewayConfig } from '../config/schema.ts'
 

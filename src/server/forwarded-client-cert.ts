@@ -1,4 +1,4 @@
-// Client certificates from a TLS-terminating load balancer (README "Revocation" → "Load
+// Client certificates from a TLS-terminating load balancer (docs/revocation.md → "Load
 // balancer mode"). The header counts only on connections from a configured trusted proxy;
 // there the TLS-level certificate is ignored. The certificate is then judged like one from
 // the gateway's own handshake: a path to a configured trust anchor with every signature,

@@ -1,4 +1,4 @@
-// Rotation without downtime (issue 3, README "Rotation and reload"): certificates, the client CA
+// Rotation without downtime (issue 3, docs/operations.md, "Rotation and reload"): certificates, the client CA
 // bundle, policies and configuration reload from their files and on SIGHUP while traffic flows.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'

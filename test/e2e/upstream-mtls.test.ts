@@ -1,4 +1,4 @@
-// Upstream trust (issue 10, point 14; README "Making the upstream accept only the gateway"): an https
+// Upstream trust (issue 10, point 14; docs/upstream.md, "Making the upstream accept only the gateway"): an https
 // upstream that requires a client certificate gets the gateway's own, from a dedicated CA, and the
 // certificate and key rotate from their files without a restart. The upstream is a real nginx with
 // ssl_verify_client on and the gateway's DN pinned.

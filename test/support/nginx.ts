@@ -1,4 +1,4 @@
-// A real nginx as an upstream that accepts only the gateway, configured as README "Making the upstream
+// A real nginx as an upstream that accepts only the gateway, configured as docs/upstream.md, "Making the upstream
 // accept only the gateway" says: ssl_verify_client on with the gateway's dedicated CA, and the
 // gateway's subject DN pinned. One process (master_process off) on a free 127.0.0.1 port, killed
 // at test end and when the test process exits. Its one location echoes the client certificate it

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { catalogue, GatewayError, isGatewayError, refuse, type ErrorCode, type ErrorSpec } from '../../src/errors.ts'
 
 const entries = Object.entries(catalogue) as [ErrorCode, ErrorSpec][]
-const README = join(import.meta.dirname, '..', '..', 'README.md')
+const ERRORS_DOC = join(import.meta.dirname, '..', '..', 'docs', 'errors.md')
 
 /** Statuses that answer an authentication or authorization problem, and so may carry a challenge. */
 const AUTH_STATUSES = new Set([400, 401, 403])
@@ -72,17 +72,17 @@ test('refuse throws a GatewayError with the code and the internal detail', () =>
   assert.equal(isGatewayError({ code: 'GW_INTERNAL' }), false)
 })
 
-/** Rows `| \`GW_X\` | 401 | ... |` of the README's "Error codes" section: code -> status cell. */
+/** Rows `| \`GW_X\` | 401 | ... |` of the "Error codes" section of docs/errors.md: code -> status cell. */
 function readmeErrorTable(): Map<string, string> | string {
   let text: string
   try {
-    text = readFileSync(README, 'utf8')
+    text = readFileSync(ERRORS_DOC, 'utf8')
   } catch (error) {
-    return `README.md cannot be read (${(error as NodeJS.ErrnoException).code})`
+    return `docs/errors.md cannot be read (${(error as NodeJS.ErrnoException).code})`
   }
   const lines = text.split('\n')
   const heading = lines.findIndex((line) => /^#{1,6}\s+Error codes\s*$/i.test(line))
-  if (heading === -1) return 'README.md has no "Error codes" heading'
+  if (heading === -1) return 'docs/errors.md has no "Error codes" heading'
   const level = lines[heading]!.match(/^#+/)![0].length
   const rows = new Map<string, string>()
   for (const line of lines.slice(heading + 1)) {
@@ -93,11 +93,11 @@ function readmeErrorTable(): Map<string, string> | string {
     const cells = row[2]!.split('|').map((cell) => cell.trim().replace(/^`|`$/g, ''))
     rows.set(row[1]!, cells.find((cell) => /^\d{3}$/.test(cell)) ?? `(no status in: ${line.trim()})`)
   }
-  if (rows.size === 0) return 'README.md\'s "Error codes" section has no rows starting with "| `GW_...` |"'
+  if (rows.size === 0) return 'docs/errors.md\'s "Error codes" section has no rows starting with "| `GW_...` |"'
   return rows
 }
 
-test('README.md documents every error code with its status, and no code that does not exist', () => {
+test('docs/errors.md documents every error code with its status, and no code that does not exist', () => {
   const table = readmeErrorTable()
   const codes = entries.map(([code]) => code)
   if (typeof table === 'string') {
@@ -107,9 +107,9 @@ test('README.md documents every error code with its status, and no code that doe
   const wrongStatus = codes.filter((code) => table.has(code) && table.get(code) !== String(catalogue[code].status))
   const unknown = [...table.keys()].filter((code) => !(code in catalogue))
   const problems = [
-    ...missing.map((code) => `missing from README: ${code} (${catalogue[code].status})`),
-    ...wrongStatus.map((code) => `wrong status in README: ${code} is ${catalogue[code].status}, README says ${table.get(code)}`),
-    ...unknown.map((code) => `in README but not in the catalogue: ${code}`),
+    ...missing.map((code) => `missing from docs/errors.md: ${code} (${catalogue[code].status})`),
+    ...wrongStatus.map((code) => `wrong status in docs/errors.md: ${code} is ${catalogue[code].status}, docs/errors.md says ${table.get(code)}`),
+    ...unknown.map((code) => `in docs/errors.md but not in the catalogue: ${code}`),
   ]
   assert.deepEqual(problems, [], problems.join('\n'))
 })

@@ -107,7 +107,7 @@ same rules where JSON Schema can (the replica guard as if/then), so `helm instal
 {{- end }}
 {{- end }}
 
-{{/* The gateway configuration file (the project README, "Configuration"). */}}
+{{/* The gateway configuration file (docs/configuration.md). */}}
 {{- define "fapi-gateway.config" -}}
 listener:
   host: 0.0.0.0

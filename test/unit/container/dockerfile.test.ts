@@ -1,5 +1,5 @@
 // The container image, checked statically: there is no Docker engine on our machines, so the
-// Dockerfile is parsed and held to what the image promises (README, "Container image").
+// Dockerfile is parsed and held to what the image promises (docs/deploying.md, "The container image").
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync, statSync } from 'node:fs'

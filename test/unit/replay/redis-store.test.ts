@@ -149,7 +149,7 @@ test('the claims and lookups of one event-loop turn reach Redis in one write, ea
   assert.equal(await store.claimUnlessPresent('dpop:{batched}:0', 60_000, 'revoked:{other}'), 'taken')
 })
 
-test('a Redis ACL user with only the commands the README lists is enough; without EVAL the store fails closed', async () => {
+test('a Redis ACL user with only the commands docs/operations.md lists is enough; without EVAL the store fails closed', async () => {
   const commands = ['+eval', '+evalsha', '+exists', '+set', '+info', '+ping', '+quit']
   await redisCli(redis.port, 'acl', 'setuser', 'gateway', 'on', '>gateway-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands)
   await redisCli(redis.port, 'acl', 'setuser', 'no-scripts', 'on', '>no-scripts-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands.filter((c) => !c.includes('eval')))

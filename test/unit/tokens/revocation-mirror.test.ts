@@ -177,7 +177,7 @@ describe('revocation mirror', () => {
     assert.ok(logger.lines.some((l) => l.level === 'error' && l.msg?.includes('maxEntries')))
   })
 
-  it('a Redis ACL user with the commands and channels the README lists is enough', async () => {
+  it('a Redis ACL user with the commands and channels docs/operations.md lists is enough', async () => {
     await redisCli(redis.port, 'acl', 'setuser', 'mirror', 'on', '>mirror-secret', 'resetkeys', `~${PREFIX}*`, 'resetchannels', `&${PREFIX}*`, '-@all',
       '+subscribe', '+publish', '+scan', '+pttl', '+info', '+ping', '+quit', '+eval', '+evalsha', '+exists', '+set')
     const url = `redis://mirror:mirror-secret@127.0.0.1:${redis.port}`
