@@ -9,7 +9,13 @@ const [port, upstreamUrl, certDir] = [Number(process.argv[2]), process.argv[3]!,
 const read = (name: string) => readFileSync(`${certDir}/${name}`, 'utf8')
 const pool = new Pool(upstreamUrl, { connections: 64 })
 const server = createServer(
-  createTlsOptions({ certPem: read('server-chain.crt'), keyPem: read('server.key'), clientCaPem: read('client-ca.crt'), clientIntermediatesPem: read('client-intermediates.crt'), clientCertificate: 'request' }),
+  createTlsOptions({
+    certPem: read('server-chain.crt'),
+    keyPem: read('server.key'),
+    clientCaPem: read('client-ca.crt'),
+    clientIntermediatesPem: read('client-intermediates.crt'),
+    clientCertificate: 'request',
+  }),
   (req, res) => {
     pool
       .stream({ path: req.url!, method: 'GET', headers: { 'x-forwarded-for': req.socket.remoteAddress ?? '' } }, ({ statusCode, headers }) => {

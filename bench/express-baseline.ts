@@ -15,20 +15,28 @@ const read = (name: string) => readFileSync(`${certDir}/${name}`, 'utf8')
 
 const app = express()
 app.disable('x-powered-by')
-app.use(auth({
-  issuer,
-  jwksUri,
-  audience,
-  tokenSigningAlg: 'ES256',
-  dpop: { enabled: true, required: false },
-  getCertificate: (req) => (req.socket as TLSSocket).getPeerCertificate?.()?.raw,
-}))
+app.use(
+  auth({
+    issuer,
+    jwksUri,
+    audience,
+    tokenSigningAlg: 'ES256',
+    dpop: { enabled: true, required: false },
+    getCertificate: (req) => (req.socket as TLSSocket).getPeerCertificate?.()?.raw,
+  }),
+)
 app.get('/accounts/:id', (_req, res) => {
   res.type('application/json').send(UPSTREAM_BODY)
 })
 
 const server = createServer(
-  createTlsOptions({ certPem: read('server-chain.crt'), keyPem: read('server.key'), clientCaPem: read('client-ca.crt'), clientIntermediatesPem: read('client-intermediates.crt'), clientCertificate: 'request' }),
+  createTlsOptions({
+    certPem: read('server-chain.crt'),
+    keyPem: read('server.key'),
+    clientCaPem: read('client-ca.crt'),
+    clientIntermediatesPem: read('client-intermediates.crt'),
+    clientCertificate: 'request',
+  }),
   app,
 )
 server.keepAliveTimeout = 60_000

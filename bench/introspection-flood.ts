@@ -57,7 +57,10 @@ async function flood(job: FloodJob, stopped: Promise<void>, ready: () => void): 
   const send = async () => {
     inFlight++
     try {
-      const response = await request(`${job.url}/accounts/1`, { dispatcher: agent, headers: { authorization: `Bearer ${randomBytes(24).toString('base64url')}` } })
+      const response = await request(`${job.url}/accounts/1`, {
+        dispatcher: agent,
+        headers: { authorization: `Bearer ${randomBytes(24).toString('base64url')}` },
+      })
       const body = (await response.body.json()) as { code?: string }
       const key = `${response.statusCode} ${body.code ?? ''}`.trim()
       statuses[key] = (statuses[key] ?? 0) + 1
@@ -71,12 +74,14 @@ async function flood(job: FloodJob, stopped: Promise<void>, ready: () => void): 
   // so that the TLS handshakes are behind the flood and not in the partner's measurement.
   let connected = 0
   agent.on('connect', () => void connected++)
-  await Promise.all(Array.from({ length: job.concurrency }, async () => {
-    while (connected < job.concurrency) {
-      const response = await request(`${job.url}/accounts/1`, { dispatcher: agent })
-      await response.body.dump()
-    }
-  }))
+  await Promise.all(
+    Array.from({ length: job.concurrency }, async () => {
+      while (connected < job.concurrency) {
+        const response = await request(`${job.url}/accounts/1`, { dispatcher: agent })
+        await response.body.dump()
+      }
+    }),
+  )
   const started = performance.now()
   let due = 0
   const tick = setInterval(() => {
@@ -100,8 +105,10 @@ if (process.argv[2] === '--flood-child') {
   const stopped = new Promise<void>((resolve) => (stop = resolve))
   process.on('message', (message: FloodJob | 'stop') => {
     if (message === 'stop') return stop()
-    flood(message, stopped, () => process.send!('ready'))
-      .then((result) => process.send!({ result }, () => process.exit(0)), (error: unknown) => process.send!({ error: String(error) }, () => process.exit(1)))
+    flood(message, stopped, () => process.send!('ready')).then(
+      (result) => process.send!({ result }, () => process.exit(0)),
+      (error: unknown) => process.send!({ error: String(error) }, () => process.exit(1)),
+    )
   })
 } else {
   const { values: args } = parseArgs({
@@ -182,7 +189,10 @@ async function metricSums(adminPort: number): Promise<{ calls: number; refused: 
 }
 
 async function startGatewayProcess(configFile: string, adminPort: number): Promise<ChildProcess> {
-  const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, FAPI_GATEWAY__LOG__LEVEL: 'warn' } })
+  const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, FAPI_GATEWAY__LOG__LEVEL: 'warn' },
+  })
   const deadline = Date.now() + 20_000
   for (;;) {
     try {
@@ -208,12 +218,17 @@ async function main(settings: Settings): Promise<void> {
   const pki = await createDevPki()
   writeDevPki(pki, dir)
   const issuer = await startDevIssuer({
-    tls: pki.server, chainPem: chainPem(pki.server, pki.intermediate), audience: DEMO_AUDIENCE,
-    introspectionClient: { id: 'fapi-gateway', secret: 'bench-secret' }, introspectionDelayMs: settings.delayMs,
+    tls: pki.server,
+    chainPem: chainPem(pki.server, pki.intermediate),
+    audience: DEMO_AUDIENCE,
+    introspectionClient: { id: 'fapi-gateway', secret: 'bench-secret' },
+    introspectionDelayMs: settings.delayMs,
   })
   const upstream = await startDemoUpstream()
   const x5t = createHash('sha256').update(pki.partnerA.cert.raw).digest('base64url')
-  const partnerAgent = new Agent({ connect: { ca: pki.root.certPem, cert: chainPem(pki.partnerA, pki.intermediate), key: pki.partnerA.keyPem, rejectUnauthorized: true } })
+  const partnerAgent = new Agent({
+    connect: { ca: pki.root.certPem, cert: chainPem(pki.partnerA, pki.intermediate), key: pki.partnerA.keyPem, rejectUnauthorized: true },
+  })
   const phases: Phase[] = []
 
   /** `partners` loops, each presenting a token the gateway has not seen yet on every request. */
@@ -221,23 +236,33 @@ async function main(settings: Settings): Promise<void> {
     const latencies: number[] = []
     const statuses: Record<string, number> = {}
     const deadline = performance.now() + durationMs
-    await Promise.all(Array.from({ length: settings.partners }, async () => {
-      while (performance.now() < deadline) {
-        const token = randomBytes(32).toString('base64url')
-        issuer.registerOpaque(token, { iss: issuer.issuer, aud: DEMO_AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300, scope: 'accounts:read', client_id: 'partner-a', sub: 'customer-1', cnf: { 'x5t#S256': x5t } })
-        const started = performance.now()
-        let key = 'error'
-        try {
-          const response = await request(`${url}/accounts/1`, { dispatcher: partnerAgent, headers: { authorization: `Bearer ${token}` } })
-          const text = await response.body.text()
-          key = response.statusCode === 200 ? '200' : `${response.statusCode} ${(JSON.parse(text) as { code?: string }).code ?? ''}`
-        } catch {
-          // counted as error
+    await Promise.all(
+      Array.from({ length: settings.partners }, async () => {
+        while (performance.now() < deadline) {
+          const token = randomBytes(32).toString('base64url')
+          issuer.registerOpaque(token, {
+            iss: issuer.issuer,
+            aud: DEMO_AUDIENCE,
+            exp: Math.floor(Date.now() / 1000) + 300,
+            scope: 'accounts:read',
+            client_id: 'partner-a',
+            sub: 'customer-1',
+            cnf: { 'x5t#S256': x5t },
+          })
+          const started = performance.now()
+          let key = 'error'
+          try {
+            const response = await request(`${url}/accounts/1`, { dispatcher: partnerAgent, headers: { authorization: `Bearer ${token}` } })
+            const text = await response.body.text()
+            key = response.statusCode === 200 ? '200' : `${response.statusCode} ${(JSON.parse(text) as { code?: string }).code ?? ''}`
+          } catch {
+            // counted as error
+          }
+          latencies.push(performance.now() - started)
+          statuses[key] = (statuses[key] ?? 0) + 1
         }
-        latencies.push(performance.now() - started)
-        statuses[key] = (statuses[key] ?? 0) + 1
-      }
-    }))
+      }),
+    )
     latencies.sort((a, b) => a - b)
     return { requests: latencies.length, ok: statuses['200'] ?? 0, statuses, p50ms: percentile(latencies, 0.5), p99ms: percentile(latencies, 0.99) }
   }
@@ -248,21 +273,42 @@ async function main(settings: Settings): Promise<void> {
       const adminPort = await freePort()
       const url = `https://127.0.0.1:${port}`
       const configFile = join(dir, `gateway-${variant.name}.yaml`)
-      writeFileSync(configFile, stringify({
-        listener: {
-          host: '127.0.0.1', port, publicBaseUrl: url,
-          tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
-          limits: { maxConnections: 100_000 },
-        },
-        admin: { host: '127.0.0.1', port: adminPort },
-        issuers: [{
-          name: 'dev', issuer: issuer.issuer, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE,
-          introspection: { endpoint: issuer.introspectionUri, clientId: 'fapi-gateway', auth: { method: 'client_secret_basic', secretEnv: 'BENCH_INTROSPECTION_SECRET' }, ...variant.introspection },
-        }],
-        upstreams: { 'data-api': { url: upstream.url } },
-        policies: { dir: join(REPO_ROOT, 'policies') },
-        log: { level: 'warn' },
-      }))
+      writeFileSync(
+        configFile,
+        stringify({
+          listener: {
+            host: '127.0.0.1',
+            port,
+            publicBaseUrl: url,
+            tls: {
+              certFile: 'server-chain.crt',
+              keyFile: 'server.key',
+              clientCaFile: 'client-ca.crt',
+              clientIntermediatesFile: 'client-intermediates.crt',
+              clientCertificate: 'request',
+            },
+            limits: { maxConnections: 100_000 },
+          },
+          admin: { host: '127.0.0.1', port: adminPort },
+          issuers: [
+            {
+              name: 'dev',
+              issuer: issuer.issuer,
+              caFile: 'client-ca.crt',
+              audience: DEMO_AUDIENCE,
+              introspection: {
+                endpoint: issuer.introspectionUri,
+                clientId: 'fapi-gateway',
+                auth: { method: 'client_secret_basic', secretEnv: 'BENCH_INTROSPECTION_SECRET' },
+                ...variant.introspection,
+              },
+            },
+          ],
+          upstreams: { 'data-api': { url: upstream.url } },
+          policies: { dir: join(REPO_ROOT, 'policies') },
+          log: { level: 'warn' },
+        }),
+      )
       process.env.BENCH_INTROSPECTION_SECRET = 'bench-secret'
       const gateway = await startGatewayProcess(configFile, adminPort)
       try {
@@ -275,12 +321,14 @@ async function main(settings: Settings): Promise<void> {
             flooder = fork(fileURLToPath(import.meta.url), ['--flood-child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
             const messages = flooder
             const ready = new Promise<void>((resolve) => messages.on('message', (message) => message === 'ready' && resolve()))
-            floodDone = new Promise<FloodResult>((resolve, reject) => messages.on('message', (message) => {
-              if (message === 'ready') return
-              const { result, error } = message as { result?: FloodResult; error?: string }
-              if (result) resolve(result)
-              else reject(new Error(`flood failed: ${error}`))
-            }))
+            floodDone = new Promise<FloodResult>((resolve, reject) =>
+              messages.on('message', (message) => {
+                if (message === 'ready') return
+                const { result, error } = message as { result?: FloodResult; error?: string }
+                if (result) resolve(result)
+                else reject(new Error(`flood failed: ${error}`))
+              }),
+            )
             flooder.send({ url, caPem: pki.root.certPem, concurrency: settings.flood, rate: settings.floodRate } satisfies FloodJob)
             await ready
           }
@@ -290,10 +338,22 @@ async function main(settings: Settings): Promise<void> {
           if (flooder) await once(flooder, 'exit').catch(() => undefined)
           const after = await metricSums(adminPort)
           const refused = Object.fromEntries(Object.entries(after.refused).map(([reason, n]) => [reason, n - (before.refused[reason] ?? 0)]))
-          phases.push({ variant: variant.name, phase, partner: measured, flood: floodResult, introspectionCalls: after.calls - before.calls, refusedWithoutCall: refused })
+          phases.push({
+            variant: variant.name,
+            phase,
+            partner: measured,
+            flood: floodResult,
+            introspectionCalls: after.calls - before.calls,
+            refusedWithoutCall: refused,
+          })
           const row = phases.at(-1)!
-          console.log(`${variant.name.padEnd(10)} ${phase.padEnd(6)} partner ${row.partner.ok}/${row.partner.requests} ok, p50 ${row.partner.p50ms.toFixed(1)} ms, p99 ${row.partner.p99ms.toFixed(1)} ms ${JSON.stringify(row.partner.statuses)}` +
-            (row.flood ? `; flood ${row.flood.requests} requests (${row.flood.skipped} not sent: ${settings.flood} in flight) ${JSON.stringify(row.flood.statuses)}` : '') + `; issuer calls ${row.introspectionCalls}`)
+          console.log(
+            `${variant.name.padEnd(10)} ${phase.padEnd(6)} partner ${row.partner.ok}/${row.partner.requests} ok, p50 ${row.partner.p50ms.toFixed(1)} ms, p99 ${row.partner.p99ms.toFixed(1)} ms ${JSON.stringify(row.partner.statuses)}` +
+              (row.flood
+                ? `; flood ${row.flood.requests} requests (${row.flood.skipped} not sent: ${settings.flood} in flight) ${JSON.stringify(row.flood.statuses)}`
+                : '') +
+              `; issuer calls ${row.introspectionCalls}`,
+          )
         }
       } finally {
         await stop(gateway)
@@ -321,7 +381,10 @@ function report(phases: readonly Phase[], settings: Settings): void {
     '',
     '| bounds | phase | partner ok / sent | partner p50 ms | partner p99 ms | partner answers | flood sent (not sent: cap in flight) | flood answers | issuer calls | refused without a call |',
     '|---|---|---:|---:|---:|---|---:|---|---:|---|',
-    ...phases.map((p) => `| ${p.variant} | ${p.phase} | ${p.partner.ok} / ${p.partner.requests} | ${p.partner.p50ms.toFixed(1)} | ${p.partner.p99ms.toFixed(1)} | ${JSON.stringify(p.partner.statuses)} | ${p.flood ? `${p.flood.requests} (${p.flood.skipped})` : '—'} | ${p.flood ? JSON.stringify(p.flood.statuses) : '—'} | ${p.introspectionCalls} | ${JSON.stringify(p.refusedWithoutCall)} |`),
+    ...phases.map(
+      (p) =>
+        `| ${p.variant} | ${p.phase} | ${p.partner.ok} / ${p.partner.requests} | ${p.partner.p50ms.toFixed(1)} | ${p.partner.p99ms.toFixed(1)} | ${JSON.stringify(p.partner.statuses)} | ${p.flood ? `${p.flood.requests} (${p.flood.skipped})` : '—'} | ${p.flood ? JSON.stringify(p.flood.statuses) : '—'} | ${p.introspectionCalls} | ${JSON.stringify(p.refusedWithoutCall)} |`,
+    ),
     '',
     '| ratio, flood over alone | as-before | defaults |',
     '|---|---:|---:|',

@@ -48,9 +48,10 @@ function proofSigner(job: LoadJob): () => string {
   const htu = dpop.htuBase + job.path
   return () => {
     const input = `${header}.${b64({ htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ath })}`
-    const signature = dpop.alg === 'ES256'
-      ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
-      : sign('sha256', Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
+    const signature =
+      dpop.alg === 'ES256'
+        ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+        : sign('sha256', Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
     return `${input}.${signature.toString('base64url')}`
   }
 }
@@ -98,8 +99,14 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   if (job.fixedRate) {
     // Open every connection (full TLS handshakes) before the clock starts, so that the
     // latency tail measures the target and not the first handshakes of the run.
-    await Promise.all(Array.from({ length: job.connections }, () =>
-      request(job.url + job.path, { dispatcher }).then((response) => response.body.dump(), () => undefined)))
+    await Promise.all(
+      Array.from({ length: job.connections }, () =>
+        request(job.url + job.path, { dispatcher }).then(
+          (response) => response.body.dump(),
+          () => undefined,
+        ),
+      ),
+    )
   }
   const started = performance.now()
   const deadline = started + job.durationMs

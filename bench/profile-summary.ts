@@ -2,7 +2,11 @@
 // function, then inclusive time of the project's own functions, as shares of non-idle samples.
 import { readFileSync } from 'node:fs'
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  children?: number[]
+}
 const profile = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { nodes: ProfileNode[]; samples: number[] }
 const limit = Number(process.argv[3] ?? 25)
 const byId = new Map(profile.nodes.map((n) => [n.id, n]))

@@ -97,8 +97,17 @@ function memoryMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   }, 0)
 }
 
-async function forkReady(script: string, argv: string[], env: NodeJS.ProcessEnv = {}, execArgv: string[] = []): Promise<{ child: ChildProcess; message: Record<string, unknown> }> {
-  const child = fork(script, argv, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', process.env.BENCH_TARGET_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'] })
+async function forkReady(
+  script: string,
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+  execArgv: string[] = [],
+): Promise<{ child: ChildProcess; message: Record<string, unknown> }> {
+  const child = fork(script, argv, {
+    env: { ...process.env, ...env },
+    execArgv,
+    stdio: ['ignore', process.env.BENCH_TARGET_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
+  })
   const exited = once(child, 'exit').then(() => {
     throw new Error(`${script} exited before it was ready`)
   })
@@ -164,7 +173,14 @@ async function proofVerifySeconds(alg: 'ES256' | 'PS256'): Promise<number> {
   const token = 'bench-token'
   const url = 'https://127.0.0.1/accounts/1'
   const proof = await createProof(key, { htm: 'GET', htu: url, accessToken: token })
-  const settings: DpopSettings = { algorithms: ['ES256', 'PS256', 'EdDSA'], maxAgeSeconds: 3600, maxFutureSeconds: 10, maxJtiLength: 256, nonceMode: 'off', nonces: undefined }
+  const settings: DpopSettings = {
+    algorithms: ['ES256', 'PS256', 'EdDSA'],
+    maxAgeSeconds: 3600,
+    maxFutureSeconds: 10,
+    maxJtiLength: 256,
+    nonceMode: 'off',
+    nonces: undefined,
+  }
   const keys = createProofKeyCache({ maxEntries: 10 })
   const hash = createHash('sha256').update(token).digest('base64url')
   const input = { method: 'GET', url, proofHeaders: [proof], accessToken: token, accessTokenHash: hash, boundJkt: key.jkt }
@@ -184,7 +200,9 @@ function nginxAvailable(): boolean {
 async function startNginx(dir: string, port: number, upstreamUrl: string): Promise<ChildProcess> {
   const conf = join(dir, 'nginx.conf')
   const upstream = new URL(upstreamUrl)
-  writeFileSync(conf, `worker_processes 1;
+  writeFileSync(
+    conf,
+    `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log;
@@ -207,7 +225,8 @@ http {
     location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
-`)
+`,
+  )
   const { spawn } = await import('node:child_process')
   const child = spawn('nginx', ['-c', conf, '-e', `${dir}/nginx-error.log`], { stdio: 'ignore' })
   await new Promise((resolve) => setTimeout(resolve, 500))
@@ -233,7 +252,9 @@ function thumbprint(der: Buffer): string {
 
 async function main(): Promise<void> {
   if (args['introspection-flood']) {
-    const flood = fork(join(HERE, 'introspection-flood.ts'), ['--seconds', String(SECONDS), '--out', args.out!, ...(args.quick ? ['--quick'] : [])], { stdio: 'inherit' })
+    const flood = fork(join(HERE, 'introspection-flood.ts'), ['--seconds', String(SECONDS), '--out', args.out!, ...(args.quick ? ['--quick'] : [])], {
+      stdio: 'inherit',
+    })
     const [code] = (await once(flood, 'exit')) as [number | null]
     if (code !== 0) throw new Error(`introspection flood bench exited with ${code}`)
     return
@@ -252,25 +273,40 @@ async function main(): Promise<void> {
   const gatewayPort = await freePort()
   const adminPort = await freePort()
   const configFile = join(dir, 'gateway.yaml')
-  writeFileSync(configFile, stringify({
-    listener: {
-      host: '127.0.0.1', port: gatewayPort, publicBaseUrl: `https://127.0.0.1:${gatewayPort}`,
-      tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
-      limits: { maxConnections: 100_000 },
-    },
-    admin: { host: '127.0.0.1', port: adminPort },
-    issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
-    upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
-    dpop: { maxAgeSeconds: 300, ...(args['verify-on'] && { verifyOn: args['verify-on'] }) },
-    replay: { store: 'redis', redis: { url: redis.url }, autoPipelining: args['auto-pipelining'], revocationMirror: { enabled: args['revocation-mirror'] } },
-    policies: { dir: join(REPO_ROOT, 'policies') },
-    log: { level: 'warn' },
-    ...(workers !== '1' && { workers: workers === 'auto' ? 'auto' : Number(workers) }),
-  }))
+  writeFileSync(
+    configFile,
+    stringify({
+      listener: {
+        host: '127.0.0.1',
+        port: gatewayPort,
+        publicBaseUrl: `https://127.0.0.1:${gatewayPort}`,
+        tls: {
+          certFile: 'server-chain.crt',
+          keyFile: 'server.key',
+          clientCaFile: 'client-ca.crt',
+          clientIntermediatesFile: 'client-intermediates.crt',
+          clientCertificate: 'request',
+        },
+        limits: { maxConnections: 100_000 },
+      },
+      admin: { host: '127.0.0.1', port: adminPort },
+      issuers: [{ name: 'dev', issuer: issuer.issuer, jwksUri: issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
+      upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
+      dpop: { maxAgeSeconds: 300, ...(args['verify-on'] && { verifyOn: args['verify-on'] }) },
+      replay: { store: 'redis', redis: { url: redis.url }, autoPipelining: args['auto-pipelining'], revocationMirror: { enabled: args['revocation-mirror'] } },
+      policies: { dir: join(REPO_ROOT, 'policies') },
+      log: { level: 'warn' },
+      ...(workers !== '1' && { workers: workers === 'auto' ? 'auto' : Number(workers) }),
+    }),
+  )
 
   const es256 = await generateDpopKey('ES256')
   const ps256 = await generateDpopKey('PS256')
-  const dpopKey = async (key: typeof es256) => ({ alg: key.alg as 'ES256' | 'PS256', privateJwk: (await exportJWK(key.privateKey)) as Record<string, unknown>, publicJwk: key.publicJwk as Record<string, unknown> })
+  const dpopKey = async (key: typeof es256) => ({
+    alg: key.alg as 'ES256' | 'PS256',
+    privateJwk: (await exportJWK(key.privateKey)) as Record<string, unknown>,
+    publicJwk: key.publicJwk as Record<string, unknown>,
+  })
   const esKey = await dpopKey(es256)
   const psKey = await dpopKey(ps256)
   const tokenEs = await issuer.mint({ jkt: es256.jkt, expiresInSeconds: 3600 })
@@ -282,7 +318,11 @@ async function main(): Promise<void> {
 
   if (args.soak) {
     try {
-      await soak({ ...base, url: `https://127.0.0.1:${gatewayPort}`, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: `https://127.0.0.1:${gatewayPort}` } }, () => startGatewayProcess(configFile, gatewayPort, adminPort), workers)
+      await soak(
+        { ...base, url: `https://127.0.0.1:${gatewayPort}`, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: `https://127.0.0.1:${gatewayPort}` } },
+        () => startGatewayProcess(configFile, gatewayPort, adminPort),
+        workers,
+      )
     } finally {
       await stop(upstream.child)
       await issuer.close()
@@ -293,14 +333,85 @@ async function main(): Promise<void> {
   }
 
   const scenarios: Scenario[] = [
-    { name: 'dpop-es256-ka32', targets: ['bare', 'gateway', 'express'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 32, durationMs: ms, maxRequests: SECONDS * 16_000 }) },
-    { name: 'dpop-es256-ka128', targets: ['bare', 'gateway', 'express'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 128, durationMs: ms, maxRequests: SECONDS * 16_000 }) },
-    { name: 'dpop-ps256-ka32', targets: ['bare', 'gateway'], job: (_t, url) => ({ ...base, url, scheme: 'DPoP', token: tokenPs, dpop: { ...psKey, htuBase: url }, connections: 32, durationMs: ms, maxRequests: Math.min(SECONDS, 3) * 8_000 }) },
-    { name: 'mtls-bound-ka32', targets: ['bare', 'gateway', 'express', 'nginx'], job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 40_000 }) },
-    { name: 'mtls-new-connection', targets: ['bare', 'gateway', 'nginx'], job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 10_000, newConnectionPerRequest: true }) },
-    { name: 'dpop-es256-1000rps', targets: ['direct', 'bare', 'gateway'], job: (target, url) => target === 'direct'
-      ? { ...base, url, scheme: 'none', connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 }
-      : { ...base, url, scheme: 'DPoP', token: tokenEs, dpop: { ...esKey, htuBase: url }, connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 } },
+    {
+      name: 'dpop-es256-ka32',
+      targets: ['bare', 'gateway', 'express'],
+      job: (_t, url) => ({
+        ...base,
+        url,
+        scheme: 'DPoP',
+        token: tokenEs,
+        dpop: { ...esKey, htuBase: url },
+        connections: 32,
+        durationMs: ms,
+        maxRequests: SECONDS * 16_000,
+      }),
+    },
+    {
+      name: 'dpop-es256-ka128',
+      targets: ['bare', 'gateway', 'express'],
+      job: (_t, url) => ({
+        ...base,
+        url,
+        scheme: 'DPoP',
+        token: tokenEs,
+        dpop: { ...esKey, htuBase: url },
+        connections: 128,
+        durationMs: ms,
+        maxRequests: SECONDS * 16_000,
+      }),
+    },
+    {
+      name: 'dpop-ps256-ka32',
+      targets: ['bare', 'gateway'],
+      job: (_t, url) => ({
+        ...base,
+        url,
+        scheme: 'DPoP',
+        token: tokenPs,
+        dpop: { ...psKey, htuBase: url },
+        connections: 32,
+        durationMs: ms,
+        maxRequests: Math.min(SECONDS, 3) * 8_000,
+      }),
+    },
+    {
+      name: 'mtls-bound-ka32',
+      targets: ['bare', 'gateway', 'express', 'nginx'],
+      job: (_t, url) => ({ ...base, url, scheme: 'Bearer', token: tokenMtls, connections: 32, durationMs: ms, maxRequests: SECONDS * 40_000 }),
+    },
+    {
+      name: 'mtls-new-connection',
+      targets: ['bare', 'gateway', 'nginx'],
+      job: (_t, url) => ({
+        ...base,
+        url,
+        scheme: 'Bearer',
+        token: tokenMtls,
+        connections: 32,
+        durationMs: ms,
+        maxRequests: SECONDS * 10_000,
+        newConnectionPerRequest: true,
+      }),
+    },
+    {
+      name: 'dpop-es256-1000rps',
+      targets: ['direct', 'bare', 'gateway'],
+      job: (target, url) =>
+        target === 'direct'
+          ? { ...base, url, scheme: 'none', connections: 64, durationMs: ms, maxRequests: SECONDS * 1000 + 10, fixedRate: 1000 }
+          : {
+              ...base,
+              url,
+              scheme: 'DPoP',
+              token: tokenEs,
+              dpop: { ...esKey, htuBase: url },
+              connections: 64,
+              durationMs: ms,
+              maxRequests: SECONDS * 1000 + 10,
+              fixedRate: 1000,
+            },
+    },
   ]
 
   const haveNginx = nginxAvailable()
@@ -308,18 +419,29 @@ async function main(): Promise<void> {
     direct: async () => ({ name: 'direct', url: upstreamUrl, child: upstream.child }),
     bare: async () => {
       const port = await freePort()
-      return { name: 'bare', url: `https://127.0.0.1:${port}`, child: (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir], {}, TARGET_NODE_OPTIONS)).child }
+      return {
+        name: 'bare',
+        url: `https://127.0.0.1:${port}`,
+        child: (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir], {}, TARGET_NODE_OPTIONS)).child,
+      }
     },
     gateway: async () => ({ name: 'gateway', url: `https://127.0.0.1:${gatewayPort}`, child: await startGatewayProcess(configFile, gatewayPort, adminPort) }),
     express: async () => {
       const port = await freePort()
-      const started = await forkReady(join(HERE, 'express-baseline.ts'), [String(port), dir, issuer.issuer, issuer.jwksUri, DEMO_AUDIENCE], { NODE_EXTRA_CA_CERTS: join(dir, 'client-ca.crt') }, TARGET_NODE_OPTIONS)
+      const started = await forkReady(
+        join(HERE, 'express-baseline.ts'),
+        [String(port), dir, issuer.issuer, issuer.jwksUri, DEMO_AUDIENCE],
+        { NODE_EXTRA_CA_CERTS: join(dir, 'client-ca.crt') },
+        TARGET_NODE_OPTIONS,
+      )
       return { name: 'express', url: `https://127.0.0.1:${port}`, child: started.child }
     },
-    nginx: haveNginx ? async () => {
-      const port = await freePort()
-      return { name: 'nginx', url: `https://127.0.0.1:${port}`, child: await startNginx(dir, port, upstreamUrl) }
-    } : undefined,
+    nginx: haveNginx
+      ? async () => {
+          const port = await freePort()
+          return { name: 'nginx', url: `https://127.0.0.1:${port}`, child: await startNginx(dir, port, upstreamUrl) }
+        }
+      : undefined,
   }
   if (!haveNginx) console.log('bench: nginx is not installed; skipping the nginx baseline (apt-get install nginx to include it)')
 
@@ -341,8 +463,14 @@ async function main(): Promise<void> {
           for (const scenario of mine) {
             const result = await measure(target, scenario.job(targetName, target.url))
             rows.push({ ...result, round, scenario: scenario.name, target: targetName })
-            const bad = result.errors + Object.entries(result.statuses).filter(([status]) => status !== '200').reduce((n, [, c]) => n + c, 0)
-            console.log(`round ${round} ${scenario.name.padEnd(20)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`)
+            const bad =
+              result.errors +
+              Object.entries(result.statuses)
+                .filter(([status]) => status !== '200')
+                .reduce((n, [, c]) => n + c, 0)
+            console.log(
+              `round ${round} ${scenario.name.padEnd(20)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`,
+            )
           }
         } finally {
           if (target.child !== upstream.child) await stop(target.child)
@@ -362,7 +490,11 @@ async function main(): Promise<void> {
  * The memory target's second half: steady DPoP load for --soak minutes, RSS sampled every 5 s.
  * Growth is the last minute's mean over the second minute's (the first is warm-up: JIT, pools, caches).
  */
-async function soak(job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxRequests'>, startGateway: () => Promise<ChildProcess>, workers: string): Promise<void> {
+async function soak(
+  job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxRequests'>,
+  startGateway: () => Promise<ChildProcess>,
+  workers: string,
+): Promise<void> {
   const minutes = Number(args.soak)
   const rate = Number(args['soak-rate'])
   if (!(minutes >= 3)) throw new Error('--soak needs at least 3 minutes (one of warm-up, one as the reference, one at the end)')
@@ -373,9 +505,17 @@ async function soak(job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxReques
     const started = performance.now()
     const sampler = setInterval(() => samples.push({ atSeconds: (performance.now() - started) / 1000, rssMb: memoryMb(gateway.pid!, 'VmRSS') }), 5000)
     try {
-      result = await measure({ name: 'gateway', url: job.url, child: gateway }, {
-        ...job, connections: 32, durationMs: minutes * 60_000, maxRequests: Math.ceil(rate * minutes * 60) + 10, fixedRate: rate, signProofsWhenSent: true,
-      })
+      result = await measure(
+        { name: 'gateway', url: job.url, child: gateway },
+        {
+          ...job,
+          connections: 32,
+          durationMs: minutes * 60_000,
+          maxRequests: Math.ceil(rate * minutes * 60) + 10,
+          fixedRate: rate,
+          signProofsWhenSent: true,
+        },
+      )
     } finally {
       clearInterval(sampler)
     }
@@ -390,7 +530,11 @@ async function soak(job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxReques
   const end = mean((minutes - 1) * 60, minutes * 60 + 30)
   const growth = end / reference - 1
   const date = new Date().toISOString()
-  const bad = result.errors + Object.entries(result.statuses).filter(([status]) => status !== '200').reduce((n, [, c]) => n + c, 0)
+  const bad =
+    result.errors +
+    Object.entries(result.statuses)
+      .filter(([status]) => status !== '200')
+      .reduce((n, [, c]) => n + c, 0)
   const lines = [
     `# fapi-gateway soak, ${date}`,
     '',
@@ -406,7 +550,10 @@ async function soak(job: Omit<LoadJob, 'connections' | 'durationMs' | 'maxReques
   ]
   mkdirSync(args.out!, { recursive: true })
   const stamp = `${date.replace(/[:.]/g, '-')}-soak`
-  writeFileSync(join(args.out!, `${stamp}.json`), JSON.stringify({ date, minutes, rate, workers, result, samples, referenceMb: reference, endMb: end, growth }, null, 2))
+  writeFileSync(
+    join(args.out!, `${stamp}.json`),
+    JSON.stringify({ date, minutes, rate, workers, result, samples, referenceMb: reference, endMb: end, growth }, null, 2),
+  )
   writeFileSync(join(args.out!, `${stamp}.md`), lines.join('\n'))
   console.log('\n' + lines.join('\n'))
 }
@@ -420,29 +567,87 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
   }
   const limit = (bareRps: number, proof: number) => 1 / (1 / bareRps + proof)
   const ratios = {
-    es256VsCryptoLimit: ratio((r) => { const g = get(r, 'dpop-es256-ka32', 'gateway'); const b = get(r, 'dpop-es256-ka32', 'bare'); return g && b && g.rps / limit(b.rps, context.proofEs) }),
-    ps256VsCryptoLimit: ratio((r) => { const g = get(r, 'dpop-ps256-ka32', 'gateway'); const b = get(r, 'dpop-ps256-ka32', 'bare'); return g && b && g.rps / limit(b.rps, context.proofPs) }),
-    mtlsVsBareForwarder: ratio((r) => { const g = get(r, 'mtls-bound-ka32', 'gateway'); const b = get(r, 'mtls-bound-ka32', 'bare'); return g && b && g.rps / b.rps }),
-    es256VsExpress: ratio((r) => { const g = get(r, 'dpop-es256-ka32', 'gateway'); const e = get(r, 'dpop-es256-ka32', 'express'); return g && e && g.rps / e.rps }),
-    es256VsExpress128: ratio((r) => { const g = get(r, 'dpop-es256-ka128', 'gateway'); const e = get(r, 'dpop-es256-ka128', 'express'); return g && e && g.rps / e.rps }),
-    addedP99msAt1000rps: ratio((r) => { const g = get(r, 'dpop-es256-1000rps', 'gateway'); const d = get(r, 'dpop-es256-1000rps', 'direct'); return g && d && g.p99ms - d.p99ms }),
-    handshakesVsNginx: ratio((r) => { const g = get(r, 'mtls-new-connection', 'gateway'); const n = get(r, 'mtls-new-connection', 'nginx'); return g && n && g.rps / n.rps }),
-    handshakesVsBare: ratio((r) => { const g = get(r, 'mtls-new-connection', 'gateway'); const b = get(r, 'mtls-new-connection', 'bare'); return g && b && g.rps / b.rps }),
-    peakRssVsBare: ratio((r) => { const g = get(r, 'mtls-bound-ka32', 'gateway'); const b = get(r, 'mtls-bound-ka32', 'bare'); return g && b && g.peakRssMb / b.peakRssMb }),
+    es256VsCryptoLimit: ratio((r) => {
+      const g = get(r, 'dpop-es256-ka32', 'gateway')
+      const b = get(r, 'dpop-es256-ka32', 'bare')
+      return g && b && g.rps / limit(b.rps, context.proofEs)
+    }),
+    ps256VsCryptoLimit: ratio((r) => {
+      const g = get(r, 'dpop-ps256-ka32', 'gateway')
+      const b = get(r, 'dpop-ps256-ka32', 'bare')
+      return g && b && g.rps / limit(b.rps, context.proofPs)
+    }),
+    mtlsVsBareForwarder: ratio((r) => {
+      const g = get(r, 'mtls-bound-ka32', 'gateway')
+      const b = get(r, 'mtls-bound-ka32', 'bare')
+      return g && b && g.rps / b.rps
+    }),
+    es256VsExpress: ratio((r) => {
+      const g = get(r, 'dpop-es256-ka32', 'gateway')
+      const e = get(r, 'dpop-es256-ka32', 'express')
+      return g && e && g.rps / e.rps
+    }),
+    es256VsExpress128: ratio((r) => {
+      const g = get(r, 'dpop-es256-ka128', 'gateway')
+      const e = get(r, 'dpop-es256-ka128', 'express')
+      return g && e && g.rps / e.rps
+    }),
+    addedP99msAt1000rps: ratio((r) => {
+      const g = get(r, 'dpop-es256-1000rps', 'gateway')
+      const d = get(r, 'dpop-es256-1000rps', 'direct')
+      return g && d && g.p99ms - d.p99ms
+    }),
+    handshakesVsNginx: ratio((r) => {
+      const g = get(r, 'mtls-new-connection', 'gateway')
+      const n = get(r, 'mtls-new-connection', 'nginx')
+      return g && n && g.rps / n.rps
+    }),
+    handshakesVsBare: ratio((r) => {
+      const g = get(r, 'mtls-new-connection', 'gateway')
+      const b = get(r, 'mtls-new-connection', 'bare')
+      return g && b && g.rps / b.rps
+    }),
+    peakRssVsBare: ratio((r) => {
+      const g = get(r, 'mtls-bound-ka32', 'gateway')
+      const b = get(r, 'mtls-bound-ka32', 'bare')
+      return g && b && g.peakRssMb / b.peakRssMb
+    }),
   }
   const targets: Record<keyof typeof ratios, string> = {
-    es256VsCryptoLimit: '≥ 0.90', ps256VsCryptoLimit: '≥ 0.90', mtlsVsBareForwarder: '≥ 0.85', es256VsExpress: '≥ 1.5', es256VsExpress128: '≥ 1.5',
-    addedP99msAt1000rps: '≤ 1 ms', handshakesVsNginx: '≥ 0.5', handshakesVsBare: '—', peakRssVsBare: '≤ 1.2',
+    es256VsCryptoLimit: '≥ 0.90',
+    ps256VsCryptoLimit: '≥ 0.90',
+    mtlsVsBareForwarder: '≥ 0.85',
+    es256VsExpress: '≥ 1.5',
+    es256VsExpress128: '≥ 1.5',
+    addedP99msAt1000rps: '≤ 1 ms',
+    handshakesVsNginx: '≥ 0.5',
+    handshakesVsBare: '—',
+    peakRssVsBare: '≤ 1.2',
   }
   const machine = {
-    host: hostname(), platform: `${platform()} ${release()}`, cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version, openssl: process.versions.openssl, date: new Date().toISOString(), rounds: ROUNDS, secondsPerRun: SECONDS, workers: context.workers, nodeOptions: TARGET_NODE_OPTIONS,
+    host: hostname(),
+    platform: `${platform()} ${release()}`,
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    openssl: process.versions.openssl,
+    date: new Date().toISOString(),
+    rounds: ROUNDS,
+    secondsPerRun: SECONDS,
+    workers: context.workers,
+    nodeOptions: TARGET_NODE_OPTIONS,
     gateway: { verifyOn: args['verify-on'] ?? 'threadPool (default)', revocationMirror: args['revocation-mirror'] },
   }
   const summarize = (scenario: string, target: string) => {
     const mine = rows.filter((r) => r.scenario === scenario && r.target === target)
     if (mine.length === 0) return undefined
-    return { rps: medianOf(mine.map((r) => r.rps)), p50ms: medianOf(mine.map((r) => r.p50ms)), p99ms: medianOf(mine.map((r) => r.p99ms)), cpuUsPerRequest: medianOf(mine.map((r) => r.cpuUsPerRequest)), peakRssMb: Math.max(...mine.map((r) => r.peakRssMb)) }
+    return {
+      rps: medianOf(mine.map((r) => r.rps)),
+      p50ms: medianOf(mine.map((r) => r.p50ms)),
+      p99ms: medianOf(mine.map((r) => r.p99ms)),
+      cpuUsPerRequest: medianOf(mine.map((r) => r.cpuUsPerRequest)),
+      peakRssMb: Math.max(...mine.map((r) => r.peakRssMb)),
+    }
   }
   const pairs = [...new Set(rows.map((r) => `${r.scenario}|${r.target}`))]
   const lines = [
@@ -461,12 +666,18 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
     '',
     '| ratio (median of rounds) | value | per round | target |',
     '|---|---:|---|---|',
-    ...Object.entries(ratios).map(([name, value]) => `| ${name} | ${value ? value.median.toFixed(2) : 'n/a'} | ${value ? value.rounds.map((v) => v.toFixed(2)).join(', ') : ''} | ${targets[name as keyof typeof ratios]} |`),
+    ...Object.entries(ratios).map(
+      ([name, value]) =>
+        `| ${name} | ${value ? value.median.toFixed(2) : 'n/a'} | ${value ? value.rounds.map((v) => v.toFixed(2)).join(', ') : ''} | ${targets[name as keyof typeof ratios]} |`,
+    ),
     '',
   ]
   mkdirSync(args.out!, { recursive: true })
   const stamp = machine.date.replace(/[:.]/g, '-')
-  writeFileSync(join(args.out!, `${stamp}.json`), JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios }, null, 2))
+  writeFileSync(
+    join(args.out!, `${stamp}.json`),
+    JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios }, null, 2),
+  )
   writeFileSync(join(args.out!, `${stamp}.md`), lines.join('\n'))
   console.log('\n' + lines.join('\n'))
 }

@@ -41,10 +41,11 @@ export function devRunnerSettings(baseUrl: string, pki: DevPki, mode: Mode, revo
 
 /** Tokens from the development issuer, bound as the runner asks; the second partner is partner-b. */
 export function devMintToken(issuer: DevIssuer): MintToken {
-  return (binding) => issuer.mint({
-    clientId: binding.client === 'second' ? 'partner-b' : 'partner-a',
-    ...(binding.kind === 'dpop' ? { jkt: binding.jkt } : { x5t: binding.x5t }),
-  })
+  return (binding) =>
+    issuer.mint({
+      clientId: binding.client === 'second' ? 'partner-b' : 'partner-a',
+      ...(binding.kind === 'dpop' ? { jkt: binding.jkt } : { x5t: binding.x5t }),
+    })
 }
 
 export interface DevTarget {
@@ -61,7 +62,10 @@ export async function startDevTarget(mode: Mode): Promise<DevTarget> {
       events: { stdout: false },
       listener: {
         tls: {
-          certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt',
+          certFile: 'server-chain.crt',
+          keyFile: 'server.key',
+          clientCaFile: 'client-ca.crt',
+          clientIntermediatesFile: 'client-intermediates.crt',
           // mTLS ecosystems require the certificate in the handshake; DPoP deployments must not (FAPI R54).
           clientCertificate: mode === 'mtls' ? 'require' : 'request',
         },

@@ -21,7 +21,10 @@ export interface ScenarioResult {
   readonly passed: boolean
 }
 
-async function buildScenarios(env: DevEnvironment, clients: { partnerA: PartnerClient; partnerB: PartnerClient; anonymous: PartnerClient }): Promise<Scenario[]> {
+async function buildScenarios(
+  env: DevEnvironment,
+  clients: { partnerA: PartnerClient; partnerB: PartnerClient; anonymous: PartnerClient },
+): Promise<Scenario[]> {
   const { pki, issuer, baseUrl } = env
   const { partnerA, partnerB, anonymous } = clients
   const keyA = await generateDpopKey('ES256')
@@ -34,16 +37,46 @@ async function buildScenarios(env: DevEnvironment, clients: { partnerA: PartnerC
   const get = (client: PartnerClient, headers: [string, string][]) => client.send('GET', '/accounts/123', headers)
 
   return [
-    { name: 'legitimate DPoP client', expectStatus: 200, expectError: undefined, run: () => get(anonymous, [['authorization', `DPoP ${token}`], ['dpop', proofA]]) },
-    { name: 'replayed DPoP proof', expectStatus: 401, expectError: 'invalid_dpop_proof', run: () => get(anonymous, [['authorization', `DPoP ${token}`], ['dpop', proofA]]) },
     {
-      name: 'stolen token, imposter key', expectStatus: 401, expectError: 'invalid_token',
-      run: async () => get(anonymous, [['authorization', `DPoP ${token}`], ['dpop', await createProof(imposterKey, { htm: 'GET', htu, accessToken: token })]]),
+      name: 'legitimate DPoP client',
+      expectStatus: 200,
+      expectError: undefined,
+      run: () =>
+        get(anonymous, [
+          ['authorization', `DPoP ${token}`],
+          ['dpop', proofA],
+        ]),
+    },
+    {
+      name: 'replayed DPoP proof',
+      expectStatus: 401,
+      expectError: 'invalid_dpop_proof',
+      run: () =>
+        get(anonymous, [
+          ['authorization', `DPoP ${token}`],
+          ['dpop', proofA],
+        ]),
+    },
+    {
+      name: 'stolen token, imposter key',
+      expectStatus: 401,
+      expectError: 'invalid_token',
+      run: async () =>
+        get(anonymous, [
+          ['authorization', `DPoP ${token}`],
+          ['dpop', await createProof(imposterKey, { htm: 'GET', htu, accessToken: token })],
+        ]),
     },
     { name: 'Bearer downgrade', expectStatus: 401, expectError: 'invalid_token', run: () => get(anonymous, [['authorization', `Bearer ${token}`]]) },
     {
-      name: 'token for another audience', expectStatus: 401, expectError: 'invalid_token',
-      run: async () => get(anonymous, [['authorization', `DPoP ${otherAudience}`], ['dpop', await createProof(keyA, { htm: 'GET', htu, accessToken: otherAudience })]]),
+      name: 'token for another audience',
+      expectStatus: 401,
+      expectError: 'invalid_token',
+      run: async () =>
+        get(anonymous, [
+          ['authorization', `DPoP ${otherAudience}`],
+          ['dpop', await createProof(keyA, { htm: 'GET', htu, accessToken: otherAudience })],
+        ]),
     },
     { name: 'legitimate mTLS-bound client', expectStatus: 200, expectError: undefined, run: () => get(partnerA, [['authorization', `Bearer ${certToken}`]]) },
     { name: 'wrong client certificate', expectStatus: 401, expectError: 'invalid_token', run: () => get(partnerB, [['authorization', `Bearer ${certToken}`]]) },
@@ -78,13 +111,22 @@ export async function runDemoScenarios(env: DevEnvironment): Promise<ScenarioRes
 export function formatTable(results: readonly ScenarioResult[]): string {
   const rows = [['scenario', 'expected', 'got', ''], ...results.map((r) => [r.name, r.expected, r.got, r.passed ? 'ok' : 'FAIL'])]
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  const line = (row: string[]) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()
+  const line = (row: string[]) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd()
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
 }
 
 export async function runDemo(): Promise<number> {
   const events: string[] = []
-  const sink = new Writable({ write(chunk, _encoding, done) { events.push(String(chunk)); done() } })
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      events.push(String(chunk))
+      done()
+    },
+  })
   // A throwaway PKI in a temporary folder, removed at the end: certs/dev/ may be in use by `fapi-gateway dev` or your own configuration.
   const env = await startDevEnvironment({ logger: createLogger('info', sink), gateway: { eventStream: sink } })
   try {
@@ -92,7 +134,9 @@ export async function runDemo(): Promise<number> {
     const results = await runDemoScenarios(env)
     console.log(formatTable(results))
     const refusals = events.filter((line) => line.includes('"dataset":"fapi_gateway.security"')).length
-    console.log(`\n${results.filter((r) => r.passed).length}/${results.length} scenarios as expected; ${refusals} security events emitted; upstream saw ${env.upstream.received.length} requests`)
+    console.log(
+      `\n${results.filter((r) => r.passed).length}/${results.length} scenarios as expected; ${refusals} security events emitted; upstream saw ${env.upstream.received.length} requests`,
+    )
     return results.every((r) => r.passed) ? 0 : 1
   } finally {
     await env.close()

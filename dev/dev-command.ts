@@ -38,8 +38,12 @@ Runs a development environment until Ctrl-C (SIGINT) or SIGTERM. Not for product
 Then 'fapi-gateway token' mints tokens from it and 'fapi-gateway request' sends requests through it.`
 
 const OPTIONS = {
-  upstream: { type: 'string' }, dir: { type: 'string' }, policies: { type: 'string' },
-  port: { type: 'string' }, 'issuer-port': { type: 'string' }, 'no-gateway': { type: 'boolean' },
+  upstream: { type: 'string' },
+  dir: { type: 'string' },
+  policies: { type: 'string' },
+  port: { type: 'string' },
+  'issuer-port': { type: 'string' },
+  'no-gateway': { type: 'boolean' },
 } as const
 
 function isRunning(pid: number): boolean {
@@ -97,7 +101,8 @@ export async function runDevCommand(argv: readonly string[]): Promise<number> {
   try {
     const mintSecret = randomBytes(32).toString('base64url')
     const issuer: DevIssuer = await onPort('--issuer-port', issuerPort, () =>
-      startDevIssuer({ tls: pki.server, chainPem: chainPem(pki.server, pki.intermediate), audience: DEMO_AUDIENCE, port: issuerPort, mintSecret }))
+      startDevIssuer({ tls: pki.server, chainPem: chainPem(pki.server, pki.intermediate), audience: DEMO_AUDIENCE, port: issuerPort, mintSecret }),
+    )
     closers.push(() => issuer.close())
     let sample: DemoUpstream | undefined
     if (upstreamUrl === undefined && !values['no-gateway']) {
@@ -107,7 +112,9 @@ export async function runDevCommand(argv: readonly string[]): Promise<number> {
     const gatewayPort = port === 0 ? await freePort() : port
     const policiesDir = resolve(values.policies ?? (upstreamUrl !== undefined ? EXAMPLE_POLICIES : join(REPO_ROOT, 'policies')))
     const config = devGatewayConfig({
-      port: gatewayPort, issuer, policiesDir,
+      port: gatewayPort,
+      issuer,
+      policiesDir,
       upstreamUrl: upstreamUrl ?? sample?.url ?? 'http://127.0.0.1:9000',
       upstreamName: upstreamUrl !== undefined ? 'my-api' : 'data-api',
     })
@@ -118,7 +125,9 @@ export async function runDevCommand(argv: readonly string[]): Promise<number> {
     if (!values['no-gateway']) {
       const { startGateway } = await import('../src/gateway.ts')
       const loaded = loadConfig(configFile, {})
-      gateway = await onPort('--port', gatewayPort, () => startGateway(loaded, { logger: createLogger('warn', process.stderr), env: {}, eventStream: process.stderr }))
+      gateway = await onPort('--port', gatewayPort, () =>
+        startGateway(loaded, { logger: createLogger('warn', process.stderr), env: {}, eventStream: process.stderr }),
+      )
       closers.push(() => gateway!.close(1000))
     }
     const gatewayUrl = gateway ? `https://127.0.0.1:${gatewayPort}` : undefined
@@ -138,18 +147,20 @@ export async function runDevCommand(argv: readonly string[]): Promise<number> {
     // What to type next: the sample API's policies want accounts:read on /accounts/**; yours (the example's) api:read anywhere.
     const scope = upstreamUrl !== undefined || gateway === undefined ? ' --scope api:read' : ''
     const target = gateway === undefined ? `https://127.0.0.1:${DEV_GATEWAY_PORT}/` : upstreamUrl !== undefined ? '/' : '/accounts/123'
-    console.log([
-      `fapi-gateway dev: development environment, not for production (Ctrl-C stops it)`,
-      `  issuer   ${issuer.issuer} (JWKS ${issuer.jwksUri}, audience ${DEMO_AUDIENCE})`,
-      gateway
-        ? `  gateway  ${gatewayUrl} -> ${upstreamUrl ?? `${sample!.url} (built-in sample API)`}, policies ${shown(policiesDir)}; admin http://127.0.0.1:${gateway.adminPort}`
-        : `  gateway  none (--no-gateway): start yours, e.g. node src/main.ts start --config examples/protect-your-api/gateway.yaml`,
-      `  files    ${shown(dir)}/ (PKI ${pkiCreated ? 'created' : 'kept'}; gateway.yaml, dev-env.json; partner certificate partnerA.crt/.key)`,
-      ``,
-      `next, in another terminal:`,
-      `  TOKEN=$(node src/main.ts token --dpop-key my-key.jwk${scope})`,
-      `  node src/main.ts request GET ${target} --token "$TOKEN" --dpop-key my-key.jwk`,
-    ].join('\n'))
+    console.log(
+      [
+        `fapi-gateway dev: development environment, not for production (Ctrl-C stops it)`,
+        `  issuer   ${issuer.issuer} (JWKS ${issuer.jwksUri}, audience ${DEMO_AUDIENCE})`,
+        gateway
+          ? `  gateway  ${gatewayUrl} -> ${upstreamUrl ?? `${sample!.url} (built-in sample API)`}, policies ${shown(policiesDir)}; admin http://127.0.0.1:${gateway.adminPort}`
+          : `  gateway  none (--no-gateway): start yours, e.g. node src/main.ts start --config examples/protect-your-api/gateway.yaml`,
+        `  files    ${shown(dir)}/ (PKI ${pkiCreated ? 'created' : 'kept'}; gateway.yaml, dev-env.json; partner certificate partnerA.crt/.key)`,
+        ``,
+        `next, in another terminal:`,
+        `  TOKEN=$(node src/main.ts token --dpop-key my-key.jwk${scope})`,
+        `  node src/main.ts request GET ${target} --token "$TOKEN" --dpop-key my-key.jwk`,
+      ].join('\n'),
+    )
   } catch (error) {
     await closeAll()
     throw error

@@ -40,7 +40,9 @@ export function readDevEnvFile(dir: string): DevEnvFile {
   try {
     text = readFileSync(file, 'utf8')
   } catch {
-    throw new Error(`no development environment is running (no ${resolve(file)}): start one with 'fapi-gateway dev' (npm run dev)${dir === DEFAULT_DEV_DIR ? '' : ` --dir ${dir}`}`)
+    throw new Error(
+      `no development environment is running (no ${resolve(file)}): start one with 'fapi-gateway dev' (npm run dev)${dir === DEFAULT_DEV_DIR ? '' : ` --dir ${dir}`}`,
+    )
   }
   try {
     return JSON.parse(text) as DevEnvFile

@@ -12,9 +12,11 @@ export async function readDpopKeyFile(file: string): Promise<DpopKey> {
     jwk = JSON.parse(readFileSync(file, 'utf8')) as JWK
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw new Error(code === 'ENOENT'
-      ? `DPoP key file ${file} does not exist (the 'token' command creates it: fapi-gateway token --dpop-key ${file})`
-      : `DPoP key file ${file} cannot be read: ${code ?? 'not JSON'}`)
+    throw new Error(
+      code === 'ENOENT'
+        ? `DPoP key file ${file} does not exist (the 'token' command creates it: fapi-gateway token --dpop-key ${file})`
+        : `DPoP key file ${file} cannot be read: ${code ?? 'not JSON'}`,
+    )
   }
   const alg = jwk.alg as ProofAlgorithm
   if (!ALGORITHMS.includes(alg) || jwk.d === undefined) throw new Error(`DPoP key file ${file}: not a private JWK with alg ${ALGORITHMS.join(', ')}`)

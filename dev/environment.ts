@@ -48,22 +48,35 @@ function merge(base: Record<string, unknown>, overrides: Record<string, unknown>
   const merged: Record<string, unknown> = { ...base }
   for (const [key, value] of Object.entries(overrides)) {
     const current = merged[key]
-    merged[key] = typeof current === 'object' && current !== null && !Array.isArray(current) && typeof value === 'object' && value !== null && !Array.isArray(value)
-      ? { ...current, ...value }
-      : value
+    merged[key] =
+      typeof current === 'object' && current !== null && !Array.isArray(current) && typeof value === 'object' && value !== null && !Array.isArray(value)
+        ? { ...current, ...value }
+        : value
   }
   return merged
 }
 
 /** The gateway configuration of the development environment; its TLS files are the ones writeDevPki writes next to it. */
-export function devGatewayConfig(options: { port: number; issuer: DevIssuer; upstreamUrl: string; upstreamName?: string; policiesDir?: string }): Record<string, unknown> {
+export function devGatewayConfig(options: {
+  port: number
+  issuer: DevIssuer
+  upstreamUrl: string
+  upstreamName?: string
+  policiesDir?: string
+}): Record<string, unknown> {
   const baseUrl = `https://127.0.0.1:${options.port}`
   return {
     listener: {
       host: '127.0.0.1',
       port: options.port,
       publicBaseUrl: baseUrl,
-      tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
+      tls: {
+        certFile: 'server-chain.crt',
+        keyFile: 'server.key',
+        clientCaFile: 'client-ca.crt',
+        clientIntermediatesFile: 'client-intermediates.crt',
+        clientCertificate: 'request',
+      },
     },
     admin: { host: '127.0.0.1', port: 0 },
     issuers: [{ name: 'dev', issuer: options.issuer.issuer, jwksUri: options.issuer.jwksUri, caFile: 'client-ca.crt', audience: DEMO_AUDIENCE }],
@@ -80,7 +93,12 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
   const pki = options.pki ?? (await createDevPki())
   writeDevPki(pki, dir)
 
-  const issuer = await startDevIssuer({ tls: pki.server, chainPem: chainPem(pki.server, pki.intermediate), audience: DEMO_AUDIENCE, introspectionClient: { id: 'fapi-gateway', secret: 'dev-introspection-secret' } })
+  const issuer = await startDevIssuer({
+    tls: pki.server,
+    chainPem: chainPem(pki.server, pki.intermediate),
+    audience: DEMO_AUDIENCE,
+    introspectionClient: { id: 'fapi-gateway', secret: 'dev-introspection-secret' },
+  })
   const upstream = await startDemoUpstream()
   const port = await freePort()
   const baseUrl = `https://127.0.0.1:${port}`
@@ -97,7 +115,13 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
     throw error
   }
   return {
-    dir, pki, issuer, upstream, gateway, baseUrl, configFile,
+    dir,
+    pki,
+    issuer,
+    upstream,
+    gateway,
+    baseUrl,
+    configFile,
     async close() {
       await gateway.close(1000)
       await Promise.allSettled([issuer.close(), upstream.close()])

@@ -68,10 +68,12 @@ function parseMintRequest(body: string): MintRequest | string {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'body must be a JSON object'
   const request = parsed as Record<string, unknown>
   for (const key of Object.keys(request)) if (!['jkt', 'x5t', 'scope', 'clientId', 'sub'].includes(key)) return `unknown field ${JSON.stringify(key)}`
-  for (const key of ['scope', 'clientId', 'sub']) if (request[key] !== undefined && (typeof request[key] !== 'string' || request[key] === '')) return `${key} must be a non-empty string`
+  for (const key of ['scope', 'clientId', 'sub'])
+    if (request[key] !== undefined && (typeof request[key] !== 'string' || request[key] === '')) return `${key} must be a non-empty string`
   const bindings = (['jkt', 'x5t'] as const).filter((key) => request[key] !== undefined)
   if (bindings.length !== 1) return 'give exactly one of jkt (DPoP key thumbprint) and x5t (certificate thumbprint)'
-  if (typeof request[bindings[0]!] !== 'string' || !THUMBPRINT.test(request[bindings[0]!] as string)) return `${bindings[0]} must be a base64url SHA-256 thumbprint`
+  if (typeof request[bindings[0]!] !== 'string' || !THUMBPRINT.test(request[bindings[0]!] as string))
+    return `${bindings[0]} must be a base64url SHA-256 thumbprint`
   return request as MintRequest
 }
 
@@ -123,7 +125,9 @@ export async function startDevIssuer(options: DevIssuerOptions): Promise<DevIssu
     if (req.method === 'POST' && req.url === '/introspect') {
       const expected = options.introspectionClient
       const auth = req.headers.authorization ?? ''
-      const basic = expected ? 'Basic ' + Buffer.from(`${encodeURIComponent(expected.id)}:${encodeURIComponent(expected.secret)}`).toString('base64') : undefined
+      const basic = expected
+        ? 'Basic ' + Buffer.from(`${encodeURIComponent(expected.id)}:${encodeURIComponent(expected.secret)}`).toString('base64')
+        : undefined
       if (!basic || auth !== basic) {
         res.statusCode = 401
         res.end(JSON.stringify({ error: 'invalid_client' }))
@@ -182,10 +186,11 @@ export async function startDevIssuer(options: DevIssuerOptions): Promise<DevIssu
     registerOpaque(token, claims) {
       opaque.set(token, claims)
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
   return issuer
 }

@@ -37,9 +37,10 @@ export interface DevPki {
 type CertKeyAlgorithm = { name: 'ECDSA' } | { name: 'RSASSA-PKCS1-v1_5'; modulusLength: number }
 
 async function generateKeys(algorithm: CertKeyAlgorithm): Promise<webcrypto.CryptoKeyPair> {
-  const params = algorithm.name === 'ECDSA'
-    ? ecdsa
-    : { name: 'RSASSA-PKCS1-v1_5', modulusLength: algorithm.modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
+  const params =
+    algorithm.name === 'ECDSA'
+      ? ecdsa
+      : { name: 'RSASSA-PKCS1-v1_5', modulusLength: algorithm.modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
   return (await webcrypto.subtle.generateKey(params, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
 }
 
@@ -78,7 +79,9 @@ async function issue(options: IssueOptions): Promise<{ cert: x509.X509Certificat
   if (signer.cert) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(signer.cert.publicKey))
   const signingAlgorithm = signer.keys.privateKey.algorithm.name === 'ECDSA' ? ecdsa : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     subject: options.subject,
     issuer: signer.cert ? signer.cert.subject : options.subject,
     notBefore: options.notBefore ?? new Date(now - DAY),
@@ -94,13 +97,21 @@ async function issue(options: IssueOptions): Promise<{ cert: x509.X509Certificat
 const clientAuth = [x509.ExtendedKeyUsage.clientAuth]
 
 export async function createDevPki(): Promise<DevPki> {
-  const root = await issue({ subject: 'CN=fapi-gateway Dev Root CA, O=fapi-gateway dev', issuer: undefined, ca: true, notAfter: new Date(Date.now() + 3650 * DAY) })
+  const root = await issue({
+    subject: 'CN=fapi-gateway Dev Root CA, O=fapi-gateway dev',
+    issuer: undefined,
+    ca: true,
+    notAfter: new Date(Date.now() + 3650 * DAY),
+  })
   const intermediate = await issue({ subject: 'CN=fapi-gateway Dev Partner CA, O=fapi-gateway dev', issuer: root, ca: true })
   const server = await issue({
     subject: 'CN=localhost',
     issuer: intermediate,
     eku: [x509.ExtendedKeyUsage.serverAuth],
-    san: [{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }],
+    san: [
+      { type: 'dns', value: 'localhost' },
+      { type: 'ip', value: '127.0.0.1' },
+    ],
   })
   const client = (cn: string, extra: Partial<IssueOptions> = {}) => issue({ subject: `CN=${cn}, O=Partner`, issuer: intermediate, eku: clientAuth, ...extra })
   const partnerA = await client('partner-a')

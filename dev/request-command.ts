@@ -30,9 +30,16 @@ headers, a blank line and the body.
 exit code: 0 for a 2xx answer, 1 for any other answer or when no request could be made, 2 for a usage error`
 
 const OPTIONS = {
-  token: { type: 'string' }, 'dpop-key': { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
-  header: { type: 'string', multiple: true }, data: { type: 'string' }, 'proof-out': { type: 'string' },
-  'reuse-proof': { type: 'string' }, ca: { type: 'string' }, dir: { type: 'string' },
+  token: { type: 'string' },
+  'dpop-key': { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  data: { type: 'string' },
+  'proof-out': { type: 'string' },
+  'reuse-proof': { type: 'string' },
+  ca: { type: 'string' },
+  dir: { type: 'string' },
 } as const
 
 const SHOWN_HEADERS = ['www-authenticate', 'dpop-nonce', 'x-fapi-interaction-id']
@@ -59,11 +66,14 @@ export async function runRequestCommand(argv: readonly string[]): Promise<number
   const parsed = parseCommandArgs('request', USAGE, argv, OPTIONS)
   if (typeof parsed === 'number') return parsed
   const { values, positionals } = parsed
-  if (positionals.length === 0 || positionals.length > 2) return usageError('request', positionals.length === 0 ? 'a URL is needed' : `unexpected argument '${positionals[2]}'`)
-  const [method, target] = positionals.length === 2 ? [positionals[0]!.toUpperCase(), positionals[1]!] : [values.data !== undefined ? 'POST' : 'GET', positionals[0]!]
+  if (positionals.length === 0 || positionals.length > 2)
+    return usageError('request', positionals.length === 0 ? 'a URL is needed' : `unexpected argument '${positionals[2]}'`)
+  const [method, target] =
+    positionals.length === 2 ? [positionals[0]!.toUpperCase(), positionals[1]!] : [values.data !== undefined ? 'POST' : 'GET', positionals[0]!]
   if (!/^[A-Z]+$/.test(method)) return usageError('request', `not an HTTP method: '${method}'`)
   if ((values.cert === undefined) !== (values.key === undefined)) return usageError('request', '--cert and --key go together')
-  if (values['proof-out'] !== undefined && values['reuse-proof'] !== undefined) return usageError('request', 'give at most one of --proof-out and --reuse-proof')
+  if (values['proof-out'] !== undefined && values['reuse-proof'] !== undefined)
+    return usageError('request', 'give at most one of --proof-out and --reuse-proof')
   const headers: [string, string][] = []
   for (const header of values.header ?? []) {
     const colon = header.indexOf(':')
@@ -74,7 +84,8 @@ export async function runRequestCommand(argv: readonly string[]): Promise<number
   const dir = values.dir ?? DEFAULT_DEV_DIR
   const relativeTarget = target.startsWith('/')
   const env = relativeTarget ? readDevEnvFile(dir) : findDevEnvFile(dir)
-  if (relativeTarget && env!.gatewayUrl === undefined) throw new Error(`the development environment in ${dir} runs without a gateway (--no-gateway): give the full URL of yours`)
+  if (relativeTarget && env!.gatewayUrl === undefined)
+    throw new Error(`the development environment in ${dir} runs without a gateway (--no-gateway): give the full URL of yours`)
   const url = URL.parse(relativeTarget ? `${env!.gatewayUrl}${target}` : target)
   if (!url || !['http:', 'https:'].includes(url.protocol)) return usageError('request', `not an http(s) URL or a path: '${target}'`)
   const caPem = values.ca !== undefined ? readText('CA file', values.ca) : env ? readText('development CA file', env.caFile) : undefined
@@ -84,7 +95,12 @@ export async function runRequestCommand(argv: readonly string[]): Promise<number
   if (values.token !== undefined) headers.push(['authorization', `${usesDpop ? 'DPoP' : 'Bearer'} ${values.token}`])
   // htu: the URL without query and fragment (RFC 9449 §4.2); ath: the hash of the token sent with it.
   const freshProof = async (nonce?: string) => {
-    const proof = await createProof(dpopKey!, { htm: method, htu: `${url.origin}${url.pathname}`, ...(values.token !== undefined && { accessToken: values.token }), ...(nonce !== undefined && { nonce }) })
+    const proof = await createProof(dpopKey!, {
+      htm: method,
+      htu: `${url.origin}${url.pathname}`,
+      ...(values.token !== undefined && { accessToken: values.token }),
+      ...(nonce !== undefined && { nonce }),
+    })
     if (values['proof-out'] !== undefined) writeFileSync(values['proof-out'], `${proof}\n`, { mode: 0o600 })
     return proof
   }

@@ -22,8 +22,12 @@ Prints an access token (valid 1 hour) from the development issuer 'fapi-gateway 
   --dir DIR         the development environment's folder (default ${DEFAULT_DEV_DIR})`
 
 const OPTIONS = {
-  'dpop-key': { type: 'string' }, cert: { type: 'string' }, scope: { type: 'string' },
-  'client-id': { type: 'string' }, sub: { type: 'string' }, dir: { type: 'string' },
+  'dpop-key': { type: 'string' },
+  cert: { type: 'string' },
+  scope: { type: 'string' },
+  'client-id': { type: 'string' },
+  sub: { type: 'string' },
+  dir: { type: 'string' },
 } as const
 
 function certificateFileThumbprint(file: string): string {
@@ -68,7 +72,9 @@ export async function runTokenCommand(argv: readonly string[]): Promise<number> 
     let response
     try {
       response = await request(env.mintEndpoint, {
-        method: 'POST', dispatcher: agent, body: JSON.stringify(mint),
+        method: 'POST',
+        dispatcher: agent,
+        body: JSON.stringify(mint),
         headers: { authorization: `Bearer ${env.mintSecret}`, 'content-type': 'application/json' },
       })
     } catch (error) {
@@ -76,7 +82,9 @@ export async function runTokenCommand(argv: readonly string[]): Promise<number> 
     }
     const answer = (await response.body.json()) as { access_token?: string; error?: string; error_description?: string }
     if (response.statusCode !== 200 || typeof answer.access_token !== 'string') {
-      throw new Error(`the development issuer refused: ${response.statusCode} ${answer.error ?? ''}${answer.error_description ? ` (${answer.error_description})` : ''}`)
+      throw new Error(
+        `the development issuer refused: ${response.statusCode} ${answer.error ?? ''}${answer.error_description ? ` (${answer.error_description})` : ''}`,
+      )
     }
     console.log(answer.access_token)
     return 0

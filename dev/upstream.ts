@@ -45,9 +45,10 @@ export async function startDemoUpstream(host = '127.0.0.1', port = 0): Promise<D
   return {
     url: `http://${host}:${(server.address() as AddressInfo).port}`,
     received,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }

@@ -84,13 +84,18 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs, { clientAddress: req.clientAddress })
     if (checkBinding(route, presented, token, cert) === 'dpop') {
       const input = {
-        method: req.method, url: deps.publicBaseUrl + req.target, proofHeaders: req.headers.dpop,
-        accessToken: presented.value, accessTokenHash: presented.hash, boundJkt: token.binding.jkt,
+        method: req.method,
+        url: deps.publicBaseUrl + req.target,
+        proofHeaders: req.headers.dpop,
+        accessToken: presented.value,
+        accessTokenHash: presented.hash,
+        boundJkt: token.binding.jkt,
       }
       // The cnf.jkt binding is checked in there, before the signature.
-      proof = deps.verifyProofsOn === 'threadPool'
-        ? await checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
-        : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
+      proof =
+        deps.verifyProofsOn === 'threadPool'
+          ? await checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
+          : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
     }
     checkPolicy(route, token)
     // Last of the header checks, so that a request they refuse never burns a legitimate client's jti; one store round

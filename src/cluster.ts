@@ -19,7 +19,11 @@ const READY_ANSWER = 'fapi-gateway:ready!'
 const READY_TIMEOUT_MS = 1000
 const RESTART_DELAY_MS = 1000
 
-interface ReadyAnswer { type: typeof READY_ANSWER; id: string; checks: Record<string, boolean> }
+interface ReadyAnswer {
+  type: typeof READY_ANSWER
+  id: string
+  checks: Record<string, boolean>
+}
 
 /** In a worker: run the gateway without an admin listener and answer the primary's questions. */
 export async function runWorker(loaded: LoadedConfig, logger: Logger, stdout: StdoutWriter): Promise<RunningGateway> {
@@ -52,14 +56,22 @@ function askReady(worker: Worker): Promise<Record<string, boolean>> {
 }
 
 /** In the primary: fork the workers, keep them running, serve the admin endpoints. Resolves on SIGTERM/SIGINT once every worker has exited. */
-export async function runPrimary(loaded: LoadedConfig, workers: number, logger: Logger, stdout: StdoutWriter, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function runPrimary(
+  loaded: LoadedConfig,
+  workers: number,
+  logger: Logger,
+  stdout: StdoutWriter,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
   const { config } = loaded
   let stopping = false
   const fork = () => cluster.fork()
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return
     logger.error({ pid: worker.process.pid, code, signal }, 'worker exited; starting another')
-    setTimeout(() => { if (!stopping) fork() }, RESTART_DELAY_MS).unref()
+    setTimeout(() => {
+      if (!stopping) fork()
+    }, RESTART_DELAY_MS).unref()
   })
   for (let i = 0; i < workers; i++) fork()
   // Each worker reloads its own configuration (docs/operations.md, "Rotation and reload").
@@ -74,7 +86,11 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
     exposition: { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
     adminToken: env[config.admin.tokenEnv],
     ready: async () => {
-      const answers = await Promise.all(Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined).map(askReady))
+      const answers = await Promise.all(
+        Object.values(cluster.workers ?? {})
+          .filter((w): w is Worker => w !== undefined)
+          .map(askReady),
+      )
       const checks: Record<string, boolean> = { workers: answers.length === workers }
       for (const answer of answers) for (const [name, ok] of Object.entries(answer)) checks[name] = (checks[name] ?? true) && ok
       return checks
@@ -96,7 +112,9 @@ export async function runPrimary(loaded: LoadedConfig, workers: number, logger: 
       let remaining = alive.length
       if (remaining === 0) resolve()
       for (const worker of alive) {
-        worker.once('exit', () => { if (--remaining === 0) resolve() })
+        worker.once('exit', () => {
+          if (--remaining === 0) resolve()
+        })
         worker.process.kill('SIGTERM')
       }
     }

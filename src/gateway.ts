@@ -74,7 +74,12 @@ export function createReplayStore(config: GatewayConfig['replay'], env: NodeJS.P
 }
 
 /** The revoked-token list on the replay store, with a local mirror when replay.revocationMirror is on. */
-export function createRevokedTokens(config: GatewayConfig['replay'], store: ReplayStore, env: NodeJS.ProcessEnv, logger: Logger): { list: RevokedTokenList; mirror?: RevocationMirror } {
+export function createRevokedTokens(
+  config: GatewayConfig['replay'],
+  store: ReplayStore,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): { list: RevokedTokenList; mirror?: RevocationMirror } {
   const { revocationMirror } = config
   if (!revocationMirror.enabled || !config.redis) return { list: createRevokedTokenList(store) }
   const options = redisClientOptions(config.redis, config, env)
@@ -116,14 +121,30 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const clock = options.clock ?? Date.now
   const logger = options.logger
   const metrics = createMetrics()
-  const events = createConfiguredSecurityEvents({ config: config.events, env, file: loaded.file, readFile, metrics, clock, logger, stream: options.eventStream ?? options.stdout?.stream })
+  const events = createConfiguredSecurityEvents({
+    config: config.events,
+    env,
+    file: loaded.file,
+    readFile,
+    metrics,
+    clock,
+    logger,
+    stream: options.eventStream ?? options.stdout?.stream,
+  })
   options.stdout?.onDrop((lines) => metrics.stdoutDroppedLines.inc(lines))
   const replay = createReplayStore(config.replay, env, clock, logger)
   const { list: revokedTokens, mirror: revocationMirror } = createRevokedTokens(config.replay, replay, env, logger)
   const proofKeys = createProofKeyCache({ maxEntries: config.caches.proofKeys })
   let revocationMetrics: RevocationMetrics | undefined
   const shared: SharedDeps = {
-    env, clock, logger, events, registry: metrics.registry, replay, revokedTokens, proofKeys,
+    env,
+    clock,
+    logger,
+    events,
+    registry: metrics.registry,
+    replay,
+    revokedTokens,
+    proofKeys,
     injectedRevocation: options.revocation,
     revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(metrics.registry)),
     introspectionMetrics: createIntrospectionMetrics(metrics.registry),
@@ -208,12 +229,17 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   })
   const { readiness } = config.admin
   const upstreamProbe = readiness.upstreams
-    ? startUpstreamProbe({ upstreams: () => live().loaded.config.upstreams, intervalMs: readiness.upstreamProbeIntervalMs, timeoutMs: readiness.upstreamProbeTimeoutMs })
+    ? startUpstreamProbe({
+        upstreams: () => live().loaded.config.upstreams,
+        intervalMs: readiness.upstreamProbeIntervalMs,
+        timeoutMs: readiness.upstreamProbeTimeoutMs,
+      })
     : undefined
   const ready = () => ({ replay_store: replay.ready(), issuer_keys: live().tokens.ready(), ...upstreamProbe?.status() })
-  const admin = options.adminListener === false
-    ? undefined
-    : createAdminServer({ exposition: metrics.registry, adminToken: env[config.admin.tokenEnv], ready, revokedTokens, events, logger })
+  const admin =
+    options.adminListener === false
+      ? undefined
+      : createAdminServer({ exposition: metrics.registry, adminToken: env[config.admin.tokenEnv], ready, revokedTokens, events, logger })
 
   // Give Redis a moment to connect so the first partners are not refused; /readyz tells the rest.
   const connectDeadline = performance.now() + STARTUP_WAIT_MS

@@ -116,7 +116,11 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'request') return (await loadDevelopmentModule(() => import('../dev/request-command.ts'))).runRequestCommand(argv.slice(1))
   let parsed
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } } })
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+    })
   } catch (error) {
     return usageError((error as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''))
   }
@@ -137,14 +141,17 @@ async function main(argv: string[]): Promise<number> {
   }
   if (!COMMANDS.includes(command)) return usageError(`unknown command '${command}'`)
   switch (command) {
-    case 'start': return start(configFile, false)
-    case 'check-config': return start(configFile, true)
+    case 'start':
+      return start(configFile, false)
+    case 'check-config':
+      return start(configFile, true)
     case 'config': {
       const { dumpConfig } = await import('./config/dump.ts')
       process.stdout.write(dumpConfig(loadConfig(configFile)))
       return 0
     }
-    case 'demo': return (await loadDevelopmentModule(() => import('../dev/demo.ts'))).runDemo()
+    case 'demo':
+      return (await loadDevelopmentModule(() => import('../dev/demo.ts'))).runDemo()
     case 'certs': {
       const { createDevPki, writeDevPki } = await loadDevelopmentModule(() => import('../dev/pki.ts'))
       const dir = rest[0] ?? join('certs', 'dev')

@@ -129,9 +129,13 @@ export function issuerSettings(loaded: LoadedConfig, issuer: IssuerConfig, index
       maxQueueWaitMs: introspection.maxQueueWaitMs,
       tokenShape: introspection.tokenShape,
       caPem: introspection.caFile ? loaded.readFile(introspection.caFile) : caPem,
-      auth: introspection.auth.method === 'client_secret_basic'
-        ? { method: 'client_secret_basic', secret: secretFromEnv(env, introspection.auth.secretEnv, `issuers.${index}.introspection.auth.secretEnv`, loaded.file) }
-        : { method: 'private_key_jwt', privateKeyPem: loaded.readFile(introspection.auth.privateKeyFile), alg: introspection.auth.alg },
+      auth:
+        introspection.auth.method === 'client_secret_basic'
+          ? {
+              method: 'client_secret_basic',
+              secret: secretFromEnv(env, introspection.auth.secretEnv, `issuers.${index}.introspection.auth.secretEnv`, loaded.file),
+            }
+          : { method: 'private_key_jwt', privateKeyPem: loaded.readFile(introspection.auth.privateKeyFile), alg: introspection.auth.alg },
     },
   }
 }
@@ -191,7 +195,10 @@ export function readTlsMaterial(loaded: LoadedConfig): TlsMaterial {
 function revocationFingerprint(loaded: LoadedConfig): string {
   const revocation = loaded.config.revocation
   if (!revocation) return fingerprint(null)
-  return fingerprint(revocation, revocation.cas.map((ca) => (ca.caFile ? loaded.readFile(ca.caFile) : null)))
+  return fingerprint(
+    revocation,
+    revocation.cas.map((ca) => (ca.caFile ? loaded.readFile(ca.caFile) : null)),
+  )
 }
 
 /**
@@ -206,9 +213,17 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
   const upstreamTls = readUpstreamTls(loaded)
   const upstreams = upstreamTls.settings
   const fingerprints: Record<PipelinePart, string> = {
-    routes: fingerprint(loaded.routes, config.issuers.map((i) => i.name)),
+    routes: fingerprint(
+      loaded.routes,
+      config.issuers.map((i) => i.name),
+    ),
     serverCertificate: fingerprint(tls.certPem, tls.keyPem),
-    clientTrust: fingerprint(tls.clientCaPem ?? null, tls.clientIntermediatesPem ?? null, config.listener.tls.minRsaBits, config.listener.clientCertificateHeader ?? null),
+    clientTrust: fingerprint(
+      tls.clientCaPem ?? null,
+      tls.clientIntermediatesPem ?? null,
+      config.listener.tls.minRsaBits,
+      config.listener.clientCertificateHeader ?? null,
+    ),
     issuers: fingerprint(issuers, config.caches.verifiedTokens),
     upstreams: fingerprint(upstreams, config.listener.limits.maxBodyBytes),
     dpop: fingerprint(config.dpop),
@@ -220,7 +235,12 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
   const created: Closeable[] = []
 
   try {
-    const routes = same('routes') ? previous!.authorize.routes : createRouteTable(loaded.routes, config.issuers.map((i) => i.name))
+    const routes = same('routes')
+      ? previous!.authorize.routes
+      : createRouteTable(
+          loaded.routes,
+          config.issuers.map((i) => i.name),
+        )
     // The same policy object while the trust does not change: connections keep their verdicts.
     const clientCertPolicy: ClientCertPolicy = same('clientTrust')
       ? previous!.clientCertPolicy
@@ -228,29 +248,30 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
     const certificateHeader = config.listener.clientCertificateHeader
     const forwardedClientCert = same('clientTrust')
       ? previous!.forwardedClientCert
-      : certificateHeader && createForwardedClientCert({
-        headerName: certificateHeader.name,
-        trustedProxies: certificateHeader.trustedProxies,
-        anchors: tls.clientAnchors,
-        intermediates: tls.clientIntermediates,
-        minRsaBits: config.listener.tls.minRsaBits,
-      })
+      : certificateHeader &&
+        createForwardedClientCert({
+          headerName: certificateHeader.name,
+          trustedProxies: certificateHeader.trustedProxies,
+          anchors: tls.clientAnchors,
+          intermediates: tls.clientIntermediates,
+          minRsaBits: config.listener.tls.minRsaBits,
+        })
     const headers = same('forwarding')
       ? previous!.headers
       : createHeaderPolicy({
-        publicHost: new URL(config.listener.publicBaseUrl).host,
-        identityPrefix: config.forwarding.identityHeaderPrefix,
-        stripAuthorization: config.forwarding.stripAuthorization,
-        stripDpop: config.forwarding.stripDpop,
-        rewriteDpopToBearer: config.forwarding.rewriteDpopToBearer,
-        // The load balancer's certificate header is consumed here, never passed on.
-        stripHeaders: certificateHeader ? [...config.forwarding.stripHeaders, certificateHeader.name] : config.forwarding.stripHeaders,
-        underscoreHeaders: config.forwarding.underscoreHeaders,
-        blockOverrides: config.forwarding.blockOverrides,
-        stripResponseHeaders: config.forwarding.stripResponseHeaders,
-        rewriteLocation: config.forwarding.rewriteLocation,
-        publicBaseUrl: config.listener.publicBaseUrl,
-      })
+          publicHost: new URL(config.listener.publicBaseUrl).host,
+          identityPrefix: config.forwarding.identityHeaderPrefix,
+          stripAuthorization: config.forwarding.stripAuthorization,
+          stripDpop: config.forwarding.stripDpop,
+          rewriteDpopToBearer: config.forwarding.rewriteDpopToBearer,
+          // The load balancer's certificate header is consumed here, never passed on.
+          stripHeaders: certificateHeader ? [...config.forwarding.stripHeaders, certificateHeader.name] : config.forwarding.stripHeaders,
+          underscoreHeaders: config.forwarding.underscoreHeaders,
+          blockOverrides: config.forwarding.blockOverrides,
+          stripResponseHeaders: config.forwarding.stripResponseHeaders,
+          rewriteLocation: config.forwarding.rewriteLocation,
+          publicBaseUrl: config.listener.publicBaseUrl,
+        })
     const nonces = same('dpop') ? previous!.nonces : createNonces(config.dpop.nonce, env, file)
 
     let tokens: TokenVerifier
@@ -275,7 +296,13 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
     let ownRevocation = previous?.ownRevocation
     if (!shared.injectedRevocation && !same('revocation')) {
       ownRevocation = config.revocation
-        ? createRevocationFromConfig(loaded, config.revocation, { now: clock, logger, events: shared.events, registry: shared.registry, metrics: shared.revocationMetrics() })
+        ? createRevocationFromConfig(loaded, config.revocation, {
+            now: clock,
+            logger,
+            events: shared.events,
+            registry: shared.registry,
+            metrics: shared.revocationMetrics(),
+          })
         : undefined
       if (ownRevocation) created.push(ownRevocation)
       // The gauges read the newest checker; what a replaced one held is no longer in force.

@@ -27,7 +27,13 @@ function challenge(scheme: AuthScheme, params: [string, string][]): string {
 export function wwwAuthenticate(code: ErrorCode, context: ChallengeContext): string[] {
   const spec = catalogue[code]
   if (spec.challenge === 'none') return []
-  const error: [string, string][] = 'error' in spec ? [['error', spec.error], ['error_description', spec.description]] : []
+  const error: [string, string][] =
+    'error' in spec
+      ? [
+          ['error', spec.error],
+          ['error_description', spec.description],
+        ]
+      : []
   if (code === 'GW_SCOPE_INSUFFICIENT' && context.scopes.length > 0) error.push(['scope', context.scopes.join(' ')])
   const algs: [string, string] = ['algs', context.dpopAlgs.join(' ')]
 
@@ -54,15 +60,27 @@ export interface RefusalBody {
 }
 
 const STATUS_ERRORS: Record<number, string> = {
-  400: 'invalid_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed',
-  408: 'request_timeout', 413: 'request_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 431: 'request_header_fields_too_large', 499: 'client_closed',
-  500: 'server_error', 502: 'bad_gateway', 503: 'temporarily_unavailable', 504: 'gateway_timeout',
+  400: 'invalid_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
+  413: 'request_too_large',
+  415: 'unsupported_media_type',
+  429: 'too_many_requests',
+  431: 'request_header_fields_too_large',
+  499: 'client_closed',
+  500: 'server_error',
+  502: 'bad_gateway',
+  503: 'temporarily_unavailable',
+  504: 'gateway_timeout',
 }
 
 export function refusalBody(code: ErrorCode, interactionId: string): RefusalBody {
   const spec = catalogue[code]
   return {
-    error: 'error' in spec ? spec.error : STATUS_ERRORS[spec.status] ?? 'server_error',
+    error: 'error' in spec ? spec.error : (STATUS_ERRORS[spec.status] ?? 'server_error'),
     error_description: spec.description,
     code,
     interaction_id: interactionId,

@@ -70,6 +70,4 @@ export interface Logger {
 
 /** What a connection's certificate (or a load balancer's forwarded one) was judged to be. */
 export type PeerCertificateVerdict =
-  | { readonly kind: 'absent' }
-  | { readonly kind: 'valid'; readonly cert: ClientCert }
-  | { readonly kind: 'invalid'; readonly reason: string }
+  { readonly kind: 'absent' } | { readonly kind: 'valid'; readonly cert: ClientCert } | { readonly kind: 'invalid'; readonly reason: string }

@@ -67,7 +67,9 @@ function buildChain(leaf: X509Certificate, candidates: readonly X509Certificate[
   const chain = [leaf]
   let current = leaf
   while (chain.length < MAX_CHAIN_LENGTH && !isSelfSigned(current)) {
-    const issuer = candidates.find((candidate) => !chain.some((c) => c.raw.equals(candidate.raw)) && current.checkIssued(candidate) && current.verify(candidate.publicKey))
+    const issuer = candidates.find(
+      (candidate) => !chain.some((c) => c.raw.equals(candidate.raw)) && current.checkIssued(candidate) && current.verify(candidate.publicKey),
+    )
     if (!issuer) break
     chain.push(issuer)
     current = issuer

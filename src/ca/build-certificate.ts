@@ -10,9 +10,7 @@ export const DAY_MS = 24 * 60 * 60 * 1000
 export const BACKDATE_MS = 5 * 60 * 1000
 
 export type CertificateProfile =
-  | { readonly kind: 'ca'; readonly pathLength: number | undefined }
-  | { readonly kind: 'partner' }
-  | { readonly kind: 'ocsp-responder' }
+  { readonly kind: 'ca'; readonly pathLength: number | undefined } | { readonly kind: 'partner' } | { readonly kind: 'ocsp-responder' }
 
 export interface IssuerInfo {
   readonly name: x509.Name

@@ -43,20 +43,37 @@ const defaultIo: CaCliIo = {
   out: (line) => console.log(line),
   err: (line) => console.error(line),
   now: () => Date.now(),
-  untilStopped: () => new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve())
-    process.once('SIGINT', () => resolve())
-  }),
+  untilStopped: () =>
+    new Promise((resolve) => {
+      process.once('SIGTERM', () => resolve())
+      process.once('SIGINT', () => resolve())
+    }),
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>
 const dir = { dir: { type: 'string' } } satisfies Options
 const COMMAND_OPTIONS = {
   init: {
-    ...dir, subject: { type: 'string' }, 'key-type': { type: 'string' }, 'validity-days': { type: 'string' }, 'ocsp-url': { type: 'string' }, 'crl-url': { type: 'string' },
-    parent: { type: 'string' }, 'issued-validity-days': { type: 'string' }, 'path-length': { type: 'string' }, 'responder-cert': { type: 'boolean' },
+    ...dir,
+    subject: { type: 'string' },
+    'key-type': { type: 'string' },
+    'validity-days': { type: 'string' },
+    'ocsp-url': { type: 'string' },
+    'crl-url': { type: 'string' },
+    parent: { type: 'string' },
+    'issued-validity-days': { type: 'string' },
+    'path-length': { type: 'string' },
+    'responder-cert': { type: 'boolean' },
   },
-  issue: { ...dir, csr: { type: 'string' }, subject: { type: 'string' }, 'out-key': { type: 'string' }, out: { type: 'string' }, 'validity-days': { type: 'string' }, 'key-type': { type: 'string' } },
+  issue: {
+    ...dir,
+    csr: { type: 'string' },
+    subject: { type: 'string' },
+    'out-key': { type: 'string' },
+    out: { type: 'string' },
+    'validity-days': { type: 'string' },
+    'key-type': { type: 'string' },
+  },
   list: { ...dir, json: { type: 'boolean' } },
   revoke: { ...dir, serial: { type: 'string' }, reason: { type: 'string' } },
   crl: { ...dir, out: { type: 'string' }, 'next-update-hours': { type: 'string' }, format: { type: 'string' } },
@@ -118,7 +135,9 @@ async function run(command: Command, values: Record<string, unknown>, io: CaCliI
         responderCert: values['responder-cert'] === true,
         now: io.now(),
       })
-      io.out(`${result.parentDir ? 'intermediate' : 'root'} CA "${result.subject}" created in ${result.dir} (serial ${result.serial}, valid until ${result.notAfter.toISOString()})`)
+      io.out(
+        `${result.parentDir ? 'intermediate' : 'root'} CA "${result.subject}" created in ${result.dir} (serial ${result.serial}, valid until ${result.notAfter.toISOString()})`,
+      )
       return 0
     }
     case 'issue': {

@@ -35,7 +35,8 @@ export interface PublishedCrl {
 export async function publishCrl(options: PublishCrlOptions): Promise<PublishedCrl> {
   const store = openCaStore(options.dir)
   const hours = options.nextUpdateHours ?? DEFAULT_NEXT_UPDATE_HOURS
-  if (!(hours > 0 && hours <= MAX_NEXT_UPDATE_HOURS)) throw new CaError(`--next-update-hours: must be more than 0 and at most ${MAX_NEXT_UPDATE_HOURS}, not ${hours}`)
+  if (!(hours > 0 && hours <= MAX_NEXT_UPDATE_HOURS))
+    throw new CaError(`--next-update-hours: must be more than 0 and at most ${MAX_NEXT_UPDATE_HOURS}, not ${hours}`)
   const signingKey = await loadCaSigningKey(store)
   const keyIdentifier = await caKeyIdentifier(store)
   const thisUpdate = wholeSeconds(options.now)

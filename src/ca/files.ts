@@ -82,7 +82,8 @@ export async function withStoreLock<T>(dir: string, task: () => Promise<T> | T, 
       closeSync(fd)
       break
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CaError(`${lockPath}: cannot create the lock (${(error as NodeJS.ErrnoException).code ?? String(error)})`)
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new CaError(`${lockPath}: cannot create the lock (${(error as NodeJS.ErrnoException).code ?? String(error)})`)
       if (lockHolderIsGone(lockPath)) {
         rmSync(lockPath, { force: true })
         continue

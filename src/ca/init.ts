@@ -8,7 +8,17 @@ import { generateKeyPair, keySha256, privateKeyPem, spkiDer, toSigningKey, type 
 import { createResponderCert } from './responder-cert.ts'
 import { x509 } from './x509.ts'
 import {
-  caKeyIdentifier, emptyIndex, issuedCertPath, loadCaSigningKey, newSerial, openCaStore, storePath, STORE_FILES, updateIndex, validateSettings, writeIndex,
+  caKeyIdentifier,
+  emptyIndex,
+  issuedCertPath,
+  loadCaSigningKey,
+  newSerial,
+  openCaStore,
+  storePath,
+  STORE_FILES,
+  updateIndex,
+  validateSettings,
+  writeIndex,
   type CaSettings,
 } from './store.ts'
 
@@ -54,16 +64,19 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
   if (parent && parent.dir === dir) throw new CaError(`--parent: ${parent.dir} is the directory being created`)
   const validityDays = options.validityDays ?? (parent ? DEFAULT_INTERMEDIATE_VALIDITY_DAYS : DEFAULT_ROOT_VALIDITY_DAYS)
   const subject = parseSubject(options.subject, '--subject')
-  const settings = validateSettings({
-    version: 1,
-    subject: subject.toString(),
-    keyType,
-    ...(options.ocspUrl !== undefined && { ocspUrl: options.ocspUrl }),
-    ...(options.crlUrl !== undefined && { crlUrl: options.crlUrl }),
-    issuedValidityDays: options.issuedValidityDays ?? DEFAULT_ISSUED_VALIDITY_DAYS,
-    ...(parent && { parentDir: parent.dir }),
-    createdAt: new Date(options.now).toISOString(),
-  } satisfies CaSettings, '--ocsp-url/--crl-url')
+  const settings = validateSettings(
+    {
+      version: 1,
+      subject: subject.toString(),
+      keyType,
+      ...(options.ocspUrl !== undefined && { ocspUrl: options.ocspUrl }),
+      ...(options.crlUrl !== undefined && { crlUrl: options.crlUrl }),
+      issuedValidityDays: options.issuedValidityDays ?? DEFAULT_ISSUED_VALIDITY_DAYS,
+      ...(parent && { parentDir: parent.dir }),
+      createdAt: new Date(options.now).toISOString(),
+    } satisfies CaSettings,
+    '--ocsp-url/--crl-url',
+  )
   const notBefore = wholeSeconds(options.now - BACKDATE_MS)
   const notAfter = wholeSeconds(options.now + validityDays * DAY_MS)
   let pathLength = options.pathLength ?? (parent ? 0 : undefined)
@@ -91,7 +104,16 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
       crlUrl: parent.settings.crlUrl,
     }
   }
-  const cert = await buildCertificate({ serial, subject, publicKeySpki, notBefore, notAfter, profile: { kind: 'ca', pathLength }, issuer, selfSigningKey: ownKey })
+  const cert = await buildCertificate({
+    serial,
+    subject,
+    publicKeySpki,
+    notBefore,
+    notAfter,
+    profile: { kind: 'ca', pathLength },
+    issuer,
+    selfSigningKey: ownKey,
+  })
   const certPem = cert.toString('pem') + '\n'
 
   const created = !existsSync(dir)
@@ -107,8 +129,13 @@ export async function initCa(options: InitCaOptions): Promise<InitCaResult> {
       await updateIndex(parent, (index) => {
         writeFileAtomic(issuedCertPath(parent, serial), certPem)
         index.certificates.push({
-          serial, subject: subject.toString(), kind: 'ca', notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(),
-          keySha256: keySha256(keys.publicKey), status: 'good',
+          serial,
+          subject: subject.toString(),
+          kind: 'ca',
+          notBefore: notBefore.toISOString(),
+          notAfter: notAfter.toISOString(),
+          keySha256: keySha256(keys.publicKey),
+          status: 'good',
         })
       })
     }

@@ -38,7 +38,8 @@ export interface IssuedCertificate {
 }
 
 export function checkValidityDays(days: number, source: string): number {
-  if (!Number.isInteger(days) || days <= 0 || days > MAX_VALIDITY_DAYS) throw new CaError(`${source}: must be a whole number of days between 1 and ${MAX_VALIDITY_DAYS}, not ${days}`)
+  if (!Number.isInteger(days) || days <= 0 || days > MAX_VALIDITY_DAYS)
+    throw new CaError(`${source}: must be a whole number of days between 1 and ${MAX_VALIDITY_DAYS}, not ${days}`)
   return days
 }
 
@@ -85,17 +86,31 @@ export async function signForStore(store: CaStore, request: SignRequest): Promis
   }
   return updateIndex(store, async (index) => {
     const compromised = index.certificates.find((record) => record.keySha256 === keyHash && record.status === 'revoked' && record.reason === 'keyCompromise')
-    if (compromised) throw new CaError(`${request.source}: this key was reported compromised (certificate ${compromised.serial} revoked for keyCompromise); generate a new key`)
+    if (compromised)
+      throw new CaError(
+        `${request.source}: this key was reported compromised (certificate ${compromised.serial} revoked for keyCompromise); generate a new key`,
+      )
     let serial = newSerial()
     while (index.certificates.some((record) => record.serial === serial)) serial = newSerial()
     const cert = await buildCertificate({
-      serial, subject: request.subject, publicKeySpki: spkiDer(request.publicKey), notBefore, notAfter, profile: request.profile, issuer,
+      serial,
+      subject: request.subject,
+      publicKeySpki: spkiDer(request.publicKey),
+      notBefore,
+      notAfter,
+      profile: request.profile,
+      issuer,
     })
     const certPem = cert.toString('pem') + '\n'
     writeFileAtomic(issuedCertPath(store, serial), certPem)
     index.certificates.push({
-      serial, subject: request.subject.toString(), kind: request.kind, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(),
-      keySha256: keyHash, status: 'good',
+      serial,
+      subject: request.subject.toString(),
+      kind: request.kind,
+      notBefore: notBefore.toISOString(),
+      notAfter: notAfter.toISOString(),
+      keySha256: keyHash,
+      status: 'good',
     })
     return { serial, certPem, notBefore, notAfter }
   })
@@ -138,7 +153,8 @@ export async function issueCertificate(options: IssueCertificateOptions): Promis
   let keyPem: string | undefined
   let keyFile: string | undefined
   if (options.csrFile !== undefined) {
-    if (options.outKeyFile !== undefined || options.keyType !== undefined) throw new CaError('--out-key and --key-type apply only without --csr (the key is the requester\'s)')
+    if (options.outKeyFile !== undefined || options.keyType !== undefined)
+      throw new CaError("--out-key and --key-type apply only without --csr (the key is the requester's)")
     const request = await readCertificateRequest(options.csrFile)
     subject = options.subject !== undefined ? parseSubject(options.subject, '--subject') : request.subject
     if (subject.toJSON().length === 0) throw new CaError(`--csr ${options.csrFile}: the request has an empty subject; give --subject`)
@@ -157,7 +173,15 @@ export async function issueCertificate(options: IssueCertificateOptions): Promis
   }
   let signed: SignedCertificate
   try {
-    signed = await signForStore(store, { subject, publicKey, validityDays, profile: { kind: 'partner' }, kind: 'partner', now: options.now, source: options.csrFile ? `--csr ${options.csrFile}` : 'generated key' })
+    signed = await signForStore(store, {
+      subject,
+      publicKey,
+      validityDays,
+      profile: { kind: 'partner' },
+      kind: 'partner',
+      now: options.now,
+      source: options.csrFile ? `--csr ${options.csrFile}` : 'generated key',
+    })
   } catch (error) {
     if (keyFile) rmSync(keyFile, { force: true })
     throw error

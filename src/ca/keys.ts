@@ -26,11 +26,16 @@ export interface KeyPair {
 
 export async function generateKeyPair(type: KeyType): Promise<KeyPair> {
   switch (type) {
-    case 'ec-p256': return generate('ec', { namedCurve: 'P-256' })
-    case 'ec-p384': return generate('ec', { namedCurve: 'P-384' })
-    case 'rsa-2048': return generate('rsa', { modulusLength: 2048 })
-    case 'rsa-3072': return generate('rsa', { modulusLength: 3072 })
-    default: throw new CaError(`unknown key type ${String(type)}`)
+    case 'ec-p256':
+      return generate('ec', { namedCurve: 'P-256' })
+    case 'ec-p384':
+      return generate('ec', { namedCurve: 'P-384' })
+    case 'rsa-2048':
+      return generate('rsa', { modulusLength: 2048 })
+    case 'rsa-3072':
+      return generate('rsa', { modulusLength: 3072 })
+    default:
+      throw new CaError(`unknown key type ${String(type)}`)
   }
 }
 
@@ -123,11 +128,27 @@ export async function toSigningKey(privateKey: KeyObject, source: string): Promi
     const ec = EC_SIGNING[privateKey.asymmetricKeyDetails?.namedCurve ?? '']
     if (!ec) throw new CaError(`${source}: unsupported EC curve`)
     const cryptoKey = await privateKey.toCryptoKey({ name: 'ECDSA', namedCurve: ec.webCurve }, false, ['sign'])
-    return { privateKey, publicKey, cryptoKey, signingAlgorithm: { name: 'ECDSA', hash: ec.webHash }, hash: ec.hash, signatureOid: ec.oid, nullParameters: false }
+    return {
+      privateKey,
+      publicKey,
+      cryptoKey,
+      signingAlgorithm: { name: 'ECDSA', hash: ec.webHash },
+      hash: ec.hash,
+      signatureOid: ec.oid,
+      nullParameters: false,
+    }
   }
   if (privateKey.asymmetricKeyType === 'rsa') {
     const cryptoKey = await privateKey.toCryptoKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, false, ['sign'])
-    return { privateKey, publicKey, cryptoKey, signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' }, hash: 'sha256', signatureOid: SHA256_WITH_RSA, nullParameters: true }
+    return {
+      privateKey,
+      publicKey,
+      cryptoKey,
+      signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5' },
+      hash: 'sha256',
+      signatureOid: SHA256_WITH_RSA,
+      nullParameters: true,
+    }
   }
   throw new CaError(`${source}: a CA key must be EC or RSA, not ${privateKey.asymmetricKeyType ?? 'unknown'}`)
 }

@@ -45,6 +45,10 @@ export function formatListing(rows: readonly CertificateListing[]): string {
     row.status === 'revoked' ? `revoked ${row.revokedAt ?? ''} (${row.reason ?? 'unspecified'})` : row.status,
   ])
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column]!.length)))
-  const render = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()
+  const render = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd()
   return [render(header), render(widths.map((width) => '-'.repeat(width))), ...lines.map(render)].join('\n')
 }

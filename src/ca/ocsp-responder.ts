@@ -6,7 +6,16 @@ import { existsSync, readFileSync, statSync, type Stats } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { CaError } from './ca-error.ts'
-import { answerOcspRequest, createIssuerMatcher, internalErrorAnswer, malformedRequestAnswer, type CertificateStatus, type OcspAnswer, type OcspOutcome, type OcspSigner } from './ocsp.ts'
+import {
+  answerOcspRequest,
+  createIssuerMatcher,
+  internalErrorAnswer,
+  malformedRequestAnswer,
+  type CertificateStatus,
+  type OcspAnswer,
+  type OcspOutcome,
+  type OcspSigner,
+} from './ocsp.ts'
 import { loadCaSigningKey, loadSigningKey, openCaStore, readIndex, type CaStore } from './store.ts'
 
 const MAX_REQUEST_BYTES = 16 * 1024
@@ -68,9 +77,12 @@ function reloading<T>(path: string, load: () => T | Promise<T>): () => Promise<T
 function statusTable(store: CaStore): Map<string, CertificateStatus> {
   const table = new Map<string, CertificateStatus>()
   for (const record of readIndex(store).certificates) {
-    table.set(record.serial, record.status === 'revoked'
-      ? { status: 'revoked', revokedAt: new Date(record.revokedAt ?? record.notBefore), reason: record.reason }
-      : { status: 'good' })
+    table.set(
+      record.serial,
+      record.status === 'revoked'
+        ? { status: 'revoked', revokedAt: new Date(record.revokedAt ?? record.notBefore), reason: record.reason }
+        : { status: 'good' },
+    )
   }
   return table
 }
@@ -91,7 +103,8 @@ async function loadDelegatedSigner(store: CaStore): Promise<LoadedSigner> {
 
 /** A delegated certificate that expired or was revoked since it was loaded must not sign. */
 function checkDelegatedCert(certPath: string, cert: NodeX509, table: Map<string, CertificateStatus>, now: number): void {
-  if (now < cert.validFromDate.getTime() || now > cert.validToDate.getTime()) throw new CaError(`${certPath}: not valid now (valid ${cert.validFrom} to ${cert.validTo}); run \`ca responder-cert\``)
+  if (now < cert.validFromDate.getTime() || now > cert.validToDate.getTime())
+    throw new CaError(`${certPath}: not valid now (valid ${cert.validFrom} to ${cert.validTo}); run \`ca responder-cert\``)
   const serial = cert.serialNumber.toLowerCase().replace(/^0+(?=.)/, '')
   if (table.get(serial)?.status === 'revoked') throw new CaError(`${certPath}: the responder certificate is revoked; run \`ca responder-cert\``)
 }
@@ -108,12 +121,13 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
   const signerKind = choice === 'auto' ? (existsSync(store.path('responderCert')) ? 'responder' : 'ca') : choice
   const statuses = reloading(store.path('index'), () => statusTable(store))
   const matchesIssuer = createIssuerMatcher(store.nodeCert.raw)
-  const signer = signerKind === 'ca'
-    ? await loadCaSigningKey(store).then((signingKey): () => Promise<LoadedSigner> => {
-      const loaded = { signer: { signingKey, certDer: store.nodeCert.raw, delegated: false }, delegatedCert: undefined }
-      return async () => loaded
-    })
-    : reloading(store.path('responderCert'), () => loadDelegatedSigner(store))
+  const signer =
+    signerKind === 'ca'
+      ? await loadCaSigningKey(store).then((signingKey): (() => Promise<LoadedSigner>) => {
+          const loaded = { signer: { signingKey, certDer: store.nodeCert.raw, delegated: false }, delegatedCert: undefined }
+          return async () => loaded
+        })
+      : reloading(store.path('responderCert'), () => loadDelegatedSigner(store))
 
   async function currentSigner(table: Map<string, CertificateStatus>): Promise<OcspSigner> {
     const loaded = await signer()
@@ -190,10 +204,11 @@ export async function startOcspResponder(options: OcspResponderOptions): Promise
     url: `http://${host}:${address.port}`,
     port: address.port,
     signer: signerKind,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
   }
 }
 

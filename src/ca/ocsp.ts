@@ -4,8 +4,20 @@
 import { createHash, sign } from 'node:crypto'
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema'
 import {
-  BasicOCSPResponse, CertStatus, KeyHash, OCSPRequest, OCSPResponse, OCSPResponseStatus, ResponderID, ResponseBytes, ResponseData, RevokedInfo, SingleResponse,
-  id_pkix_ocsp_basic, id_pkix_ocsp_nonce, type CertID,
+  BasicOCSPResponse,
+  CertStatus,
+  KeyHash,
+  OCSPRequest,
+  OCSPResponse,
+  OCSPResponseStatus,
+  ResponderID,
+  ResponseBytes,
+  ResponseData,
+  RevokedInfo,
+  SingleResponse,
+  id_pkix_ocsp_basic,
+  id_pkix_ocsp_nonce,
+  type CertID,
 } from '@peculiar/asn1-ocsp'
 import { AlgorithmIdentifier, Certificate, CRLReason, Extension } from '@peculiar/asn1-x509'
 import type { SigningKey } from './keys.ts'
@@ -71,7 +83,9 @@ export function createIssuerMatcher(certDer: Uint8Array): (certId: CertID) => bo
 }
 
 export function serialOf(certId: CertID): string {
-  return Buffer.from(certId.serialNumber).toString('hex').replace(/^0+(?=.)/, '')
+  return Buffer.from(certId.serialNumber)
+    .toString('hex')
+    .replace(/^0+(?=.)/, '')
 }
 
 function statusOnly(status: 'malformedRequest' | 'unauthorized' | 'internalError', reason: string): OcspAnswer {
@@ -143,7 +157,8 @@ export function answerOcspRequest(requestDer: Uint8Array, context: AnswerContext
   const request = parseRequest(requestDer)
   if (typeof request === 'string') return statusOnly('malformedRequest', request)
   const list = request.tbsRequest.requestList
-  if (list.length === 0 || list.length > MAX_REQUESTS_PER_MESSAGE) return statusOnly('malformedRequest', `${list.length} certificates asked for (1 to ${MAX_REQUESTS_PER_MESSAGE})`)
+  if (list.length === 0 || list.length > MAX_REQUESTS_PER_MESSAGE)
+    return statusOnly('malformedRequest', `${list.length} certificates asked for (1 to ${MAX_REQUESTS_PER_MESSAGE})`)
   const nonce = nonceOf(request)
   if (typeof nonce === 'string') return statusOnly('malformedRequest', nonce)
   // RFC 6960 §2.3: a responder answers unauthorized for certificates it is not authoritative for.

@@ -29,12 +29,21 @@ export interface ResponderCert {
 export async function createResponderCert(options: ResponderCertOptions): Promise<ResponderCert> {
   const store = openCaStore(options.dir)
   const remainingDays = Math.floor((store.nodeCert.validToDate.getTime() - options.now) / DAY_MS)
-  const validityDays = options.validityDays === undefined ? Math.max(1, Math.min(DEFAULT_RESPONDER_VALIDITY_DAYS, remainingDays)) : checkValidityDays(options.validityDays, '--validity-days')
+  const validityDays =
+    options.validityDays === undefined
+      ? Math.max(1, Math.min(DEFAULT_RESPONDER_VALIDITY_DAYS, remainingDays))
+      : checkValidityDays(options.validityDays, '--validity-days')
   const caCommonName = store.cert.subjectName.getField('CN')[0] ?? 'CA'
   const subject = new x509.Name([{ CN: [`${caCommonName} OCSP Responder`] }])
   const keys = await generateKeyPair(options.keyType ?? store.settings.keyType)
   const signed = await signForStore(store, {
-    subject, publicKey: keys.publicKey, validityDays, profile: { kind: 'ocsp-responder' }, kind: 'ocsp-responder', now: options.now, source: 'responder key',
+    subject,
+    publicKey: keys.publicKey,
+    validityDays,
+    profile: { kind: 'ocsp-responder' },
+    kind: 'ocsp-responder',
+    now: options.now,
+    source: 'responder key',
   })
   mkdirSync(join(store.dir, STORE_FILES.responderDir), { recursive: true, mode: 0o700 })
   // Key first, certificate last: the responder reloads when the certificate changes.

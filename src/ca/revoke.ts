@@ -16,7 +16,8 @@ export async function revokeCertificate(options: RevokeOptions): Promise<IssuedR
   return updateIndex(store, (index) => {
     const record = index.certificates.find((candidate) => candidate.serial === serial)
     if (!record) throw new CaError(`--serial ${options.serial}: no certificate with this serial in ${store.path('index')}`)
-    if (record.status === 'revoked') throw new CaError(`--serial ${options.serial}: already revoked at ${record.revokedAt ?? '?'} (${record.reason ?? 'unspecified'})`)
+    if (record.status === 'revoked')
+      throw new CaError(`--serial ${options.serial}: already revoked at ${record.revokedAt ?? '?'} (${record.reason ?? 'unspecified'})`)
     record.status = 'revoked'
     // X.509 times carry whole seconds.
     record.revokedAt = new Date(Math.floor(options.now / 1000) * 1000).toISOString()

@@ -19,9 +19,15 @@ export function readCredentialHeaders(rawHeaders: readonly string[]): Credential
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!
     switch (name.toLowerCase()) {
-      case 'authorization': authorization.push(rawHeaders[i + 1]!); break
-      case 'dpop': dpop.push(rawHeaders[i + 1]!); break
-      case 'x-fapi-interaction-id': interactionId ??= rawHeaders[i + 1]; break
+      case 'authorization':
+        authorization.push(rawHeaders[i + 1]!)
+        break
+      case 'dpop':
+        dpop.push(rawHeaders[i + 1]!)
+        break
+      case 'x-fapi-interaction-id':
+        interactionId ??= rawHeaders[i + 1]
+        break
     }
   }
   return { authorization, dpop, interactionId }

@@ -59,12 +59,20 @@ export function formKindOf(headers: BodyHeaders): FormKind | undefined {
   if (kind === undefined) return undefined
 
   if (headers.contentEncodings.length > 1) refuse('GW_REQUEST_MALFORMED', `${headers.contentEncodings.length} Content-Encoding headers on a form body`)
-  const codings = (headers.contentEncodings[0] ?? '').split(',').map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== '')
-  if (codings.some((coding) => coding !== 'identity')) refuse('GW_BODY_ENCODING_UNSUPPORTED', `form body with Content-Encoding ${codings.join(', ').slice(0, 64)}`)
+  const codings = (headers.contentEncodings[0] ?? '')
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '')
+  if (codings.some((coding) => coding !== 'identity'))
+    refuse('GW_BODY_ENCODING_UNSUPPORTED', `form body with Content-Encoding ${codings.join(', ').slice(0, 64)}`)
   for (const param of params) {
     const equals = param.indexOf('=')
     if (param.slice(0, equals).trim().toLowerCase() !== 'charset') continue
-    const charset = param.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
+    const charset = param
+      .slice(equals + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase()
     if (!ASCII_COMPATIBLE.has(charset)) refuse('GW_BODY_ENCODING_UNSUPPORTED', `form body in charset ${charset.slice(0, 32)}`)
   }
   return kind

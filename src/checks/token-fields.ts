@@ -44,7 +44,10 @@ function parameters(value: string): [string, string][] {
       i = equals
       continue
     }
-    const key = value.slice(i + 1, equals).trim().toLowerCase()
+    const key = value
+      .slice(i + 1, equals)
+      .trim()
+      .toLowerCase()
     let j = equals + 1
     while (value[j] === ' ' || value[j] === '\t') j++
     let parameter = ''
@@ -74,7 +77,13 @@ function dispositionNames(value: string): string[] {
       if (piece) pieces.push([Number(piece[1]), piece[2] === '*' ? percentDecode(parameter.replace(/^[^']*'[^']*'/, '')) : parameter])
     }
   }
-  if (pieces.length > 0) names.push(pieces.sort(([a], [b]) => a - b).map(([, piece]) => piece).join(''))
+  if (pieces.length > 0)
+    names.push(
+      pieces
+        .sort(([a], [b]) => a - b)
+        .map(([, piece]) => piece)
+        .join(''),
+    )
   return names
 }
 

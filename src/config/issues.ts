@@ -30,16 +30,26 @@ function keysAt(schema: z.ZodType | undefined, path: Path): string[] {
   if (!schema) return []
   const def = defOf(schema)
   switch (def.type) {
-    case 'optional': case 'default': case 'prefault': case 'nullable': case 'readonly': case 'catch':
+    case 'optional':
+    case 'default':
+    case 'prefault':
+    case 'nullable':
+    case 'readonly':
+    case 'catch':
       return keysAt(def.innerType, path)
-    case 'pipe': return keysAt(def.in, path)
-    case 'union': return [...new Set((def.options ?? []).flatMap((option) => keysAt(option, path)))]
+    case 'pipe':
+      return keysAt(def.in, path)
+    case 'union':
+      return [...new Set((def.options ?? []).flatMap((option) => keysAt(option, path)))]
     case 'object':
       if (path.length === 0) return Object.keys(def.shape ?? {})
       return keysAt(def.shape?.[String(path[0])], path.slice(1))
-    case 'array': return path.length === 0 ? [] : keysAt(def.element, path.slice(1))
-    case 'record': return path.length === 0 ? [] : keysAt(def.valueType, path.slice(1))
-    default: return []
+    case 'array':
+      return path.length === 0 ? [] : keysAt(def.element, path.slice(1))
+    case 'record':
+      return path.length === 0 ? [] : keysAt(def.valueType, path.slice(1))
+    default:
+      return []
   }
 }
 

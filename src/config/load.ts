@@ -151,7 +151,8 @@ function crossCheck(file: string, config: GatewayConfig, routes: readonly Source
     }
   }
   for (const route of routes) {
-    if (route.revocation && !config.revocation) problems.push(`${route.source}: routes[name=${route.name}].revocation: set, but the configuration has no revocation section, so nothing is checked`)
+    if (route.revocation && !config.revocation)
+      problems.push(`${route.source}: routes[name=${route.name}].revocation: set, but the configuration has no revocation section, so nothing is checked`)
   }
   if (config.replay.store === 'redis' && !config.replay.redis) problems.push(`${file}: replay.redis: required when replay.store is redis`)
   const workers = resolveWorkers(config.workers)
@@ -169,7 +170,10 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
     ...config.issuers.flatMap((issuer, i): [string, string | undefined][] => [
       [`issuers.${i}.caFile`, issuer.caFile],
       [`issuers.${i}.introspection.caFile`, issuer.introspection?.caFile],
-      [`issuers.${i}.introspection.auth.privateKeyFile`, issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined],
+      [
+        `issuers.${i}.introspection.auth.privateKeyFile`,
+        issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined,
+      ],
     ]),
     ...Object.entries(config.upstreams).flatMap(([name, u]): [string, string | undefined][] => [
       [`upstreams.${name}.caFile`, u.caFile],

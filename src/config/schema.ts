@@ -38,41 +38,57 @@ const ocspStapling = z.strictObject({
   timeoutMs: positiveInt.max(60_000).default(5_000),
 })
 
-const listener = z.strictObject({
-  host: z.string().default('0.0.0.0'),
-  port: port.default(8443),
-  publicBaseUrl: httpsUrl
-    .refine((u) => !/[?#]/.test(u), 'must not carry a query or fragment')
-    // Every DPoP htu is this origin followed by the path as received: a base path would be counted twice.
-    .refine((u) => URL.parse(u)?.pathname === '/', 'must be an origin only (https://host or https://host:port), without a path: the request path is added to it for DPoP htu'),
-  tls: z.strictObject({
-    certFile: z.string(),
-    keyFile: z.string(),
-    clientCaFile: z.string().optional(),
-    clientIntermediatesFile: z.string().optional(),
-    clientCertificate: z.enum(['require', 'request', 'off']).default('request'),
-    minRsaBits: z.number().int().min(2048).default(2048),
-    ocspStapling: ocspStapling.prefault({}),
-    expiryWarningDays: z.number().int().min(0).max(3650).default(14),
-  }),
-  limits: limits.prefault({}),
-  // Off by default: client certificates forwarded by a TLS-terminating load balancer (docs/revocation.md).
-  clientCertificateHeader: z.strictObject({
-    name: z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name').toLowerCase().default('x-client-cert'),
-    trustedProxies: z.array(ipOrCidr).min(1),
-  }).optional(),
-}).refine((l) => !l.clientCertificateHeader || l.tls.clientCaFile, { message: 'needs tls.clientCaFile: forwarded certificates are validated against it', path: ['clientCertificateHeader'] })
+const listener = z
+  .strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: port.default(8443),
+    publicBaseUrl: httpsUrl
+      .refine((u) => !/[?#]/.test(u), 'must not carry a query or fragment')
+      // Every DPoP htu is this origin followed by the path as received: a base path would be counted twice.
+      .refine(
+        (u) => URL.parse(u)?.pathname === '/',
+        'must be an origin only (https://host or https://host:port), without a path: the request path is added to it for DPoP htu',
+      ),
+    tls: z.strictObject({
+      certFile: z.string(),
+      keyFile: z.string(),
+      clientCaFile: z.string().optional(),
+      clientIntermediatesFile: z.string().optional(),
+      clientCertificate: z.enum(['require', 'request', 'off']).default('request'),
+      minRsaBits: z.number().int().min(2048).default(2048),
+      ocspStapling: ocspStapling.prefault({}),
+      expiryWarningDays: z.number().int().min(0).max(3650).default(14),
+    }),
+    limits: limits.prefault({}),
+    // Off by default: client certificates forwarded by a TLS-terminating load balancer (docs/revocation.md).
+    clientCertificateHeader: z
+      .strictObject({
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+          .toLowerCase()
+          .default('x-client-cert'),
+        trustedProxies: z.array(ipOrCidr).min(1),
+      })
+      .optional(),
+  })
+  .refine((l) => !l.clientCertificateHeader || l.tls.clientCaFile, {
+    message: 'needs tls.clientCaFile: forwarded certificates are validated against it',
+    path: ['clientCertificateHeader'],
+  })
 
 const admin = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: port.default(9090),
   tokenEnv: z.string().default('FAPI_GATEWAY_ADMIN_TOKEN'),
   /** What /readyz needs besides the replay store and the issuers' keys. */
-  readiness: z.strictObject({
-    upstreams: z.boolean().default(true),
-    upstreamProbeIntervalMs: positiveInt.min(100).default(2_000),
-    upstreamProbeTimeoutMs: positiveInt.default(1_000),
-  }).prefault({}),
+  readiness: z
+    .strictObject({
+      upstreams: z.boolean().default(true),
+      upstreamProbeIntervalMs: positiveInt.min(100).default(2_000),
+      upstreamProbeTimeoutMs: positiveInt.default(1_000),
+    })
+    .prefault({}),
 })
 
 const introspection = z.strictObject({
@@ -92,45 +108,57 @@ const introspection = z.strictObject({
   maxPendingPerClient: positiveInt.default(8),
   maxQueued: z.number().int().min(0).default(64),
   maxQueueWaitMs: positiveInt.max(60_000).default(1_000),
-  tokenShape: z.strictObject({
-    minLength: positiveInt.default(1),
-    maxLength: positiveInt.max(16 * 1024).default(4096),
-    charset: z.enum(['b64token', 'base64url', 'hex', 'alphanumeric']).default('b64token'),
-    prefix: z.string().regex(/^[A-Za-z0-9\-._~+/]+$/, 'must be b64token characters (RFC 6750 §2.1)').optional(),
-  }).prefault({})
+  tokenShape: z
+    .strictObject({
+      minLength: positiveInt.default(1),
+      maxLength: positiveInt.max(16 * 1024).default(4096),
+      charset: z.enum(['b64token', 'base64url', 'hex', 'alphanumeric']).default('b64token'),
+      prefix: z
+        .string()
+        .regex(/^[A-Za-z0-9\-._~+/]+$/, 'must be b64token characters (RFC 6750 §2.1)')
+        .optional(),
+    })
+    .prefault({})
     .refine((shape) => shape.minLength <= shape.maxLength, { message: 'minLength must not exceed maxLength', path: ['minLength'] }),
 })
 
-const issuer = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and dashes'),
-  issuer: z.string().min(1),
-  jwksUri: httpsUrl.optional(),
-  caFile: z.string().optional(),
-  audience: z.string().min(1),
-  algorithms: z.array(algorithm).min(1).default(['PS256', 'ES256', 'EdDSA']),
-  requireTyp: z.boolean().default(true),
-  clockToleranceSeconds: z.number().int().min(0).max(300).default(10),
-  jwksCooldownSeconds: positiveInt.default(30),
-  jwksMaxAgeSeconds: positiveInt.default(600),
-  introspection: introspection.optional(),
-  introspectJwt: z.boolean().default(false),
-  introspectJwtCacheSeconds: positiveInt.default(10),
-}).refine((i) => i.jwksUri || i.introspection, { message: 'needs jwksUri (JWT access tokens) or introspection (opaque tokens)' })
+const issuer = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and dashes'),
+    issuer: z.string().min(1),
+    jwksUri: httpsUrl.optional(),
+    caFile: z.string().optional(),
+    audience: z.string().min(1),
+    algorithms: z.array(algorithm).min(1).default(['PS256', 'ES256', 'EdDSA']),
+    requireTyp: z.boolean().default(true),
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(10),
+    jwksCooldownSeconds: positiveInt.default(30),
+    jwksMaxAgeSeconds: positiveInt.default(600),
+    introspection: introspection.optional(),
+    introspectJwt: z.boolean().default(false),
+    introspectJwtCacheSeconds: positiveInt.default(10),
+  })
+  .refine((i) => i.jwksUri || i.introspection, { message: 'needs jwksUri (JWT access tokens) or introspection (opaque tokens)' })
   .refine((i) => !i.introspectJwt || i.introspection, { message: 'introspectJwt needs introspection', path: ['introspectJwt'] })
 
-const upstream = z.strictObject({
-  url: httpUrl,
-  connectTimeoutMs: positiveInt.default(2_000),
-  headersTimeoutMs: positiveInt.default(15_000),
-  bodyTimeoutMs: positiveInt.default(30_000),
-  connections: positiveInt.default(64),
-  caFile: z.string().optional(),
-  // The gateway's own client certificate (mTLS to the upstream, docs/upstream.md, "Making the upstream accept only the gateway").
-  certFile: z.string().optional(),
-  keyFile: z.string().optional(),
-}).refine((u) => u.certFile === undefined || u.keyFile !== undefined, { message: 'needs keyFile: certFile and keyFile go together', path: ['keyFile'] })
+const upstream = z
+  .strictObject({
+    url: httpUrl,
+    connectTimeoutMs: positiveInt.default(2_000),
+    headersTimeoutMs: positiveInt.default(15_000),
+    bodyTimeoutMs: positiveInt.default(30_000),
+    connections: positiveInt.default(64),
+    caFile: z.string().optional(),
+    // The gateway's own client certificate (mTLS to the upstream, docs/upstream.md, "Making the upstream accept only the gateway").
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+  })
+  .refine((u) => u.certFile === undefined || u.keyFile !== undefined, { message: 'needs keyFile: certFile and keyFile go together', path: ['keyFile'] })
   .refine((u) => u.keyFile === undefined || u.certFile !== undefined, { message: 'needs certFile: certFile and keyFile go together', path: ['certFile'] })
-  .refine((u) => u.certFile === undefined || new URL(u.url).protocol === 'https:', { message: 'a client certificate needs an https:// url', path: ['certFile'] })
+  .refine((u) => u.certFile === undefined || new URL(u.url).protocol === 'https:', {
+    message: 'a client certificate needs an https:// url',
+    path: ['certFile'],
+  })
 
 const redis = z.union([
   z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), passwordEnv: z.string().optional() }),
@@ -147,24 +175,34 @@ const redis = z.union([
   }),
 ])
 
-const replay = z.strictObject({
-  store: z.enum(['memory', 'redis']).default('memory'),
-  memoryMaxEntries: positiveInt.default(1_000_000),
-  redis: redis.optional(),
-  keyPrefix: z.string().default('fapigw:'),
-  commandTimeoutMs: positiveInt.default(500),
-  autoPipelining: z.boolean().default(false),
-  /** A local copy of the revoked-token list kept current through Redis pub/sub (src/tokens/revocation-mirror.ts). */
-  revocationMirror: z.strictObject({
-    enabled: z.boolean().default(false),
-    maxStalenessMs: positiveInt.min(50).default(500),
-    heartbeatMs: positiveInt.min(10).default(100),
-    maxEntries: positiveInt.default(100_000),
-  }).prefault({})
-    .refine((m) => m.heartbeatMs * 2 <= m.maxStalenessMs, { message: 'heartbeatMs must be at most half of maxStalenessMs', path: ['heartbeatMs'] }),
-}).refine((r) => r.store !== 'redis' || r.redis, { message: 'store: redis needs a redis section', path: ['redis'] })
-  .refine((r) => !r.revocationMirror.enabled || r.store === 'redis', { message: 'needs store: redis (the in-memory store answers locally already)', path: ['revocationMirror', 'enabled'] })
-  .refine((r) => !r.revocationMirror.enabled || !r.redis || !('cluster' in r.redis), { message: 'is not supported with redis.cluster (messages from different nodes arrive in no guaranteed order)', path: ['revocationMirror', 'enabled'] })
+const replay = z
+  .strictObject({
+    store: z.enum(['memory', 'redis']).default('memory'),
+    memoryMaxEntries: positiveInt.default(1_000_000),
+    redis: redis.optional(),
+    keyPrefix: z.string().default('fapigw:'),
+    commandTimeoutMs: positiveInt.default(500),
+    autoPipelining: z.boolean().default(false),
+    /** A local copy of the revoked-token list kept current through Redis pub/sub (src/tokens/revocation-mirror.ts). */
+    revocationMirror: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        maxStalenessMs: positiveInt.min(50).default(500),
+        heartbeatMs: positiveInt.min(10).default(100),
+        maxEntries: positiveInt.default(100_000),
+      })
+      .prefault({})
+      .refine((m) => m.heartbeatMs * 2 <= m.maxStalenessMs, { message: 'heartbeatMs must be at most half of maxStalenessMs', path: ['heartbeatMs'] }),
+  })
+  .refine((r) => r.store !== 'redis' || r.redis, { message: 'store: redis needs a redis section', path: ['redis'] })
+  .refine((r) => !r.revocationMirror.enabled || r.store === 'redis', {
+    message: 'needs store: redis (the in-memory store answers locally already)',
+    path: ['revocationMirror', 'enabled'],
+  })
+  .refine((r) => !r.revocationMirror.enabled || !r.redis || !('cluster' in r.redis), {
+    message: 'is not supported with redis.cluster (messages from different nodes arrive in no guaranteed order)',
+    path: ['revocationMirror', 'enabled'],
+  })
 
 const dpop = z.strictObject({
   algorithms: z.array(algorithm).min(1).default(['PS256', 'ES256', 'EdDSA']),
@@ -173,31 +211,46 @@ const dpop = z.strictObject({
   maxJtiLength: positiveInt.max(4096).default(256),
   /** Where proof signatures are verified: libuv's thread pool (off the event loop) or the event loop itself. */
   verifyOn: z.enum(['threadPool', 'eventLoop']).default('threadPool'),
-  nonce: z.strictObject({
-    mode: z.enum(['off', 'optional', 'required']).default('off'),
-    secretEnv: z.string().default('FAPI_GATEWAY_NONCE_SECRET'),
-    slotSeconds: positiveInt.default(60),
-  }).prefault({}),
+  nonce: z
+    .strictObject({
+      mode: z.enum(['off', 'optional', 'required']).default('off'),
+      secretEnv: z.string().default('FAPI_GATEWAY_NONCE_SECRET'),
+      slotSeconds: positiveInt.default(60),
+    })
+    .prefault({}),
 })
 
 // A header name, or a prefix of one ending in `*`.
-const headerPattern = z.string().regex(/^[A-Za-z0-9!#$%&'+.^_`|~-]+\*?$/, 'must be a header name, optionally ending in *').toLowerCase()
-const forwarding = z.strictObject({
-  stripAuthorization: z.boolean().default(true),
-  stripDpop: z.boolean().default(true),
-  rewriteDpopToBearer: z.boolean().default(false),
-  identityHeaderPrefix: z.string().regex(/^[a-z0-9-]+-$/, 'must be lower-case, end with a dash').default('x-fapi-gateway-'),
-  stripHeaders: z.array(headerPattern).default([]),
-  underscoreHeaders: z.enum(['refuse', 'drop', 'allow']).default('refuse'),
-  blockOverrides: z.boolean().default(true),
-  stripResponseHeaders: z.array(headerPattern).default([]),
-  rewriteLocation: z.boolean().default(true),
-}).refine((f) => !f.rewriteDpopToBearer || !f.stripAuthorization, { message: 'rewriteDpopToBearer needs stripAuthorization: false', path: ['rewriteDpopToBearer'] })
+const headerPattern = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'+.^_`|~-]+\*?$/, 'must be a header name, optionally ending in *')
+  .toLowerCase()
+const forwarding = z
+  .strictObject({
+    stripAuthorization: z.boolean().default(true),
+    stripDpop: z.boolean().default(true),
+    rewriteDpopToBearer: z.boolean().default(false),
+    identityHeaderPrefix: z
+      .string()
+      .regex(/^[a-z0-9-]+-$/, 'must be lower-case, end with a dash')
+      .default('x-fapi-gateway-'),
+    stripHeaders: z.array(headerPattern).default([]),
+    underscoreHeaders: z.enum(['refuse', 'drop', 'allow']).default('refuse'),
+    blockOverrides: z.boolean().default(true),
+    stripResponseHeaders: z.array(headerPattern).default([]),
+    rewriteLocation: z.boolean().default(true),
+  })
+  .refine((f) => !f.rewriteDpopToBearer || !f.stripAuthorization, {
+    message: 'rewriteDpopToBearer needs stripAuthorization: false',
+    path: ['rewriteDpopToBearer'],
+  })
 
-const caches = z.strictObject({
-  verifiedTokens: positiveInt.default(10_000),
-  proofKeys: positiveInt.default(10_000),
-}).prefault({})
+const caches = z
+  .strictObject({
+    verifiedTokens: positiveInt.default(10_000),
+    proofKeys: positiveInt.default(10_000),
+  })
+  .prefault({})
 
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
 const eventsHttpSink = z.strictObject({
@@ -208,7 +261,9 @@ const eventsHttpSink = z.strictObject({
   timeoutMs: positiveInt.default(5_000),
   maxRetries: z.number().int().min(0).max(20).default(5),
   retryBackoffMs: positiveInt.default(200),
-  headers: z.record(headerName, z.string().regex(/^[^\r\n]*$/, 'must be one line')).default({})
+  headers: z
+    .record(headerName, z.string().regex(/^[^\r\n]*$/, 'must be one line'))
+    .default({})
     .refine((h) => !Object.keys(h).some((name) => name.toLowerCase() === 'authorization'), 'put credentials in authEnv, not in the file'),
   authEnv: z.string().optional(),
   caFile: z.string().optional(),
@@ -251,56 +306,73 @@ const revocationDefaults = z.strictObject({
   checkIntermediates: z.boolean().default(false),
   onUnavailable: onUnavailable.default('hard-fail'),
   maxStalenessSeconds: positiveInt.default(86_400),
-  ocsp: z.strictObject({
-    nonce: ocspFields.nonce.default(false),
-    hashAlgorithm: ocspFields.hashAlgorithm.default('sha1'),
-    timeoutMs: ocspFields.timeoutMs.default(3_000),
-    maxCacheSeconds: ocspFields.maxCacheSeconds.default(3_600),
-    defaultValiditySeconds: ocspFields.defaultValiditySeconds.default(300),
-  }).prefault({}),
-  crl: z.strictObject({
-    timeoutMs: crlFields.timeoutMs.default(10_000),
-    maxBytes: crlFields.maxBytes.default(64 * 1024 * 1024),
-    refreshIntervalSeconds: crlFields.refreshIntervalSeconds.default(300),
-    refreshBeforeExpirySeconds: crlFields.refreshBeforeExpirySeconds.default(300),
-  }).prefault({}),
+  ocsp: z
+    .strictObject({
+      nonce: ocspFields.nonce.default(false),
+      hashAlgorithm: ocspFields.hashAlgorithm.default('sha1'),
+      timeoutMs: ocspFields.timeoutMs.default(3_000),
+      maxCacheSeconds: ocspFields.maxCacheSeconds.default(3_600),
+      defaultValiditySeconds: ocspFields.defaultValiditySeconds.default(300),
+    })
+    .prefault({}),
+  crl: z
+    .strictObject({
+      timeoutMs: crlFields.timeoutMs.default(10_000),
+      maxBytes: crlFields.maxBytes.default(64 * 1024 * 1024),
+      refreshIntervalSeconds: crlFields.refreshIntervalSeconds.default(300),
+      refreshBeforeExpirySeconds: crlFields.refreshBeforeExpirySeconds.default(300),
+    })
+    .prefault({}),
 })
 
-const revocationCa = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and dashes'),
-  caFile: z.string().optional(),
-  subject: z.string().min(1).optional(),
-  ...revocationOverrideSchema.shape,
-  ocsp: z.strictObject({
-    url: httpUrl.optional(),
-    nonce: ocspFields.nonce.optional(),
-    hashAlgorithm: ocspFields.hashAlgorithm.optional(),
-    timeoutMs: ocspFields.timeoutMs.optional(),
-    maxCacheSeconds: ocspFields.maxCacheSeconds.optional(),
-    defaultValiditySeconds: ocspFields.defaultValiditySeconds.optional(),
-  }).optional(),
-  crl: z.strictObject({
-    urls: z.array(httpUrl).default([]),
-    files: z.array(z.string()).default([]),
-    timeoutMs: crlFields.timeoutMs.optional(),
-    maxBytes: crlFields.maxBytes.optional(),
-    refreshIntervalSeconds: crlFields.refreshIntervalSeconds.optional(),
-    refreshBeforeExpirySeconds: crlFields.refreshBeforeExpirySeconds.optional(),
-  }).optional(),
-}).refine((ca) => (ca.caFile === undefined) !== (ca.subject === undefined), { message: 'needs exactly one of caFile and subject' })
+const revocationCa = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and dashes'),
+    caFile: z.string().optional(),
+    subject: z.string().min(1).optional(),
+    ...revocationOverrideSchema.shape,
+    ocsp: z
+      .strictObject({
+        url: httpUrl.optional(),
+        nonce: ocspFields.nonce.optional(),
+        hashAlgorithm: ocspFields.hashAlgorithm.optional(),
+        timeoutMs: ocspFields.timeoutMs.optional(),
+        maxCacheSeconds: ocspFields.maxCacheSeconds.optional(),
+        defaultValiditySeconds: ocspFields.defaultValiditySeconds.optional(),
+      })
+      .optional(),
+    crl: z
+      .strictObject({
+        urls: z.array(httpUrl).default([]),
+        files: z.array(z.string()).default([]),
+        timeoutMs: crlFields.timeoutMs.optional(),
+        maxBytes: crlFields.maxBytes.optional(),
+        refreshIntervalSeconds: crlFields.refreshIntervalSeconds.optional(),
+        refreshBeforeExpirySeconds: crlFields.refreshBeforeExpirySeconds.optional(),
+      })
+      .optional(),
+  })
+  .refine((ca) => (ca.caFile === undefined) !== (ca.subject === undefined), { message: 'needs exactly one of caFile and subject' })
 
-const revocation = z.strictObject({
-  default: revocationDefaults.prefault({}),
-  cas: z.array(revocationCa).default([]),
-  denyListFile: z.string().optional(),
-  denyListPollSeconds: positiveInt.default(5),
-  cacheSize: positiveInt.default(10_000),
-  clockSkewSeconds: z.number().int().min(0).max(600).default(60),
-}).refine((r) => new Set(r.cas.map((ca) => ca.name)).size === r.cas.length, { message: 'CA names must be unique', path: ['cas'] })
+const revocation = z
+  .strictObject({
+    default: revocationDefaults.prefault({}),
+    cas: z.array(revocationCa).default([]),
+    denyListFile: z.string().optional(),
+    denyListPollSeconds: positiveInt.default(5),
+    cacheSize: positiveInt.default(10_000),
+    clockSkewSeconds: z.number().int().min(0).max(600).default(60),
+  })
+  .refine((r) => new Set(r.cas.map((ca) => ca.name)).size === r.cas.length, { message: 'CA names must be unique', path: ['cas'] })
 
 // Hot reload of files (docs/operations.md, "Rotation and reload").
 const reload = z.strictObject({
-  pollIntervalMs: z.number().int().min(0).refine((ms) => ms === 0 || ms >= 100, 'must be 0 (files not watched) or at least 100').default(2_000),
+  pollIntervalMs: z
+    .number()
+    .int()
+    .min(0)
+    .refine((ms) => ms === 0 || ms >= 100, 'must be 0 (files not watched) or at least 100')
+    .default(2_000),
   drainTimeoutMs: positiveInt.default(30_000),
 })
 
@@ -316,16 +388,24 @@ export const gatewayConfigSchema = z.strictObject({
   forwarding: forwarding.prefault({}),
   caches,
   policies: z.strictObject({ dir: z.string().default('policies') }).prefault({}),
-  log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** One line per answered request (never a token or a path); answers under 400 sampled at sampleRate. */
-    access: z.strictObject({
-      enabled: z.boolean().default(true),
-      sampleRate: z.number().min(0).max(1).default(1),
-    }).prefault({}),
-    /** Log lines and stdout security events waiting for a slow stdout reader; past this they are dropped and counted. */
-    stdoutBufferBytes: z.number().int().min(65_536).default(16 * 1024 * 1024),
-  }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** One line per answered request (never a token or a path); answers under 400 sampled at sampleRate. */
+      access: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          sampleRate: z.number().min(0).max(1).default(1),
+        })
+        .prefault({}),
+      /** Log lines and stdout security events waiting for a slow stdout reader; past this they are dropped and counted. */
+      stdoutBufferBytes: z
+        .number()
+        .int()
+        .min(65_536)
+        .default(16 * 1024 * 1024),
+    })
+    .prefault({}),
   events: events.prefault({}),
   revocation: revocation.optional(),
   reload: reload.prefault({}),

@@ -14,8 +14,9 @@ export function configWarnings(config: GatewayConfig): ConfigWarning[] {
   if (config.dpop.nonce.mode === 'optional') {
     warnings.push({
       key: 'dpop.nonce.mode',
-      message: 'optional hands out DPoP nonces but accepts proofs without one (RFC 9449 §8 expects a nonce once one is handed out): '
-        + 'a migration mode; set it to required once every client sends nonces',
+      message:
+        'optional hands out DPoP nonces but accepts proofs without one (RFC 9449 §8 expects a nonce once one is handed out): ' +
+        'a migration mode; set it to required once every client sends nonces',
     })
   }
   return warnings

@@ -42,8 +42,12 @@ export async function runConformanceCommand(argv: readonly string[], io: Command
     values = parseArgs({
       args: [...argv],
       options: {
-        config: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' },
-        dev: { type: 'boolean' }, mode: { type: 'string' }, help: { type: 'boolean' },
+        config: { type: 'string' },
+        out: { type: 'string' },
+        format: { type: 'string' },
+        dev: { type: 'boolean' },
+        mode: { type: 'string' },
+        help: { type: 'boolean' },
       },
     }).values
   } catch (error) {

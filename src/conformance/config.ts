@@ -38,63 +38,74 @@ const clientAuth = z.discriminatedUnion('method', [
   z.strictObject({ method: z.literal('tls_client_auth') }),
 ])
 
-const client = z.strictObject({
-  clientId: z.string().min(1).optional(),
-  certFile: z.string().min(1).optional(),
-  keyFile: z.string().min(1).optional(),
-  auth: clientAuth.optional(),
-  dpopAlgorithm: algorithm.default('ES256'),
-}).refine((c) => (c.certFile === undefined) === (c.keyFile === undefined), { message: 'certFile and keyFile go together', path: ['keyFile'] })
+const client = z
+  .strictObject({
+    clientId: z.string().min(1).optional(),
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    auth: clientAuth.optional(),
+    dpopAlgorithm: algorithm.default('ES256'),
+  })
+  .refine((c) => (c.certFile === undefined) === (c.keyFile === undefined), { message: 'certFile and keyFile go together', path: ['keyFile'] })
 
-export const runnerConfigSchema = z.strictObject({
-  mode: z.enum(['dpop', 'mtls']),
-  target: z.strictObject({
-    url: httpsUrl,
-    method: z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method').default('GET'),
-    body: z.string().optional(),
-    mediaType: z.string().min(1).optional(),
-    caFile: z.string().min(1).optional(),
-    servername: z.string().min(1).optional(),
-  }),
-  tlsProbe: z.strictObject({
-    host: z.string().min(1).optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-  }).prefault({}),
-  clients: z.strictObject({
-    primary: client,
-    second: client.optional(),
-  }),
-  certificates: z.strictObject({
-    untrusted: certificateFiles.optional(),
-    expired: certificateFiles.optional(),
-    revoked: certificateFiles.optional(),
-  }).prefault({}),
-  tokens: z.discriminatedUnion('source', [
-    z.strictObject({
-      source: z.literal('tokenEndpoint'),
-      endpoint: httpsUrl,
-      issuer: z.string().min(1),
-      scope: z.string().min(1).optional(),
+export const runnerConfigSchema = z
+  .strictObject({
+    mode: z.enum(['dpop', 'mtls']),
+    target: z.strictObject({
+      url: httpsUrl,
+      method: z
+        .string()
+        .regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')
+        .default('GET'),
+      body: z.string().optional(),
+      mediaType: z.string().min(1).optional(),
       caFile: z.string().min(1).optional(),
+      servername: z.string().min(1).optional(),
     }),
-    z.strictObject({ source: z.literal('devIssuer') }),
-  ]),
-  requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
-  skip: z.array(z.string().min(1)).default([]),
-}).superRefine((config, context) => {
-  const problem = (path: (string | number)[], message: string) => context.addIssue({ code: 'custom', path, message })
-  if (config.mode === 'mtls' && config.clients.primary.certFile === undefined) problem(['clients', 'primary', 'certFile'], 'required in mtls mode')
-  if (config.target.body !== undefined && config.target.method === 'GET') problem(['target', 'body'], 'a GET request has no body')
-  if (config.tokens.source === 'tokenEndpoint') {
-    for (const role of ['primary', 'second'] as const) {
-      const c = config.clients[role]
-      if (!c) continue
-      if (c.clientId === undefined) problem(['clients', role, 'clientId'], 'required with tokens.source tokenEndpoint')
-      if (c.auth === undefined) problem(['clients', role, 'auth'], 'required with tokens.source tokenEndpoint')
-      if (c.auth?.method === 'tls_client_auth' && c.certFile === undefined) problem(['clients', role, 'certFile'], 'required for tls_client_auth')
+    tlsProbe: z
+      .strictObject({
+        host: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).optional(),
+      })
+      .prefault({}),
+    clients: z.strictObject({
+      primary: client,
+      second: client.optional(),
+    }),
+    certificates: z
+      .strictObject({
+        untrusted: certificateFiles.optional(),
+        expired: certificateFiles.optional(),
+        revoked: certificateFiles.optional(),
+      })
+      .prefault({}),
+    tokens: z.discriminatedUnion('source', [
+      z.strictObject({
+        source: z.literal('tokenEndpoint'),
+        endpoint: httpsUrl,
+        issuer: z.string().min(1),
+        scope: z.string().min(1).optional(),
+        caFile: z.string().min(1).optional(),
+      }),
+      z.strictObject({ source: z.literal('devIssuer') }),
+    ]),
+    requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    skip: z.array(z.string().min(1)).default([]),
+  })
+  .superRefine((config, context) => {
+    const problem = (path: (string | number)[], message: string) => context.addIssue({ code: 'custom', path, message })
+    if (config.mode === 'mtls' && config.clients.primary.certFile === undefined) problem(['clients', 'primary', 'certFile'], 'required in mtls mode')
+    if (config.target.body !== undefined && config.target.method === 'GET') problem(['target', 'body'], 'a GET request has no body')
+    if (config.tokens.source === 'tokenEndpoint') {
+      for (const role of ['primary', 'second'] as const) {
+        const c = config.clients[role]
+        if (!c) continue
+        if (c.clientId === undefined) problem(['clients', role, 'clientId'], 'required with tokens.source tokenEndpoint')
+        if (c.auth === undefined) problem(['clients', role, 'auth'], 'required with tokens.source tokenEndpoint')
+        if (c.auth?.method === 'tls_client_auth' && c.certFile === undefined) problem(['clients', role, 'certFile'], 'required for tls_client_auth')
+      }
     }
-  }
-})
+  })
 
 export type RunnerConfigFile = z.infer<typeof runnerConfigSchema>
 
@@ -106,7 +117,13 @@ export interface ClientSettings {
 }
 
 export type TokenSettings =
-  | { readonly source: 'tokenEndpoint'; readonly endpoint: string; readonly issuer: string; readonly scope: string | undefined; readonly caPem: string | undefined }
+  | {
+      readonly source: 'tokenEndpoint'
+      readonly endpoint: string
+      readonly issuer: string
+      readonly scope: string | undefined
+      readonly caPem: string | undefined
+    }
   | { readonly source: 'devIssuer' }
 
 /** Everything a run needs, files already read. Tests build it directly. */
@@ -187,11 +204,12 @@ export function resolveRunnerConfig(config: RunnerConfigFile, path: string): Run
   const clientSettings = (role: 'primary' | 'second'): ClientSettings | undefined => {
     const c = config.clients[role]
     if (!c) return undefined
-    const auth: ClientAuthentication | undefined = c.auth === undefined
-      ? undefined
-      : c.auth.method === 'tls_client_auth'
-        ? { method: 'tls_client_auth' }
-        : { method: 'private_key_jwt', signingKeyPem: read(`clients.${role}.auth.keyFile`, c.auth.keyFile) ?? '', alg: c.auth.alg, kid: c.auth.kid }
+    const auth: ClientAuthentication | undefined =
+      c.auth === undefined
+        ? undefined
+        : c.auth.method === 'tls_client_auth'
+          ? { method: 'tls_client_auth' }
+          : { method: 'private_key_jwt', signingKeyPem: read(`clients.${role}.auth.keyFile`, c.auth.keyFile) ?? '', alg: c.auth.alg, kid: c.auth.kid }
     return { clientId: c.clientId, identity: identity(`clients.${role}`, c), auth, dpopAlgorithm: c.dpopAlgorithm }
   }
   const certificate = (name: 'untrusted' | 'expired' | 'revoked') => {
@@ -219,9 +237,16 @@ export function resolveRunnerConfig(config: RunnerConfigFile, path: string): Run
       ...(expired && { expired }),
       ...(revoked && { revoked }),
     },
-    tokens: config.tokens.source === 'devIssuer'
-      ? { source: 'devIssuer' }
-      : { source: 'tokenEndpoint', endpoint: config.tokens.endpoint, issuer: config.tokens.issuer, scope: config.tokens.scope, caPem: read('tokens.caFile', config.tokens.caFile) },
+    tokens:
+      config.tokens.source === 'devIssuer'
+        ? { source: 'devIssuer' }
+        : {
+            source: 'tokenEndpoint',
+            endpoint: config.tokens.endpoint,
+            issuer: config.tokens.issuer,
+            scope: config.tokens.scope,
+            caPem: read('tokens.caFile', config.tokens.caFile),
+          },
     requestTimeoutMs: config.requestTimeoutMs,
     skip: config.skip,
   }

@@ -123,7 +123,14 @@ export function createRunContext(options: RunContextOptions): RunContext {
   const { settings, redactor, now, tokenSource } = options
   const answers: AnswerSeen[] = []
   const nonceChallenges: AnswerSeen[] = []
-  const state: RunState = { nonce: undefined, primaryDpop: undefined, primaryMtls: undefined, tokenError: undefined, baselineFailed: false, tls13Supported: undefined }
+  const state: RunState = {
+    nonce: undefined,
+    primaryDpop: undefined,
+    primaryMtls: undefined,
+    tokenError: undefined,
+    baselineFailed: false,
+    tls13Supported: undefined,
+  }
   const lazyCredentials = new Map<string, Promise<DpopCredentials>>()
 
   function recordExchange(recorder: Recorder, spec: CallSpec, outcome: HttpOutcome): void {
@@ -153,7 +160,18 @@ export function createRunContext(options: RunContextOptions): RunContext {
     const notes = body ? [`form: ${[...body.keys()].join(', ')}`] : []
     // A token response is never copied: it holds the access token.
     const shown: HttpOutcome = outcome.kind === 'answer' && outcome.status === 200 ? { ...outcome, body: '' } : outcome
-    recordExchange(recorder, { label: 'token request', method: request.method, url: request.url, headers: request.headers, ...(request.identity && { identity: request.identity }), notes }, shown)
+    recordExchange(
+      recorder,
+      {
+        label: 'token request',
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        ...(request.identity && { identity: request.identity }),
+        notes,
+      },
+      shown,
+    )
   }
 
   const context: RunContext = {
@@ -183,17 +201,32 @@ export function createRunContext(options: RunContextOptions): RunContext {
 
     async call(recorder, spec) {
       const nowSeconds = Math.floor(now() / 1000)
-      const proofNotes = spec.headers.filter(([name]) => name.toLowerCase() === 'dpop').map(([, value]) => {
-        redactor.add(value)
-        return describeProof(value, nowSeconds)
-      })
+      const proofNotes = spec.headers
+        .filter(([name]) => name.toLowerCase() === 'dpop')
+        .map(([, value]) => {
+          redactor.add(value)
+          return describeProof(value, nowSeconds)
+        })
       const outcome = await sendHttp(
-        { method: spec.method, url: spec.url, headers: spec.headers, ...(spec.body !== undefined && { body: spec.body }), ...(spec.identity && { identity: spec.identity }) },
+        {
+          method: spec.method,
+          url: spec.url,
+          headers: spec.headers,
+          ...(spec.body !== undefined && { body: spec.body }),
+          ...(spec.identity && { identity: spec.identity }),
+        },
         { caPem: settings.target.caPem, servername: settings.target.servername, timeoutMs: settings.requestTimeoutMs, now },
       )
       recordExchange(recorder, { ...spec, notes: [...(spec.notes ?? []), ...proofNotes] }, outcome)
       if (outcome.kind === 'answer') {
-        answers.push({ checkId: recorder.checkId, label: spec.label, status: outcome.status, rawHeaders: outcome.rawHeaders, interactionIdSent: spec.interactionId, receivedAtMs: outcome.receivedAtMs })
+        answers.push({
+          checkId: recorder.checkId,
+          label: spec.label,
+          status: outcome.status,
+          rawHeaders: outcome.rawHeaders,
+          interactionIdSent: spec.interactionId,
+          receivedAtMs: outcome.receivedAtMs,
+        })
         const nonces = headerValues(outcome.rawHeaders, 'dpop-nonce')
         if (nonces.length === 1 && isNonce(nonces[0]!)) state.nonce = nonces[0]
       }

@@ -54,11 +54,29 @@ export type HttpOutcome = HttpAnswer | TransportFailure
 const MAX_BODY_BYTES = 64 * 1024
 
 export const TLS_ALERTS: Readonly<Record<number, string>> = {
-  10: 'unexpected_message', 20: 'bad_record_mac', 40: 'handshake_failure', 42: 'bad_certificate', 43: 'unsupported_certificate',
-  44: 'certificate_revoked', 45: 'certificate_expired', 46: 'certificate_unknown', 47: 'illegal_parameter', 48: 'unknown_ca',
-  49: 'access_denied', 50: 'decode_error', 51: 'decrypt_error', 70: 'protocol_version', 71: 'insufficient_security',
-  80: 'internal_error', 86: 'inappropriate_fallback', 90: 'user_canceled', 109: 'missing_extension', 110: 'unsupported_extension',
-  112: 'unrecognized_name', 116: 'certificate_required', 120: 'no_application_protocol',
+  10: 'unexpected_message',
+  20: 'bad_record_mac',
+  40: 'handshake_failure',
+  42: 'bad_certificate',
+  43: 'unsupported_certificate',
+  44: 'certificate_revoked',
+  45: 'certificate_expired',
+  46: 'certificate_unknown',
+  47: 'illegal_parameter',
+  48: 'unknown_ca',
+  49: 'access_denied',
+  50: 'decode_error',
+  51: 'decrypt_error',
+  70: 'protocol_version',
+  71: 'insufficient_security',
+  80: 'internal_error',
+  86: 'inappropriate_fallback',
+  90: 'user_canceled',
+  109: 'missing_extension',
+  110: 'unsupported_extension',
+  112: 'unrecognized_name',
+  116: 'certificate_required',
+  120: 'no_application_protocol',
 }
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
@@ -133,7 +151,15 @@ export function sendHttp(request: HttpRequest, settings: HttpSettings): Promise<
         size += chunk.length
         if (size <= MAX_BODY_BYTES) chunks.push(chunk)
       })
-      res.on('end', () => settle({ kind: 'answer', status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString('utf8'), receivedAtMs: settings.now() }))
+      res.on('end', () =>
+        settle({
+          kind: 'answer',
+          status: res.statusCode ?? 0,
+          rawHeaders: res.rawHeaders,
+          body: Buffer.concat(chunks).toString('utf8'),
+          receivedAtMs: settings.now(),
+        }),
+      )
       res.on('error', (error) => settle(classifyFailure(error)))
     })
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${settings.timeoutMs} ms`), { code: 'ETIMEDOUT' })))

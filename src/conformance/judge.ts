@@ -32,7 +32,9 @@ export function isSuccess(outcome: HttpOutcome): boolean {
 
 export function describeAnswer(outcome: HttpOutcome): string {
   if (outcome.kind === 'failure') return describeFailure(outcome)
-  const errors = challengesOf(outcome.rawHeaders).filter((c) => c.params.error !== undefined).map((c) => `${c.scheme} error="${c.params.error}"`)
+  const errors = challengesOf(outcome.rawHeaders)
+    .filter((c) => c.params.error !== undefined)
+    .map((c) => `${c.scheme} error="${c.params.error}"`)
   return `${outcome.status}${errors.length > 0 ? ` (${errors.join(', ')})` : ''}`
 }
 
@@ -49,9 +51,11 @@ function statusAllowed(status: number, statuses: RefusalExpectation['statuses'])
 
 function carrierOf(challenges: readonly Challenge[], expectation: RefusalExpectation): Challenge | undefined {
   if (expectation.scheme !== 'any') return findChallenge(challenges, expectation.scheme)
-  return challenges.find((c) => c.params.error !== undefined && expectation.errors?.includes(c.params.error))
-    ?? challenges.find((c) => c.params.error !== undefined)
-    ?? challenges[0]
+  return (
+    challenges.find((c) => c.params.error !== undefined && expectation.errors?.includes(c.params.error)) ??
+    challenges.find((c) => c.params.error !== undefined) ??
+    challenges[0]
+  )
 }
 
 export function judgeRefusal(outcome: HttpOutcome, expectation: RefusalExpectation): Outcome {
@@ -67,11 +71,15 @@ export function judgeRefusal(outcome: HttpOutcome, expectation: RefusalExpectati
   if (expectation.errors === undefined) return pass(`refused with ${describeAnswer(outcome)}`)
   const carrier = carrierOf(challenges, expectation)
   if (!carrier) {
-    return warn(`refused with ${status}, but without a ${expectation.scheme} challenge (RFC 9449 §7.1, RFC 6750 §3); the conformance suite checks only the status`)
+    return warn(
+      `refused with ${status}, but without a ${expectation.scheme} challenge (RFC 9449 §7.1, RFC 6750 §3); the conformance suite checks only the status`,
+    )
   }
   const error = carrier.params.error
   if (error === undefined || !expectation.errors.includes(error)) {
-    return warn(`refused with ${status}, but the ${carrier.scheme} challenge carries error=${error === undefined ? '(none)' : `"${error}"`} where the RFCs give ${expectation.errors.map((e) => `"${e}"`).join(' or ')}; the conformance suite checks only the status`)
+    return warn(
+      `refused with ${status}, but the ${carrier.scheme} challenge carries error=${error === undefined ? '(none)' : `"${error}"`} where the RFCs give ${expectation.errors.map((e) => `"${e}"`).join(' or ')}; the conformance suite checks only the status`,
+    )
   }
   return pass(`refused with ${status}, ${carrier.scheme} error="${error}"`)
 }
@@ -99,7 +107,9 @@ export function judgeTlsRefusal(outcome: ProbeOutcome): Outcome {
       if (outcome.alert === 40 || outcome.alert === 70) return pass(`refused with ${describeFailure(outcome)}`)
       if (outcome.alert === undefined && outcome.reset) return pass(`refused: the server reset the connection (${outcome.code})`)
       if (outcome.alert !== undefined) {
-        return fail(`refused with alert ${outcome.alert} (${TLS_ALERTS[outcome.alert] ?? 'unknown'}); the conformance suite accepts only 40 (handshake_failure), 70 (protocol_version) or a reset`)
+        return fail(
+          `refused with alert ${outcome.alert} (${TLS_ALERTS[outcome.alert] ?? 'unknown'}); the conformance suite accepts only 40 (handshake_failure), 70 (protocol_version) or a reset`,
+        )
       }
       return fail(`no refusal the suite recognises: ${describeFailure(outcome)}`)
   }

@@ -104,9 +104,9 @@ export function summarize(results: readonly CheckResult[]): ReportSummary {
 }
 
 export function resultsBySection(results: readonly CheckResult[]): { section: SectionId; info: SectionInfo; results: CheckResult[] }[] {
-  return SECTION_ORDER
-    .map((section) => ({ section, info: SECTIONS[section], results: results.filter((result) => result.section === section) }))
-    .filter((group) => group.results.length > 0)
+  return SECTION_ORDER.map((section) => ({ section, info: SECTIONS[section], results: results.filter((result) => result.section === section) })).filter(
+    (group) => group.results.length > 0,
+  )
 }
 
 export const VERDICT_WORDS: Readonly<Record<Verdict, string>> = { pass: 'PASS', fail: 'FAIL', warn: 'WARN', skip: 'SKIP' }

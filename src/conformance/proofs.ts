@@ -54,9 +54,7 @@ export function draftProof(input: ProofInput): ProofDraft {
 
 /** Signs with jose; the header's `alg` decides how (ES256, PS256, EdDSA, RS256, HS256). */
 export function signDraft(draft: ProofDraft, key: CryptoKey | KeyObject | Uint8Array): Promise<string> {
-  return new CompactSign(encoder.encode(JSON.stringify(draft.claims)))
-    .setProtectedHeader(draft.header as CompactJWSHeaderParameters)
-    .sign(key)
+  return new CompactSign(encoder.encode(JSON.stringify(draft.claims))).setProtectedHeader(draft.header as CompactJWSHeaderParameters).sign(key)
 }
 
 function segment(value: unknown): string {
@@ -71,11 +69,12 @@ export function signDraftByHand(draft: ProofDraft, key: DpopKey): string {
   const signingInput = `${segment(draft.header)}.${segment(draft.claims)}`
   const privateKey = KeyObject.from(key.privateKey as unknown as Parameters<typeof KeyObject.from>[0])
   const data = Buffer.from(signingInput, 'latin1')
-  const signature = key.alg === 'ES256'
-    ? sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' })
-    : key.alg === 'PS256'
-      ? sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
-      : sign(null, data, privateKey)
+  const signature =
+    key.alg === 'ES256'
+      ? sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' })
+      : key.alg === 'PS256'
+        ? sign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+        : sign(null, data, privateKey)
   return `${signingInput}.${signature.toString('base64url')}`
 }
 

@@ -57,11 +57,14 @@ export function createRedactor(): Redactor {
       const queryAt = url.indexOf('?')
       if (queryAt === -1) return text(url)
       const [query = '', fragment] = url.slice(queryAt + 1).split('#', 2)
-      const shownQuery = query.split('&').map((pair) => {
-        const equals = pair.indexOf('=')
-        const name = equals === -1 ? pair : pair.slice(0, equals)
-        return equals !== -1 && SECRET_PARAMETERS.includes(safeDecode(name)) ? `${name}=${truncate(pair.slice(equals + 1))}` : pair
-      }).join('&')
+      const shownQuery = query
+        .split('&')
+        .map((pair) => {
+          const equals = pair.indexOf('=')
+          const name = equals === -1 ? pair : pair.slice(0, equals)
+          return equals !== -1 && SECRET_PARAMETERS.includes(safeDecode(name)) ? `${name}=${truncate(pair.slice(equals + 1))}` : pair
+        })
+        .join('&')
       return text(`${url.slice(0, queryAt)}?${shownQuery}${fragment === undefined ? '' : `#${fragment}`}`)
     },
   }

@@ -58,7 +58,10 @@ function packageVersion(): string {
 function tokenSourceOf(options: RunnerOptions, now: Clock): TokenSource {
   const { settings } = options
   if (settings.tokens.source === 'devIssuer') {
-    if (!options.mintToken) throw new ConformanceConfigError(['tokens.source: devIssuer needs the in-process development issuer (run with --dev, or pass mintToken to runConformance)'])
+    if (!options.mintToken)
+      throw new ConformanceConfigError([
+        'tokens.source: devIssuer needs the in-process development issuer (run with --dev, or pass mintToken to runConformance)',
+      ])
     return createMintedTokenSource(options.mintToken)
   }
   if (options.mintToken) return createMintedTokenSource(options.mintToken)

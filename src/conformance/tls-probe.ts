@@ -31,7 +31,7 @@ const CLIENT_SIDE = new Set(['ERR_SSL_NO_PROTOCOLS_AVAILABLE', 'ERR_SSL_NO_CIPHE
 
 export function describeOffer(offer: TlsOffer, endpoint: ProbeEndpoint): string {
   const versions = offer.minVersion === offer.maxVersion ? `${offer.minVersion} only` : `${offer.minVersion} to ${offer.maxVersion}`
-  const ciphers = offer.ciphers ? `, cipher suites ${offer.ciphers}` : ', the client\'s default cipher suites'
+  const ciphers = offer.ciphers ? `, cipher suites ${offer.ciphers}` : ", the client's default cipher suites"
   return `ClientHello to ${endpoint.host}:${endpoint.port} offering ${versions}${ciphers}${endpoint.servername ? `, SNI ${endpoint.servername}` : ''}`
 }
 
@@ -58,7 +58,10 @@ export function probeTls(endpoint: ProbeEndpoint, offer: TlsOffer): Promise<Prob
       ...(offer.identity && { cert: offer.identity.certPem, key: offer.identity.keyPem }),
     }
     let socket: ReturnType<typeof connect> | undefined
-    const timer = setTimeout(() => settle({ kind: 'failure', code: 'ETIMEDOUT', alert: undefined, reset: false, message: `no handshake within ${endpoint.timeoutMs} ms` }), endpoint.timeoutMs)
+    const timer = setTimeout(
+      () => settle({ kind: 'failure', code: 'ETIMEDOUT', alert: undefined, reset: false, message: `no handshake within ${endpoint.timeoutMs} ms` }),
+      endpoint.timeoutMs,
+    )
     try {
       socket = connect(options)
     } catch (error) {

@@ -60,7 +60,11 @@ const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const MAX_NONCE_RETRIES = 2
 const ASSERTION_LIFETIME_SECONDS = 60
 
-async function clientAssertion(client: TokenClient, auth: Extract<ClientAuthentication, { method: 'private_key_jwt' }>, settings: TokenEndpointSettings): Promise<string> {
+async function clientAssertion(
+  client: TokenClient,
+  auth: Extract<ClientAuthentication, { method: 'private_key_jwt' }>,
+  settings: TokenEndpointSettings,
+): Promise<string> {
   const now = Math.floor(settings.now() / 1000)
   return new SignJWT({})
     .setProtectedHeader({ alg: auth.alg, ...(auth.kid !== undefined && { kid: auth.kid }) })
@@ -97,7 +101,9 @@ export async function requestClientCredentialsToken(
 ): Promise<ObtainedToken> {
   const useCertificate = client.auth.method === 'tls_client_auth' || binding.kind === 'mtls'
   if (useCertificate && client.identity === undefined) {
-    throw new TokenEndpointError(`client ${client.clientId}: ${client.auth.method === 'tls_client_auth' ? 'tls_client_auth' : 'a certificate-bound token'} needs a client certificate`)
+    throw new TokenEndpointError(
+      `client ${client.clientId}: ${client.auth.method === 'tls_client_auth' ? 'tls_client_auth' : 'a certificate-bound token'} needs a client certificate`,
+    )
   }
   let nonce: string | undefined
   for (let attempt = 0; ; attempt++) {
@@ -109,20 +115,37 @@ export async function requestClientCredentialsToken(
       form.set('client_assertion_type', ASSERTION_TYPE)
       form.set('client_assertion', assertion)
     }
-    const headers: [string, string][] = [['Content-Type', 'application/x-www-form-urlencoded'], ['Accept', 'application/json']]
+    const headers: [string, string][] = [
+      ['Content-Type', 'application/x-www-form-urlencoded'],
+      ['Accept', 'application/json'],
+    ]
     if (binding.kind === 'dpop') {
-      const proof = await validProof({ key: binding.key, htm: 'POST', htu: htuOf(settings.endpoint), accessToken: undefined, nonce, iat: Math.floor(settings.now() / 1000) })
+      const proof = await validProof({
+        key: binding.key,
+        htm: 'POST',
+        htu: htuOf(settings.endpoint),
+        accessToken: undefined,
+        nonce,
+        iat: Math.floor(settings.now() / 1000),
+      })
       hooks.onSecret(proof)
       headers.push(['DPoP', proof])
     }
-    const request: HttpRequest = { method: 'POST', url: settings.endpoint, headers, body: form.toString(), ...(useCertificate && { identity: client.identity }) }
+    const request: HttpRequest = {
+      method: 'POST',
+      url: settings.endpoint,
+      headers,
+      body: form.toString(),
+      ...(useCertificate && { identity: client.identity }),
+    }
     const outcome = await sendHttp(request, { caPem: settings.caPem, servername: undefined, timeoutMs: settings.timeoutMs, now: settings.now })
     hooks.onExchange({ request, outcome })
     if (outcome.kind === 'failure') throw new TokenEndpointError(`token endpoint ${settings.endpoint}: ${describeFailure(outcome)}`)
 
     if (binding.kind === 'dpop' && asksForNonce(outcome.status, outcome.rawHeaders, outcome.body)) {
       const nonces = headerValues(outcome.rawHeaders, 'dpop-nonce')
-      if (nonces.length !== 1 || !isNonce(nonces[0]!)) throw new TokenEndpointError('token endpoint asked for a DPoP nonce without exactly one valid DPoP-Nonce header (RFC 9449 §8.1)')
+      if (nonces.length !== 1 || !isNonce(nonces[0]!))
+        throw new TokenEndpointError('token endpoint asked for a DPoP nonce without exactly one valid DPoP-Nonce header (RFC 9449 §8.1)')
       if (attempt >= MAX_NONCE_RETRIES) throw new TokenEndpointError(`token endpoint still asks for a DPoP nonce after ${MAX_NONCE_RETRIES} retries`)
       nonce = nonces[0]
       continue

@@ -174,7 +174,13 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
   for (const [name, settings] of Object.entries(upstreams)) targets.set(name, createUpstream(name, settings))
 
   /** `readBody`: the whole body when the gateway had to read it already (a form body). */
-  async function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, headers: ForwardHeaders, readBody?: Buffer): Promise<ForwardOutcome> {
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: ForwardTarget,
+    headers: ForwardHeaders,
+    readBody?: Buffer,
+  ): Promise<ForwardOutcome> {
     const upstream = targets.get(target.upstream) ?? refuse('GW_INTERNAL', `no upstream named ${target.upstream}`)
     checkTargetPath(target.path)
     const declared = declaredLength(req)
@@ -183,13 +189,15 @@ export function createForwarder(upstreams: Readonly<Record<string, UpstreamSetti
       res.setHeader('connection', 'close')
       refuse('GW_BODY_TOO_LARGE', `content-length ${declared} exceeds ${options.maxBodyBytes}`)
     }
-    if (readBody !== undefined && readBody.length > options.maxBodyBytes) refuse('GW_BODY_TOO_LARGE', `body of ${readBody.length} bytes exceeds ${options.maxBodyBytes}`)
+    if (readBody !== undefined && readBody.length > options.maxBodyBytes)
+      refuse('GW_BODY_TOO_LARGE', `body of ${readBody.length} bytes exceeds ${options.maxBodyBytes}`)
 
     const abort = new AbortController()
     let tooLarge: GatewayError | undefined
-    const body = readBody !== undefined || !hasBody(req)
-      ? null
-      : meterBody(options.maxBodyBytes, () => (tooLarge = new GatewayError('GW_BODY_TOO_LARGE', { detail: `body exceeds ${options.maxBodyBytes} bytes` })))
+    const body =
+      readBody !== undefined || !hasBody(req)
+        ? null
+        : meterBody(options.maxBodyBytes, () => (tooLarge = new GatewayError('GW_BODY_TOO_LARGE', { detail: `body exceeds ${options.maxBodyBytes} bytes` })))
     const onClientGone = () => {
       if (!res.writableFinished) abort.abort(clientClosed())
     }

@@ -320,17 +320,19 @@ export function createHeaderPolicy(options: HeaderPolicyOptions): HeaderPolicy {
     issuer: prefix + IDENTITY_SUFFIXES.issuer,
     route: prefix + IDENTITY_SUFFIXES.route,
   }
-  const stripped = compileMatcher([
-    ...HOP_BY_HOP,
-    ...SET_BY_GATEWAY,
-    ...DEFAULT_STRIP_HEADERS,
-    ...(blockOverrides ? OVERRIDE_HEADERS : []),
-    ...(options.stripHeaders ?? []),
-    ...Object.values(identityNames),
-    `${prefix}*`,
-    ...(stripAuthorization ? ['authorization'] : []),
-    ...(stripDpop ? ['dpop'] : []),
-  ].map(spelled))
+  const stripped = compileMatcher(
+    [
+      ...HOP_BY_HOP,
+      ...SET_BY_GATEWAY,
+      ...DEFAULT_STRIP_HEADERS,
+      ...(blockOverrides ? OVERRIDE_HEADERS : []),
+      ...(options.stripHeaders ?? []),
+      ...Object.values(identityNames),
+      `${prefix}*`,
+      ...(stripAuthorization ? ['authorization'] : []),
+      ...(stripDpop ? ['dpop'] : []),
+    ].map(spelled),
+  )
   const response: ResponseRules = {
     strip: compileMatcher([...RESPONSE_STRIPPED, ...DEFAULT_RESPONSE_STRIP_HEADERS, ...(options.stripResponseHeaders ?? [])]),
     publicBaseUrl: options.rewriteLocation === false ? undefined : publicBase(options.publicBaseUrl ?? `https://${options.publicHost}`),

@@ -62,16 +62,33 @@ export const SEVERITY_SCORE: Record<Severity, number> = { low: 21, medium: 47, h
 
 /** Refusals that say a credential was stolen, replayed or revoked: event.kind "alert". */
 const HIGH_SEVERITY_CODES: ReadonlySet<string> = new Set([
-  'GW_DPOP_REPLAY', 'GW_CLIENT_CERT_REVOKED', 'GW_TOKEN_REVOKED', 'GW_CERT_BINDING_MISMATCH',
-  'GW_DPOP_BINDING_MISMATCH', 'GW_TOKEN_DOWNGRADE',
+  'GW_DPOP_REPLAY',
+  'GW_CLIENT_CERT_REVOKED',
+  'GW_TOKEN_REVOKED',
+  'GW_CERT_BINDING_MISMATCH',
+  'GW_DPOP_BINDING_MISMATCH',
+  'GW_TOKEN_DOWNGRADE',
 ])
 
 /** Refusals that are everyday client mistakes or load, not a sign of attack. */
 const LOW_SEVERITY_CODES: ReadonlySet<string> = new Set([
-  'GW_ROUTE_UNKNOWN', 'GW_METHOD_NOT_ALLOWED', 'GW_TOKEN_MISSING', 'GW_TOKEN_EXPIRED', 'GW_DPOP_MISSING',
-  'GW_DPOP_NONCE', 'GW_CLIENT_CERT_MISSING', 'GW_REQUEST_MALFORMED', 'GW_TOKEN_MALFORMED', 'GW_HEADERS_TOO_LARGE',
-  'GW_REQUEST_TIMEOUT', 'GW_BODY_TOO_LARGE', 'GW_OVERLOADED', 'GW_UPSTREAM_UNAVAILABLE', 'GW_UPSTREAM_TIMEOUT',
-  'GW_CLIENT_CLOSED', 'GW_INTROSPECTION_BUSY',
+  'GW_ROUTE_UNKNOWN',
+  'GW_METHOD_NOT_ALLOWED',
+  'GW_TOKEN_MISSING',
+  'GW_TOKEN_EXPIRED',
+  'GW_DPOP_MISSING',
+  'GW_DPOP_NONCE',
+  'GW_CLIENT_CERT_MISSING',
+  'GW_REQUEST_MALFORMED',
+  'GW_TOKEN_MALFORMED',
+  'GW_HEADERS_TOO_LARGE',
+  'GW_REQUEST_TIMEOUT',
+  'GW_BODY_TOO_LARGE',
+  'GW_OVERLOADED',
+  'GW_UPSTREAM_UNAVAILABLE',
+  'GW_UPSTREAM_TIMEOUT',
+  'GW_CLIENT_CLOSED',
+  'GW_INTROSPECTION_BUSY',
 ])
 
 /** Refusals whose cause is a dependency that could not answer, and which one. */
@@ -179,12 +196,14 @@ function tlsFields(event: SecurityEvent): Record<string, unknown> | undefined {
   const certificate = event.certificate
   const role = certificate?.role ?? 'client'
   const side = role === 'server' ? 'server' : 'client'
-  const x509 = certificate && compact({
-    serial_number: bounded(certificate.serialNumber),
-    subject: certificate.subject ? { distinguished_name: bounded(certificate.subject) } : undefined,
-    issuer: certificate.issuer ? { distinguished_name: bounded(certificate.issuer) } : undefined,
-    not_after: certificate.notAfter !== undefined ? new Date(certificate.notAfter).toISOString() : undefined,
-  })
+  const x509 =
+    certificate &&
+    compact({
+      serial_number: bounded(certificate.serialNumber),
+      subject: certificate.subject ? { distinguished_name: bounded(certificate.subject) } : undefined,
+      issuer: certificate.issuer ? { distinguished_name: bounded(certificate.issuer) } : undefined,
+      not_after: certificate.notAfter !== undefined ? new Date(certificate.notAfter).toISOString() : undefined,
+    })
   const client = compact({
     hash: event.certThumbprint ? { sha256: hexThumbprint(event.certThumbprint) } : undefined,
     ...(side === 'client' ? { x509 } : {}),

@@ -2,9 +2,24 @@
 import { pino, type Logger as PinoLogger } from 'pino'
 
 export const REDACTED_PATHS = [
-  'authorization', 'dpop', 'token', 'proof', 'access_token', 'privateKey', 'secret',
-  '*.authorization', '*.dpop', '*.token', '*.proof', '*.access_token', '*.privateKey', '*.secret',
-  'headers.authorization', 'headers.dpop', 'req.headers.authorization', 'req.headers.dpop',
+  'authorization',
+  'dpop',
+  'token',
+  'proof',
+  'access_token',
+  'privateKey',
+  'secret',
+  '*.authorization',
+  '*.dpop',
+  '*.token',
+  '*.proof',
+  '*.access_token',
+  '*.privateKey',
+  '*.secret',
+  'headers.authorization',
+  'headers.dpop',
+  'req.headers.authorization',
+  'req.headers.dpop',
 ]
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): PinoLogger {

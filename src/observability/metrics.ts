@@ -36,7 +36,8 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
     collectDefaultMetrics({ register: registry, prefix: 'fapi_gateway_' })
     // prom-client exports these gauges with a _total suffix, which Prometheus reserves for counters
     // (`promtool check metrics`); the same numbers stay available without the suffix.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(`fapi_gateway_${name}`)
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      registry.removeSingleMetric(`fapi_gateway_${name}`)
   }
   const caches = new Map<string, () => CacheStats>()
   const dependencies = new Map<string, () => boolean>()
@@ -74,18 +75,76 @@ export function createMetrics(options: { processMetrics: boolean } = { processMe
   })
   return {
     registry,
-    requests: new Counter({ name: 'fapi_gateway_requests_total', help: 'Requests by route and outcome.', labelNames: ['route', 'outcome'], registers: [registry] }),
-    refusals: new Counter({ name: 'fapi_gateway_refusals_total', help: 'Refused requests by route and reason code.', labelNames: ['route', 'reason'], registers: [registry] }),
-    requestDuration: new Histogram({ name: 'fapi_gateway_request_duration_seconds', help: 'Time from request to the end of the answer.', labelNames: ['route', 'outcome'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    upstreamDuration: new Histogram({ name: 'fapi_gateway_upstream_duration_seconds', help: 'Time until the upstream answered with its response head.', labelNames: ['upstream'], buckets: LATENCY_BUCKETS, registers: [registry] }),
-    upstreamResponses: new Counter({ name: 'fapi_gateway_upstream_responses_total', help: 'Upstream answers by status class.', labelNames: ['upstream', 'status_class'], registers: [registry] }),
-    connections: new Gauge({ name: 'fapi_gateway_open_connections', help: 'Open partner-facing connections that finished the TLS handshake.', registers: [registry] }),
-    pendingHandshakes: new Gauge({ name: 'fapi_gateway_pending_handshakes', help: 'Partner-facing connections still in the TLS handshake.', registers: [registry] }),
-    tlsHandshakeFailures: new Counter({ name: 'fapi_gateway_tls_handshake_failures_total', help: 'TLS handshakes that failed, by OpenSSL reason.', labelNames: ['reason'], registers: [registry] }),
-    securityEvents: new Counter({ name: 'fapi_gateway_security_events_total', help: 'Security events emitted, by action.', labelNames: ['action'], registers: [registry] }),
-    securityEventsDropped: new Counter({ name: 'fapi_gateway_security_events_dropped_total', help: 'Security events the HTTP sink dropped: queue_full, sink_unavailable, rejected, shutdown.', labelNames: ['reason'], registers: [registry] }),
-    securityEventsDelivered: new Counter({ name: 'fapi_gateway_security_events_delivered_total', help: 'Security events the HTTP sink delivered.', registers: [registry] }),
-    stdoutDroppedLines: new Counter({ name: 'fapi_gateway_stdout_dropped_lines_total', help: 'Log lines and stdout security events dropped because the stdout reader fell behind by more than log.stdoutBufferBytes.', registers: [registry] }),
+    requests: new Counter({
+      name: 'fapi_gateway_requests_total',
+      help: 'Requests by route and outcome.',
+      labelNames: ['route', 'outcome'],
+      registers: [registry],
+    }),
+    refusals: new Counter({
+      name: 'fapi_gateway_refusals_total',
+      help: 'Refused requests by route and reason code.',
+      labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'fapi_gateway_request_duration_seconds',
+      help: 'Time from request to the end of the answer.',
+      labelNames: ['route', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'fapi_gateway_upstream_duration_seconds',
+      help: 'Time until the upstream answered with its response head.',
+      labelNames: ['upstream'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    upstreamResponses: new Counter({
+      name: 'fapi_gateway_upstream_responses_total',
+      help: 'Upstream answers by status class.',
+      labelNames: ['upstream', 'status_class'],
+      registers: [registry],
+    }),
+    connections: new Gauge({
+      name: 'fapi_gateway_open_connections',
+      help: 'Open partner-facing connections that finished the TLS handshake.',
+      registers: [registry],
+    }),
+    pendingHandshakes: new Gauge({
+      name: 'fapi_gateway_pending_handshakes',
+      help: 'Partner-facing connections still in the TLS handshake.',
+      registers: [registry],
+    }),
+    tlsHandshakeFailures: new Counter({
+      name: 'fapi_gateway_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed, by OpenSSL reason.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    securityEvents: new Counter({
+      name: 'fapi_gateway_security_events_total',
+      help: 'Security events emitted, by action.',
+      labelNames: ['action'],
+      registers: [registry],
+    }),
+    securityEventsDropped: new Counter({
+      name: 'fapi_gateway_security_events_dropped_total',
+      help: 'Security events the HTTP sink dropped: queue_full, sink_unavailable, rejected, shutdown.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    securityEventsDelivered: new Counter({
+      name: 'fapi_gateway_security_events_delivered_total',
+      help: 'Security events the HTTP sink delivered.',
+      registers: [registry],
+    }),
+    stdoutDroppedLines: new Counter({
+      name: 'fapi_gateway_stdout_dropped_lines_total',
+      help: 'Log lines and stdout security events dropped because the stdout reader fell behind by more than log.stdoutBufferBytes.',
+      registers: [registry],
+    }),
     watchCache: (name, stats) => void caches.set(name, stats),
     watchDependency: (name, ready) => void dependencies.set(name, ready),
     watchEventQueue: (queued) => void (eventQueue = queued),

@@ -62,9 +62,13 @@ export function watchedPaths(loaded: LoadedConfig): WatchedPaths & { readonly cr
   return {
     files: [
       loaded.file,
-      ...at(tls.certFile), ...at(tls.keyFile), ...at(tls.clientCaFile), ...at(tls.clientIntermediatesFile),
+      ...at(tls.certFile),
+      ...at(tls.keyFile),
+      ...at(tls.clientCaFile),
+      ...at(tls.clientIntermediatesFile),
       ...config.issuers.flatMap((issuer) => [
-        ...at(issuer.caFile), ...at(issuer.introspection?.caFile),
+        ...at(issuer.caFile),
+        ...at(issuer.introspection?.caFile),
         ...at(issuer.introspection?.auth.method === 'private_key_jwt' ? issuer.introspection.auth.privateKeyFile : undefined),
       ]),
       ...Object.values(config.upstreams).flatMap((upstream) => [...at(upstream.caFile), ...at(upstream.certFile), ...at(upstream.keyFile)]),
@@ -143,7 +147,11 @@ export function createReloader(deps: ReloaderDeps): Reloader {
       events.emit({ event: 'config.refused', reason: 'config.restart_required', detail })
     }
     const files = changedFiles.length > 0 ? `; files: ${changedFiles.join(', ')}` : ''
-    events.emit({ event: 'config.reloaded', reason: `reload.${trigger}`, detail: `${changed.length > 0 ? `changed: ${changed.join(', ')}` : 'no change'}${files}` })
+    events.emit({
+      event: 'config.reloaded',
+      reason: `reload.${trigger}`,
+      detail: `${changed.length > 0 ? `changed: ${changed.join(', ')}` : 'no change'}${files}`,
+    })
     logger.info({ trigger, changed, files: changedFiles }, 'configuration reloaded')
     deps.onApplied?.(pipeline, changed)
     return { outcome: 'reloaded', changed, restartRequired, problems: [] }

@@ -60,23 +60,27 @@ function createCommandBatch(client: Redis): (command: StoreCommand) => Promise<u
       }
       const pipeline = client.pipeline()
       for (const queued of batch) queued.command(pipeline)
-      pipeline.exec().then((replies) => {
-        if (!replies) throw new Error('pipeline was not executed')
-        for (let i = 0; i < batch.length; i++) {
-          const [error, reply] = replies[i]!
-          if (error) batch[i]!.reject(error)
-          else batch[i]!.resolve(reply)
-        }
-      }).catch((error: unknown) => failAll(batch, error))
+      pipeline
+        .exec()
+        .then((replies) => {
+          if (!replies) throw new Error('pipeline was not executed')
+          for (let i = 0; i < batch.length; i++) {
+            const [error, reply] = replies[i]!
+            if (error) batch[i]!.reject(error)
+            else batch[i]!.resolve(reply)
+          }
+        })
+        .catch((error: unknown) => failAll(batch, error))
     } catch (error) {
       // A flush runs outside any request: a throw here must fail its requests, not the process.
       failAll(batch, error)
     }
   }
-  return (command) => new Promise((resolve, reject) => {
-    if (queue.length === 0) setImmediate(flush)
-    queue.push({ command, resolve, reject })
-  })
+  return (command) =>
+    new Promise((resolve, reject) => {
+      if (queue.length === 0) setImmediate(flush)
+      queue.push({ command, resolve, reject })
+    })
 }
 
 /**

@@ -132,8 +132,22 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
     const seconds = () => (performance.now() - started) / 1000
     try {
       const request = buildOcspRequest(cert, issuer, { hashAlgorithm: ocsp.hashAlgorithm, nonce: ocsp.nonce })
-      const body = await http.fetch(url, { method: 'POST', body: request.der, contentType: 'application/ocsp-request', accept: 'application/ocsp-response', timeoutMs: ocsp.timeoutMs, maxBytes: ocsp.maxBytes })
-      const verdict = verifyOcspResponse(body, { cert, issuer, nonceExtension: request.nonceExtension, nowMs, clockSkewMs: settings.clockSkewMs, defaultValidityMs: ocsp.defaultValidityMs })
+      const body = await http.fetch(url, {
+        method: 'POST',
+        body: request.der,
+        contentType: 'application/ocsp-request',
+        accept: 'application/ocsp-response',
+        timeoutMs: ocsp.timeoutMs,
+        maxBytes: ocsp.maxBytes,
+      })
+      const verdict = verifyOcspResponse(body, {
+        cert,
+        issuer,
+        nonceExtension: request.nonceExtension,
+        nowMs,
+        clockSkewMs: settings.clockSkewMs,
+        defaultValidityMs: ocsp.defaultValidityMs,
+      })
       metrics.ocspDuration.observe({ outcome: verdict.kind === 'status' ? verdict.known.status : 'unknown' }, seconds())
       if (verdict.kind === 'unknown') return verdict
       return { kind: 'status', known: { ...verdict.known, freshUntil: Math.min(verdict.known.freshUntil, nowMs + ocsp.maxCacheMs) } }
@@ -168,7 +182,14 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
     return ca.crlLocations.length > 0 ? ca.crlLocations : cert.crlUrls.map((ref): CrlLocation => ({ kind: 'url', ref }))
   }
 
-  function lookup(source: RevocationSource, key: string, cert: CertificateFacts, issuer: CertificateFacts, ca: CaRevocation, nowMs: number): Promise<SourceAnswer> {
+  function lookup(
+    source: RevocationSource,
+    key: string,
+    cert: CertificateFacts,
+    issuer: CertificateFacts,
+    ca: CaRevocation,
+    nowMs: number,
+  ): Promise<SourceAnswer> {
     if (source === 'ocsp') return lookupOcsp(key, cert, issuer, ca, nowMs)
     return crlStore.lookup(ca.name, issuer, crlLocationsFor(cert, ca), cert, ca.crl, nowMs)
   }
@@ -187,14 +208,29 @@ export function createRevocationChecker(settings: RevocationSettings, deps: Revo
   }
 
   /** What the policy's other sources already hold against the certificate, without asking them. */
-  function heldRevocation(key: string, cert: CertificateFacts, issuer: CertificateFacts, ca: CaRevocation, policy: RevocationPolicy, answered: RevocationSource, nowMs: number): KnownStatus | undefined {
+  function heldRevocation(
+    key: string,
+    cert: CertificateFacts,
+    issuer: CertificateFacts,
+    ca: CaRevocation,
+    policy: RevocationPolicy,
+    answered: RevocationSource,
+    nowMs: number,
+  ): KnownStatus | undefined {
     const cached = known.get(key)
     if (cached?.status === 'revoked' && policy.sources.includes(cached.source)) return cached
     if (answered !== 'crl' && policy.sources.includes('crl')) return crlStore.heldRevocation(ca.name, issuer, crlLocationsFor(cert, ca), cert, ca.crl, nowMs)
     return undefined
   }
 
-  async function checkOne(cert: CertificateFacts, issuer: CertificateFacts, policy: RevocationPolicy, ca: CaRevocation, context: RevocationContext, leafThumbprint: string): Promise<void> {
+  async function checkOne(
+    cert: CertificateFacts,
+    issuer: CertificateFacts,
+    policy: RevocationPolicy,
+    ca: CaRevocation,
+    context: RevocationContext,
+    leafThumbprint: string,
+  ): Promise<void> {
     if (policy.sources.length === 0) {
       metrics.decisions.inc({ outcome: 'not_checked' })
       return

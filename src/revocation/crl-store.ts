@@ -43,12 +43,26 @@ export interface CrlStoreOptions {
 export interface CrlStore {
   /** Starts loading a CA's lists now, so the first request does not wait. */
   preload(caName: string, issuer: CertificateFacts, locations: readonly CrlLocation[], settings: CrlSettings): void
-  lookup(caName: string, issuer: CertificateFacts, locations: readonly CrlLocation[], cert: CertificateFacts, settings: CrlSettings, nowMs: number): Promise<SourceAnswer>
+  lookup(
+    caName: string,
+    issuer: CertificateFacts,
+    locations: readonly CrlLocation[],
+    cert: CertificateFacts,
+    settings: CrlSettings,
+    nowMs: number,
+  ): Promise<SourceAnswer>
   /**
    * A revocation named by a list already held (fresh or expired), without waiting for anything;
    * a list not held yet starts loading in the background for the requests after this one.
    */
-  heldRevocation(caName: string, issuer: CertificateFacts, locations: readonly CrlLocation[], cert: CertificateFacts, settings: CrlSettings, nowMs: number): KnownStatus | undefined
+  heldRevocation(
+    caName: string,
+    issuer: CertificateFacts,
+    locations: readonly CrlLocation[],
+    cert: CertificateFacts,
+    settings: CrlSettings,
+    nowMs: number,
+  ): KnownStatus | undefined
   /** Reloads every list now (tests, SIGHUP); resolves when every attempt ended. */
   refreshAll(): Promise<void>
   /** Per CA name: age in seconds and entry count of the newest good CRL held (for the gauges). */
@@ -88,7 +102,12 @@ export function createCrlStore(options: CrlStoreOptions): CrlStore {
   async function fetchBytes(list: CrlList): Promise<Buffer> {
     const { location, settings } = list
     if (location.kind === 'url') {
-      return http.fetch(location.ref, { method: 'GET', accept: 'application/pkix-crl, application/x-pkcs7-crl;q=0.5, */*;q=0.1', timeoutMs: settings.timeoutMs, maxBytes: settings.maxBytes })
+      return http.fetch(location.ref, {
+        method: 'GET',
+        accept: 'application/pkix-crl, application/x-pkcs7-crl;q=0.5, */*;q=0.1',
+        timeoutMs: settings.timeoutMs,
+        maxBytes: settings.maxBytes,
+      })
     }
     try {
       const info = await stat(location.ref)
@@ -106,7 +125,10 @@ export function createCrlStore(options: CrlStoreOptions): CrlStore {
     if (crl.nextUpdate <= nowMs) throw new RevocationUnavailable(`CRL expired at ${new Date(crl.nextUpdate).toISOString()}`)
     const current = list.current
     // A replayed older list would silently un-revoke certificates.
-    if (current && (crl.thisUpdate < current.thisUpdate || (crl.crlNumber !== undefined && current.crlNumber !== undefined && crl.crlNumber < current.crlNumber))) {
+    if (
+      current &&
+      (crl.thisUpdate < current.thisUpdate || (crl.crlNumber !== undefined && current.crlNumber !== undefined && crl.crlNumber < current.crlNumber))
+    ) {
       throw new RevocationUnavailable('CRL is older than the one already held')
     }
     list.current = crl
@@ -146,7 +168,12 @@ export function createCrlStore(options: CrlStoreOptions): CrlStore {
         metrics.crlLoads.inc({ ca: list.caName, outcome: 'failed' })
         const kept = list.current ? `; keeping the CRL of ${new Date(list.current.thisUpdate).toISOString()}` : ''
         logger.warn({ ca: list.caName, location: describe(list.location), error: list.lastError }, `CRL refresh failed${kept}`)
-        events.emit({ event: 'dependency.unavailable', dependency: 'crl', reason: 'crl.refresh_failed', detail: `${list.caName} ${describe(list.location)}: ${list.lastError}${kept}` })
+        events.emit({
+          event: 'dependency.unavailable',
+          dependency: 'crl',
+          reason: 'crl.refresh_failed',
+          detail: `${list.caName} ${describe(list.location)}: ${list.lastError}${kept}`,
+        })
       } finally {
         list.loading = undefined
         schedule(list)
@@ -159,7 +186,19 @@ export function createCrlStore(options: CrlStoreOptions): CrlStore {
     const key = `${issuer.keyId}|${issuer.subjectDer.toString('hex')}|${location.kind}:${location.ref}`
     let list = lists.get(key)
     if (!list) {
-      list = { caName, issuer, location, settings, current: undefined, currentDigest: undefined, loading: undefined, timer: undefined, failures: 0, lastAttempt: -Infinity, lastError: undefined }
+      list = {
+        caName,
+        issuer,
+        location,
+        settings,
+        current: undefined,
+        currentDigest: undefined,
+        loading: undefined,
+        timer: undefined,
+        failures: 0,
+        lastAttempt: -Infinity,
+        lastError: undefined,
+      }
       lists.set(key, list)
     }
     return list
@@ -202,7 +241,10 @@ export function createCrlStore(options: CrlStoreOptions): CrlStore {
       const fresh = newest(held.filter((crl) => isFresh(crl, nowMs, settings.clockSkewMs)))
       if (fresh) return { kind: 'status', known: statusFrom(fresh, cert) }
       const stale = newest(held)
-      const errors = candidates.map((list) => list.lastError).filter(Boolean).join('; ')
+      const errors = candidates
+        .map((list) => list.lastError)
+        .filter(Boolean)
+        .join('; ')
       if (stale) {
         const known = statusFrom(stale, cert)
         // Revocation is permanent: an expired list that names the certificate still proves it.

@@ -46,7 +46,14 @@ const AUTHORITY_INFO_ACCESS = '1.3.6.1.5.5.7.1.1'
 const INVALIDITY_DATE = '2.5.29.24'
 const CERTIFICATE_ISSUER = '2.5.29.29'
 
-const UNDERSTOOD_CRL_EXTENSIONS = new Set([AUTHORITY_KEY_IDENTIFIER, ISSUER_ALT_NAME, FRESHEST_CRL, AUTHORITY_INFO_ACCESS, id_ce_cRLNumber, id_ce_issuingDistributionPoint])
+const UNDERSTOOD_CRL_EXTENSIONS = new Set([
+  AUTHORITY_KEY_IDENTIFIER,
+  ISSUER_ALT_NAME,
+  FRESHEST_CRL,
+  AUTHORITY_INFO_ACCESS,
+  id_ce_cRLNumber,
+  id_ce_issuingDistributionPoint,
+])
 const UNDERSTOOD_ENTRY_EXTENSIONS = new Set([id_ce_cRLReasons, INVALIDITY_DATE])
 
 const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/
@@ -97,7 +104,8 @@ function readEntries(list: CertificateList): Map<string, RevokedEntry> {
     let reason: string | undefined
     for (const extension of entry.crlEntryExtensions ?? []) {
       if (extension.extnID === CERTIFICATE_ISSUER) throw new RevocationUnavailable('CRL entry names another certificate issuer (indirect CRL)')
-      if (extension.critical && !UNDERSTOOD_ENTRY_EXTENSIONS.has(extension.extnID)) throw new RevocationUnavailable(`unknown critical CRL entry extension ${extension.extnID}`)
+      if (extension.critical && !UNDERSTOOD_ENTRY_EXTENSIONS.has(extension.extnID))
+        throw new RevocationUnavailable(`unknown critical CRL entry extension ${extension.extnID}`)
       if (extension.extnID === id_ce_cRLReasons) reason = reasonOf(extension)
     }
     // RFC 5280 §5.3.1: removeFromCRL only has meaning in delta CRLs.
@@ -129,13 +137,15 @@ export function parseVerifiedCrl(der: Uint8Array, issuer: CertificateFacts): Ver
   if (tbs.signature.algorithm !== list.signatureAlgorithm.algorithm) throw new RevocationUnavailable('CRL signature algorithms disagree')
   const signerProblem = crlSignerProblem(issuer)
   if (signerProblem) throw new RevocationUnavailable(signerProblem)
-  if (!verifySignedData(list.signatureAlgorithm, list.tbsCertListRaw, list.signature, issuer.x509.publicKey)) throw new RevocationUnavailable('CRL signature does not verify')
+  if (!verifySignedData(list.signatureAlgorithm, list.tbsCertListRaw, list.signature, issuer.x509.publicKey))
+    throw new RevocationUnavailable('CRL signature does not verify')
   // RFC 5280 §5.1.2.5: conforming CRLs carry nextUpdate; without it nothing says when the list is stale.
   if (!tbs.nextUpdate) throw new RevocationUnavailable('CRL without nextUpdate')
   const extensions = tbs.crlExtensions ?? []
   for (const extension of extensions) {
     if (extension.extnID === id_ce_deltaCRLIndicator) throw new RevocationUnavailable('delta CRLs are not supported as complete CRLs')
-    if (extension.critical && !UNDERSTOOD_CRL_EXTENSIONS.has(extension.extnID)) throw new RevocationUnavailable(`unknown critical CRL extension ${extension.extnID}`)
+    if (extension.critical && !UNDERSTOOD_CRL_EXTENSIONS.has(extension.extnID))
+      throw new RevocationUnavailable(`unknown critical CRL extension ${extension.extnID}`)
   }
   const numberExtension = extensions.find((e) => e.extnID === id_ce_cRLNumber)
   const { scope, distributionPoint } = readScope(extensions.find((e) => e.extnID === id_ce_issuingDistributionPoint))

@@ -15,7 +15,9 @@ import type { RevocationMetrics } from './metrics.ts'
 const MAX_FILE_BYTES = 10 * 1024 * 1024
 
 const hexSerial = z.string().regex(/^[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2})*$|^[0-9A-Fa-f]+$/, 'must be hexadecimal (colons allowed)')
-const thumbprint = z.string().refine((t) => normaliseThumbprint(t) !== undefined, 'must be a SHA-256 thumbprint: base64url (43 characters) or hex (64 digits, colons allowed)')
+const thumbprint = z
+  .string()
+  .refine((t) => normaliseThumbprint(t) !== undefined, 'must be a SHA-256 thumbprint: base64url (43 characters) or hex (64 digits, colons allowed)')
 
 const denyListSchema = z.strictObject({
   serials: z.array(z.strictObject({ issuer: z.string().min(1), serial: hexSerial, comment: z.string().optional() })).default([]),
@@ -56,7 +58,11 @@ export function parseDenyList(text: string): DenyListEntries {
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; '))
   return {
     serials: new Map(parsed.data.serials.map((e) => [`${normaliseIssuer(e.issuer)}|${canonicalSerial(e.serial)}`, e.comment ?? 'on the deny list'])),
-    thumbprints: new Map(parsed.data.thumbprints.map((e) => (typeof e === 'string' ? [normaliseThumbprint(e)!, 'on the deny list'] : [normaliseThumbprint(e.thumbprint)!, e.comment ?? 'on the deny list']))),
+    thumbprints: new Map(
+      parsed.data.thumbprints.map((e) =>
+        typeof e === 'string' ? [normaliseThumbprint(e)!, 'on the deny list'] : [normaliseThumbprint(e.thumbprint)!, e.comment ?? 'on the deny list'],
+      ),
+    ),
   }
 }
 
@@ -113,7 +119,11 @@ export function createDenyList(options: DenyListOptions): DenyList {
     lastOk = true
     metrics.denyListReloads.inc({ outcome: 'loaded' })
     logger.info({ file, serials: entries.serials.size, thumbprints: entries.thumbprints.size }, 'deny list reloaded')
-    events.emit({ event: 'config.reloaded', reason: 'revocation.deny_list', detail: `${file}: ${entries.serials.size} serials, ${entries.thumbprints.size} thumbprints` })
+    events.emit({
+      event: 'config.reloaded',
+      reason: 'revocation.deny_list',
+      detail: `${file}: ${entries.serials.size} serials, ${entries.thumbprints.size} thumbprints`,
+    })
     return true
   }
 

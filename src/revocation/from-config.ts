@@ -94,9 +94,10 @@ function configuredCa(loaded: LoadedConfig, config: RevocationConfig, entry: CaE
   return {
     ...revocation,
     knownIssuers,
-    matches: (issuer) => subject !== undefined
-      ? normaliseName(printableName(issuer.x509.subject)) === subject
-      : knownIssuers.some((known) => known.keyId === issuer.keyId && known.subjectDer.equals(issuer.subjectDer)),
+    matches: (issuer) =>
+      subject !== undefined
+        ? normaliseName(printableName(issuer.x509.subject)) === subject
+        : knownIssuers.some((known) => known.keyId === issuer.keyId && known.subjectDer.equals(issuer.subjectDer)),
   }
 }
 
@@ -112,7 +113,10 @@ export function revocationWarnings(loaded: LoadedConfig): ConfigWarning[] {
   const cas = config.cas.map((entry, index) => configuredCa(loaded, config, entry, index))
   const fallback = caRevocation('default', config, undefined, [])
   const warnings: ConfigWarning[] = []
-  const trusted: [string, string | undefined][] = [['listener.tls.clientCaFile', tls.clientCaFile], ['listener.tls.clientIntermediatesFile', tls.clientIntermediatesFile]]
+  const trusted: [string, string | undefined][] = [
+    ['listener.tls.clientCaFile', tls.clientCaFile],
+    ['listener.tls.clientIntermediatesFile', tls.clientIntermediatesFile],
+  ]
   for (const [key, file] of trusted) {
     if (file === undefined) continue
     for (const cert of parsePemCertificates(loaded.readFile(file))) {
@@ -124,7 +128,8 @@ export function revocationWarnings(loaded: LoadedConfig): ConfigWarning[] {
       const entry = ca === fallback ? 'revocation.default' : `revocation.cas[name=${ca.name}]`
       warnings.push({
         key: entry,
-        message: `certificates issued by the trusted CA "${printableName(cert.subject)}" (${key}) are checked with [${sources.join(', ')}], ` +
+        message:
+          `certificates issued by the trusted CA "${printableName(cert.subject)}" (${key}) are checked with [${sources.join(', ')}], ` +
           `but no OCSP responder or CRL is configured for it: each one that names neither itself is refused with 503 GW_REVOCATION_UNAVAILABLE; ` +
           `give the CA a revocation.cas entry with ocsp.url or crl, or sources: [] to not check it`,
       })

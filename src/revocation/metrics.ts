@@ -50,12 +50,43 @@ export function createRevocationMetrics(registry: Registry): RevocationMetrics {
     },
   })
   return {
-    lookups: new Counter({ name: 'fapi_gateway_revocation_lookups_total', help: 'Revocation look-ups by source and outcome.', labelNames: ['source', 'outcome'], registers: [registry] }),
-    decisions: new Counter({ name: 'fapi_gateway_revocation_decisions_total', help: 'Revocation decisions per certificate checked.', labelNames: ['outcome'], registers: [registry] }),
-    ocspCache: new Counter({ name: 'fapi_gateway_revocation_ocsp_cache_total', help: 'OCSP status cache look-ups: hit, miss, shared (joined a request in flight).', labelNames: ['result'], registers: [registry] }),
-    ocspDuration: new Histogram({ name: 'fapi_gateway_ocsp_responder_duration_seconds', help: 'Time an OCSP responder took to answer, by outcome.', labelNames: ['outcome'], buckets: RESPONDER_BUCKETS, registers: [registry] }),
-    crlLoads: new Counter({ name: 'fapi_gateway_crl_loads_total', help: 'CRL loads and refreshes by CA and outcome (loaded, failed).', labelNames: ['ca', 'outcome'], registers: [registry] }),
-    denyListReloads: new Counter({ name: 'fapi_gateway_revocation_deny_list_reloads_total', help: 'Deny list (re)loads by outcome (loaded, failed).', labelNames: ['outcome'], registers: [registry] }),
+    lookups: new Counter({
+      name: 'fapi_gateway_revocation_lookups_total',
+      help: 'Revocation look-ups by source and outcome.',
+      labelNames: ['source', 'outcome'],
+      registers: [registry],
+    }),
+    decisions: new Counter({
+      name: 'fapi_gateway_revocation_decisions_total',
+      help: 'Revocation decisions per certificate checked.',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    ocspCache: new Counter({
+      name: 'fapi_gateway_revocation_ocsp_cache_total',
+      help: 'OCSP status cache look-ups: hit, miss, shared (joined a request in flight).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    ocspDuration: new Histogram({
+      name: 'fapi_gateway_ocsp_responder_duration_seconds',
+      help: 'Time an OCSP responder took to answer, by outcome.',
+      labelNames: ['outcome'],
+      buckets: RESPONDER_BUCKETS,
+      registers: [registry],
+    }),
+    crlLoads: new Counter({
+      name: 'fapi_gateway_crl_loads_total',
+      help: 'CRL loads and refreshes by CA and outcome (loaded, failed).',
+      labelNames: ['ca', 'outcome'],
+      registers: [registry],
+    }),
+    denyListReloads: new Counter({
+      name: 'fapi_gateway_revocation_deny_list_reloads_total',
+      help: 'Deny list (re)loads by outcome (loaded, failed).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     watchCrls: (stats) => void (crlStats = stats),
     watchDenyListSize: (size) => void (denyListSize = size),
   }

@@ -53,12 +53,18 @@ function certId(cert: CertificateFacts, issuer: CertificateFacts, algorithm: str
   })
 }
 
-export function buildOcspRequest(cert: CertificateFacts, issuer: CertificateFacts, options: { hashAlgorithm: OcspHashAlgorithm; nonce: boolean }): BuiltOcspRequest {
+export function buildOcspRequest(
+  cert: CertificateFacts,
+  issuer: CertificateFacts,
+  options: { hashAlgorithm: OcspHashAlgorithm; nonce: boolean },
+): BuiltOcspRequest {
   const nonceExtension = options.nonce ? Buffer.from(AsnConvert.serialize(new OctetString(randomBytes(NONCE_BYTES)))) : undefined
   const request = new OCSPRequest({
     tbsRequest: new TBSRequest({
       requestList: [new Request({ reqCert: certId(cert, issuer, options.hashAlgorithm) })],
-      ...(nonceExtension && { requestExtensions: [new Extension({ extnID: id_pkix_ocsp_nonce, critical: false, extnValue: new OctetString(nonceExtension) })] }),
+      ...(nonceExtension && {
+        requestExtensions: [new Extension({ extnID: id_pkix_ocsp_nonce, critical: false, extnValue: new OctetString(nonceExtension) })],
+      }),
     }),
   })
   return { der: Buffer.from(AsnConvert.serialize(request)), nonceExtension }
@@ -76,9 +82,7 @@ export interface OcspExpectation {
   readonly defaultValidityMs: number
 }
 
-export type OcspVerdict =
-  | { readonly kind: 'status'; readonly known: KnownStatus }
-  | { readonly kind: 'unknown'; readonly detail: string }
+export type OcspVerdict = { readonly kind: 'status'; readonly known: KnownStatus } | { readonly kind: 'unknown'; readonly detail: string }
 
 function parse<T>(der: ArrayBuffer | Uint8Array, type: new () => T, what: string): T {
   try {
@@ -91,9 +95,11 @@ function parse<T>(der: ArrayBuffer | Uint8Array, type: new () => T, what: string
 function matchesCertId(id: CertID, cert: CertificateFacts, issuer: CertificateFacts): boolean {
   const algorithm = HASH_BY_OID[id.hashAlgorithm.algorithm]
   if (!algorithm) return false
-  return serialFromBytes(id.serialNumber) === cert.serial
-    && hash(algorithm, cert.issuerDer).equals(Buffer.from(id.issuerNameHash.buffer))
-    && hash(algorithm, issuer.publicKeyBits).equals(Buffer.from(id.issuerKeyHash.buffer))
+  return (
+    serialFromBytes(id.serialNumber) === cert.serial &&
+    hash(algorithm, cert.issuerDer).equals(Buffer.from(id.issuerNameHash.buffer)) &&
+    hash(algorithm, issuer.publicKeyBits).equals(Buffer.from(id.issuerKeyHash.buffer))
+  )
 }
 
 function identifiesSigner(response: BasicOCSPResponse, candidate: CertificateFacts): boolean {
@@ -113,7 +119,8 @@ function responderProblem(responder: CertificateFacts, issuer: CertificateFacts,
   const usages = responder.x509.keyUsage as string[] | undefined
   if (!usages?.includes(id_kp_OCSPSigning)) return 'delegated responder certificate lacks id-kp-OCSPSigning'
   const { nowMs, clockSkewMs } = expectation
-  if (responder.x509.validFromDate.getTime() > nowMs + clockSkewMs || responder.x509.validToDate.getTime() < nowMs) return 'delegated responder certificate outside its validity'
+  if (responder.x509.validFromDate.getTime() > nowMs + clockSkewMs || responder.x509.validToDate.getTime() < nowMs)
+    return 'delegated responder certificate outside its validity'
   return undefined
 }
 
@@ -153,7 +160,14 @@ function statusOf(single: SingleResponse, expectation: OcspExpectation): OcspVer
     const reason = status.revoked.revocationReason?.reason
     return {
       kind: 'status',
-      known: { status: 'revoked', source: 'ocsp', thisUpdate, freshUntil, revokedAt: status.revoked.revocationTime.getTime(), reason: reason === undefined ? undefined : CRLReasons[reason] },
+      known: {
+        status: 'revoked',
+        source: 'ocsp',
+        thisUpdate,
+        freshUntil,
+        revokedAt: status.revoked.revocationTime.getTime(),
+        reason: reason === undefined ? undefined : CRLReasons[reason],
+      },
     }
   }
   if (status.unknown !== undefined) return { kind: 'unknown', detail: 'OCSP responder answered unknown' }
@@ -178,7 +192,8 @@ export function verifyOcspResponse(der: Uint8Array, expectation: OcspExpectation
   }
   if (expectation.nonceExtension) {
     const nonce = nonceOf(basic)
-    if (!nonce || !nonce.equals(expectation.nonceExtension)) throw new RevocationUnavailable(nonce ? 'OCSP nonce does not match' : 'OCSP response without the requested nonce')
+    if (!nonce || !nonce.equals(expectation.nonceExtension))
+      throw new RevocationUnavailable(nonce ? 'OCSP nonce does not match' : 'OCSP response without the requested nonce')
   }
   const single = basic.tbsResponseData.responses.find((r) => matchesCertId(r.certID, expectation.cert, expectation.issuer))
   if (!single) throw new RevocationUnavailable('OCSP response does not cover the certificate')

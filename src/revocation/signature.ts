@@ -17,7 +17,12 @@ const SIGNATURE_ALGORITHMS: Readonly<Record<string, Verification>> = {
 }
 
 /** True only when `signature` over `data` verifies with `publicKey` under an accepted algorithm. */
-export function verifySignedData(algorithm: AlgorithmIdentifier, data: ArrayBuffer | Uint8Array, signature: ArrayBuffer | Uint8Array, publicKey: KeyObject): boolean {
+export function verifySignedData(
+  algorithm: AlgorithmIdentifier,
+  data: ArrayBuffer | Uint8Array,
+  signature: ArrayBuffer | Uint8Array,
+  publicKey: KeyObject,
+): boolean {
   const accepted = SIGNATURE_ALGORITHMS[algorithm.algorithm]
   if (!accepted || !accepted.keyTypes.includes(publicKey.asymmetricKeyType ?? '')) return false
   try {

@@ -44,11 +44,15 @@ export interface RouteTable {
 const SEGMENT = '[^/]+'
 
 function patternSource(path: string): string {
-  return path.split('/').slice(1).map((segment, index, all) => {
-    if (segment === '**' && index === all.length - 1) return '(?:/.*)?'
-    if (segment === '*' || /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(segment)) return `/${SEGMENT}`
-    return '/' + segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  }).join('')
+  return path
+    .split('/')
+    .slice(1)
+    .map((segment, index, all) => {
+      if (segment === '**' && index === all.length - 1) return '(?:/.*)?'
+      if (segment === '*' || /^\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(segment)) return `/${SEGMENT}`
+      return '/' + segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    })
+    .join('')
 }
 
 function compilePattern(path: string): RegExp {
@@ -108,7 +112,9 @@ export function createRouteTable(policies: readonly RoutePolicy[], allIssuers: r
       }
       // The path is never in the detail: it goes into security events, which promise no path (it
       // carries account and payment identifiers, and an attacker chooses it).
-      return pathMatched ? refuse('GW_METHOD_NOT_ALLOWED', `method ${method} is not allowed on the path`) : refuse('GW_ROUTE_UNKNOWN', `no route matches the path (method ${method})`)
+      return pathMatched
+        ? refuse('GW_METHOD_NOT_ALLOWED', `method ${method} is not allowed on the path`)
+        : refuse('GW_ROUTE_UNKNOWN', `no route matches the path (method ${method})`)
     },
   }
 }

@@ -63,8 +63,10 @@ async function revokeToken(req: IncomingMessage, res: ServerResponse, deps: Admi
   }
   const hash = typeof body?.token === 'string' ? hashToken(body.token) : body?.token_hash
   const ttl = body?.ttl_seconds ?? DEFAULT_REVOCATION_TTL_SECONDS
-  if (typeof hash !== 'string' || !TOKEN_HASH.test(hash)) return json(res, 400, { error: 'invalid_request', error_description: 'token or token_hash is required' })
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl <= 0) return json(res, 400, { error: 'invalid_request', error_description: 'ttl_seconds must be a positive integer' })
+  if (typeof hash !== 'string' || !TOKEN_HASH.test(hash))
+    return json(res, 400, { error: 'invalid_request', error_description: 'token or token_hash is required' })
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl <= 0)
+    return json(res, 400, { error: 'invalid_request', error_description: 'ttl_seconds must be a positive integer' })
   try {
     await deps.revokedTokens.revoke(hash, ttl * 1000)
   } catch {

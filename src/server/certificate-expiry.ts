@@ -45,7 +45,9 @@ export function certificatesOf(tls: TlsMaterial, upstreamClients: readonly Upstr
   const counts = new Map<string, number>()
   for (const { label } of listed) counts.set(label, (counts.get(label) ?? 0) + 1)
   // Two CAs with one name (an old and a new one during a rotation) are told apart by serial.
-  return listed.map((entry) => ((counts.get(entry.label) ?? 0) > 1 ? { ...entry, label: `${entry.label}#${entry.cert.serialNumber.slice(0, 8).toLowerCase()}` } : entry))
+  return listed.map((entry) =>
+    (counts.get(entry.label) ?? 0) > 1 ? { ...entry, label: `${entry.label}#${entry.cert.serialNumber.slice(0, 8).toLowerCase()}` } : entry,
+  )
 }
 
 export interface CertificateExpiryOptions {
@@ -96,7 +98,13 @@ export function createCertificateExpiry(options: CertificateExpiryOptions): Cert
       events.emit({
         event: 'cert.near_expiry',
         reason: remainingMs <= 0 ? 'cert.expired' : 'cert.expires_soon',
-        certificate: { role, subject: cert.subject.split('\n').join(', '), issuer: cert.issuer.split('\n').join(', '), serialNumber: cert.serialNumber, notAfter },
+        certificate: {
+          role,
+          subject: cert.subject.split('\n').join(', '),
+          issuer: cert.issuer.split('\n').join(', '),
+          serialNumber: cert.serialNumber,
+          notAfter,
+        },
         detail: remainingMs <= 0 ? `${label} expired at ${when}` : `${label} expires in ${Math.floor(remainingMs / DAY_MS)} days, at ${when}`,
       })
     }

@@ -91,7 +91,11 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
 
   function failed(problem: string): void {
     failures++
-    if (problem !== lastProblem) logger.warn({ url: target?.url, problem }, 'OCSP stapling: no usable response for the server certificate; handshakes go without a staple until one is fetched')
+    if (problem !== lastProblem)
+      logger.warn(
+        { url: target?.url, problem },
+        'OCSP stapling: no usable response for the server certificate; handshakes go without a staple until one is fetched',
+      )
     lastProblem = problem
     schedule(Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1)))
   }
@@ -100,7 +104,14 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
     let body: Buffer
     try {
       const request = buildOcspRequest(current.leaf, current.issuer, { hashAlgorithm: 'sha1', nonce: false })
-      body = await http.fetch(current.url, { method: 'POST', body: request.der, contentType: 'application/ocsp-request', accept: 'application/ocsp-response', timeoutMs: current.timeoutMs, maxBytes: MAX_RESPONSE_BYTES })
+      body = await http.fetch(current.url, {
+        method: 'POST',
+        body: request.der,
+        contentType: 'application/ocsp-request',
+        accept: 'application/ocsp-response',
+        timeoutMs: current.timeoutMs,
+        maxBytes: MAX_RESPONSE_BYTES,
+      })
     } catch (error) {
       if (current === target) failed(unavailableDetail(error))
       return
@@ -108,11 +119,21 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
     if (current !== target) return
     const at = now()
     try {
-      const verdict = verifyOcspResponse(body, { cert: current.leaf, issuer: current.issuer, nonceExtension: undefined, nowMs: at, clockSkewMs: options.clockSkewMs ?? 60_000, defaultValidityMs: DEFAULT_VALIDITY_MS })
+      const verdict = verifyOcspResponse(body, {
+        cert: current.leaf,
+        issuer: current.issuer,
+        nonceExtension: undefined,
+        nowMs: at,
+        clockSkewMs: options.clockSkewMs ?? 60_000,
+        defaultValidityMs: DEFAULT_VALIDITY_MS,
+      })
       if (verdict.kind === 'unknown') return failed(verdict.detail)
       if (verdict.known.status === 'revoked') {
         held = undefined
-        logger.error({ url: current.url, serial: current.leaf.serial }, 'OCSP stapling: the responder reports the gateway\'s own certificate REVOKED; replace it')
+        logger.error(
+          { url: current.url, serial: current.leaf.serial },
+          "OCSP stapling: the responder reports the gateway's own certificate REVOKED; replace it",
+        )
         return failed('the server certificate is revoked')
       }
       held = { der: body, leafDer: current.leaf.der, freshUntil: verdict.known.freshUntil }
@@ -128,9 +149,12 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
     const current = target
     if (closed || !current) return Promise.resolve()
     if (inFlight?.target === current) return inFlight.done
-    const flight = { target: current, done: fetchFor(current).finally(() => {
-      if (inFlight === flight) inFlight = undefined
-    }) }
+    const flight = {
+      target: current,
+      done: fetchFor(current).finally(() => {
+        if (inFlight === flight) inFlight = undefined
+      }),
+    }
     inFlight = flight
     return flight.done
   }
@@ -138,7 +162,7 @@ export function createOcspStapler(options: OcspStaplerOptions): OcspStapler {
   return {
     configure(chain, settings) {
       const leaf = chain[0]
-      const url = leaf && settings.enabled ? settings.url ?? readCertificateFacts(leaf.raw).ocspUrls[0] : undefined
+      const url = leaf && settings.enabled ? (settings.url ?? readCertificateFacts(leaf.raw).ocspUrls[0]) : undefined
       const key = leaf && url ? `${leaf.fingerprint256}|${url}|${settings.timeoutMs}` : ''
       if (key === (target?.key ?? '')) return
       if (timer) clearTimeout(timer)

@@ -105,9 +105,14 @@ function readFormBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
     }
     const onEnd = () => settle(() => resolve(Buffer.concat(chunks)))
-    const onError = (error: NodeJS.ErrnoException) => settle(() => reject(error.code === 'ECONNRESET'
-      ? new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body', cause: error })
-      : new GatewayError('GW_REQUEST_MALFORMED', { detail: 'form body could not be read', cause: error })))
+    const onError = (error: NodeJS.ErrnoException) =>
+      settle(() =>
+        reject(
+          error.code === 'ECONNRESET'
+            ? new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body', cause: error })
+            : new GatewayError('GW_REQUEST_MALFORMED', { detail: 'form body could not be read', cause: error }),
+        ),
+      )
     const onClose = () => settle(() => reject(new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body' })))
     if (req.destroyed) return onClose()
     req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose)
@@ -158,18 +163,21 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   function logAccess(req: IncomingMessage, res: ServerResponse, access: AccessRecord): void {
     if (!deps.accessLog?.enabled) return
     if (res.statusCode < 400 && res.writableFinished && Math.random() >= deps.accessLog.sampleRate) return
-    logger.info({
-      access: {
-        method: req.method,
-        route: access.route,
-        status: res.statusCode,
-        durationMs: Math.round((performance.now() - access.started) * 1000) / 1000,
-        clientId: access.clientId,
-        interactionId: access.interactionId,
-        sourceIp: req.socket.remoteAddress,
-        completed: res.writableFinished,
+    logger.info(
+      {
+        access: {
+          method: req.method,
+          route: access.route,
+          status: res.statusCode,
+          durationMs: Math.round((performance.now() - access.started) * 1000) / 1000,
+          clientId: access.clientId,
+          interactionId: access.interactionId,
+          sourceIp: req.socket.remoteAddress,
+          completed: res.writableFinished,
+        },
       },
-    }, 'request')
+      'request',
+    )
   }
 
   function refuseRequest(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, refusal: Refusal, interactionId: string, started: number): void {
@@ -207,10 +215,20 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     })
     if (code === 'GW_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the request pipeline')
     // The operator's problem, not the partner's: a refused or silent upstream is worth a warning.
-    else if (code === 'GW_UPSTREAM_UNAVAILABLE' || code === 'GW_UPSTREAM_TIMEOUT') logger.warn({ upstream: route?.upstream, code, detail: error.detail, interactionId }, 'upstream failed')
+    else if (code === 'GW_UPSTREAM_UNAVAILABLE' || code === 'GW_UPSTREAM_TIMEOUT')
+      logger.warn({ upstream: route?.upstream, code, detail: error.detail, interactionId }, 'upstream failed')
   }
 
-  async function forwardGranted(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, grant: Grant, interactionId: string, formBody: Buffer | undefined, urlencoded: boolean, started: number): Promise<void> {
+  async function forwardGranted(
+    p: PartnerPipeline,
+    req: IncomingMessage,
+    res: ServerResponse,
+    grant: Grant,
+    interactionId: string,
+    formBody: Buffer | undefined,
+    urlencoded: boolean,
+    started: number,
+  ): Promise<void> {
     const { route, token, cert, proof } = grant
     const headers = p.headers.buildRequestHeaders(req.rawHeaders, {
       identity: {
@@ -248,7 +266,14 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     access.interactionId = interactionId
     const socket = req.socket as TLSSocket
     const refuseEarly = (code: ErrorCode, detail: string, cause?: unknown) =>
-      refuseRequest(p, req, res, { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined }, interactionId, started)
+      refuseRequest(
+        p,
+        req,
+        res,
+        { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined },
+        interactionId,
+        started,
+      )
 
     if (overLimitSockets.has(socket)) {
       // Closed after the answer, so the connection frees its place instead of holding it.
@@ -269,19 +294,30 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       if (awaitingContinue.delete(req)) res.writeContinue()
     }
     let formBody: Buffer | undefined
-    const checkBody = formKind === undefined ? undefined : async () => {
-      sendContinue()
-      try {
-        formBody = await readFormBody(req, limits.maxFormBodyBytes)
-      } catch (error) {
-        if ((error as GatewayError).code === 'GW_BODY_TOO_LARGE') res.setHeader('connection', 'close')
-        throw error
-      }
-      checkFormBody(formKind, formBody)
-    }
+    const checkBody =
+      formKind === undefined
+        ? undefined
+        : async () => {
+            sendContinue()
+            try {
+              formBody = await readFormBody(req, limits.maxFormBodyBytes)
+            } catch (error) {
+              if ((error as GatewayError).code === 'GW_BODY_TOO_LARGE') res.setHeader('connection', 'close')
+              throw error
+            }
+            checkFormBody(formKind, formBody)
+          }
 
     const verdict = await authorize(
-      { method: req.method ?? '', target: req.url ?? '', headers, peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p), checkBody, nowMs: deps.clock(), clientAddress: socket.remoteAddress },
+      {
+        method: req.method ?? '',
+        target: req.url ?? '',
+        headers,
+        peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p),
+        checkBody,
+        nowMs: deps.clock(),
+        clientAddress: socket.remoteAddress,
+      },
       p.authorize,
     )
     access.route = (verdict.ok ? verdict.grant.route : verdict.refusal.route)?.name ?? NO_ROUTE
@@ -327,16 +363,18 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     (req, res) => {
       const held = lease()
       const access: AccessRecord = { started: performance.now(), route: NO_ROUTE, clientId: undefined, interactionId: undefined }
-      handle(held.current, req, res, access).catch((error: unknown) => {
-        logger.error({ err: error }, 'request handler failed')
-        if (!res.headersSent) {
-          res.statusCode = 500
-          res.end()
-        } else res.destroy()
-      }).finally(() => {
-        held.release()
-        logAccess(req, res, access)
-      })
+      handle(held.current, req, res, access)
+        .catch((error: unknown) => {
+          logger.error({ err: error }, 'request handler failed')
+          if (!res.headersSent) {
+            res.statusCode = 500
+            res.end()
+          } else res.destroy()
+        })
+        .finally(() => {
+          held.release()
+          logAccess(req, res, access)
+        })
     },
   )
 
@@ -381,17 +419,29 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       return
     }
     const code: ErrorCode =
-      error.code === 'HPE_HEADER_OVERFLOW' ? 'GW_HEADERS_TOO_LARGE'
-        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT' ? 'GW_REQUEST_TIMEOUT'
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? 'GW_HEADERS_TOO_LARGE'
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT'
+          ? 'GW_REQUEST_TIMEOUT'
           : 'GW_REQUEST_MALFORMED'
     metrics.refusals.inc({ route: NO_ROUTE, reason: code })
     metrics.requests.inc({ route: NO_ROUTE, outcome: 'refused' })
     const interactionId = randomUUID()
-    events.emit({ event: 'request.refused', reason: code, status: catalogue[code].status, route: NO_ROUTE, sourceAddress: socket.remoteAddress, interactionId, detail: error.code })
+    events.emit({
+      event: 'request.refused',
+      reason: code,
+      status: catalogue[code].status,
+      route: NO_ROUTE,
+      sourceAddress: socket.remoteAddress,
+      interactionId,
+      detail: error.code,
+    })
     const body = JSON.stringify(refusalBody(code, interactionId))
     const status = catalogue[code].status
     const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date(deps.clock()).toUTCString()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nX-Fapi-Interaction-Id: ${interactionId}\r\nConnection: close\r\n\r\n${body}`)
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date(deps.clock()).toUTCString()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nX-Fapi-Interaction-Id: ${interactionId}\r\nConnection: close\r\n\r\n${body}`,
+    )
   })
 
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {

@@ -47,4 +47,3 @@ function issuerCandidates(socket: TLSSocket, policy: ClientCertPolicy): X509Cert
   }
   return [...reported, ...(policy.issuers ?? [])]
 }
-

@@ -84,9 +84,17 @@ function oneLine(name: string): string {
  */
 function clientTrustStore(settings: TlsSettings): string[] {
   const anchors = parsePemCertificates(settings.clientCaPem ?? '')
-  if (anchors.length === 0) throw new TrustStoreError('anchors', `has no CA certificate, and client certificates are ${settings.clientCertificate === 'require' ? 'required' : 'requested'}`)
+  if (anchors.length === 0)
+    throw new TrustStoreError(
+      'anchors',
+      `has no CA certificate, and client certificates are ${settings.clientCertificate === 'require' ? 'required' : 'requested'}`,
+    )
   for (const anchor of anchors) {
-    if (!anchor.ca || !isSelfSigned(anchor)) throw new TrustStoreError('anchors', `"${oneLine(anchor.subject)}" is not a self-signed CA certificate; intermediates go in listener.tls.clientIntermediatesFile`)
+    if (!anchor.ca || !isSelfSigned(anchor))
+      throw new TrustStoreError(
+        'anchors',
+        `"${oneLine(anchor.subject)}" is not a self-signed CA certificate; intermediates go in listener.tls.clientIntermediatesFile`,
+      )
   }
   const intermediates = parsePemCertificates(settings.clientIntermediatesPem ?? '')
   for (const intermediate of intermediates) {

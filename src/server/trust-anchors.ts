@@ -18,5 +18,8 @@ export function recheckAfterTrustChange(verdict: PeerCertificateVerdict, handsha
   const last = verdict.cert.chainDer.at(-1)
   const anchored = last !== undefined && (current.issuers ?? []).some((cert) => cert.raw.equals(last) && isSelfSigned(cert))
   if (anchored) return verdict
-  return { kind: 'invalid', reason: 'chain: verified against a client CA bundle a reload has since reduced, and not confirmed against the current one; reconnect' }
+  return {
+    kind: 'invalid',
+    reason: 'chain: verified against a client CA bundle a reload has since reduced, and not confirmed against the current one; reconnect',
+  }
 }

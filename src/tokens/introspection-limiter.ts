@@ -43,7 +43,10 @@ export function clientKey(address: string | undefined): string | undefined {
   const before = groups(head)
   const after = groups(tail)
   const full = tail === undefined ? before : [...before, ...Array<string>(8 - before.length - after.length).fill('0'), ...after]
-  return `${full.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`
+  return `${full
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`
 }
 
 interface Waiter {

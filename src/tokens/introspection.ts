@@ -96,12 +96,15 @@ export function createIntrospectionClient(issuer: IntrospectionIssuer, settings:
   const toleranceMs = (issuer.clockToleranceSeconds ?? 10) * 1000
   const connections = settings.connections ?? 16
   const agent = createIssuerAgent({ caPem: settings.caPem, timeoutMs, connections })
-  const limiter = createIntrospectionLimiter({
-    maxInFlight: connections,
-    maxPendingPerClient: settings.maxPendingPerClient ?? 8,
-    maxQueued: settings.maxQueued ?? 64,
-    maxQueueWaitMs: settings.maxQueueWaitMs ?? 1_000,
-  }, (reason) => observer?.refused(issuer.name, reason))
+  const limiter = createIntrospectionLimiter(
+    {
+      maxInFlight: connections,
+      maxPendingPerClient: settings.maxPendingPerClient ?? 8,
+      maxQueued: settings.maxQueued ?? 64,
+      maxQueueWaitMs: settings.maxQueueWaitMs ?? 1_000,
+    },
+    (reason) => observer?.refused(issuer.name, reason),
+  )
   const closing = new AbortController()
   const answers = createLru<string, Answer>(settings.cacheSize ?? 10_000)
   // Apart from the active answers, so that a flood of random strings cannot evict them.

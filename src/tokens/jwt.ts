@@ -115,10 +115,7 @@ function readBinding(cnf: unknown): TokenBinding {
 }
 
 /** Maps JWT claims (RFC 9068 §2.2) or an introspection response (RFC 7662 §2.2) to an AccessToken. */
-export function claimsToAccessToken(
-  claims: Record<string, unknown>,
-  source: Pick<AccessToken, 'format' | 'issuerName' | 'iss' | 'tokenType'>,
-): AccessToken {
+export function claimsToAccessToken(claims: Record<string, unknown>, source: Pick<AccessToken, 'format' | 'issuerName' | 'iss' | 'tokenType'>): AccessToken {
   const exp = claims.exp
   if (exp !== undefined && (typeof exp !== 'number' || !Number.isFinite(exp))) refuse('GW_TOKEN_INVALID', 'exp is not a number')
   return {

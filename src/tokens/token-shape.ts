@@ -27,6 +27,6 @@ export function checkTokenShape(token: string, shape: TokenShape): void {
   if (token.length < shape.minLength) refuse('GW_TOKEN_INVALID', `shape: shorter than ${shape.minLength} characters`)
   if (token.length > shape.maxLength) refuse('GW_TOKEN_INVALID', `shape: longer than ${shape.maxLength} characters`)
   const prefix = shape.prefix ?? ''
-  if (!token.startsWith(prefix)) refuse('GW_TOKEN_INVALID', 'shape: without the issuer\'s prefix')
+  if (!token.startsWith(prefix)) refuse('GW_TOKEN_INVALID', "shape: without the issuer's prefix")
   if (!tokenCharsets[shape.charset].test(token.slice(prefix.length))) refuse('GW_TOKEN_INVALID', `shape: not ${shape.charset}`)
 }

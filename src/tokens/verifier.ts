@@ -143,7 +143,13 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
     }
   }
 
-  async function verifyUncached(presented: PresentedToken, allowed: readonly Issuer[], audienceOverride: string | undefined, nowMs: number, context: VerifyContext): Promise<AccessToken> {
+  async function verifyUncached(
+    presented: PresentedToken,
+    allowed: readonly Issuer[],
+    audienceOverride: string | undefined,
+    nowMs: number,
+    context: VerifyContext,
+  ): Promise<AccessToken> {
     const { value } = presented
     if (looksLikeJws(value)) {
       if (!value.split('.').every(isCanonicalBase64url)) refuse('GW_TOKEN_INVALID', 'malformed: non-canonical base64url')

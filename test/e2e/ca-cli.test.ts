@@ -65,7 +65,17 @@ describe('fapi-gateway ca (command line)', () => {
     caDir = tmp.file('partner-ca')
     caCrt = join(caDir, 'ca.crt')
     ocspPort = await freePort()
-    const init = await ca('init', '--dir', caDir, '--subject', 'CN=CLI Partner CA, O=Bank', '--ocsp-url', `http://127.0.0.1:${ocspPort}`, '--crl-url', `http://127.0.0.1:${ocspPort}/ca.crl`)
+    const init = await ca(
+      'init',
+      '--dir',
+      caDir,
+      '--subject',
+      'CN=CLI Partner CA, O=Bank',
+      '--ocsp-url',
+      `http://127.0.0.1:${ocspPort}`,
+      '--crl-url',
+      `http://127.0.0.1:${ocspPort}/ca.crl`,
+    )
     assert.equal(init.code, 0, init.output)
     assert.match(init.stdout, /root CA "CN=CLI Partner CA, O=Bank" created in /)
   })
@@ -104,7 +114,11 @@ describe('fapi-gateway ca (command line)', () => {
     assert.match(text, new RegExp(`URI:http://127\\.0\\.0\\.1:${ocspPort}/ca\\.crl`))
 
     const csrFile = tmp.file('partner-b.csr')
-    assert.equal((await openssl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', tmp.file('partner-b.key'), '-subj', '/CN=partner-b/O=Partner', '-out', csrFile)).code, 0)
+    assert.equal(
+      (await openssl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', tmp.file('partner-b.key'), '-subj', '/CN=partner-b/O=Partner', '-out', csrFile))
+        .code,
+      0,
+    )
     const fromCsr = await ca('issue', '--dir', caDir, '--csr', csrFile, '--out', tmp.file('partner-b.crt'))
     assert.equal(fromCsr.code, 0, fromCsr.output)
     const serialB = /issued serial ([0-9a-f]+)/.exec(fromCsr.stdout)![1]!
@@ -156,7 +170,20 @@ describe('fapi-gateway ca (command line)', () => {
 
   it('creates an intermediate CA and a delegated responder certificate from the command line', async () => {
     const interDir = tmp.file('inter-ca')
-    const init = await ca('init', '--dir', interDir, '--parent', caDir, '--subject', 'CN=CLI Intermediate', '--key-type', 'ec-p384', '--validity-days', '365', '--responder-cert')
+    const init = await ca(
+      'init',
+      '--dir',
+      interDir,
+      '--parent',
+      caDir,
+      '--subject',
+      'CN=CLI Intermediate',
+      '--key-type',
+      'ec-p384',
+      '--validity-days',
+      '365',
+      '--responder-cert',
+    )
     assert.equal(init.code, 0, init.output)
     assert.match(init.stdout, /intermediate CA "CN=CLI Intermediate"/)
     assert.ok(existsSync(join(interDir, 'ocsp', 'responder.crt')))
@@ -214,7 +241,11 @@ describe('fapi-gateway ca (command line)', () => {
       const issued = await ca('issue', '--dir', caDir, '--subject', `CN=${name}, O=Partner`, '--out-key', keyFile, '--out', certFile)
       assert.equal(issued.code, 0, issued.output)
       const certPem = readFileSync(certFile, 'utf8')
-      const client = createPartnerClient({ baseUrl: gw.baseUrl, caPem: (await testPki()).root.certPem, identity: { certPem, keyPem: readFileSync(keyFile, 'utf8') } })
+      const client = createPartnerClient({
+        baseUrl: gw.baseUrl,
+        caPem: (await testPki()).root.certPem,
+        identity: { certPem, keyPem: readFileSync(keyFile, 'utf8') },
+      })
       const serial = /issued serial ([0-9a-f]+)/.exec(issued.stdout)![1]!
       return { client, certPem, serial }
     }
@@ -248,7 +279,10 @@ describe('fapi-gateway ca (command line)', () => {
         const refused = await send()
         assert.equal(refused.status, 401, refused.body)
         assert.equal(refused.json?.code, 'GW_CLIENT_CERT_REVOKED')
-        assert.ok(gw.log.events().some((event) => event.event.action === 'cert.revoked' && event.tls?.client !== undefined), 'a cert.revoked event')
+        assert.ok(
+          gw.log.events().some((event) => event.event.action === 'cert.revoked' && event.tls?.client !== undefined),
+          'a cert.revoked event',
+        )
       } finally {
         await client.close()
       }

@@ -41,14 +41,24 @@ describe('the command line', () => {
     writeDevPki(await createDevPki(), join(dir, 'pki'))
     mkdirSync(join(dir, 'policies'))
     config = join(dir, 'gateway.yaml')
-    writeFileSync(config, stringify({
-      listener: { host: '127.0.0.1', publicBaseUrl: 'https://api.bank.example', tls: { certFile: 'pki/server-chain.crt', keyFile: 'pki/server.key', clientCaFile: 'pki/client-ca.crt' } },
-      issuers: [{ name: 'bank', issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks', audience: 'https://api.bank.example' }],
-      upstreams: { 'data-api': { url: 'http://127.0.0.1:9000' } },
-      replay: { store: 'redis', redis: { url: 'redis://gateway:s3cret-in-url@redis.internal:6379' } },
-      events: { http: { url: 'https://siem.internal/ingest', headers: { 'X-Api-Key': 'k3y-in-header' } } },
-    }))
-    writeFileSync(join(dir, 'policies', 'accounts.yaml'), stringify({ routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'] }] }))
+    writeFileSync(
+      config,
+      stringify({
+        listener: {
+          host: '127.0.0.1',
+          publicBaseUrl: 'https://api.bank.example',
+          tls: { certFile: 'pki/server-chain.crt', keyFile: 'pki/server.key', clientCaFile: 'pki/client-ca.crt' },
+        },
+        issuers: [{ name: 'bank', issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks', audience: 'https://api.bank.example' }],
+        upstreams: { 'data-api': { url: 'http://127.0.0.1:9000' } },
+        replay: { store: 'redis', redis: { url: 'redis://gateway:s3cret-in-url@redis.internal:6379' } },
+        events: { http: { url: 'https://siem.internal/ingest', headers: { 'X-Api-Key': 'k3y-in-header' } } },
+      }),
+    )
+    writeFileSync(
+      join(dir, 'policies', 'accounts.yaml'),
+      stringify({ routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'] }] }),
+    )
   })
   after(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -93,14 +103,22 @@ describe('the command line', () => {
     assert.equal(result.code, 0, result.stderr)
     assert.ok(result.stdout.startsWith(`# ${config}\n# listener.port: from the environment (FAPI_GATEWAY__LISTENER__PORT)\n`), result.stdout)
     const [main, policies] = result.stdout.split(`\n# ${join(dir, 'policies', 'accounts.yaml')}\n`)
-    const effective = parse(main!) as { listener: { port: number; limits: { maxConnections: number } }; dpop: { maxAgeSeconds: number }; replay: { redis: { url: string } }; events: { http: { headers: Record<string, string> } } }
+    const effective = parse(main!) as {
+      listener: { port: number; limits: { maxConnections: number } }
+      dpop: { maxAgeSeconds: number }
+      replay: { redis: { url: string } }
+      events: { http: { headers: Record<string, string> } }
+    }
     assert.equal(effective.listener.port, 9443, 'the environment override')
     assert.equal(effective.listener.limits.maxConnections, 10_000, 'a default the file did not set')
     assert.equal(effective.dpop.maxAgeSeconds, 60, 'a default of a section the file did not have')
     assert.equal(effective.replay.redis.url, 'redis://********:********@redis.internal:6379')
     assert.deepEqual(effective.events.http.headers, { 'X-Api-Key': '********' })
     assert.ok(!result.stdout.includes('s3cret-in-url') && !result.stdout.includes('k3y-in-header'), 'no secret in the dump')
-    assert.deepEqual((parse(policies!) as { routes: { name: string }[] }).routes.map((r) => r.name), ['accounts-read'])
+    assert.deepEqual(
+      (parse(policies!) as { routes: { name: string }[] }).routes.map((r) => r.name),
+      ['accounts-read'],
+    )
   })
 
   it('check-config prints warnings on stderr and still succeeds', async () => {
@@ -108,7 +126,10 @@ describe('the command line', () => {
     writeFileSync(withRevocation, `${readFileSync(config, 'utf8')}revocation: {}\n`)
     const result = await run(['check-config', '--config', withRevocation])
     assert.equal(result.code, 0, result.stderr)
-    assert.match(result.stderr, /^warning: .*with-revocation\.yaml: revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\)/)
+    assert.match(
+      result.stderr,
+      /^warning: .*with-revocation\.yaml: revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\)/,
+    )
     assert.equal(result.stdout, `${withRevocation}: valid (1 routes)\n`)
   })
 
@@ -116,7 +137,13 @@ describe('the command line', () => {
     const withRevocation = join(dir, 'with-revocation.yaml')
     const child = spawn(process.execPath, ['src/main.ts', 'start', '--config', withRevocation], {
       cwd: PROJECT,
-      env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: '0', FAPI_GATEWAY__ADMIN__PORT: '0', FAPI_GATEWAY__LOG__LEVEL: 'info', FAPI_GATEWAY__REPLAY__STORE: 'memory' },
+      env: {
+        ...process.env,
+        FAPI_GATEWAY__LISTENER__PORT: '0',
+        FAPI_GATEWAY__ADMIN__PORT: '0',
+        FAPI_GATEWAY__LOG__LEVEL: 'info',
+        FAPI_GATEWAY__REPLAY__STORE: 'memory',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     try {

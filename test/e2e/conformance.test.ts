@@ -27,7 +27,13 @@ import { startFakeAuthorizationServer } from '../unit/conformance/fake-authoriza
 
 const LABEL = 'Self-assessment — not an OpenID Foundation certification'
 const TLS_FOR_MODE = (clientCertificate: 'request' | 'require') => ({
-  tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate },
+  tls: {
+    certFile: 'server-chain.crt',
+    keyFile: 'server.key',
+    clientCaFile: 'client-ca.crt',
+    clientIntermediatesFile: 'client-intermediates.crt',
+    clientCertificate,
+  },
 })
 
 let pki: DevPki
@@ -44,7 +50,16 @@ after(() => rmSync(scratch, { recursive: true, force: true }))
 function listingRedactor(): { redactor: Redactor; secrets: string[] } {
   const base = createRedactor()
   const secrets: string[] = []
-  return { secrets, redactor: { ...base, add: (secret) => { secrets.push(secret); base.add(secret) } } }
+  return {
+    secrets,
+    redactor: {
+      ...base,
+      add: (secret) => {
+        secrets.push(secret)
+        base.add(secret)
+      },
+    },
+  }
 }
 
 async function assess(baseUrl: string, issuer: DevIssuer, mode: Mode, revoked?: Issued) {
@@ -54,7 +69,10 @@ async function assess(baseUrl: string, issuer: DevIssuer, mode: Mode, revoked?: 
 }
 
 function ids(report: ConformanceReport, verdict: string): string[] {
-  return report.results.filter((r) => r.verdict === verdict).map((r) => r.id).sort()
+  return report.results
+    .filter((r) => r.verdict === verdict)
+    .map((r) => r.id)
+    .sort()
 }
 
 /** Writes every format and checks the result is stated, the label is there, and no secret is. */
@@ -94,7 +112,10 @@ describe('the conformance runner against fapi-gateway', () => {
       assert.match(replay.reason, /refused with 401, DPoP error="invalid_dpop_proof"/)
       // Each negative went out after a valid call: two exchanges, the first accepted.
       const negative = report.results.find((r) => r.id === 'dpop-missing-typ-refused')!
-      assert.deepEqual(negative.exchanges.map((e) => e.received.status), [200, 401])
+      assert.deepEqual(
+        negative.exchanges.map((e) => e.received.status),
+        [200, 401],
+      )
       assertReports(report, secrets, 'dpop')
     } finally {
       await gw.close()
@@ -112,7 +133,11 @@ describe('the conformance runner against fapi-gateway', () => {
       assert.deepEqual(ids(report, 'skip'), ['dpop-htu-default-port-accepted'])
       for (const id of ['nonce-challenge-shape', 'nonce-header-syntax']) assert.equal(report.results.find((r) => r.id === id)!.verdict, 'pass', id)
       const baseline = report.results.find((r) => r.id === 'dpop-baseline-accepted')!
-      assert.deepEqual(baseline.exchanges.map((e) => e.received.status), [401, 200], 'use_dpop_nonce, then the retry')
+      assert.deepEqual(
+        baseline.exchanges.map((e) => e.received.status),
+        [401, 200],
+        'use_dpop_nonce, then the retry',
+      )
       // With nonces, iat ±1 h is the suite's warning only (RFC 9449 §11.1); the gateway still refuses it.
       const iat = report.results.find((r) => r.id === 'dpop-iat-future-1h-refused')!
       assert.deepEqual([iat.level, iat.verdict], ['recommended', 'pass'])
@@ -122,25 +147,42 @@ describe('the conformance runner against fapi-gateway', () => {
     }
   })
 
-  it('mTLS configuration: certificate-bound tokens pass; another partner\'s, no, an untrusted, an expired and a revoked certificate are refused', async () => {
+  it("mTLS configuration: certificate-bound tokens pass; another partner's, no, an untrusted, an expired and a revoked certificate are refused", async () => {
     const revoked = await issueClientCertificate(pki, 'partner-revoked')
     const revokedThumbprint = certificateThumbprint(revoked.certPem)
     const gw = await startTestGateway({
       config: { listener: { ...TLS_FOR_MODE('require') } },
-      gateway: { revocation: { async check(cert) { if (cert.thumbprint === revokedThumbprint) refuse('GW_CLIENT_CERT_REVOKED', 'revoked by the test') } } },
+      gateway: {
+        revocation: {
+          async check(cert) {
+            if (cert.thumbprint === revokedThumbprint) refuse('GW_CLIENT_CERT_REVOKED', 'revoked by the test')
+          },
+        },
+      },
     })
     try {
       const { report, secrets } = await assess(gw.baseUrl, gw.issuer, 'mtls', revoked)
       assert.deepEqual(ids(report, 'fail'), [], JSON.stringify(report.results.filter((r) => r.verdict === 'fail').map((r) => [r.id, r.reason])))
       assert.deepEqual(ids(report, 'warn'), [])
       assert.deepEqual(ids(report, 'skip'), [])
-      for (const id of ['mtls-baseline-accepted', 'mtls-scheme-case-accepted', 'mtls-other-partner-cert-refused', 'mtls-no-cert-refused', 'mtls-untrusted-cert-refused', 'mtls-expired-cert-refused', 'revoked-cert-refused']) {
+      for (const id of [
+        'mtls-baseline-accepted',
+        'mtls-scheme-case-accepted',
+        'mtls-other-partner-cert-refused',
+        'mtls-no-cert-refused',
+        'mtls-untrusted-cert-refused',
+        'mtls-expired-cert-refused',
+        'revoked-cert-refused',
+      ]) {
         assert.equal(report.results.find((r) => r.id === id)?.verdict, 'pass', id)
       }
       assert.ok(!report.results.some((r) => r.section === 'dpop' || r.section === 'nonce'), 'DPoP checks belong to the dpop mode')
       // The revoked certificate chains to the trusted CA: only the revocation check can refuse it.
       assert.match(report.results.find((r) => r.id === 'revoked-cert-refused')!.reason, /refused with 401 \(.*Bearer error="invalid_token"\)/)
-      assert.ok(gw.log.events().some((e) => JSON.stringify(e).includes('GW_CLIENT_CERT_REVOKED')), 'the gateway saw the revocation')
+      assert.ok(
+        gw.log.events().some((e) => JSON.stringify(e).includes('GW_CLIENT_CERT_REVOKED')),
+        'the gateway saw the revocation',
+      )
       assertReports(report, secrets, 'mtls')
     } finally {
       await gw.close()
@@ -162,7 +204,11 @@ describe('the conformance runner against misconfigured gateways', () => {
       const gw = await startMisconfiguredGateway(flaw, pki)
       try {
         const { report, secrets } = await assess(gw.baseUrl, gw.issuer, 'dpop')
-        assert.deepEqual(ids(report, 'fail'), [...EXPECTED_FAILURES[flaw]].sort(), JSON.stringify(report.results.filter((r) => r.verdict === 'fail').map((r) => [r.id, r.reason])))
+        assert.deepEqual(
+          ids(report, 'fail'),
+          [...EXPECTED_FAILURES[flaw]].sort(),
+          JSON.stringify(report.results.filter((r) => r.verdict === 'fail').map((r) => [r.id, r.reason])),
+        )
         assert.equal(report.passed, false)
         const files = assertReports(report, secrets, `misconfigured-${flaw}`)
         for (const id of EXPECTED_FAILURES[flaw]) {
@@ -181,7 +227,9 @@ describe('fapi-gateway conformance --config runner.yaml', () => {
     const gw = await startTestGateway({})
     const broken = await startMisconfiguredGateway('replay-detection-off', pki)
     let issuer: DevIssuer = gw.issuer
-    const keys = await Promise.all(['partner-a', 'partner-b'].map(async (clientId) => ({ clientId, ...(await generateKeyPair('ES256', { extractable: true })) })))
+    const keys = await Promise.all(
+      ['partner-a', 'partner-b'].map(async (clientId) => ({ clientId, ...(await generateKeyPair('ES256', { extractable: true })) })),
+    )
     const as = await startFakeAuthorizationServer({
       pki,
       clients: await Promise.all(keys.map(async (k) => ({ clientId: k.clientId, jwk: await exportJWK(k.publicKey) }))),
@@ -193,12 +241,20 @@ describe('fapi-gateway conformance --config runner.yaml', () => {
       for (const k of keys) writeFileSync(join(scratch, `${k.clientId}.key`), await exportPKCS8(k.privateKey))
       const runnerYaml = (baseUrl: string, name: string) => {
         const file = join(scratch, name)
-        writeFileSync(file, stringify({
-          mode: 'dpop',
-          target: { url: `${baseUrl}/accounts/cli-1`, caFile: 'ca.pem' },
-          clients: Object.fromEntries(keys.map((k, index) => [index === 0 ? 'primary' : 'second', { clientId: k.clientId, auth: { method: 'private_key_jwt', keyFile: `${k.clientId}.key`, alg: 'ES256', kid: k.clientId } }])),
-          tokens: { source: 'tokenEndpoint', endpoint: as.tokenEndpoint, issuer: as.issuer, scope: 'accounts:read', caFile: 'ca.pem' },
-        }))
+        writeFileSync(
+          file,
+          stringify({
+            mode: 'dpop',
+            target: { url: `${baseUrl}/accounts/cli-1`, caFile: 'ca.pem' },
+            clients: Object.fromEntries(
+              keys.map((k, index) => [
+                index === 0 ? 'primary' : 'second',
+                { clientId: k.clientId, auth: { method: 'private_key_jwt', keyFile: `${k.clientId}.key`, alg: 'ES256', kid: k.clientId } },
+              ]),
+            ),
+            tokens: { source: 'tokenEndpoint', endpoint: as.tokenEndpoint, issuer: as.issuer, scope: 'accounts:read', caFile: 'ca.pem' },
+          }),
+        )
         return file
       }
       const out: string[] = []
@@ -212,7 +268,10 @@ describe('fapi-gateway conformance --config runner.yaml', () => {
       assert.match(terminal, /wrote .*conformance-report\.md/)
       const md = readFileSync(join(dir, REPORT_FILES.md), 'utf8')
       assert.match(md, /Tokens \| client credentials at https:\/\/127\.0\.0\.1:\d+\/token/)
-      assert.ok(as.requests.some((r) => r.error === 'use_dpop_nonce') && as.requests.some((r) => r.status === 200 && r.nonce), 'the nonce dance at the token endpoint')
+      assert.ok(
+        as.requests.some((r) => r.error === 'use_dpop_nonce') && as.requests.some((r) => r.status === 200 && r.nonce),
+        'the nonce dance at the token endpoint',
+      )
       for (const file of [REPORT_FILES.md, REPORT_FILES.junit]) {
         const text = readFileSync(join(dir, file), 'utf8')
         assert.ok(!text.includes('PRIVATE KEY'))

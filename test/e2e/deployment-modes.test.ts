@@ -21,13 +21,22 @@ describe('dpop.verifyOn: eventLoop (proof signatures verified inline instead of 
     const token = await gw.issuer.mint({ jkt: key.jkt })
     const client = gw.client()
     const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-    const good = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    const good = await client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', proof],
+    ])
     assert.equal(good.status, 200)
-    const replayed = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    const replayed = await client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', proof],
+    ])
     assert.equal(replayed.json?.code, 'GW_DPOP_REPLAY')
     const fresh = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
     const forged = `${fresh.slice(0, fresh.lastIndexOf('.'))}.${Buffer.alloc(64, 7).toString('base64url')}`
-    const refused = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', forged]])
+    const refused = await client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', forged],
+    ])
     assert.equal(refused.status, 401)
     assert.equal(refused.json?.code, 'GW_DPOP_INVALID')
     assert.equal(challengeError(refused, 'DPoP'), 'invalid_dpop_proof')
@@ -51,7 +60,10 @@ describe('DPoP server nonces (RFC 9449 §9)', () => {
   it('answers a proof without a nonce with use_dpop_nonce and one DPoP-Nonce, then accepts the retry', async () => {
     const client = gw.client()
     const before = gw.upstream.received.length
-    const first = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })]])
+    const first = await client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })],
+    ])
     assert.equal(first.status, 401)
     assert.equal(challengeError(first, 'DPoP'), 'use_dpop_nonce')
     const nonce = first.headers['dpop-nonce']
@@ -59,20 +71,29 @@ describe('DPoP server nonces (RFC 9449 §9)', () => {
     assert.match(nonce as string, /^[\x21\x23-\x5b\x5d-\x7e]+$/, 'NQCHAR')
     assert.equal(gw.upstream.received.length, before)
 
-    const retry = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token, nonce: nonce as string })]])
+    const retry = await client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token, nonce: nonce as string })],
+    ])
     assert.equal(retry.status, 200)
     assert.equal(typeof retry.headers['dpop-nonce'], 'string', 'a fresh nonce on success too')
     assert.equal(retry.headers['cache-control'], 'no-store')
   })
 
   it('refuses a forged nonce', async () => {
-    const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token, nonce: 'forged-nonce' })]])
+    const response = await gw.client().send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token, nonce: 'forged-nonce' })],
+    ])
     assert.equal(response.status, 401)
     assert.equal(response.json?.code, 'GW_DPOP_NONCE')
   })
 
   it('refuses to start without the nonce secret, naming the key', async () => {
-    await assert.rejects(startTestGateway({ config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } } }, env: {} }), /dpop\.nonce\.secretEnv: environment variable NONCE_SECRET is not set/)
+    await assert.rejects(
+      startTestGateway({ config: { dpop: { nonce: { mode: 'required', secretEnv: 'NONCE_SECRET' } } }, env: {} }),
+      /dpop\.nonce\.secretEnv: environment variable NONCE_SECRET is not set/,
+    )
   })
 })
 
@@ -80,14 +101,20 @@ describe('DPoP server nonces, optional (a migration mode)', () => {
   const warnings = (gw: TestGateway) => gw.log.lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40 && entry.key === 'dpop.nonce.mode')
 
   it('warns at start-up naming dpop.nonce.mode, hands out nonces and still accepts a proof without one', async () => {
-    const gw = await startTestGateway({ config: { dpop: { nonce: { mode: 'optional', secretEnv: 'NONCE_SECRET' } } }, env: { NONCE_SECRET: randomBytes(32).toString('base64url') } })
+    const gw = await startTestGateway({
+      config: { dpop: { nonce: { mode: 'optional', secretEnv: 'NONCE_SECRET' } } },
+      env: { NONCE_SECRET: randomBytes(32).toString('base64url') },
+    })
     try {
       const [warning, ...more] = warnings(gw)
       assert.equal(more.length, 0, 'one warning')
       assert.match(warning.msg, /^dpop\.nonce\.mode: optional .*migration mode.*required/)
       const key = await generateDpopKey('ES256')
       const token = await gw.issuer.mint({ jkt: key.jkt })
-      const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })]])
+      const response = await gw.client().send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })],
+      ])
       assert.equal(response.status, 200, response.body)
       assert.equal(typeof response.headers['dpop-nonce'], 'string', 'a nonce is handed out')
     } finally {
@@ -124,23 +151,47 @@ describe('opaque tokens through RFC 7662 introspection', () => {
     const opaque = await startTestGateway({
       env: { INTROSPECTION_SECRET: 'dev-introspection-secret' },
       config: {
-        issuers: [{
-          name: 'dev', issuer: issuer.issuer, caFile: 'client-ca.crt', audience: 'https://api.bank.example',
-          introspection: { endpoint: issuer.introspectionUri, clientId: 'fapi-gateway', auth: { method: 'client_secret_basic', secretEnv: 'INTROSPECTION_SECRET' } },
-        }],
+        issuers: [
+          {
+            name: 'dev',
+            issuer: issuer.issuer,
+            caFile: 'client-ca.crt',
+            audience: 'https://api.bank.example',
+            introspection: {
+              endpoint: issuer.introspectionUri,
+              clientId: 'fapi-gateway',
+              auth: { method: 'client_secret_basic', secretEnv: 'INTROSPECTION_SECRET' },
+            },
+          },
+        ],
       },
     })
     try {
       const active = randomBytes(32).toString('base64url')
-      issuer.registerOpaque(active, { iss: issuer.issuer, aud: 'https://api.bank.example', exp: Math.floor(Date.now() / 1000) + 300, scope: 'accounts:read', client_id: 'partner-a', sub: 'customer-9', token_type: 'DPoP', cnf: { jkt: key.jkt } })
+      issuer.registerOpaque(active, {
+        iss: issuer.issuer,
+        aud: 'https://api.bank.example',
+        exp: Math.floor(Date.now() / 1000) + 300,
+        scope: 'accounts:read',
+        client_id: 'partner-a',
+        sub: 'customer-9',
+        token_type: 'DPoP',
+        cnf: { jkt: key.jkt },
+      })
       const proof = await createProof(key, { htm: 'GET', htu: opaque.url('/accounts/1'), accessToken: active })
-      const ok = await opaque.client().send('GET', '/accounts/1', [['authorization', `DPoP ${active}`], ['dpop', proof]])
+      const ok = await opaque.client().send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${active}`],
+        ['dpop', proof],
+      ])
       assert.equal(ok.status, 200, ok.body)
       assert.equal(opaque.upstream.received.at(-1)!.headers['x-fapi-gateway-subject'], 'customer-9')
 
       const unknown = randomBytes(32).toString('base64url')
       const before = opaque.upstream.received.length
-      const refused = await opaque.client().send('GET', '/accounts/1', [['authorization', `DPoP ${unknown}`], ['dpop', await createProof(key, { htm: 'GET', htu: opaque.url('/accounts/1'), accessToken: unknown })]])
+      const refused = await opaque.client().send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${unknown}`],
+        ['dpop', await createProof(key, { htm: 'GET', htu: opaque.url('/accounts/1'), accessToken: unknown })],
+      ])
       assert.equal(refused.status, 401)
       assert.equal(refused.json?.code, 'GW_TOKEN_INACTIVE')
       assert.equal(opaque.upstream.received.length, before)
@@ -158,10 +209,17 @@ describe('unreachable issuer and upstream', () => {
       const key = await generateDpopKey('ES256')
       const token = await gw.issuer.mint({ jkt: key.jkt })
       const down = await startTestGateway({
-        config: { issuers: [{ name: 'dev', issuer: gw.issuer.issuer, jwksUri: 'https://127.0.0.1:1/jwks', caFile: 'client-ca.crt', audience: 'https://api.bank.example' }] },
+        config: {
+          issuers: [
+            { name: 'dev', issuer: gw.issuer.issuer, jwksUri: 'https://127.0.0.1:1/jwks', caFile: 'client-ca.crt', audience: 'https://api.bank.example' },
+          ],
+        },
       })
       try {
-        const response = await down.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: down.url('/accounts/1'), accessToken: token })]])
+        const response = await down.client().send('GET', '/accounts/1', [
+          ['authorization', `DPoP ${token}`],
+          ['dpop', await createProof(key, { htm: 'GET', htu: down.url('/accounts/1'), accessToken: token })],
+        ])
         assert.equal(response.status, 503)
         assert.equal(response.json?.code, 'GW_ISSUER_UNAVAILABLE')
         assert.equal(down.upstream.received.length, 0)
@@ -181,7 +239,10 @@ describe('unreachable issuer and upstream', () => {
     try {
       const key = await generateDpopKey('ES256')
       const token = await gw.issuer.mint({ jkt: key.jkt })
-      const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })]])
+      const response = await gw.client().send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })],
+      ])
       assert.equal(response.status, 502)
       assert.equal(response.json?.code, 'GW_UPSTREAM_UNAVAILABLE')
     } finally {
@@ -193,7 +254,19 @@ describe('unreachable issuer and upstream', () => {
 describe('listener that requires client certificates (mTLS ecosystems)', () => {
   let gw: TestGateway
   before(async () => {
-    gw = await startTestGateway({ config: { listener: { tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'require' } } } })
+    gw = await startTestGateway({
+      config: {
+        listener: {
+          tls: {
+            certFile: 'server-chain.crt',
+            keyFile: 'server.key',
+            clientCaFile: 'client-ca.crt',
+            clientIntermediatesFile: 'client-intermediates.crt',
+            clientCertificate: 'require',
+          },
+        },
+      },
+    })
   })
   after(() => gw.close())
 

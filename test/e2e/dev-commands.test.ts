@@ -22,7 +22,7 @@ describe('dev, token and request: usage and errors', () => {
   })
   after(() => rmSync(empty, { recursive: true, force: true }))
 
-  it('--help prints the command\'s usage on stdout, status 0', async () => {
+  it("--help prints the command's usage on stdout, status 0", async () => {
     for (const command of ['dev', 'token', 'request']) {
       const result = await runCli([command, '--help'])
       assert.equal(result.code, 0, result.stderr)
@@ -55,10 +55,16 @@ describe('dev, token and request: usage and errors', () => {
   })
 
   it('with no development environment running, token and request say in one line how to start one', async () => {
-    for (const args of [['token', '--dpop-key', 'k.jwk'], ['request', '/accounts/1']]) {
+    for (const args of [
+      ['token', '--dpop-key', 'k.jwk'],
+      ['request', '/accounts/1'],
+    ]) {
       const result = await runCli(args, { cwd: empty })
       assert.equal(result.code, 1, result.stderr)
-      assert.match(result.stderr, /^fapi-gateway: no development environment is running \(no \S+dev-env\.json\): start one with 'fapi-gateway dev' \(npm run dev\)\n$/)
+      assert.match(
+        result.stderr,
+        /^fapi-gateway: no development environment is running \(no \S+dev-env\.json\): start one with 'fapi-gateway dev' \(npm run dev\)\n$/,
+      )
       assert.equal(result.stdout, '')
     }
     assert.ok(!existsSync(join(empty, 'k.jwk')), 'no key is created for nothing')
@@ -69,15 +75,28 @@ describe('dev, token and request: usage and errors', () => {
     writeDevPki(await createDevPki(), dir)
     const port = await freePort()
     const stale: DevEnvFile = {
-      gatewayUrl: `https://127.0.0.1:${port}`, configFile: join(dir, 'gateway.yaml'), issuer: `https://127.0.0.1:${port}`, jwksUri: `https://127.0.0.1:${port}/jwks`,
-      mintEndpoint: `https://127.0.0.1:${port}/mint`, mintSecret: 'x', audience: 'https://api.bank.example', caFile: join(dir, 'client-ca.crt'),
-      partner: { certFile: join(dir, 'partnerA.crt'), keyFile: join(dir, 'partnerA.key') }, pid: 0,
+      gatewayUrl: `https://127.0.0.1:${port}`,
+      configFile: join(dir, 'gateway.yaml'),
+      issuer: `https://127.0.0.1:${port}`,
+      jwksUri: `https://127.0.0.1:${port}/jwks`,
+      mintEndpoint: `https://127.0.0.1:${port}/mint`,
+      mintSecret: 'x',
+      audience: 'https://api.bank.example',
+      caFile: join(dir, 'client-ca.crt'),
+      partner: { certFile: join(dir, 'partnerA.crt'), keyFile: join(dir, 'partnerA.key') },
+      pid: 0,
     }
     writeFileSync(join(dir, 'dev-env.json'), JSON.stringify(stale))
-    for (const args of [['token', '--cert', join(dir, 'partnerA.crt'), '--dir', dir], ['request', '/accounts/1', '--dir', dir]]) {
+    for (const args of [
+      ['token', '--cert', join(dir, 'partnerA.crt'), '--dir', dir],
+      ['request', '/accounts/1', '--dir', dir],
+    ]) {
       const result = await runCli(args, { cwd: empty })
       assert.equal(result.code, 1, result.stderr)
-      assert.equal(result.stderr, `fapi-gateway: the development environment in ${dir} does not answer at https://127.0.0.1:${port} (ECONNREFUSED): start it with 'fapi-gateway dev' (npm run dev)\n`)
+      assert.equal(
+        result.stderr,
+        `fapi-gateway: the development environment in ${dir} does not answer at https://127.0.0.1:${port} (ECONNREFUSED): start it with 'fapi-gateway dev' (npm run dev)\n`,
+      )
     }
   })
 
@@ -86,7 +105,10 @@ describe('dev, token and request: usage and errors', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
     const port = (taken.address() as AddressInfo).port
     try {
-      for (const [flag, other] of [['--issuer-port', '--port'], ['--port', '--issuer-port']] as const) {
+      for (const [flag, other] of [
+        ['--issuer-port', '--port'],
+        ['--port', '--issuer-port'],
+      ] as const) {
         const dir = join(empty, `busy${flag}`)
         const result = await runCli(['dev', flag, String(port), other, '0', '--dir', dir], { cwd: empty })
         assert.equal(result.code, 1, result.stdout)
@@ -101,7 +123,10 @@ describe('dev, token and request: usage and errors', () => {
   it('request with a DPoP key file that does not exist says which, and how to make it', async () => {
     const result = await runCli(['request', 'https://127.0.0.1:1/x', '--dpop-key', 'missing.jwk'], { cwd: empty })
     assert.equal(result.code, 1)
-    assert.equal(result.stderr, "fapi-gateway: DPoP key file missing.jwk does not exist (the 'token' command creates it: fapi-gateway token --dpop-key missing.jwk)\n")
+    assert.equal(
+      result.stderr,
+      "fapi-gateway: DPoP key file missing.jwk does not exist (the 'token' command creates it: fapi-gateway token --dpop-key missing.jwk)\n",
+    )
   })
 })
 
@@ -134,9 +159,12 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
     // The example as a developer copies it next to certs/dev/, pointed at this issuer and this API.
     cpSync(join(REPO_ROOT, 'examples'), join(folder, 'examples'), { recursive: true })
     configFile = join(folder, 'examples', 'protect-your-api', 'gateway.yaml')
-    writeFileSync(configFile, readFileSync(configFile, 'utf8')
-      .replaceAll('https://127.0.0.1:8444', env.issuer)
-      .replace('http://127.0.0.1:9000', `http://127.0.0.1:${(api.address() as AddressInfo).port}`))
+    writeFileSync(
+      configFile,
+      readFileSync(configFile, 'utf8')
+        .replaceAll('https://127.0.0.1:8444', env.issuer)
+        .replace('http://127.0.0.1:9000', `http://127.0.0.1:${(api.address() as AddressInfo).port}`),
+    )
     const port = await freePort()
     baseUrl = `https://127.0.0.1:${port}`
     gateway = await spawnGateway(configFile, { FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: baseUrl })
@@ -159,7 +187,16 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
   it('a certificate-bound token, sent over mTLS with the partner certificate: 200', async () => {
     const token = await cli(['token', '--cert', 'certs/dev/partnerA.crt', '--scope', 'api:read'])
     assert.equal(token.code, 0, token.stderr)
-    const result = await cli(['request', `${baseUrl}/reports/7?year=2026`, '--token', token.stdout.trim(), '--cert', 'certs/dev/partnerA.crt', '--key', 'certs/dev/partnerA.key'])
+    const result = await cli([
+      'request',
+      `${baseUrl}/reports/7?year=2026`,
+      '--token',
+      token.stdout.trim(),
+      '--cert',
+      'certs/dev/partnerA.crt',
+      '--key',
+      'certs/dev/partnerA.key',
+    ])
     assert.equal(result.code, 0, result.stderr)
     assert.match(result.stdout, /^HTTP 200 OK\nx-fapi-interaction-id: \S+\n\nfrom my API\n$/)
     assert.equal(received.at(-1)!.url, '/reports/7?year=2026')
@@ -173,7 +210,19 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
     const writer = await cli(['token', '--dpop-key', 'writer.jwk', '--scope', 'api:write'])
     assert.equal(writer.code, 0, writer.stderr)
     const before = received.length
-    const posted = await cli(['request', 'POST', `${baseUrl}/orders`, '--token', writer.stdout.trim(), '--dpop-key', 'writer.jwk', '--data', '{"n":1}', '--header', 'X-Note: hello'])
+    const posted = await cli([
+      'request',
+      'POST',
+      `${baseUrl}/orders`,
+      '--token',
+      writer.stdout.trim(),
+      '--dpop-key',
+      'writer.jwk',
+      '--data',
+      '{"n":1}',
+      '--header',
+      'X-Note: hello',
+    ])
     assert.equal(posted.code, 0, posted.stdout + posted.stderr)
     assert.deepEqual(received.slice(before), [{ method: 'POST', url: '/orders', body: '{"n":1}', note: 'hello' }])
 
@@ -190,8 +239,10 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
     const port = await freePort()
     const url = `https://127.0.0.1:${port}`
     const strict = await spawnGateway(configFile, {
-      FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: url,
-      FAPI_GATEWAY__DPOP__NONCE__MODE: 'required', FAPI_GATEWAY_NONCE_SECRET: 'development-nonce-secret-of-32-bytes!',
+      FAPI_GATEWAY__LISTENER__PORT: String(port),
+      FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: url,
+      FAPI_GATEWAY__DPOP__NONCE__MODE: 'required',
+      FAPI_GATEWAY_NONCE_SECRET: 'development-nonce-secret-of-32-bytes!',
     })
     try {
       const token = await cli(['token', '--dpop-key', 'nonce.jwk', '--scope', 'api:read'])
@@ -202,7 +253,11 @@ describe('dev --no-gateway: the issuer alone, for your own gateway configuration
       assert.match(result.stdout, /^HTTP 200 OK\ndpop-nonce: \S+\nx-fapi-interaction-id: \S+\n\nfrom my API\n$/)
       assert.equal(received.length, before + 1)
       const saved = readFileSync(join(folder, 'nonce-proof.jwt'), 'utf8').trim()
-      assert.equal(typeof (JSON.parse(Buffer.from(saved.split('.')[1]!, 'base64url').toString()) as { nonce?: unknown }).nonce, 'string', 'the proof saved is the one sent')
+      assert.equal(
+        typeof (JSON.parse(Buffer.from(saved.split('.')[1]!, 'base64url').toString()) as { nonce?: unknown }).nonce,
+        'string',
+        'the proof saved is the one sent',
+      )
     } finally {
       await strict.stop()
     }

@@ -40,10 +40,11 @@ async function startFrameworkUpstream(): Promise<{ url: string; seen: Seen[]; cl
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }
 
@@ -80,12 +81,15 @@ describe('what the upstream receives and what the client gets back', () => {
   before(async () => {
     upstream = await startFrameworkUpstream()
     policiesDir = mkdtempSync(join(tmpdir(), 'fapi-gateway-policies-'))
-    writeFileSync(join(policiesDir, 'routes.yaml'), stringify({
-      routes: [
-        { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'] },
-        { name: 'ledger-read', path: '/ledger/**', methods: ['GET'], upstream: 'data-api', upstreamPath: '/books', scopes: ['accounts:read'] },
-      ],
-    }))
+    writeFileSync(
+      join(policiesDir, 'routes.yaml'),
+      stringify({
+        routes: [
+          { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'] },
+          { name: 'ledger-read', path: '/ledger/**', methods: ['GET'], upstream: 'data-api', upstreamPath: '/books', scopes: ['accounts:read'] },
+        ],
+      }),
+    )
     gw = await startTestGateway({ policiesDir, config: { upstreams: { 'data-api': { url: `${upstream.url}/v1` } } } })
     key = await generateDpopKey('ES256')
     token = await gw.issuer.mint({ jkt: key.jkt })
@@ -125,7 +129,7 @@ describe('what the upstream receives and what the client gets back', () => {
     assert.equal(await refusalCount(code), refusalsBefore + 1)
   }
 
-  it('passes a plain read, and the upstream sees only the gateway\'s identity', async () => {
+  it("passes a plain read, and the upstream sees only the gateway's identity", async () => {
     const response = await readAccount('/accounts/123?page=2', [['x-custom', 'kept']])
     assert.equal(response.status, 200)
     const seen = upstream.seen.at(-1)!
@@ -136,9 +140,22 @@ describe('what the upstream receives and what the client gets back', () => {
   })
 
   it('refuses underscore spellings of identity, forwarding and client-certificate headers (6)', async () => {
-    for (const [name, value] of [['X_Fapi_Gateway_Subject', 'admin'], ['X_Forwarded_For', '10.0.0.1'], ['x_client_cert', 'MIIB'], ['X_Custom', 'x']]) {
+    for (const [name, value] of [
+      ['X_Fapi_Gateway_Subject', 'admin'],
+      ['X_Forwarded_For', '10.0.0.1'],
+      ['x_client_cert', 'MIIB'],
+      ['X_Custom', 'x'],
+    ]) {
       const interactionId = `underscore-${name.toLowerCase()}`
-      await expectRefused(() => readAccount('/accounts/123', [[name!, value!], ['x-fapi-interaction-id', interactionId]]), 'GW_HEADER_UNDERSCORE', interactionId)
+      await expectRefused(
+        () =>
+          readAccount('/accounts/123', [
+            [name!, value!],
+            ['x-fapi-interaction-id', interactionId],
+          ]),
+        'GW_HEADER_UNDERSCORE',
+        interactionId,
+      )
     }
   })
 
@@ -168,7 +185,7 @@ describe('what the upstream receives and what the client gets back', () => {
     }
   })
 
-  it('keeps Server, X-Powered-By and Via inside and rewrites the upstream\'s own Location (9)', async () => {
+  it("keeps Server, X-Powered-By and Via inside and rewrites the upstream's own Location (9)", async () => {
     const response = await readAccount('/accounts/123')
     assert.equal(response.status, 200)
     for (const name of ['server', 'x-powered-by', 'x-aspnet-version', 'via']) assert.equal(response.headers[name], undefined, name)
@@ -178,7 +195,7 @@ describe('what the upstream receives and what the client gets back', () => {
     assert.equal(response.body, '{"account":"123"}')
   })
 
-  it('maps the upstream\'s Location back through the route\'s upstreamPath (9)', async () => {
+  it("maps the upstream's Location back through the route's upstreamPath (9)", async () => {
     const response = await readAccount('/ledger/7')
     assert.equal(response.status, 200)
     assert.equal(upstream.seen.at(-1)!.url, '/v1/books/7')
@@ -199,7 +216,7 @@ describe('underscoreHeaders: allow — what a CGI-style upstream reads', () => {
     await upstream.close()
   })
 
-  it('forwards other underscore headers, but no spelling of the gateway\'s own headers reaches the upstream', async () => {
+  it("forwards other underscore headers, but no spelling of the gateway's own headers reaches the upstream", async () => {
     const key = await generateDpopKey('ES256')
     const token = await gw.issuer.mint({ jkt: key.jkt })
     const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })

@@ -15,18 +15,39 @@ const ATTACKER_ADDRESS = '127.0.0.2'
 
 function introspectingIssuer(server: IssuerServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    name: 'dev', issuer: issuerId, caFile: 'client-ca.crt', audience: AUDIENCE,
-    introspection: { endpoint: server.introspectionEndpoint, clientId: 'fapi-gateway', auth: { method: 'client_secret_basic', secretEnv: 'INTROSPECTION_SECRET' }, ...extra },
+    name: 'dev',
+    issuer: issuerId,
+    caFile: 'client-ca.crt',
+    audience: AUDIENCE,
+    introspection: {
+      endpoint: server.introspectionEndpoint,
+      clientId: 'fapi-gateway',
+      auth: { method: 'client_secret_basic', secretEnv: 'INTROSPECTION_SECRET' },
+      ...extra,
+    },
   }
 }
 
 function activeAnswer(key: DpopKey): Record<string, unknown> {
-  return { active: true, iss: issuerId, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 300, scope: 'accounts:read', client_id: 'partner-a', sub: 'customer-9', token_type: 'DPoP', cnf: { jkt: key.jkt } }
+  return {
+    active: true,
+    iss: issuerId,
+    aud: AUDIENCE,
+    exp: Math.floor(Date.now() / 1000) + 300,
+    scope: 'accounts:read',
+    client_id: 'partner-a',
+    sub: 'customer-9',
+    token_type: 'DPoP',
+    cnf: { jkt: key.jkt },
+  }
 }
 
 async function sendDpop(gw: TestGateway, key: DpopKey, token: string): Promise<PartnerResponse> {
   const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-  return gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+  return gw.client().send('GET', '/accounts/1', [
+    ['authorization', `DPoP ${token}`],
+    ['dpop', proof],
+  ])
 }
 
 describe('a flood of random opaque tokens from one address (default limits)', () => {
@@ -61,7 +82,9 @@ describe('a flood of random opaque tokens from one address (default limits)', ()
     }
     const attacker = createPartnerClient({ baseUrl: gw.baseUrl, caPem: pki.root.certPem, localAddress: ATTACKER_ADDRESS })
     try {
-      const flood = Array.from({ length: 100 }, () => attacker.send('GET', '/accounts/1', [['authorization', `Bearer ${randomBytes(24).toString('base64url')}`]]))
+      const flood = Array.from({ length: 100 }, () =>
+        attacker.send('GET', '/accounts/1', [['authorization', `Bearer ${randomBytes(24).toString('base64url')}`]]),
+      )
       await held
       const before = gw.upstream.received.length
       const ok = await sendDpop(gw, key, legitimate)
@@ -71,8 +94,13 @@ describe('a flood of random opaque tokens from one address (default limits)', ()
 
       const answers = await Promise.all(flood)
       const codes = new Map<string, number>()
-      for (const answer of answers) codes.set(`${answer.status} ${String(answer.json?.code)}`, (codes.get(`${answer.status} ${String(answer.json?.code)}`) ?? 0) + 1)
-      assert.deepEqual([...codes.keys()].filter((code) => code !== '401 GW_TOKEN_INACTIVE' && code !== '429 GW_INTROSPECTION_THROTTLED'), [], JSON.stringify([...codes]))
+      for (const answer of answers)
+        codes.set(`${answer.status} ${String(answer.json?.code)}`, (codes.get(`${answer.status} ${String(answer.json?.code)}`) ?? 0) + 1)
+      assert.deepEqual(
+        [...codes.keys()].filter((code) => code !== '401 GW_TOKEN_INACTIVE' && code !== '429 GW_INTROSPECTION_THROTTLED'),
+        [],
+        JSON.stringify([...codes]),
+      )
       assert.ok((codes.get('429 GW_INTROSPECTION_THROTTLED') ?? 0) > 0, 'the flooding address is throttled')
       assert.equal(answers.find((answer) => answer.status === 429)?.headers['retry-after'], '1')
       assert.ok(floodCalls.length < answers.length, 'throttled strings never reach the issuer')
@@ -96,14 +124,18 @@ describe('issuers[].introspection.tokenShape', () => {
     pki = await testPki()
     server = await startIssuerServer(pki)
     const tokenShape = { prefix: 'at_', minLength: 40, maxLength: 64, charset: 'base64url' }
-    gw = await startTestGateway({ pki, env: { INTROSPECTION_SECRET: 'dev-introspection-secret' }, config: { issuers: [introspectingIssuer(server, { tokenShape })] } })
+    gw = await startTestGateway({
+      pki,
+      env: { INTROSPECTION_SECRET: 'dev-introspection-secret' },
+      config: { issuers: [introspectingIssuer(server, { tokenShape })] },
+    })
   })
   after(async () => {
     await gw.close()
     await server.stop()
   })
 
-  it('refuses a string that cannot be the issuer\'s token without asking it, and accepts one that is', async () => {
+  it("refuses a string that cannot be the issuer's token without asking it, and accepts one that is", async () => {
     const key = await generateDpopKey('ES256')
     const legitimate = `at_${randomBytes(32).toString('base64url')}`
     server.introspect = (call) => ({ body: call.form.get('token') === legitimate ? activeAnswer(key) : { active: false } })

@@ -21,7 +21,10 @@ async function dpopCredentials(gw: TestGateway, method: string, path: string): P
   const key = await generateDpopKey('ES256')
   const token = await gw.issuer.mint({ jkt: key.jkt })
   const proof = await createProof(key, { htm: method, htu: gw.url(path), accessToken: token })
-  return [['Authorization', `DPoP ${token}`], ['DPoP', proof]]
+  return [
+    ['Authorization', `DPoP ${token}`],
+    ['DPoP', proof],
+  ]
 }
 
 async function refusalsCounted(gw: TestGateway, reason: ErrorCode): Promise<number> {
@@ -110,7 +113,19 @@ test('a form body over maxFormBodyBytes is answered 413 GW_BODY_TOO_LARGE (it is
     const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA), scope: 'payments:write' })
     const connection = await openConnection(gw, gw.pki.partnerA)
     const body = `a=${'b'.repeat(2000)}`
-    connection.write(rawRequest(gw, 'POST', '/payments', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]], body))
+    connection.write(
+      rawRequest(
+        gw,
+        'POST',
+        '/payments',
+        [
+          ['Authorization', `Bearer ${token}`],
+          ['Content-Type', 'application/x-www-form-urlencoded'],
+          ['Content-Length', String(body.length)],
+        ],
+        body,
+      ),
+    )
     const response = await connection.response()
     await connection.closed
     assert.equal(response.headers.connection, 'close')
@@ -123,7 +138,13 @@ test('a content-length over maxBodyBytes is answered 413 GW_BODY_TOO_LARGE for a
     const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA), scope: 'payments:write' })
     const connection = await openConnection(gw, gw.pki.partnerA)
     // Only the head is sent: the gateway must refuse on the declared length, without reading.
-    connection.write(rawRequest(gw, 'POST', '/payments', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Content-Length', '1025']]))
+    connection.write(
+      rawRequest(gw, 'POST', '/payments', [
+        ['Authorization', `Bearer ${token}`],
+        ['Content-Type', 'application/json'],
+        ['Content-Length', '1025'],
+      ]),
+    )
     const response = await connection.response()
     await connection.closed
     assert.equal(response.headers.connection, 'close')
@@ -137,7 +158,19 @@ test('a body within maxBodyBytes on the same route is forwarded', async () => {
     const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA), scope: 'payments:write' })
     const connection = await openConnection(gw, gw.pki.partnerA)
     const body = JSON.stringify({ amount: '1.00', filler: 'x'.repeat(900) })
-    connection.write(rawRequest(gw, 'POST', '/payments', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Content-Length', String(body.length)]], body))
+    connection.write(
+      rawRequest(
+        gw,
+        'POST',
+        '/payments',
+        [
+          ['Authorization', `Bearer ${token}`],
+          ['Content-Type', 'application/json'],
+          ['Content-Length', String(body.length)],
+        ],
+        body,
+      ),
+    )
     const response = await connection.response()
     assert.equal(response.status, 201)
     assert.equal(gw.upstream.received.length, 1)
@@ -202,7 +235,24 @@ test('slowloris (slowhttptest -H) cannot hold the listener', { skip: existsSync(
     // stays far below maxConnections; were they held, its 200 connections would pass the limit.
     await withGateway({ headersTimeoutMs: 1000, requestTimeoutMs: 2000, connectionsCheckingIntervalMs: 200, maxConnections: 120 }, async (gw) => {
       // 200 connections at 50 a second, each sending a header line every second, for at most 8 s.
-      const attack = runSlowHttpTest(['-H', '-c', '200', '-r', '50', '-i', '1', '-l', '8', '-p', '3', '-g', '-o', join(scratch, 'stats'), '-u', gw.url('/accounts/1')])
+      const attack = runSlowHttpTest([
+        '-H',
+        '-c',
+        '200',
+        '-r',
+        '50',
+        '-i',
+        '1',
+        '-l',
+        '8',
+        '-p',
+        '3',
+        '-g',
+        '-o',
+        join(scratch, 'stats'),
+        '-u',
+        gw.url('/accounts/1'),
+      ])
       await new Promise((resolve) => setTimeout(resolve, 1500))
       const during = await gw.client().send('GET', '/accounts/1', await dpopCredentials(gw, 'GET', '/accounts/1'))
       assert.equal(during.status, 200, 'a legitimate request is served during the attack')

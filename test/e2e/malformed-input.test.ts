@@ -51,14 +51,16 @@ const utf8Bytes = (text: string) => Buffer.from(text, 'utf8').toString('latin1')
 function mutate(original: string): fc.Arbitrary<string> {
   const position = fc.nat({ max: original.length - 1 })
   const char = fc.constantFrom(...B64URL, '.', '=', '+', '/', '~', '"', ',', ' ')
-  return fc.oneof(
-    fc.tuple(position, char).map(([at, c]) => original.slice(0, at) + c + original.slice(at + 1)),
-    fc.tuple(position, char).map(([at, c]) => original.slice(0, at) + c + original.slice(at)),
-    position.map((at) => original.slice(0, at) + original.slice(at + 1)),
-    position.map((at) => original.slice(0, at)),
-    fc.constant(original.split('.').reverse().join('.')),
-    fc.constant(`${original}.${original.split('.')[2]}`),
-  ).filter((mutated) => mutated.trim() !== original)
+  return fc
+    .oneof(
+      fc.tuple(position, char).map(([at, c]) => original.slice(0, at) + c + original.slice(at + 1)),
+      fc.tuple(position, char).map(([at, c]) => original.slice(0, at) + c + original.slice(at)),
+      position.map((at) => original.slice(0, at) + original.slice(at + 1)),
+      position.map((at) => original.slice(0, at)),
+      fc.constant(original.split('.').reverse().join('.')),
+      fc.constant(`${original}.${original.split('.')[2]}`),
+    )
+    .filter((mutated) => mutated.trim() !== original)
 }
 
 /** Values for either header: nothing in here is a valid credential. */
@@ -92,7 +94,19 @@ function malformedValues(issuer: string): fc.Arbitrary<string> {
     },
     { requiredKeys: [] },
   )
-  const jwt = fc.tuple(fc.oneof(header.map((h) => b64url(JSON.stringify(h))), jsonSegment, segment), fc.oneof(payload.map((p) => b64url(JSON.stringify(p))), jsonSegment, segment), segment)
+  const jwt = fc.tuple(
+    fc.oneof(
+      header.map((h) => b64url(JSON.stringify(h))),
+      jsonSegment,
+      segment,
+    ),
+    fc.oneof(
+      payload.map((p) => b64url(JSON.stringify(p))),
+      jsonSegment,
+      segment,
+    ),
+    segment,
+  )
   return fc.oneof(
     visible(200),
     segment,
@@ -103,7 +117,9 @@ function malformedValues(issuer: string): fc.Arbitrary<string> {
     jwt.map(([h, p, s]) => `${h}.${p}.${s}.${s}`),
     jwt.map(([h, p]) => `${h}.${p}`),
     fc.string({ unit: 'grapheme', maxLength: 40 }).map(utf8Bytes),
-    fc.tuple(fc.integer({ min: 1000, max: HEADER_BUDGET }), fc.constantFrom('A', 'eyJ', 'a.', '=', ' ')).map(([length, unit]) => unit.repeat(Math.ceil(length / unit.length)).slice(0, length)),
+    fc
+      .tuple(fc.integer({ min: 1000, max: HEADER_BUDGET }), fc.constantFrom('A', 'eyJ', 'a.', '=', ' '))
+      .map(([length, unit]) => unit.repeat(Math.ceil(length / unit.length)).slice(0, length)),
     mutate(validToken),
     mutate(validProof),
   )
@@ -145,7 +161,8 @@ function badRequests(issuer: string): fc.Arbitrary<BadRequest> {
     { weight: 1, arbitrary: query.map((q) => ({ path: PATH + q, randomPath: false })) },
     {
       weight: 2,
-      arbitrary: fc.tuple(fc.constantFrom('/', '/accounts/', '/payments', '//', '/accounts/../', '/%2e%2e/', '/accounts%2f'), pathSegment, query)
+      arbitrary: fc
+        .tuple(fc.constantFrom('/', '/accounts/', '/payments', '//', '/accounts/../', '/%2e%2e/', '/accounts%2f'), pathSegment, query)
         .map(([prefix, segment, q]) => ({ path: prefix + segment + q, randomPath: true })),
     },
     { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }).map((s) => ({ path: `/accounts/${utf8Bytes(s)}`, randomPath: true })) },
@@ -158,16 +175,18 @@ function badRequests(issuer: string): fc.Arbitrary<BadRequest> {
     // Repeated DPoP headers, one of them the valid proof.
     { weight: 1, arbitrary: fc.array(fc.oneof(malformed, fc.constant(validProof)), { minLength: 1, maxLength: 2 }).map((others) => [validProof, ...others]) },
   )
-  return fc.record({
-    path,
-    authorization: fc.oneof(
-      { weight: 1, arbitrary: fc.constant([]) },
-      { weight: 8, arbitrary: authorizationValues(issuer).map((value) => [value]) },
-      { weight: 1, arbitrary: fc.array(authorizationValues(issuer), { minLength: 2, maxLength: 3 }) },
-    ),
-    dpop,
-    interactionId: fc.option(fc.oneof(fc.uuid(), fc.string({ unit: fc.constantFrom(...VISIBLE), maxLength: 140 })), { nil: undefined }),
-  }).map(({ path, authorization, dpop, interactionId }) => fitToBudget({ ...path, authorization, dpop, interactionId }))
+  return fc
+    .record({
+      path,
+      authorization: fc.oneof(
+        { weight: 1, arbitrary: fc.constant([]) },
+        { weight: 8, arbitrary: authorizationValues(issuer).map((value) => [value]) },
+        { weight: 1, arbitrary: fc.array(authorizationValues(issuer), { minLength: 2, maxLength: 3 }) },
+      ),
+      dpop,
+      interactionId: fc.option(fc.oneof(fc.uuid(), fc.string({ unit: fc.constantFrom(...VISIBLE), maxLength: 140 })), { nil: undefined }),
+    })
+    .map(({ path, authorization, dpop, interactionId }) => fitToBudget({ ...path, authorization, dpop, interactionId }))
 }
 
 /** Truncates header values so the whole head stays under the listener's header limit. */
@@ -227,11 +246,18 @@ test('malformed credentials, paths and queries are refused with a catalogued ans
   assert.ok(events.length >= 300)
   assert.equal(events.filter((event) => event.event.reason === 'GW_INTERNAL').length, 0, 'no input made the pipeline fail unexpectedly')
   const errors = gw.log.lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((entry) => entry.level >= 50)
-  assert.deepEqual(errors.map((entry) => entry.msg), [], 'nothing was logged as an error')
+  assert.deepEqual(
+    errors.map((entry) => entry.msg),
+    [],
+    'nothing was logged as an error',
+  )
 })
 
 test('afterwards the gateway is healthy: the valid pair passes, /healthz and /readyz answer', async () => {
-  const legitimate = await client.send('GET', PATH, [['authorization', `DPoP ${validToken}`], ['dpop', validProof]])
+  const legitimate = await client.send('GET', PATH, [
+    ['authorization', `DPoP ${validToken}`],
+    ['dpop', validProof],
+  ])
   assert.equal(legitimate.status, 200, legitimate.body)
   assert.equal(gw.upstream.received.length, 1)
   for (const probe of ['/healthz', '/readyz']) {
@@ -251,25 +277,28 @@ test('a revoked token is refused', async () => {
   const token = await gw.issuer.mint({ jkt: key.jkt })
   await revoke(token)
   const proof = await createProof(key, { htm: 'GET', htu: gw.url(PATH), accessToken: token })
-  const response = await client.send('GET', PATH, [['authorization', `DPoP ${token}`], ['dpop', proof]])
+  const response = await client.send('GET', PATH, [
+    ['authorization', `DPoP ${token}`],
+    ['dpop', proof],
+  ])
   assert.equal(response.status, 401)
   assert.equal(response.json?.code, 'GW_TOKEN_REVOKED')
 })
 
-test(
-  'a revoked token re-spelled in non-canonical base64url is refused',
-  async () => {
-    const token = await gw.issuer.mint({ jkt: key.jkt })
-    await revoke(token)
-    const respelled = respellSignature(token)
-    assert.notEqual(respelled, token)
-    const proof = await createProof(key, { htm: 'GET', htu: gw.url(PATH), accessToken: respelled })
-    const received = gw.upstream.received.length
-    const response = await client.send('GET', PATH, [['authorization', `DPoP ${respelled}`], ['dpop', proof]])
-    assert.equal(response.status, 401, `status ${response.status}`)
-    assert.equal(gw.upstream.received.length, received)
-  },
-)
+test('a revoked token re-spelled in non-canonical base64url is refused', async () => {
+  const token = await gw.issuer.mint({ jkt: key.jkt })
+  await revoke(token)
+  const respelled = respellSignature(token)
+  assert.notEqual(respelled, token)
+  const proof = await createProof(key, { htm: 'GET', htu: gw.url(PATH), accessToken: respelled })
+  const received = gw.upstream.received.length
+  const response = await client.send('GET', PATH, [
+    ['authorization', `DPoP ${respelled}`],
+    ['dpop', proof],
+  ])
+  assert.equal(response.status, 401, `status ${response.status}`)
+  assert.equal(gw.upstream.received.length, received)
+})
 
 async function revoke(token: string): Promise<void> {
   const response = await fetch(`http://127.0.0.1:${gw.gateway.adminPort}/revoked-tokens`, {

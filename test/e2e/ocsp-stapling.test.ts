@@ -23,7 +23,9 @@ interface SClient {
 /** openssl s_client asking for a stapled status; stdin closed so it ends after the handshake. */
 function sClientStatus(port: number, ...extra: string[]): Promise<SClient> {
   return new Promise((resolve, reject) => {
-    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-status', ...extra], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-status', ...extra], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => (output += chunk))
     child.stderr.on('data', (chunk: Buffer) => (output += chunk))
@@ -54,7 +56,7 @@ async function waitFor(what: string, condition: () => Promise<boolean>, limitMs 
   }
 }
 
-describe('OCSP stapling of the gateway\'s own certificate', () => {
+describe("OCSP stapling of the gateway's own certificate", () => {
   let tmp: TempDir
   let caDir: string
   let ocspPort: number
@@ -92,7 +94,7 @@ describe('OCSP stapling of the gateway\'s own certificate', () => {
     tmp.remove()
   })
 
-  it('staples a good response from the responder in the certificate\'s AIA extension, which openssl s_client verifies', async () => {
+  it("staples a good response from the responder in the certificate's AIA extension, which openssl s_client verifies", async () => {
     const { port, serial } = await gatewayWithCertificate('stapled')
     await waitFor('a stapled response', () => stapled(port))
     for (const version of ['-tls1_3', '-tls1_2']) {
@@ -130,6 +132,9 @@ describe('OCSP stapling of the gateway\'s own certificate', () => {
     assert.match(result.output, /OCSP response: no response sent/, result.output)
     assert.match(result.output, /Verify return code: 0 \(ok\)/)
     assert.equal(result.code, 0)
-    assert.ok(gw.log.lines.some((line) => line.includes('OCSP stapling: no usable response')), 'the failure is logged')
+    assert.ok(
+      gw.log.lines.some((line) => line.includes('OCSP stapling: no usable response')),
+      'the failure is logged',
+    )
   })
 })

@@ -9,7 +9,16 @@ import { startTestGateway, type TestGateway } from '../support/gateway.ts'
 interface AccessLine {
   readonly msg: string
   readonly level: number
-  readonly access?: { method: string; route: string; status: number; durationMs: number; clientId?: string; interactionId: string; sourceIp: string; completed: boolean }
+  readonly access?: {
+    method: string
+    route: string
+    status: number
+    durationMs: number
+    clientId?: string
+    interactionId: string
+    sourceIp: string
+    completed: boolean
+  }
 }
 
 function accessLines(gw: TestGateway): AccessLine[] {
@@ -32,7 +41,11 @@ async function readyz(gw: TestGateway): Promise<{ status: number; checks: Record
 async function dpopRequest(gw: TestGateway, key: DpopKey, interactionId: string) {
   const token = await gw.issuer.mint({ jkt: key.jkt, clientId: 'partner-a' })
   const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-  const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof], ['x-fapi-interaction-id', interactionId]])
+  const response = await gw.client().send('GET', '/accounts/1', [
+    ['authorization', `DPoP ${token}`],
+    ['dpop', proof],
+    ['x-fapi-interaction-id', interactionId],
+  ])
   return { response, token, proof }
 }
 
@@ -58,9 +71,19 @@ describe('the access log', () => {
     const lines = accessLines(gw)
     const allowed = lines.find((l) => l.access!.interactionId === allowedId)!
     assert.equal(allowed.level, 30)
-    assert.deepEqual({ ...allowed.access!, durationMs: typeof allowed.access!.durationMs }, {
-      method: 'GET', route: 'accounts-read', status: 200, durationMs: 'number', clientId: 'partner-a', interactionId: allowedId, sourceIp: '127.0.0.1', completed: true,
-    })
+    assert.deepEqual(
+      { ...allowed.access!, durationMs: typeof allowed.access!.durationMs },
+      {
+        method: 'GET',
+        route: 'accounts-read',
+        status: 200,
+        durationMs: 'number',
+        clientId: 'partner-a',
+        interactionId: allowedId,
+        sourceIp: '127.0.0.1',
+        completed: true,
+      },
+    )
     const refused = lines.find((l) => l.access!.interactionId === refusedId)!
     assert.equal(refused.access!.status, 401)
     assert.equal(refused.access!.clientId, undefined)
@@ -79,7 +102,11 @@ describe('the access log, sampled and off', () => {
       const refusedId = randomUUID()
       assert.equal((await sampled.client().send('GET', '/accounts/1', [['x-fapi-interaction-id', refusedId]])).status, 401)
       await until('the refusal line', () => accessLines(sampled).some((l) => l.access!.interactionId === refusedId))
-      assert.deepEqual(accessLines(sampled).map((l) => l.access!.status), [401], 'the 200 was sampled out')
+      assert.deepEqual(
+        accessLines(sampled).map((l) => l.access!.status),
+        [401],
+        'the 200 was sampled out',
+      )
     } finally {
       await sampled.close()
     }

@@ -38,7 +38,10 @@ describe('enforcement pipeline end to end', () => {
   })
   after(() => gw.close())
 
-  async function dpopGet(path: string, options: { token?: string; key?: DpopKey; htu?: string; extra?: [string, string][]; client?: ReturnType<TestGateway['client']> } = {}) {
+  async function dpopGet(
+    path: string,
+    options: { token?: string; key?: DpopKey; htu?: string; extra?: [string, string][]; client?: ReturnType<TestGateway['client']> } = {},
+  ) {
     const useToken = options.token ?? token
     const proof = await createProof(options.key ?? key, { htm: 'GET', htu: options.htu ?? gw.url(path.split('?')[0]!), accessToken: useToken })
     return (options.client ?? gw.client()).send('GET', path, [['authorization', `DPoP ${useToken}`], ['dpop', proof], ...(options.extra ?? [])])
@@ -70,7 +73,13 @@ describe('enforcement pipeline end to end', () => {
     it('refuses an mTLS-only route without a certificate', async () => {
       const pki = await testPki()
       const certToken = await gw.issuer.mint({ x5t: certThumbprint(pki.partnerA), scope: 'payments:write' })
-      await expectRefused(() => gw.client().send('POST', '/payments', [['authorization', `Bearer ${certToken}`]], '{}'), 401, 'GW_CLIENT_CERT_MISSING', 'Bearer', 'invalid_token')
+      await expectRefused(
+        () => gw.client().send('POST', '/payments', [['authorization', `Bearer ${certToken}`]], '{}'),
+        401,
+        'GW_CLIENT_CERT_MISSING',
+        'Bearer',
+        'invalid_token',
+      )
     })
     // The 1024-bit RSA certificate cannot even be loaded by a client at OpenSSL's default
     // security level; test/unit/checks/client-cert.test.ts covers it below that level.
@@ -92,17 +101,36 @@ describe('enforcement pipeline end to end', () => {
     })
     it('refuses two Authorization headers with invalid_request', async () => {
       const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['authorization', `Bearer ${token}`], ['dpop', proof]]), 400, 'GW_TOKEN_MULTIPLE', 'DPoP', 'invalid_request')
+      await expectRefused(
+        () =>
+          gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['authorization', `Bearer ${token}`],
+            ['dpop', proof],
+          ]),
+        400,
+        'GW_TOKEN_MULTIPLE',
+        'DPoP',
+        'invalid_request',
+      )
     })
     it('refuses a token in the query string', async () => {
       await expectRefused(() => gw.client().send('GET', `/accounts/1?access_token=${token}`, []), 400, 'GW_TOKEN_IN_QUERY', 'Bearer', 'invalid_request')
     })
     it('refuses a token in a form body, read once the headers passed', async () => {
       const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-      const form = [['authorization', `DPoP ${token}`], ['dpop', proof], ['content-type', 'application/x-www-form-urlencoded']] satisfies [string, string][]
+      const form = [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', proof],
+        ['content-type', 'application/x-www-form-urlencoded'],
+      ] satisfies [string, string][]
       await expectRefused(() => gw.client().send('GET', '/accounts/1', form, `access_token=${token}`), 400, 'GW_TOKEN_IN_QUERY', 'DPoP', 'invalid_request')
       // Without valid credentials the body is not even read.
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['content-type', 'application/x-www-form-urlencoded']], `access_token=${token}`), 401, 'GW_TOKEN_MISSING')
+      await expectRefused(
+        () => gw.client().send('GET', '/accounts/1', [['content-type', 'application/x-www-form-urlencoded']], `access_token=${token}`),
+        401,
+        'GW_TOKEN_MISSING',
+      )
     })
     it('refuses a token with typ JWT', async () => {
       const jwt = await gw.issuer.mint({ jkt: key.jkt, typ: 'JWT' })
@@ -130,8 +158,13 @@ describe('enforcement pipeline end to end', () => {
       const adminGw = await startTestGateway({ env: { FAPI_GATEWAY_ADMIN_TOKEN: 'test-admin-token' } })
       try {
         const adminToken = await adminGw.issuer.mint({ jkt: key.jkt })
-        const send = () => createProof(key, { htm: 'GET', htu: adminGw.url('/accounts/1'), accessToken: adminToken })
-          .then((proof) => adminGw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${adminToken}`], ['dpop', proof]]))
+        const send = () =>
+          createProof(key, { htm: 'GET', htu: adminGw.url('/accounts/1'), accessToken: adminToken }).then((proof) =>
+            adminGw.client().send('GET', '/accounts/1', [
+              ['authorization', `DPoP ${adminToken}`],
+              ['dpop', proof],
+            ]),
+          )
         assert.equal((await send()).status, 200)
         const admin = `http://127.0.0.1:${adminGw.gateway.adminPort}/revoked-tokens`
         const denied = await fetch(admin, { method: 'POST', headers: { authorization: 'Bearer wrong' }, body: JSON.stringify({ token: adminToken }) })
@@ -145,7 +178,15 @@ describe('enforcement pipeline end to end', () => {
         assert.equal(response.json?.code, 'GW_TOKEN_REVOKED')
         const fresh = await adminGw.issuer.mint({ jkt: key.jkt })
         const proof = await createProof(key, { htm: 'GET', htu: adminGw.url('/accounts/1'), accessToken: fresh })
-        assert.equal((await adminGw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${fresh}`], ['dpop', proof]])).status, 200)
+        assert.equal(
+          (
+            await adminGw.client().send('GET', '/accounts/1', [
+              ['authorization', `DPoP ${fresh}`],
+              ['dpop', proof],
+            ])
+          ).status,
+          200,
+        )
       } finally {
         await adminGw.close()
       }
@@ -154,33 +195,96 @@ describe('enforcement pipeline end to end', () => {
 
   describe('3. DPoP proofs', () => {
     it('refuses the DPoP scheme without a proof', async () => {
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`]]), 401, 'GW_DPOP_MISSING', 'DPoP', 'invalid_dpop_proof')
+      await expectRefused(
+        () => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`]]),
+        401,
+        'GW_DPOP_MISSING',
+        'DPoP',
+        'invalid_dpop_proof',
+      )
     })
     it('refuses two DPoP headers', async () => {
       const a = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
       const b = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', a], ['dpop', b]]), 400, 'GW_DPOP_MULTIPLE', 'DPoP', 'invalid_request')
+      await expectRefused(
+        () =>
+          gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', a],
+            ['dpop', b],
+          ]),
+        400,
+        'GW_DPOP_MULTIPLE',
+        'DPoP',
+        'invalid_request',
+      )
     })
     it('refuses a proof for another URL', async () => {
       await expectRefused(() => dpopGet('/accounts/1', { htu: gw.url('/accounts/2') }), 401, 'GW_DPOP_INVALID', 'DPoP', 'invalid_dpop_proof')
     })
     it('refuses a proof whose ath is for another token', async () => {
       const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: 'another-token' })
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]]), 401, 'GW_DPOP_INVALID', 'DPoP', 'invalid_dpop_proof')
+      await expectRefused(
+        () =>
+          gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', proof],
+          ]),
+        401,
+        'GW_DPOP_INVALID',
+        'DPoP',
+        'invalid_dpop_proof',
+      )
     })
     it('refuses a proof with the wrong method', async () => {
       const proof = await createProof(key, { htm: 'PUT', htu: gw.url('/accounts/1'), accessToken: token })
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]]), 401, 'GW_DPOP_INVALID', 'DPoP', 'invalid_dpop_proof')
+      await expectRefused(
+        () =>
+          gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', proof],
+          ]),
+        401,
+        'GW_DPOP_INVALID',
+        'DPoP',
+        'invalid_dpop_proof',
+      )
     })
     it('refuses a proof an hour old', async () => {
       const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token, iat: Math.floor(Date.now() / 1000) - 3600 })
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]]), 401, 'GW_DPOP_INVALID', 'DPoP', 'invalid_dpop_proof')
+      await expectRefused(
+        () =>
+          gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', proof],
+          ]),
+        401,
+        'GW_DPOP_INVALID',
+        'DPoP',
+        'invalid_dpop_proof',
+      )
     })
     it('accepts the conformance-suite positives: htu with query and fragment, request query, upper-case host, :443-less port form, scheme case', async () => {
       const withQuery = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1') + '?x=1#frag', accessToken: token })
-      assert.equal((await gw.client().send('GET', '/accounts/1?page=2', [['authorization', `dPoP ${token}`], ['DPOP', withQuery]])).status, 200)
+      assert.equal(
+        (
+          await gw.client().send('GET', '/accounts/1?page=2', [
+            ['authorization', `dPoP ${token}`],
+            ['DPOP', withQuery],
+          ])
+        ).status,
+        200,
+      )
       const upper = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1').replace('https://', 'HTTPS://'), accessToken: token })
-      assert.equal((await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', upper]])).status, 200)
+      assert.equal(
+        (
+          await gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', upper],
+          ])
+        ).status,
+        200,
+      )
     })
     it('still accepts the token after a run of bad proofs (failed proofs never lock the token)', async () => {
       for (let i = 0; i < 5; i++) await dpopGet('/accounts/1', { htu: gw.url('/elsewhere') })
@@ -199,36 +303,77 @@ describe('enforcement pipeline end to end', () => {
       const broken = Buffer.from(signature!, 'base64url')
       broken[0]! ^= 0x01
       const proof = `${header}.${claims}.${broken.toString('base64url')}`
-      const extra: [string, string][] = [['authorization', `DPoP ${token}`], ['dpop', proof], ['x-fapi-interaction-id', 'wrong-key-broken-signature']]
+      const extra: [string, string][] = [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', proof],
+        ['x-fapi-interaction-id', 'wrong-key-broken-signature'],
+      ]
       await expectRefused(() => gw.client().send('GET', '/accounts/1', extra), 401, 'GW_DPOP_BINDING_MISMATCH', 'DPoP', 'invalid_token')
       const event = gw.log.events().find((e) => e.http?.request?.id === 'wrong-key-broken-signature')
       assert.equal(event?.fapi?.key_thumbprint, imposter.jkt)
     })
     it('refuses the Bearer downgrade of a DPoP-bound token, with both challenges', async () => {
-      const response = await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `Bearer ${token}`]]), 401, 'GW_TOKEN_DOWNGRADE', 'Bearer', 'invalid_token')
+      const response = await expectRefused(
+        () => gw.client().send('GET', '/accounts/1', [['authorization', `Bearer ${token}`]]),
+        401,
+        'GW_TOKEN_DOWNGRADE',
+        'Bearer',
+        'invalid_token',
+      )
       assert.ok(challenges(response).some((c) => c.startsWith('DPoP algs=')))
     })
     it('refuses a certificate-bound token presented with another partner certificate', async () => {
       const pki = await testPki()
       const certToken = await gw.issuer.mint({ x5t: certThumbprint(pki.partnerA) })
-      await expectRefused(() => gw.client(pki.partnerB).send('GET', '/accounts/1', [['authorization', `Bearer ${certToken}`]]), 401, 'GW_CERT_BINDING_MISMATCH', 'Bearer', 'invalid_token')
+      await expectRefused(
+        () => gw.client(pki.partnerB).send('GET', '/accounts/1', [['authorization', `Bearer ${certToken}`]]),
+        401,
+        'GW_CERT_BINDING_MISMATCH',
+        'Bearer',
+        'invalid_token',
+      )
     })
     it('refuses an unbound token', async () => {
       const unbound = await gw.issuer.mint({})
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `Bearer ${unbound}`]]), 401, 'GW_TOKEN_UNBOUND', 'Bearer', 'invalid_token')
+      await expectRefused(
+        () => gw.client().send('GET', '/accounts/1', [['authorization', `Bearer ${unbound}`]]),
+        401,
+        'GW_TOKEN_UNBOUND',
+        'Bearer',
+        'invalid_token',
+      )
     })
     it('refuses a DPoP-bound token on an mTLS-only route', async () => {
       const pki = await testPki()
       const payToken = await gw.issuer.mint({ jkt: key.jkt, scope: 'payments:write' })
       const proof = await createProof(key, { htm: 'POST', htu: gw.url('/payments'), accessToken: payToken })
-      await expectRefused(() => gw.client(pki.partnerA).send('POST', '/payments', [['authorization', `DPoP ${payToken}`], ['dpop', proof]], '{}'), 401, 'GW_BINDING_NOT_ALLOWED', 'DPoP', 'invalid_token')
+      await expectRefused(
+        () =>
+          gw.client(pki.partnerA).send(
+            'POST',
+            '/payments',
+            [
+              ['authorization', `DPoP ${payToken}`],
+              ['dpop', proof],
+            ],
+            '{}',
+          ),
+        401,
+        'GW_BINDING_NOT_ALLOWED',
+        'DPoP',
+        'invalid_token',
+      )
     })
   })
 
   describe('5. replay', () => {
     it('accepts a proof once and refuses it the second time', async () => {
       const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token, jti: randomUUID() })
-      const send = () => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+      const send = () =>
+        gw.client().send('GET', '/accounts/1', [
+          ['authorization', `DPoP ${token}`],
+          ['dpop', proof],
+        ])
       assert.equal((await send()).status, 200)
       await expectRefused(send, 401, 'GW_DPOP_REPLAY', 'DPoP', 'invalid_dpop_proof')
     })
@@ -238,8 +383,26 @@ describe('enforcement pipeline end to end', () => {
       // Refused by the scope check (after the proof passed): the jti must stay unclaimed.
       const narrow = await gw.issuer.mint({ jkt: key.jkt, scope: 'other' })
       const narrowProof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: narrow, jti })
-      await expectRefused(() => gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${narrow}`], ['dpop', narrowProof]]), 403, 'GW_SCOPE_INSUFFICIENT', 'DPoP', 'insufficient_scope')
-      assert.equal((await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', wrongPath]])).status, 200)
+      await expectRefused(
+        () =>
+          gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${narrow}`],
+            ['dpop', narrowProof],
+          ]),
+        403,
+        'GW_SCOPE_INSUFFICIENT',
+        'DPoP',
+        'insufficient_scope',
+      )
+      assert.equal(
+        (
+          await gw.client().send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', wrongPath],
+          ])
+        ).status,
+        200,
+      )
     })
   })
 
@@ -249,7 +412,15 @@ describe('enforcement pipeline end to end', () => {
     })
     it('refuses a method the route does not allow', async () => {
       const proof = await createProof(key, { htm: 'DELETE', htu: gw.url('/accounts/1'), accessToken: token })
-      await expectRefused(() => gw.client().send('DELETE', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]]), 405, 'GW_METHOD_NOT_ALLOWED')
+      await expectRefused(
+        () =>
+          gw.client().send('DELETE', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', proof],
+          ]),
+        405,
+        'GW_METHOD_NOT_ALLOWED',
+      )
     })
     it('refuses a missing scope with 403 insufficient_scope and the scope', async () => {
       const narrow = await gw.issuer.mint({ jkt: key.jkt, scope: 'profile' })
@@ -271,7 +442,12 @@ describe('enforcement pipeline end to end', () => {
   describe('7. forwarding', () => {
     it('sends the verified identity upstream and strips what a client could spoof', async () => {
       const response = await dpopGet('/accounts/1?page=2', {
-        extra: [['x-fapi-gateway-client-id', 'spoofed'], ['x-forwarded-for', '6.6.6.6'], ['x-fapi-interaction-id', 'c0ffee00-0000-4000-8000-000000000001'], ['x-custom', 'kept']],
+        extra: [
+          ['x-fapi-gateway-client-id', 'spoofed'],
+          ['x-forwarded-for', '6.6.6.6'],
+          ['x-fapi-interaction-id', 'c0ffee00-0000-4000-8000-000000000001'],
+          ['x-custom', 'kept'],
+        ],
       })
       assert.equal(response.status, 200)
       assert.equal(response.headers['x-fapi-interaction-id'], 'c0ffee00-0000-4000-8000-000000000001')

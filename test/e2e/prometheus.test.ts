@@ -20,7 +20,10 @@ import { findFreePort } from '../support/ports.ts'
 const JOB = 'fapi-gateway-admin'
 const NAMESPACE = 'payments'
 
-interface Sample { metric: Record<string, string>; value: [number, string] }
+interface Sample {
+  metric: Record<string, string>
+  value: [number, string]
+}
 
 describe('metrics through a real Prometheus', () => {
   let gw: TestGateway
@@ -50,12 +53,21 @@ describe('metrics through a real Prometheus', () => {
 
   async function legitimate(): Promise<number> {
     const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-    return (await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])).status
+    return (
+      await gw.client().send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', proof],
+      ])
+    ).status
   }
 
   async function replayed(): Promise<number> {
     const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/2'), accessToken: token })
-    const send = () => gw.client().send('GET', '/accounts/2', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    const send = () =>
+      gw.client().send('GET', '/accounts/2', [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', proof],
+      ])
     assert.equal((await send()).status, 200)
     return (await send()).status
   }
@@ -66,22 +78,31 @@ describe('metrics through a real Prometheus', () => {
     token = await gw.issuer.mint({ jkt: key.jkt })
     dir = mkdtempSync(join(tmpdir(), 'fapi-gateway-prometheus-'))
     writeFileSync(join(dir, 'rules.yaml'), stringify(alertRules(valuesWith(exampleValues('production.yaml')), NAMESPACE)))
-    writeFileSync(join(dir, 'prometheus.yml'), stringify({
-      global: { scrape_interval: '1s', evaluation_interval: '1s' },
-      rule_files: [join(dir, 'rules.yaml')],
-      scrape_configs: [{
-        job_name: JOB,
-        static_configs: [{ targets: [`127.0.0.1:${gw.gateway.adminPort}`], labels: { namespace: NAMESPACE, pod: 'fapi-gateway-0' } }],
-      }],
-    }))
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      stringify({
+        global: { scrape_interval: '1s', evaluation_interval: '1s' },
+        rule_files: [join(dir, 'rules.yaml')],
+        scrape_configs: [
+          {
+            job_name: JOB,
+            static_configs: [{ targets: [`127.0.0.1:${gw.gateway.adminPort}`], labels: { namespace: NAMESPACE, pod: 'fapi-gateway-0' } }],
+          },
+        ],
+      }),
+    )
     const port = await findFreePort()
     base = `http://127.0.0.1:${port}`
-    prometheus = spawn('prometheus', [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] })
+    prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=warn',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
     prometheus.stdout!.on('data', (chunk: Buffer) => (log += chunk))
     prometheus.stderr!.on('data', (chunk: Buffer) => (log += chunk))
     await eventually('Prometheus to be ready', async () => {
@@ -134,14 +155,19 @@ describe('metrics through a real Prometheus', () => {
 
   it('evaluates every alert rule of the chart without error, and none fires on a healthy gateway', async () => {
     const rules = await eventually('every rule evaluated', async () => {
-      const body = (await (await fetch(`${base}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string; state: string }[] }[] } }
+      const body = (await (await fetch(`${base}/api/v1/rules`)).json()) as {
+        data: { groups: { rules: { name: string; health: string; lastError?: string; state: string }[] }[] }
+      }
       const all = body.data.groups.flatMap((g) => g.rules)
       return all.length === 11 && all.every((r) => r.health !== 'unknown') ? all : undefined
     })
     for (const rule of rules) assert.equal(rule.health, 'ok', `${rule.name}: ${rule.lastError ?? ''}`)
     const firing = rules.filter((r) => r.state !== 'inactive').map((r) => r.name)
     // The replay above is credential abuse by design; nothing else may be pending or firing.
-    assert.deepEqual(firing.filter((name) => name !== 'FapiGatewayCredentialAbuse'), [])
+    assert.deepEqual(
+      firing.filter((name) => name !== 'FapiGatewayCredentialAbuse'),
+      [],
+    )
   })
 
   it('answers every query of the Grafana dashboard', async () => {

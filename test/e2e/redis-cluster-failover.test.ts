@@ -121,7 +121,11 @@ describe('Redis Cluster (3 masters, 3 replicas): a master lost under DPoP load',
       const response = await client.send('GET', '/accounts/1', headers)
       return { status: response.status, code: response.json?.code as string | undefined, at: now(), ms: now() - sent }
     }
-    const withProof = (client: PartnerClient, token: string, proof: string) => ask(client, [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    const withProof = (client: PartnerClient, token: string, proof: string) =>
+      ask(client, [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', proof],
+      ])
     const proofFor = (token: number, accessToken: string) =>
       createProof(keys[token % keys.length]!, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken })
     const askRevoked = async (n: number): Promise<Answer> => {
@@ -206,17 +210,26 @@ describe('Redis Cluster (3 masters, 3 replicas): a master lost under DPoP load',
 
     assert.equal(figures.doubleAcceptances, 0, 'no proof accepted twice')
     assert.equal(figures.acceptedAgainAfterFailover, 0, 'no claim lost in the promotion')
-    assert.ok(resent.every((a) => a.status === 401 && a.code === 'GW_DPOP_REPLAY'), `resent: ${summary(resent)}`)
+    assert.ok(
+      resent.every((a) => a.status === 401 && a.code === 'GW_DPOP_REPLAY'),
+      `resent: ${summary(resent)}`,
+    )
     const is = (a: Answer, status: number, code?: string) => a.status === status && a.code === code
     const unexpected = answers.filter((a) => !(a.status === 200 || is(a, 401, 'GW_DPOP_REPLAY') || is(a, 503, 'GW_REPLAY_STORE_UNAVAILABLE')))
     assert.deepEqual(unexpected, [], 'only 200, 401 GW_DPOP_REPLAY (a proof seen before) and 503 GW_REPLAY_STORE_UNAVAILABLE')
     assert.ok(unavailable.length > 0, 'slots of the lost master are refused with 503 until its replica serves them')
-    assert.ok(revokedAnswers.every((a) => is(a, 401, 'GW_TOKEN_REVOKED') || is(a, 503, 'GW_REPLAY_STORE_UNAVAILABLE')),
-      `revoked tokens: ${summary(revokedAnswers)}`)
+    assert.ok(
+      revokedAnswers.every((a) => is(a, 401, 'GW_TOKEN_REVOKED') || is(a, 503, 'GW_REPLAY_STORE_UNAVAILABLE')),
+      `revoked tokens: ${summary(revokedAnswers)}`,
+    )
     assert.equal(gw.upstream.received.length - upstreamBefore, answers.filter((a) => a.status === 200).length, 'only accepted requests reached the upstream')
 
     // Recovered, in the same processes: fresh proofs accepted on both replicas, revocations still in force.
-    assert.deepEqual(replicas.map((g) => [g.child.pid, g.child.exitCode]), pids.map((pid) => [pid, null]), 'no gateway restarted')
+    assert.deepEqual(
+      replicas.map((g) => [g.child.pid, g.child.exitCode]),
+      pids.map((pid) => [pid, null]),
+      'no gateway restarted',
+    )
     await Promise.all(replicas.map((g) => waitForReady(g.adminPort)))
     assert.ok(proofs.filter((p) => p.answers[0]!.at > healthyAt).length >= PROOFS_AFTER_RECOVERY, 'load went on after the recovery')
     // Every token whose claims lived on the lost master is served again by both replicas (again after a 503 from a busy machine).

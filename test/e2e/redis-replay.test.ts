@@ -47,7 +47,12 @@ describe('replay detection in Redis', () => {
       const before = gw.upstream.received.length
       const proof = await proofFor()
       const responses = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => clients[i % 2]!.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])),
+        Array.from({ length: 50 }, (_, i) =>
+          clients[i % 2]!.send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', proof],
+          ]),
+        ),
       )
       const statuses = responses.map((r) => r.status)
       assert.equal(statuses.filter((s) => s === 200).length, 1, `statuses: ${statuses.join(',')}`)
@@ -60,7 +65,10 @@ describe('replay detection in Redis', () => {
   })
 
   it('remembers a jti in Redis for maxAgeSeconds + 3 x maxFutureSeconds + 1 s (replica clocks may be off by maxFutureSeconds)', async () => {
-    const response = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proofFor('ttl-probe')]])
+    const response = await gw.client().send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', await proofFor('ttl-probe')],
+    ])
     assert.equal(response.status, 200, response.body)
     const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url')
     const pttl = Number(await redisCli(redis.port, 'PTTL', `fapigw:dpop:{${sha256(token)}}:${key.jkt}:${sha256('ttl-probe')}`))
@@ -70,7 +78,11 @@ describe('replay detection in Redis', () => {
 
   it('refuses with 503 while Redis is down, forwards nothing, and resumes when it returns', async () => {
     const client = gw.client()
-    const send = async () => client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proofFor()]])
+    const send = async () =>
+      client.send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', await proofFor()],
+      ])
     assert.equal((await send()).status, 200)
 
     await redis.stop()
@@ -82,7 +94,11 @@ describe('replay detection in Redis', () => {
     }
     assert.equal(gw.upstream.received.length, before, 'nothing reached the upstream while Redis was down')
     await waitForReady(gw.gateway.adminPort, 503)
-    assert.ok(gw.log.events().some((e) => e.event.action === 'dependency.unavailable' && e.event.reason === 'GW_REPLAY_STORE_UNAVAILABLE' && e.fapi?.dependency === 'replay_store'))
+    assert.ok(
+      gw.log
+        .events()
+        .some((e) => e.event.action === 'dependency.unavailable' && e.event.reason === 'GW_REPLAY_STORE_UNAVAILABLE' && e.fapi?.dependency === 'replay_store'),
+    )
 
     await redis.start()
     await waitForReady(gw.gateway.adminPort, 200)
@@ -91,7 +107,11 @@ describe('replay detection in Redis', () => {
 
   it('refuses with 503 while Redis hangs (redis-cli CLIENT PAUSE), then resumes', async () => {
     const client = gw.client()
-    const send = async () => client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proofFor()]])
+    const send = async () =>
+      client.send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${token}`],
+        ['dpop', await proofFor()],
+      ])
     assert.equal((await send()).status, 200)
     await redisCli(redis.port, 'client', 'pause', '2500', 'ALL')
     const before = gw.upstream.received.length
@@ -113,7 +133,10 @@ describe('replay detection in Redis', () => {
       const revoked = await gw.issuer.mint({ jkt: key.jkt })
       assert.equal(await revokeThroughAdmin(adminGateway.gateway.adminPort, revoked), 201)
       const proof = await createProof(key, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken: revoked })
-      const refused = await gw.client().send('GET', '/accounts/1', [['authorization', `DPoP ${revoked}`], ['dpop', proof]])
+      const refused = await gw.client().send('GET', '/accounts/1', [
+        ['authorization', `DPoP ${revoked}`],
+        ['dpop', proof],
+      ])
       assert.equal(refused.status, 401)
       assert.equal(refused.json?.code, 'GW_TOKEN_REVOKED')
     } finally {
@@ -123,9 +146,13 @@ describe('replay detection in Redis', () => {
 
   it('with replay.revocationMirror, a revocation made on one replica is refused by another within maxStalenessMs, without a Redis lookup per request, and Redis down still means 503', async () => {
     const replay = { store: 'redis', redis: { url: redis.url }, commandTimeoutMs: 300, revocationMirror: { enabled: true, maxStalenessMs: STALENESS_MS } }
-    const adminGateway = await startTestGateway({ env: { FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret' }, config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay } })
+    const adminGateway = await startTestGateway({
+      env: { FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret' },
+      config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay },
+    })
     const mirrored = await startTestGateway({ config: { listener: { publicBaseUrl: PUBLIC_BASE_URL }, replay } })
-    const metric = async (pattern: RegExp) => Number(pattern.exec(await (await fetch(`http://127.0.0.1:${mirrored.gateway.adminPort}/metrics`)).text())?.[1] ?? Number.NaN)
+    const metric = async (pattern: RegExp) =>
+      Number(pattern.exec(await (await fetch(`http://127.0.0.1:${mirrored.gateway.adminPort}/metrics`)).text())?.[1] ?? Number.NaN)
     try {
       await Promise.all([waitForReady(adminGateway.gateway.adminPort), waitForReady(mirrored.gateway.adminPort)])
       const pki = await testPki()

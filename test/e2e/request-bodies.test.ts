@@ -100,53 +100,173 @@ describe('request bodies end to end', () => {
 
     it('forwards a form body sent with Connection: close', async () => {
       const body = 'amount=10&currency=EUR'
-      await assertForwarded(payment(withLength([['Content-Type', FORM], ['Connection', 'close']], body), body), body, FORM)
+      await assertForwarded(
+        payment(
+          withLength(
+            [
+              ['Content-Type', FORM],
+              ['Connection', 'close'],
+            ],
+            body,
+          ),
+          body,
+        ),
+        body,
+        FORM,
+      )
     })
 
     it('forwards a chunked form body', async () => {
-      await assertForwarded(payment([['Content-Type', FORM], ['Transfer-Encoding', 'chunked']], chunked('amount=10', '&currency=EUR')), 'amount=10&currency=EUR', FORM)
+      await assertForwarded(
+        payment(
+          [
+            ['Content-Type', FORM],
+            ['Transfer-Encoding', 'chunked'],
+          ],
+          chunked('amount=10', '&currency=EUR'),
+        ),
+        'amount=10&currency=EUR',
+        FORM,
+      )
     })
 
     it('forwards a JSON body, with a length and chunked', async () => {
       const body = JSON.stringify({ amount: '10.00', currency: 'EUR', note: 'grüße' })
       await assertForwarded(payment(withLength([['Content-Type', 'application/json']], body), body), body, 'application/json')
-      await assertForwarded(payment([['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], chunked(body.slice(0, 7), body.slice(7))), body, 'application/json')
+      await assertForwarded(
+        payment(
+          [
+            ['Content-Type', 'application/json'],
+            ['Transfer-Encoding', 'chunked'],
+          ],
+          chunked(body.slice(0, 7), body.slice(7)),
+        ),
+        body,
+        'application/json',
+      )
     })
 
     it('forwards empty bodies', async () => {
-      await assertForwarded(payment([['Content-Type', FORM], ['Content-Length', '0']]), '', FORM)
+      await assertForwarded(
+        payment([
+          ['Content-Type', FORM],
+          ['Content-Length', '0'],
+        ]),
+        '',
+        FORM,
+      )
       await assertForwarded(payment([['Content-Length', '0']]), '')
-      await assertForwarded(payment([['Content-Type', FORM], ['Transfer-Encoding', 'chunked']], chunked()), '', FORM)
+      await assertForwarded(
+        payment(
+          [
+            ['Content-Type', FORM],
+            ['Transfer-Encoding', 'chunked'],
+          ],
+          chunked(),
+        ),
+        '',
+        FORM,
+      )
     })
 
     it('forwards a multipart body without an access_token field byte for byte', async () => {
       const type = 'multipart/form-data; boundary=b0undary'
-      const body = multipart('b0undary', [['form-data; name="amount"', '10'], ['form-data; name="note"; filename="note.html"', '<input name="access_token">']])
+      const body = multipart('b0undary', [
+        ['form-data; name="amount"', '10'],
+        ['form-data; name="note"; filename="note.html"', '<input name="access_token">'],
+      ])
       await assertForwarded(payment(withLength([['Content-Type', type]], body), body), body, type)
     })
   })
 
   describe('tokens in bodies', () => {
     it('refuses a token in a form body of an otherwise authorized request', async () => {
-      for (const body of [`amount=10&access_token=${bodyToken}`, `amount=10;access_token=${bodyToken}`, `ACCESS_TOKEN=${bodyToken}`, `access%5Ftoken=${bodyToken}`]) {
+      for (const body of [
+        `amount=10&access_token=${bodyToken}`,
+        `amount=10;access_token=${bodyToken}`,
+        `ACCESS_TOKEN=${bodyToken}`,
+        `access%5Ftoken=${bodyToken}`,
+      ]) {
         await assertRefused(payment(withLength([['Content-Type', FORM]], body), body), 'GW_TOKEN_IN_QUERY')
       }
     })
 
     it('refuses a second Content-Type header, whichever comes first', async () => {
       const body = `access_token=${bodyToken}`
-      await assertRefused(payment(withLength([['Content-Type', 'text/plain'], ['Content-Type', FORM]], body), body), 'GW_REQUEST_MALFORMED')
-      await assertRefused(payment(withLength([['Content-Type', FORM], ['content-type', 'application/json']], body), body), 'GW_REQUEST_MALFORMED')
+      await assertRefused(
+        payment(
+          withLength(
+            [
+              ['Content-Type', 'text/plain'],
+              ['Content-Type', FORM],
+            ],
+            body,
+          ),
+          body,
+        ),
+        'GW_REQUEST_MALFORMED',
+      )
+      await assertRefused(
+        payment(
+          withLength(
+            [
+              ['Content-Type', FORM],
+              ['content-type', 'application/json'],
+            ],
+            body,
+          ),
+          body,
+        ),
+        'GW_REQUEST_MALFORMED',
+      )
       await assertRefused(payment(withLength([['Content-Type', `text/plain, ${FORM}`]], body), body), 'GW_REQUEST_MALFORMED')
     })
 
     it('refuses a form body the gateway cannot read as sent: content-coded or in a charset that hides the field names', async () => {
       const body = `access_token=${bodyToken}`
-      await assertRefused(payment(withLength([['Content-Type', FORM], ['Content-Encoding', 'gzip']], body), body), 'GW_BODY_ENCODING_UNSUPPORTED')
+      await assertRefused(
+        payment(
+          withLength(
+            [
+              ['Content-Type', FORM],
+              ['Content-Encoding', 'gzip'],
+            ],
+            body,
+          ),
+          body,
+        ),
+        'GW_BODY_ENCODING_UNSUPPORTED',
+      )
       await assertRefused(payment(withLength([['Content-Type', `${FORM}; charset=utf-16`]], body), body), 'GW_BODY_ENCODING_UNSUPPORTED')
-      await assertRefused(payment(withLength([['Content-Type', FORM], ['Content-Encoding', 'identity'], ['Content-Encoding', 'identity']], body), body), 'GW_REQUEST_MALFORMED')
+      await assertRefused(
+        payment(
+          withLength(
+            [
+              ['Content-Type', FORM],
+              ['Content-Encoding', 'identity'],
+              ['Content-Encoding', 'identity'],
+            ],
+            body,
+          ),
+          body,
+        ),
+        'GW_REQUEST_MALFORMED',
+      )
       const plain = 'amount=10'
-      await assertForwarded(payment(withLength([['Content-Type', `${FORM}; charset=ISO-8859-1`], ['Content-Encoding', 'identity']], plain), plain), plain, `${FORM}; charset=ISO-8859-1`)
+      await assertForwarded(
+        payment(
+          withLength(
+            [
+              ['Content-Type', `${FORM}; charset=ISO-8859-1`],
+              ['Content-Encoding', 'identity'],
+            ],
+            plain,
+          ),
+          plain,
+        ),
+        plain,
+        `${FORM}; charset=ISO-8859-1`,
+      )
     })
 
     it('refuses a multipart access_token field, however its name is written', async () => {
@@ -159,7 +279,10 @@ describe('request bodies end to end', () => {
         'form-data;\r\n name="access_token"',
       ]
       for (const disposition of dispositions) {
-        const body = multipart('xyz', [['form-data; name="amount"', '10'], [disposition, bodyToken]])
+        const body = multipart('xyz', [
+          ['form-data; name="amount"', '10'],
+          [disposition, bodyToken],
+        ])
         await assertRefused(payment(withLength([['Content-Type', 'multipart/form-data; boundary=xyz']], body), body), 'GW_TOKEN_IN_QUERY')
       }
     })
@@ -168,7 +291,16 @@ describe('request bodies end to end', () => {
       const conn = await connection()
       try {
         // Only the head: the gateway must answer without waiting for the body.
-        conn.write(payment([['Content-Type', FORM], ['Content-Length', '100000']], '', ''))
+        conn.write(
+          payment(
+            [
+              ['Content-Type', FORM],
+              ['Content-Length', '100000'],
+            ],
+            '',
+            '',
+          ),
+        )
         const response = await conn.response()
         assert.equal(response.status, 401)
         assert.equal(response.json?.code, 'GW_TOKEN_MISSING')
@@ -190,7 +322,13 @@ describe('request bodies end to end', () => {
       const refusalsBefore = gw.log.events().length
       const conn = await connection()
       // The 100 shows the checks passed and the gateway is reading the body.
-      conn.write(payment([['Content-Type', FORM], ['Content-Length', '100'], ['Expect', '100-continue']]))
+      conn.write(
+        payment([
+          ['Content-Type', FORM],
+          ['Content-Length', '100'],
+          ['Expect', '100-continue'],
+        ]),
+      )
       assert.equal((await conn.response()).status, 100)
       conn.write('amount=10')
       conn.socket.destroy()
@@ -224,10 +362,25 @@ describe('request bodies end to end', () => {
     }
 
     it('is never answered 100 when the headers are refused, and the connection is closed', async () => {
-      for (const authorization of ['', 'Bearer not-a-valid-token', `Bearer ${await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerB), scope: 'payments:write' })}`]) {
+      for (const authorization of [
+        '',
+        'Bearer not-a-valid-token',
+        `Bearer ${await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerB), scope: 'payments:write' })}`,
+      ]) {
         for (const type of [FORM, 'application/json']) {
           const before = gw.upstream.received.length
-          const answers = await expectContinue(payment([['Content-Type', type], ['Content-Length', '22'], ['Expect', '100-continue']], '', authorization), 'amount=10&currency=EUR')
+          const answers = await expectContinue(
+            payment(
+              [
+                ['Content-Type', type],
+                ['Content-Length', '22'],
+                ['Expect', '100-continue'],
+              ],
+              '',
+              authorization,
+            ),
+            'amount=10&currency=EUR',
+          )
           assert.equal(answers.length, 1, `no 100 Continue for ${authorization.slice(0, 12)} ${type}`)
           assert.equal(answers[0]!.status, 401)
           assert.equal(answers[0]!.headers.connection, 'close')
@@ -237,10 +390,23 @@ describe('request bodies end to end', () => {
     })
 
     it('is answered 100 once the headers passed, and the body then goes upstream', async () => {
-      for (const [type, body] of [[FORM, 'amount=10&currency=EUR'], ['application/json', '{"amount":"10.00"}']] as const) {
+      for (const [type, body] of [
+        [FORM, 'amount=10&currency=EUR'],
+        ['application/json', '{"amount":"10.00"}'],
+      ] as const) {
         const before = gw.upstream.received.length
-        const answers = await expectContinue(payment([['Content-Type', type], ['Content-Length', String(body.length)], ['Expect', '100-continue']]), body)
-        assert.deepEqual(answers.map((a) => a.status), [100, 201])
+        const answers = await expectContinue(
+          payment([
+            ['Content-Type', type],
+            ['Content-Length', String(body.length)],
+            ['Expect', '100-continue'],
+          ]),
+          body,
+        )
+        assert.deepEqual(
+          answers.map((a) => a.status),
+          [100, 201],
+        )
         assert.equal(gw.upstream.received.length, before + 1)
         assert.equal(gw.upstream.received.at(-1)!.body.toString(), body)
         assert.equal(gw.upstream.received.at(-1)!.headers.expect, undefined)

@@ -56,13 +56,24 @@ async function startCountingProxy(target: () => string): Promise<{ url: string; 
 function writePolicies(dir: string): string {
   const policies = join(dir, 'policies')
   mkdirSync(policies, { recursive: true })
-  writeFileSync(join(policies, 'routes.yaml'), stringify({
-    routes: [
-      { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'], binding: 'dpop-or-mtls' },
-      // Same CA policy, but this route keeps serving on a recent good status while the responder is down.
-      { name: 'accounts-soft', path: '/soft/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'], binding: 'mtls', revocation: { onUnavailable: 'soft-fail', maxStalenessSeconds: 3600 } },
-    ],
-  }))
+  writeFileSync(
+    join(policies, 'routes.yaml'),
+    stringify({
+      routes: [
+        { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', scopes: ['accounts:read'], binding: 'dpop-or-mtls' },
+        // Same CA policy, but this route keeps serving on a recent good status while the responder is down.
+        {
+          name: 'accounts-soft',
+          path: '/soft/**',
+          methods: ['GET'],
+          upstream: 'data-api',
+          scopes: ['accounts:read'],
+          binding: 'mtls',
+          revocation: { onUnavailable: 'soft-fail', maxStalenessSeconds: 3600 },
+        },
+      ],
+    }),
+  )
   return policies
 }
 
@@ -99,7 +110,13 @@ describe('client-certificate revocation end to end', () => {
       gateway: { clock: () => Date.now() + clock.offset },
       config: {
         listener: {
-          tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'partner-roots.pem', clientIntermediatesFile: 'client-intermediates.crt', clientCertificate: 'request' },
+          tls: {
+            certFile: 'server-chain.crt',
+            keyFile: 'server.key',
+            clientCaFile: 'partner-roots.pem',
+            clientIntermediatesFile: 'client-intermediates.crt',
+            clientCertificate: 'request',
+          },
         },
         revocation: {
           default: { sources: [] },
@@ -155,7 +172,10 @@ describe('client-certificate revocation end to end', () => {
     const partner = await client(burst)
     const before = proxy.count
     const answers = await Promise.all(Array.from({ length: 12 }, () => partner.send('GET', '/accounts/1', [['authorization', `Bearer ${token}`]])))
-    assert.deepEqual(answers.map((a) => a.status), Array(12).fill(200))
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      Array(12).fill(200),
+    )
     assert.equal(proxy.count, before + 1)
   })
 
@@ -274,18 +294,27 @@ describe('client certificates from a trusted load balancer', () => {
     const gw = await start('trusted', { name: 'x-client-cert', trustedProxies: ['127.0.0.1', '::1'] })
     const lb = gw.client()
     const token = await gw.issuer.mint({ x5t: thumbprint(good) })
-    const read = await lb.send('GET', '/accounts/1', [['authorization', `Bearer ${token}`], ['x-client-cert', encoded(good)]])
+    const read = await lb.send('GET', '/accounts/1', [
+      ['authorization', `Bearer ${token}`],
+      ['x-client-cert', encoded(good)],
+    ])
     assert.equal(read.status, 200, read.body)
     const seen = gw.upstream.received.at(-1)!
     assert.equal(seen.headers['x-fapi-gateway-cert-thumbprint'], thumbprint(good))
     assert.equal(seen.headers['x-client-cert'], undefined, 'the certificate header is not passed on')
 
     const revokedToken = await gw.issuer.mint({ x5t: thumbprint(revoked) })
-    const refused = await lb.send('GET', '/accounts/1', [['authorization', `Bearer ${revokedToken}`], ['x-client-cert', encoded(revoked)]])
+    const refused = await lb.send('GET', '/accounts/1', [
+      ['authorization', `Bearer ${revokedToken}`],
+      ['x-client-cert', encoded(revoked)],
+    ])
     assert.equal(refused.json?.code, 'GW_CLIENT_CERT_REVOKED')
 
     const pki = await testPki()
-    const untrusted = await lb.send('GET', '/accounts/1', [['authorization', `Bearer ${token}`], ['x-client-cert', encodeURIComponent(pki.untrusted.certPem)]])
+    const untrusted = await lb.send('GET', '/accounts/1', [
+      ['authorization', `Bearer ${token}`],
+      ['x-client-cert', encodeURIComponent(pki.untrusted.certPem)],
+    ])
     assert.equal(untrusted.json?.code, 'GW_CLIENT_CERT_INVALID')
 
     const without = await lb.send('GET', '/accounts/1', [['authorization', `Bearer ${token}`]])
@@ -296,14 +325,21 @@ describe('client certificates from a trusted load balancer', () => {
     const gw = await start('untrusted', { name: 'ssl-client-cert', trustedProxies: ['192.0.2.10'] })
     const client = gw.client()
     const token = await gw.issuer.mint({ x5t: thumbprint(good) })
-    const forged = await client.send('GET', '/accounts/1', [['authorization', `Bearer ${token}`], ['ssl-client-cert', encoded(good)]])
+    const forged = await client.send('GET', '/accounts/1', [
+      ['authorization', `Bearer ${token}`],
+      ['ssl-client-cert', encoded(good)],
+    ])
     assert.equal(forged.status, 401)
     assert.equal(forged.json?.code, 'GW_CERT_BINDING_MISMATCH', 'no certificate counted')
 
     const key = await generateDpopKey('ES256')
     const dpopToken = await gw.issuer.mint({ jkt: key.jkt })
     const proof = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: dpopToken })
-    const passed = await client.send('GET', '/accounts/1', [['authorization', `DPoP ${dpopToken}`], ['dpop', proof], ['ssl-client-cert', encoded(good)]])
+    const passed = await client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${dpopToken}`],
+      ['dpop', proof],
+      ['ssl-client-cert', encoded(good)],
+    ])
     assert.equal(passed.status, 200, passed.body)
     const seen = gw.upstream.received.at(-1)!
     assert.equal(seen.headers['ssl-client-cert'], undefined, 'stripped upstream')

@@ -68,7 +68,11 @@ describe('rotation without downtime (in-process gateway, files polled every 100 
   const clients: PartnerClient[] = []
 
   function partner(identity: Issued, chain: Issued[] = []): PartnerClient {
-    const client = createPartnerClient({ baseUrl: gw.baseUrl, caPem: gw.pki.root.certPem, identity: { certPem: chainPem(identity, ...chain), keyPem: identity.keyPem } })
+    const client = createPartnerClient({
+      baseUrl: gw.baseUrl,
+      caPem: gw.pki.root.certPem,
+      identity: { certPem: chainPem(identity, ...chain), keyPem: identity.keyPem },
+    })
     clients.push(client)
     return client
   }
@@ -273,11 +277,16 @@ describe('rotation without downtime (in-process gateway, files polled every 100 
     replaceFile(gw.configFile, stringify(config))
     await waitFor('the upstream to be configured', () => reloads() > count)
     count = reloads()
-    writeFileSync(join(policiesDir, 'slow.yaml'), stringify({ routes: [{ name: 'slow-write', path: '/slow', methods: ['POST'], upstream: 'slow-api', scopes: ['payments:write'], binding: 'mtls' }] }))
+    writeFileSync(
+      join(policiesDir, 'slow.yaml'),
+      stringify({ routes: [{ name: 'slow-write', path: '/slow', methods: ['POST'], upstream: 'slow-api', scopes: ['payments:write'], binding: 'mtls' }] }),
+    )
     await waitFor('the route', () => reloads() > count)
 
     const token = await gw.issuer.mint({ x5t: certThumbprint(pki.partnerA), scope: 'payments:write' })
-    const client = new Client(gw.baseUrl, { connect: { ca: pki.root.certPem, cert: chainPem(pki.partnerA, pki.intermediate), key: pki.partnerA.keyPem, servername: 'localhost' } })
+    const client = new Client(gw.baseUrl, {
+      connect: { ca: pki.root.certPem, cert: chainPem(pki.partnerA, pki.intermediate), key: pki.partnerA.keyPem, servername: 'localhost' },
+    })
     const body = new PassThrough()
     try {
       const answer = client.request({ path: '/slow', method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body })
@@ -370,7 +379,13 @@ describe('CRL files reload when they change', () => {
       const published = await publishCrl({ dir: caDir, now: Date.now() })
       replaceFile(crlFile, published.pem)
       await waitFor('the new CRL to apply', async () => (await client.send('GET', '/accounts/1', headers)).json?.code === 'GW_CLIENT_CERT_REVOKED')
-      assert.match(gw.log.events().filter((e) => e.event.action === 'config.reloaded').at(-1)!.message, /no change; files: .*published\.crl/)
+      assert.match(
+        gw.log
+          .events()
+          .filter((e) => e.event.action === 'config.reloaded')
+          .at(-1)!.message,
+        /no change; files: .*published\.crl/,
+      )
     } finally {
       await client.close()
     }
@@ -396,7 +411,11 @@ describe('SIGHUP reloads a gateway process', () => {
   })
 
   async function statementsStatus(port: number): Promise<number> {
-    const client = createPartnerClient({ baseUrl: `https://127.0.0.1:${port}`, caPem: env.pki.root.certPem, identity: { certPem: chainPem(env.pki.partnerA, env.pki.intermediate), keyPem: env.pki.partnerA.keyPem } })
+    const client = createPartnerClient({
+      baseUrl: `https://127.0.0.1:${port}`,
+      caPem: env.pki.root.certPem,
+      identity: { certPem: chainPem(env.pki.partnerA, env.pki.intermediate), keyPem: env.pki.partnerA.keyPem },
+    })
     try {
       const token = await env.issuer.mint({ x5t: certThumbprint(env.pki.partnerA) })
       return (await client.send('GET', '/statements/1', [['authorization', `Bearer ${token}`]])).status
@@ -405,7 +424,11 @@ describe('SIGHUP reloads a gateway process', () => {
     }
   }
 
-  const sighupReloads = (gateway: GatewayProcess) => gateway.stdout().split('\n').filter((line) => line.includes('"action":"config.reloaded"') && line.includes('"reason":"reload.sighup"')).length
+  const sighupReloads = (gateway: GatewayProcess) =>
+    gateway
+      .stdout()
+      .split('\n')
+      .filter((line) => line.includes('"action":"config.reloaded"') && line.includes('"reason":"reload.sighup"')).length
 
   it('applies a new policy on SIGHUP, and not before', async () => {
     rmSync(join(policiesDir, 'statements.yaml'), { force: true })
@@ -423,7 +446,11 @@ describe('SIGHUP reloads a gateway process', () => {
   it('forwards SIGHUP from the primary to every worker', async () => {
     rmSync(join(policiesDir, 'statements.yaml'), { force: true })
     redis = await startRedisServer()
-    const gateway = await spawnGateway(env.configFile, { FAPI_GATEWAY__WORKERS: '2', FAPI_GATEWAY__REPLAY__STORE: 'redis', FAPI_GATEWAY__REPLAY__REDIS: `{url: "${redis.url}"}` })
+    const gateway = await spawnGateway(env.configFile, {
+      FAPI_GATEWAY__WORKERS: '2',
+      FAPI_GATEWAY__REPLAY__STORE: 'redis',
+      FAPI_GATEWAY__REPLAY__REDIS: `{url: "${redis.url}"}`,
+    })
     processes.push(gateway)
     writeFileSync(join(policiesDir, 'statements.yaml'), STATEMENTS_POLICY)
     gateway.child.kill('SIGHUP')

@@ -20,7 +20,10 @@ const ADMIN_TOKEN = 'admin-token-for-the-security-event-test-0123456789'
 const validate = securityEventValidator()
 
 function pemBody(pem: string): string[] {
-  return pem.split(/-----[A-Z ]+-----/).map((s) => s.replace(/\s+/g, '')).filter((s) => s.length > 40)
+  return pem
+    .split(/-----[A-Z ]+-----/)
+    .map((s) => s.replace(/\s+/g, ''))
+    .filter((s) => s.length > 40)
 }
 
 async function until(what: string, condition: () => boolean, limitMs = 15_000): Promise<void> {
@@ -106,12 +109,26 @@ describe('security events during a scripted attack', () => {
     const key = await dpopKey()
     const token = await mint({ jkt: key.jkt, sub: 'customer-42' })
     const used = await proof(key, '/accounts/1', token)
-    assert.equal((await anonymous.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', used]])).status, 200)
-    await expectRefusal('GW_DPOP_REPLAY', anonymous, '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', used]])
+    assert.equal(
+      (
+        await anonymous.send('GET', '/accounts/1', [
+          ['authorization', `DPoP ${token}`],
+          ['dpop', used],
+        ])
+      ).status,
+      200,
+    )
+    await expectRefusal('GW_DPOP_REPLAY', anonymous, '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', used],
+    ])
 
     // The token stolen: presented with the thief's own key, then downgraded to Bearer.
     const thief = await dpopKey()
-    await expectRefusal('GW_DPOP_BINDING_MISMATCH', anonymous, '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', await proof(thief, '/accounts/1', token)]])
+    await expectRefusal('GW_DPOP_BINDING_MISMATCH', anonymous, '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', await proof(thief, '/accounts/1', token)],
+    ])
     await expectRefusal('GW_TOKEN_DOWNGRADE', anonymous, '/accounts/1', [['authorization', `Bearer ${token}`]])
 
     // A certificate-bound token: fine over partner A's connection, refused over partner B's, and
@@ -129,10 +146,15 @@ describe('security events during a scripted attack', () => {
     // A token revoked through the admin endpoint.
     const revocable = await mint({ jkt: key.jkt })
     const answer = await fetch(`http://127.0.0.1:${gw.gateway.adminPort}/revoked-tokens`, {
-      method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ token: revocable }),
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: revocable }),
     })
     assert.equal(answer.status, 201)
-    await expectRefusal('GW_TOKEN_REVOKED', anonymous, '/accounts/1', [['authorization', `DPoP ${revocable}`], ['dpop', await proof(key, '/accounts/1', revocable)]])
+    await expectRefusal('GW_TOKEN_REVOKED', anonymous, '/accounts/1', [
+      ['authorization', `DPoP ${revocable}`],
+      ['dpop', await proof(key, '/accounts/1', revocable)],
+    ])
 
     // No token at all, and a plain-HTTP client on the TLS port.
     await expectRefusal('GW_TOKEN_MISSING', anonymous, '/accounts/1', [])
@@ -177,7 +199,9 @@ describe('security events during a scripted attack', () => {
 
     const wrongCert = find('GW_CERT_BINDING_MISMATCH')
     assert.equal(wrongCert.fapi?.cert_thumbprint, certThumbprint(pki.partnerB))
-    assert.deepEqual((wrongCert.tls?.client as { hash: unknown }).hash, { sha256: createHash('sha256').update(pki.partnerB.cert.raw).digest('hex').toUpperCase() })
+    assert.deepEqual((wrongCert.tls?.client as { hash: unknown }).hash, {
+      sha256: createHash('sha256').update(pki.partnerB.cert.raw).digest('hex').toUpperCase(),
+    })
 
     const revokedCert = find('GW_CLIENT_CERT_REVOKED')
     assert.equal(revokedCert.event.action, 'cert.revoked')
@@ -196,7 +220,10 @@ describe('security events during a scripted attack', () => {
   })
 
   it('delivers the same events to the HTTP sink, batched', async () => {
-    const stdoutIds = gw.log.events().map((e) => e.event.id).sort()
+    const stdoutIds = gw.log
+      .events()
+      .map((e) => e.event.id)
+      .sort()
     await collector.waitForLines(stdoutIds.length)
     const received = collector.lines().map((line) => JSON.parse(line) as EcsSecurityEvent)
     assert.deepEqual(received.map((e) => e.event.id).sort(), stdoutIds)
@@ -221,7 +248,14 @@ describe('the HTTP sink never holds up requests', () => {
 
   before(async () => {
     collector = await startEventCollector()
-    gw = await startTestGateway({ config: { events: { stdout: false, http: { url: collector.url, batchSize: 1, flushIntervalMs: 20, maxQueue: 2, maxRetries: 0, retryBackoffMs: 10, timeoutMs: 60_000 } } } })
+    gw = await startTestGateway({
+      config: {
+        events: {
+          stdout: false,
+          http: { url: collector.url, batchSize: 1, flushIntervalMs: 20, maxQueue: 2, maxRetries: 0, retryBackoffMs: 10, timeoutMs: 60_000 },
+        },
+      },
+    })
   })
   after(async () => {
     await gw?.close()
@@ -234,7 +268,15 @@ describe('the HTTP sink never holds up requests', () => {
     const client = gw.client()
     for (let i = 0; i < 5; i++) {
       const value = await createProof(key, { htm: 'GET', htu: gw.url('/accounts/1'), accessToken: token })
-      assert.equal((await client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', value]])).status, 200)
+      assert.equal(
+        (
+          await client.send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', value],
+          ])
+        ).status,
+        200,
+      )
       assert.equal((await client.send('GET', '/accounts/1', [])).status, 401)
     }
   }
@@ -242,12 +284,12 @@ describe('the HTTP sink never holds up requests', () => {
   it('while the collector hangs or is down, requests are answered and the drops are counted; when it is back, events flow again', async () => {
     collector.setMode('hang')
     await traffic()
-    assert.ok(await metricValue(gw, 'fapi_gateway_security_events_dropped_total{reason="queue_full"}') > 0, 'a full queue drops')
+    assert.ok((await metricValue(gw, 'fapi_gateway_security_events_dropped_total{reason="queue_full"}')) > 0, 'a full queue drops')
 
     await collector.stop()
     await traffic()
     const deadline = Date.now() + 15_000
-    while (await metricValue(gw, 'fapi_gateway_security_events_dropped_total{reason="sink_unavailable"}') === 0) {
+    while ((await metricValue(gw, 'fapi_gateway_security_events_dropped_total{reason="sink_unavailable"}')) === 0) {
       assert.ok(Date.now() < deadline, 'batches given up while the collector is down are counted')
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
@@ -259,6 +301,6 @@ describe('the HTTP sink never holds up requests', () => {
     await collector.waitForLines(5)
     const delivered = collector.lines().map((line) => JSON.parse(line) as EcsSecurityEvent)
     assert.ok(delivered.every((e) => e.event.reason === 'GW_TOKEN_MISSING'))
-    assert.ok(await metricValue(gw, 'fapi_gateway_security_events_delivered_total') >= 5)
+    assert.ok((await metricValue(gw, 'fapi_gateway_security_events_delivered_total')) >= 5)
   })
 })

@@ -17,7 +17,10 @@ it('finishes an in-flight request after SIGTERM, then exits 0 and refuses new co
   })
   await new Promise<void>((resolve) => slowUpstream.listen(0, '127.0.0.1', resolve))
   const env = await startTestGateway({
-    config: { listener: { publicBaseUrl: 'https://api.bank.example' }, upstreams: { 'data-api': { url: `http://127.0.0.1:${(slowUpstream.address() as AddressInfo).port}` } } },
+    config: {
+      listener: { publicBaseUrl: 'https://api.bank.example' },
+      upstreams: { 'data-api': { url: `http://127.0.0.1:${(slowUpstream.address() as AddressInfo).port}` } },
+    },
   })
   const gateway = await spawnGateway(env.configFile, { FAPI_GATEWAY__LOG__LEVEL: 'info' })
   const client = createPartnerClient({ baseUrl: `https://127.0.0.1:${gateway.port}`, caPem: (await testPki()).root.certPem })
@@ -25,7 +28,10 @@ it('finishes an in-flight request after SIGTERM, then exits 0 and refuses new co
     const key = await generateDpopKey('ES256')
     const token = await env.issuer.mint({ jkt: key.jkt })
     const proof = await createProof(key, { htm: 'GET', htu: 'https://api.bank.example/accounts/1', accessToken: token })
-    const inFlight = client.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])
+    const inFlight = client.send('GET', '/accounts/1', [
+      ['authorization', `DPoP ${token}`],
+      ['dpop', proof],
+    ])
     await upstreamReached
     const exited = gateway.stop()
     await delay(100)

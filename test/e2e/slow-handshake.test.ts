@@ -12,10 +12,7 @@ import type { PartnerClient } from '../../src/client/partner-client.ts'
 
 // A TLS record header and handshake header announcing a ClientHello of nearly 16 KiB, then its
 // first bytes: the server waits for the rest, which never comes.
-const PARTIAL_CLIENT_HELLO = Buffer.concat([
-  Buffer.from([0x16, 0x03, 0x01, 0x3f, 0xff, 0x01, 0x00, 0x3f, 0xfb, 0x03, 0x03]),
-  Buffer.alloc(16, 0x5a),
-])
+const PARTIAL_CLIENT_HELLO = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x3f, 0xff, 0x01, 0x00, 0x3f, 0xfb, 0x03, 0x03]), Buffer.alloc(16, 0x5a)])
 
 interface RawSocket {
   readonly socket: Socket
@@ -32,10 +29,12 @@ async function openRawSocket(gw: TestGateway, send: 'nothing' | 'partial-client-
   opened.add(socket)
   socket.on('error', () => {})
   let closed = false
-  const closedPromise = new Promise<void>((resolve) => socket.once('close', () => {
-    closed = true
-    resolve()
-  }))
+  const closedPromise = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      closed = true
+      resolve()
+    }),
+  )
   await once(socket, 'connect')
   if (send === 'partial-client-hello') socket.write(PARTIAL_CLIENT_HELLO)
   socket.resume()
@@ -70,7 +69,10 @@ async function withGateway(limits: Record<string, number>, run: (gw: TestGateway
 /** A certificate-bound request from partner A over a fresh mTLS handshake. */
 async function mtlsRequest(gw: TestGateway, client: PartnerClient): Promise<number> {
   const token = await gw.issuer.mint({ x5t: certThumbprint(gw.pki.partnerA) })
-  const response = await client.send('GET', '/accounts/1', [['Authorization', `Bearer ${token}`], ['Connection', 'close']])
+  const response = await client.send('GET', '/accounts/1', [
+    ['Authorization', `Bearer ${token}`],
+    ['Connection', 'close'],
+  ])
   return response.status
 }
 
@@ -132,9 +134,12 @@ test("the audit's twelve sockets that never finish the handshake neither stay no
     const first = await Promise.all(Array.from({ length: 12 }, (_, n) => openRawSocket(gw, kind(n))))
     // Each socket the gateway closes is replaced at once, so twelve are in the handshake throughout.
     let replacing = true
-    const replaceWhenClosed = (socket: RawSocket, n: number): void => void socket.closed.then(async () => {
-      if (replacing) replaceWhenClosed(await openRawSocket(gw, kind(n)), n)
-    }).catch(() => {})
+    const replaceWhenClosed = (socket: RawSocket, n: number): void =>
+      void socket.closed
+        .then(async () => {
+          if (replacing) replaceWhenClosed(await openRawSocket(gw, kind(n)), n)
+        })
+        .catch(() => {})
     first.forEach(replaceWhenClosed)
     let served = 0
     try {
@@ -146,7 +151,7 @@ test("the audit's twelve sockets that never finish the handshake neither stay no
     } finally {
       replacing = false
     }
-    assert.ok(await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="ERR_TLS_HANDSHAKE_TIMEOUT"}') >= 12)
+    assert.ok((await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="ERR_TLS_HANDSHAKE_TIMEOUT"}')) >= 12)
     assert.equal(handshakeEvents(gw).length, 0, 'no security event per timed-out handshake')
     assert.equal(gw.upstream.received.length, served)
   })
@@ -191,8 +196,11 @@ test('a slow-handshake flood does not keep a legitimate mTLS client out', async 
       await flood
     }
     assert.ok(closedByGateway > 0, 'the gateway closed flood sockets it had not finished a handshake with')
-    assert.ok(await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="ERR_TLS_HANDSHAKE_TIMEOUT"}')
-      + await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="pending_handshakes_full"}') > 0)
+    assert.ok(
+      (await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="ERR_TLS_HANDSHAKE_TIMEOUT"}')) +
+        (await metricValue(gw, 'fapi_gateway_tls_handshake_failures_total', '{reason="pending_handshakes_full"}')) >
+        0,
+    )
     assert.equal(handshakeEvents(gw).length, 0, 'no security event per flood socket')
     assert.equal(gw.upstream.received.length, 5, 'only the legitimate requests reached the upstream')
   })

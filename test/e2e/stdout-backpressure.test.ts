@@ -59,7 +59,13 @@ async function startWithStuckStdout(): Promise<StuckStdoutGateway> {
   const port = await freePort()
   const adminPort = await freePort()
   const child = spawn(process.execPath, [MAIN, 'start', '--config', env.configFile], {
-    env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'info', FAPI_GATEWAY__LOG__STDOUT_BUFFER_BYTES: '65536' },
+    env: {
+      ...process.env,
+      FAPI_GATEWAY__LISTENER__PORT: String(port),
+      FAPI_GATEWAY__ADMIN__PORT: String(adminPort),
+      FAPI_GATEWAY__LOG__LEVEL: 'info',
+      FAPI_GATEWAY__LOG__STDOUT_BUFFER_BYTES: '65536',
+    },
     stdio: ['ignore', writeEnd, 'inherit'],
   })
   closeSync(writeEnd)

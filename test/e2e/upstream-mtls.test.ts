@@ -111,7 +111,11 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     caDir = join(mkdtempSync(join(tmpdir(), 'fapi-upstream-client-ca-')), 'ca')
     const ca = await initCa({ dir: caDir, subject: 'CN=Bank Upstream Client CA, O=Bank', now: Date.now() })
     nginx = await startMtlsNginx({
-      certPem: chainPem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: ca.certPem, allowedClientDn: GATEWAY_DN, slowBackendPort: await slow.listen(),
+      certPem: chainPem(pki.server, pki.intermediate),
+      keyPem: pki.server.keyPem,
+      clientCaPem: ca.certPem,
+      allowedClientDn: GATEWAY_DN,
+      slowBackendPort: await slow.listen(),
     })
   })
   after(async () => {
@@ -130,7 +134,10 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     assert.doesNotMatch(response.body, /nginx|certificate|ssl/i, 'nothing about the upstream leaks')
     assert.deepEqual(served('/accounts/without-cert'), [])
     const refused = gw.log.events().filter((event) => event.event.action === 'request.refused')
-    assert.deepEqual(refused.map((event) => event.event.reason), ['GW_UPSTREAM_UNAVAILABLE'])
+    assert.deepEqual(
+      refused.map((event) => event.event.reason),
+      ['GW_UPSTREAM_UNAVAILABLE'],
+    )
   })
 
   it('with the gateway client certificate: nginx verifies it, sees the gateway DN and answers; the expiry gauge reports it', async () => {
@@ -144,24 +151,33 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     assert.equal(echo.clientSerial.toLowerCase(), identity.serial.toLowerCase())
     assert.equal(echo.uri, '/accounts/with-cert')
     assert.equal(echo.interactionId, response.headers['x-fapi-interaction-id'])
-    assert.deepEqual(served('/accounts/with-cert').map((line) => line.status), [200])
+    assert.deepEqual(
+      served('/accounts/with-cert').map((line) => line.status),
+      [200],
+    )
 
     const seconds = await expirySeconds(gw, 'upstream-client:data-api')
     assert.ok(seconds > 89 * DAY_S && seconds <= 90 * DAY_S, String(seconds))
-    assert.ok(await expirySeconds(gw, 'server') > 0, 'the listener certificate is still reported')
+    assert.ok((await expirySeconds(gw, 'server')) > 0, 'the listener certificate is still reported')
   })
 
   it('a certificate from another CA, or from the dedicated CA with another DN, is not served by nginx', async () => {
     const pki = await testPki()
     const otherCa = await startGateway({ certPem: pki.partnerB.certPem, keyPem: pki.partnerB.keyPem })
     assert.equal((await getAccount(otherCa, '/accounts/other-ca')).status, 400, 'nginx answers a certificate it cannot verify itself')
-    assert.deepEqual(served('/accounts/other-ca').map((line) => [line.status, line.verify.startsWith('FAILED')]), [[400, true]])
+    assert.deepEqual(
+      served('/accounts/other-ca').map((line) => [line.status, line.verify.startsWith('FAILED')]),
+      [[400, true]],
+    )
 
     const otherDn = await startGateway(await gatewayIdentity('CN=someone-else, O=Bank'))
     const response = await getAccount(otherDn, '/accounts/other-dn')
     assert.equal(response.status, 403)
     assert.deepEqual(response.json, { refused: 'client DN' })
-    assert.deepEqual(served('/accounts/other-dn').map((line) => [line.status, line.verify]), [[403, 'SUCCESS']])
+    assert.deepEqual(
+      served('/accounts/other-dn').map((line) => [line.status, line.verify]),
+      [[403, 'SUCCESS']],
+    )
   })
 
   it('rotation: new certificate and key files are used for new connections without a restart, a request under way finishes; the gauge and cert.near_expiry follow', async () => {
@@ -198,7 +214,10 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     const [warning] = warnings
     assert.equal(warning!.event.reason, 'cert.expires_soon')
     assert.match(warning!.message, /upstream-client:data-api expires in 4 days/)
-    assert.equal((warning as unknown as { tls: { client: { x509: { serial_number: string } } } }).tls.client.x509.serial_number.toLowerCase(), second.serial.toLowerCase())
+    assert.equal(
+      (warning as unknown as { tls: { client: { x509: { serial_number: string } } } }).tls.client.x509.serial_number.toLowerCase(),
+      second.serial.toLowerCase(),
+    )
     assert.deepEqual(securityEventValidator()(warning!), [])
   })
 })

@@ -52,7 +52,7 @@ describe('the README walkthrough: protect your own API in five minutes', () => {
     assert.match(blocks[1]!, /^node src\/main\.ts dev --upstream http:\/\/127\.0\.0\.1:9000$/)
   })
 
-  it('takes a newcomer to a legitimate DPoP request and a refused replay, with the project\'s commands only', async () => {
+  it("takes a newcomer to a legitimate DPoP request and a refused replay, with the project's commands only", async () => {
     const devCommand = `${blocks[1]!.replace('127.0.0.1:9000', `127.0.0.1:${apiPort}`)} --port 0 --issuer-port 0`
     dev = await startShell(devCommand, folder, 'next, in another terminal:')
     assert.match(dev.stdout(), /PKI created/)
@@ -68,7 +68,11 @@ describe('the README walkthrough: protect your own API in five minutes', () => {
     assert.equal(requests.code, 1, 'the refused request exits 1')
     assert.equal(requests.stderr, 'new DPoP key written to my-key.jwk\n')
 
-    assert.deepEqual(received.map((r) => [r.url, r.clientId]), [['/hello', 'partner-a']], 'your API saw the legitimate request only')
+    assert.deepEqual(
+      received.map((r) => [r.url, r.clientId]),
+      [['/hello', 'partner-a']],
+      'your API saw the legitimate request only',
+    )
     assert.equal(statSync(join(folder, 'my-key.jwk')).mode & 0o777, 0o600, 'the DPoP key is readable by its owner only')
 
     const stopped = await dev.stop()

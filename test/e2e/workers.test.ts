@@ -49,7 +49,14 @@ describe('several workers (node:cluster)', () => {
     const proof = await createProof(key, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken: token })
     const clients = Array.from({ length: 8 }, () => createPartnerClient({ baseUrl: `https://127.0.0.1:${gateway.port}`, caPem: env.pki.root.certPem }))
     try {
-      const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => clients[i % clients.length]!.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])))
+      const responses = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          clients[i % clients.length]!.send('GET', '/accounts/1', [
+            ['authorization', `DPoP ${token}`],
+            ['dpop', proof],
+          ]),
+        ),
+      )
       assert.equal(responses.filter((r) => r.status === 200).length, 1)
       assert.equal(responses.filter((r) => r.json?.code === 'GW_DPOP_REPLAY').length, 39)
     } finally {
@@ -76,7 +83,15 @@ describe('several workers (node:cluster)', () => {
       const token = await env.issuer.mint({ jkt: key.jkt })
       for (let i = 0; i < 5; i++) {
         const proof = await createProof(key, { htm: 'GET', htu: `${PUBLIC_BASE_URL}/accounts/1`, accessToken: token })
-        assert.equal((await fresh.send('GET', '/accounts/1', [['authorization', `DPoP ${token}`], ['dpop', proof]])).status, 200)
+        assert.equal(
+          (
+            await fresh.send('GET', '/accounts/1', [
+              ['authorization', `DPoP ${token}`],
+              ['dpop', proof],
+            ])
+          ).status,
+          200,
+        )
       }
     } finally {
       await fresh.close()
@@ -88,17 +103,23 @@ describe('several workers (node:cluster)', () => {
     await waitForReady(gateway.adminPort)
   })
 
-  it('with replay.revocationMirror, a revocation made through the primary reaches every worker\'s mirror', async () => {
-    const mirrored = await spawnGateway(env.configFile, { FAPI_GATEWAY__WORKERS: '2', FAPI_GATEWAY__REPLAY__REVOCATION_MIRROR__ENABLED: 'true', FAPI_GATEWAY__REPLAY__REVOCATION_MIRROR__MAX_STALENESS_MS: '1500', FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret' })
+  it("with replay.revocationMirror, a revocation made through the primary reaches every worker's mirror", async () => {
+    const mirrored = await spawnGateway(env.configFile, {
+      FAPI_GATEWAY__WORKERS: '2',
+      FAPI_GATEWAY__REPLAY__REVOCATION_MIRROR__ENABLED: 'true',
+      FAPI_GATEWAY__REPLAY__REVOCATION_MIRROR__MAX_STALENESS_MS: '1500',
+      FAPI_GATEWAY_ADMIN_TOKEN: 'admin-secret',
+    })
     const pki = await testPki()
     const identity = { certPem: pki.partnerA.certPem.trimEnd() + '\n' + pki.intermediate.certPem, keyPem: pki.partnerA.keyPem }
     // Several connections, so that both workers get some of them.
     const clients = Array.from({ length: 8 }, () => createPartnerClient({ baseUrl: `https://127.0.0.1:${mirrored.port}`, caPem: pki.root.certPem, identity }))
-    const metric = async (pattern: RegExp) => Number(pattern.exec(await (await fetch(`http://127.0.0.1:${mirrored.adminPort}/metrics`)).text())?.[1] ?? Number.NaN)
+    const metric = async (pattern: RegExp) =>
+      Number(pattern.exec(await (await fetch(`http://127.0.0.1:${mirrored.adminPort}/metrics`)).text())?.[1] ?? Number.NaN)
     try {
       const deadline = Date.now() + 10_000
       while ((await metric(/fapi_gateway_dependency_up\{dependency="revocation_mirror"\} (\d+)/)) !== 2) {
-        assert.ok(Date.now() < deadline, 'both workers\' mirrors became current')
+        assert.ok(Date.now() < deadline, "both workers' mirrors became current")
         await delay(20)
       }
       const revoked = await env.issuer.mint({ x5t: certThumbprint(pki.partnerA) })
@@ -106,9 +127,15 @@ describe('several workers (node:cluster)', () => {
       assert.equal(await revokeThroughAdmin(mirrored.adminPort, revoked), 201)
       await delay(1500) // replay.revocationMirror.maxStalenessMs: the bound, not a guess at the speed
       const refused = await Promise.all(clients.map((c) => c.send('GET', '/accounts/1', [['authorization', `Bearer ${revoked}`]])))
-      assert.deepEqual(refused.map((r) => r.json?.code), clients.map(() => 'GW_TOKEN_REVOKED'))
+      assert.deepEqual(
+        refused.map((r) => r.json?.code),
+        clients.map(() => 'GW_TOKEN_REVOKED'),
+      )
       const passed = await Promise.all(clients.map((c) => c.send('GET', '/accounts/1', [['authorization', `Bearer ${kept}`]])))
-      assert.deepEqual(passed.map((r) => r.status), clients.map(() => 200))
+      assert.deepEqual(
+        passed.map((r) => r.status),
+        clients.map(() => 200),
+      )
       assert.ok((await metric(/fapi_gateway_cache_lookups_total\{cache="revocation_mirror",result="hit"\} (\d+)/)) >= 16)
     } finally {
       await Promise.all(clients.map((c) => c.close()))

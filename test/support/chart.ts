@@ -18,7 +18,9 @@ export function chartValues(): Record<string, unknown> {
 }
 
 export function exampleFiles(): string[] {
-  return readdirSync(join(CHART_DIR, 'examples')).filter((name) => name.endsWith('.yaml')).sort()
+  return readdirSync(join(CHART_DIR, 'examples'))
+    .filter((name) => name.endsWith('.yaml'))
+    .sort()
 }
 
 export function exampleValues(name: string): Record<string, unknown> {
@@ -54,9 +56,13 @@ export function alertRules(values: unknown, namespace = 'payments'): { groups: u
 
 /** Every PromQL expression of the dashboard, with Grafana's variables replaced for a plain Prometheus. */
 export function dashboardQueries(): { title: string; expr: string }[] {
-  const dashboard = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', 'fapi-gateway.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] }
-  return dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({
-    title: panel.title,
-    expr: target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*').replaceAll('$route', '.*'),
-  })))
+  const dashboard = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards', 'fapi-gateway.json'), 'utf8')) as {
+    panels: { title: string; targets?: { expr: string }[] }[]
+  }
+  return dashboard.panels.flatMap((panel) =>
+    (panel.targets ?? []).map((target) => ({
+      title: panel.title,
+      expr: target.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*').replaceAll('$route', '.*'),
+    })),
+  )
 }

@@ -81,8 +81,12 @@ export async function startEventCollector(port = 0): Promise<EventCollector> {
 
   await start()
   return {
-    get url() { return `http://127.0.0.1:${boundPort}/events` },
-    get port() { return boundPort },
+    get url() {
+      return `http://127.0.0.1:${boundPort}/events`
+    },
+    get port() {
+      return boundPort
+    },
     batches,
     lines: () => batches.flatMap((batch) => batch.lines),
     attempts: () => attempts,

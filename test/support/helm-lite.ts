@@ -95,7 +95,10 @@ function tokenize(src: string): Token[] {
   let i = 0
   while (i < src.length) {
     const c = src[i]!
-    if (/\s/.test(c)) { i++; continue }
+    if (/\s/.test(c)) {
+      i++
+      continue
+    }
     if (c === '"') {
       let j = i + 1
       while (src[j] !== '"') j += src[j] === '\\' ? 2 : 1
@@ -165,7 +168,10 @@ export function goFormat(v: Value): string {
   if (typeof v === 'string') return v
   if (typeof v === 'boolean') return String(v)
   if (Array.isArray(v)) return `[${v.map(goFormat).join(' ')}]`
-  return `map[${Object.keys(v as object).sort().map((k) => `${k}:${goFormat((v as Record<string, Value>)[k])}`).join(' ')}]`
+  return `map[${Object.keys(v as object)
+    .sort()
+    .map((k) => `${k}:${goFormat((v as Record<string, Value>)[k])}`)
+    .join(' ')}]`
 }
 
 function toYaml(v: Value): string {
@@ -175,7 +181,10 @@ function toYaml(v: Value): string {
 
 function indentLines(text: string, n: number): string {
   const pad = ' '.repeat(n)
-  return text.split('\n').map((line) => pad + line).join('\n')
+  return text
+    .split('\n')
+    .map((line) => pad + line)
+    .join('\n')
 }
 
 function sprintf(format: string, args: Value[]): string {
@@ -212,7 +221,16 @@ function functions(renderer: Renderer): Record<string, (...args: Value[]) => Val
     int64: (a) => new GoInt(num(a)),
     hasKey: (map, key) => isObject(map) && Object.hasOwn(map, String(key)),
     index: (v, ...keys) => keys.reduce((at: Value, key) => (isObject(at) ? at[String(key)] : Array.isArray(at) ? at[num(key)] : undefined), v),
-    kindIs: (kind, v) => (kind === 'invalid' ? v === null || v === undefined : kind === 'string' ? typeof v === 'string' : kind === 'map' ? typeof v === 'object' && v !== null && !Array.isArray(v) : kind === 'slice' ? Array.isArray(v) : false),
+    kindIs: (kind, v) =>
+      kind === 'invalid'
+        ? v === null || v === undefined
+        : kind === 'string'
+          ? typeof v === 'string'
+          : kind === 'map'
+            ? typeof v === 'object' && v !== null && !Array.isArray(v)
+            : kind === 'slice'
+              ? Array.isArray(v)
+              : false,
   }
 }
 
@@ -224,9 +242,12 @@ function evalPipeline(tokens: Token[], scope: Scope, fns: Record<string, (...arg
     const tok = tokens[pos++]
     if (!tok) fail('unexpected end of expression')
     switch (tok.t) {
-      case 'str': return tok.v
-      case 'num': return tok.v.includes('.') ? Number(tok.v) : new GoInt(Number(tok.v))
-      case 'field': return tok.v === '.' ? scope.dot : field(scope.dot, tok.v.slice(1).split('.'), tok.v)
+      case 'str':
+        return tok.v
+      case 'num':
+        return tok.v.includes('.') ? Number(tok.v) : new GoInt(Number(tok.v))
+      case 'field':
+        return tok.v === '.' ? scope.dot : field(scope.dot, tok.v.slice(1).split('.'), tok.v)
       case 'var': {
         const [name, ...path] = tok.v.split('.')
         if (!scope.vars.has(name!)) fail(`undefined variable ${name}`)
@@ -396,7 +417,9 @@ export function renderChart(chartDir: string, values: Value, options: RenderOpti
     let out = ''
     for (const node of nodes) {
       switch (node.kind) {
-        case 'text': out += node.text; break
+        case 'text':
+          out += node.text
+          break
         case 'output': {
           const declaration = /^(\$\w+)\s*:?=\s*(.+)$/s.exec(node.src)
           if (declaration) {
@@ -419,12 +442,20 @@ export function renderChart(chartDir: string, values: Value, options: RenderOpti
         }
         case 'range': {
           const value = evaluate(node.src, scope)
-          const entries: [Value, Value][] = Array.isArray(value) ? value.map((v, i) => [new GoInt(i), v])
-            : isObject(value) ? Object.keys(value).sort().map((k) => [k, value[k]]) : []
+          const entries: [Value, Value][] = Array.isArray(value)
+            ? value.map((v, i) => [new GoInt(i), v])
+            : isObject(value)
+              ? Object.keys(value)
+                  .sort()
+                  .map((k) => [k, value[k]])
+              : []
           for (const [key, item] of entries) {
             const vars = new Map(scope.vars)
             if (node.vars.length === 1) vars.set(node.vars[0]!, item)
-            if (node.vars.length === 2) { vars.set(node.vars[0]!, key); vars.set(node.vars[1]!, item) }
+            if (node.vars.length === 2) {
+              vars.set(node.vars[0]!, key)
+              vars.set(node.vars[1]!, item)
+            }
             out += run(node.body, { dot: item, vars })
           }
           break

@@ -108,17 +108,22 @@ export async function startMtlsNginx(options: MtlsNginxOptions): Promise<MtlsNgi
   await writeFile(join(dir, 'server.key'), options.keyPem, { mode: 0o600 })
   await writeFile(join(dir, 'client-ca.crt'), options.clientCaPem)
   await writeFile(join(dir, 'nginx.conf'), configuration(dir, port, options))
-  const nginx = createManagedProcess(dir, [NGINX_BINARY, '-p', dir, '-e', 'stderr', '-c', join(dir, 'nginx.conf')], () => waitUntil(() => accepts(port), 'nginx to listen'))
+  const nginx = createManagedProcess(dir, [NGINX_BINARY, '-p', dir, '-e', 'stderr', '-c', join(dir, 'nginx.conf')], () =>
+    waitUntil(() => accepts(port), 'nginx to listen'),
+  )
   await nginx.start()
   return {
     url: `https://127.0.0.1:${port}`,
     accessLog() {
       const file = join(dir, 'access.log')
       if (!existsSync(file)) return []
-      return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => {
-        const [status, verify, clientDn, uri] = line.split('\t')
-        return { status: Number(status), verify: verify ?? '', clientDn: clientDn ?? '', uri: uri ?? '' }
-      })
+      return readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => {
+          const [status, verify, clientDn, uri] = line.split('\t')
+          return { status: Number(status), verify: verify ?? '', clientDn: clientDn ?? '', uri: uri ?? '' }
+        })
     },
     close: nginx.close,
   }

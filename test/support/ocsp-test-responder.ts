@@ -60,19 +60,31 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 function outer(status: OCSPResponseStatus, basic?: BasicOCSPResponse): Buffer {
-  return Buffer.from(AsnConvert.serialize(new OCSPResponse({
-    responseStatus: status,
-    ...(basic && { responseBytes: new ResponseBytes({ responseType: id_pkix_ocsp_basic, response: new OctetString(AsnConvert.serialize(basic)) }) }),
-  })))
+  return Buffer.from(
+    AsnConvert.serialize(
+      new OCSPResponse({
+        responseStatus: status,
+        ...(basic && { responseBytes: new ResponseBytes({ responseType: id_pkix_ocsp_basic, response: new OctetString(AsnConvert.serialize(basic)) }) }),
+      }),
+    ),
+  )
 }
 
 export function signedAnswer(requestDer: Buffer, behaviour: ResponderBehaviour, signer: OcspSigner): Buffer {
   const request = AsnConvert.parse(requestDer, OCSPRequest)
   const now = behaviour.now?.() ?? Date.now()
   const certId = request.tbsRequest.requestList[0]!.reqCert
-  const certStatus = behaviour.answer === 'revoked'
-    ? new CertStatus({ revoked: new RevokedInfo({ revocationTime: new Date(Math.floor(now / 1000) * 1000 - 3_600_000), revocationReason: new CRLReason(CRLReasons.keyCompromise) }) })
-    : behaviour.answer === 'unknown' ? new CertStatus({ unknown: null }) : new CertStatus({ good: null })
+  const certStatus =
+    behaviour.answer === 'revoked'
+      ? new CertStatus({
+          revoked: new RevokedInfo({
+            revocationTime: new Date(Math.floor(now / 1000) * 1000 - 3_600_000),
+            revocationReason: new CRLReason(CRLReasons.keyCompromise),
+          }),
+        })
+      : behaviour.answer === 'unknown'
+        ? new CertStatus({ unknown: null })
+        : new CertStatus({ good: null })
   const nextUpdate = behaviour.nextUpdateSeconds === null ? undefined : new Date(Math.floor(now / 1000) * 1000 + (behaviour.nextUpdateSeconds ?? 300) * 1000)
   const signerCert = AsnConvert.parse(signer.certDer, Certificate)
   const keyHash = createHash('sha1').update(new Uint8Array(signerCert.tbsCertificate.subjectPublicKeyInfo.subjectPublicKey)).digest()
@@ -80,12 +92,14 @@ export function signedAnswer(requestDer: Buffer, behaviour: ResponderBehaviour, 
   const data = new ResponseData({
     responderID: new ResponderID({ byKey: new KeyHash(keyHash) }),
     producedAt: new Date(Math.floor(now / 1000) * 1000),
-    responses: [new SingleResponse({
-      certID: certId,
-      certStatus,
-      thisUpdate: new Date(Math.floor(now / 1000) * 1000 + (behaviour.thisUpdateSeconds ?? -60) * 1000),
-      ...(nextUpdate && { nextUpdate }),
-    })],
+    responses: [
+      new SingleResponse({
+        certID: certId,
+        certStatus,
+        thisUpdate: new Date(Math.floor(now / 1000) * 1000 + (behaviour.thisUpdateSeconds ?? -60) * 1000),
+        ...(nextUpdate && { nextUpdate }),
+      }),
+    ],
     ...(behaviour.echoNonce !== false && nonce && { responseExtensions: [nonce] }),
   })
   const tbs = Buffer.from(AsnConvert.serialize(data))

@@ -95,7 +95,23 @@ ${crlUrl ? `crlDistributionPoints = URI:${crlUrl}` : ''}
 }
 
 async function newKey(keyFile: string, csrFile: string, subject: string, configFile: string): Promise<void> {
-  await run('openssl', ['req', '-new', '-config', configFile, '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', csrFile, '-subj', subject])
+  await run('openssl', [
+    'req',
+    '-new',
+    '-config',
+    configFile,
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    csrFile,
+    '-subj',
+    subject,
+  ])
 }
 
 export async function createOpensslCa(dir: string, options: { name: string; plannedOcspPort?: number }): Promise<OpensslCa> {
@@ -106,11 +122,43 @@ export async function createOpensslCa(dir: string, options: { name: string; plan
   const configFile = join(dir, 'ca.cnf')
   writeFileSync(configFile, config(dir))
   const certFile = join(dir, 'ca.crt')
-  await run('openssl', ['req', '-x509', '-config', configFile, '-extensions', 'v3_ca', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', certFile, '-subj', `/CN=${options.name}/O=OpenSSL Interop`, '-days', '30'])
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-config',
+    configFile,
+    '-extensions',
+    'v3_ca',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    certFile,
+    '-subj',
+    `/CN=${options.name}/O=OpenSSL Interop`,
+    '-days',
+    '30',
+  ])
 
   // The delegated OCSP responder certificate (RFC 6960 §4.2.2.2).
   await newKey(join(dir, 'ocsp.key'), join(dir, 'ocsp.csr'), `/CN=${options.name} OCSP Responder`, configFile)
-  await run('openssl', ['ca', '-batch', '-config', configFile, '-extensions', 'ocsp_ext', '-notext', '-in', join(dir, 'ocsp.csr'), '-out', join(dir, 'ocsp.crt')])
+  await run('openssl', [
+    'ca',
+    '-batch',
+    '-config',
+    configFile,
+    '-extensions',
+    'ocsp_ext',
+    '-notext',
+    '-in',
+    join(dir, 'ocsp.csr'),
+    '-out',
+    join(dir, 'ocsp.crt'),
+  ])
 
   let issued = 0
   return {
@@ -125,7 +173,23 @@ export async function createOpensslCa(dir: string, options: { name: string; plan
       const keyFile = join(dir, `${name}.key`)
       const certFile = join(dir, `${name}.crt`)
       await newKey(keyFile, join(dir, `${name}.csr`), `/CN=${name}`, configFile)
-      await run('openssl', ['ca', '-batch', '-config', configFile, '-extfile', extFile, '-extensions', section, '-notext', '-days', String(issueOptions.days ?? 30), '-in', join(dir, `${name}.csr`), '-out', certFile])
+      await run('openssl', [
+        'ca',
+        '-batch',
+        '-config',
+        configFile,
+        '-extfile',
+        extFile,
+        '-extensions',
+        section,
+        '-notext',
+        '-days',
+        String(issueOptions.days ?? 30),
+        '-in',
+        join(dir, `${name}.csr`),
+        '-out',
+        certFile,
+      ])
       const serial = (await run('openssl', ['x509', '-in', certFile, '-noout', '-serial'])).stdout.trim().replace(/^serial=/, '')
       return { name, certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), serial }
     },
@@ -139,11 +203,28 @@ export async function createOpensslCa(dir: string, options: { name: string; plan
     },
     async startOcspResponder(responderOptions = {}) {
       const port = options.plannedOcspPort ?? 0
-      const child = spawn('openssl', [
-        'ocsp', '-index', join(dir, 'index.txt'), '-port', String(port), '-CA', certFile,
-        '-rsigner', join(dir, 'ocsp.crt'), '-rkey', join(dir, 'ocsp.key'), '-rmd', 'sha256',
-        '-nmin', String(responderOptions.nextUpdateMinutes ?? 5), '-ignore_err',
-      ], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(
+        'openssl',
+        [
+          'ocsp',
+          '-index',
+          join(dir, 'index.txt'),
+          '-port',
+          String(port),
+          '-CA',
+          certFile,
+          '-rsigner',
+          join(dir, 'ocsp.crt'),
+          '-rkey',
+          join(dir, 'ocsp.key'),
+          '-rmd',
+          'sha256',
+          '-nmin',
+          String(responderOptions.nextUpdateMinutes ?? 5),
+          '-ignore_err',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      )
       let output = ''
       const bound = await new Promise<number>((resolve, reject) => {
         const onData = (chunk: Buffer) => {

@@ -61,11 +61,13 @@ export async function openConnection(gw: TestGateway, identity?: Issued): Promis
     wake?.()
   })
   socket.on('error', () => {})
-  const closed = new Promise<void>((resolve) => socket.once('close', () => {
-    ended = true
-    wake?.()
-    resolve()
-  }))
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      ended = true
+      wake?.()
+      resolve()
+    }),
+  )
   return {
     socket,
     closed,

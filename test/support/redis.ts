@@ -137,11 +137,33 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       const port = await findFreePort()
       // The bus port is not port + 10000 (which may be taken, or above 65535) but a free port of its own.
       const busPort = await findFreePort()
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-        '--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1',
+      const args = [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-port',
+        String(busPort),
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-announce-ip',
+        '127.0.0.1',
         // No 5 s wait before a replica's first sync (Redis' default, for several replicas to share one transfer).
-        '--cluster-node-timeout', String(nodeTimeoutMs), '--repl-diskless-sync-delay', '0',
-        '--cluster-require-full-coverage', options.requireFullCoverage === false ? 'no' : 'yes']
+        '--cluster-node-timeout',
+        String(nodeTimeoutMs),
+        '--repl-diskless-sync-delay',
+        '0',
+        '--cluster-require-full-coverage',
+        options.requireFullCoverage === false ? 'no' : 'yes',
+      ]
       const process = createManagedProcess(dir, [redisServerBinary, ...args], () => waitUntil(async () => (await redisCli(port, 'ping')) === 'PONG'))
       processes.push({ port, process, running: false })
       await process.start()
@@ -222,22 +244,27 @@ interface ClusterNodeLine {
 
 /** CLUSTER NODES: `<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot> ...` */
 function parseClusterNodes(text: string): ClusterNodeLine[] {
-  return text.split('\n').filter(Boolean).map((line) => {
-    const [id, address, flags, masterId, , , , , ...slotFields] = line.split(' ') as [string, string, string, string, ...string[]]
-    const slots = slotFields.filter((field) => !field.startsWith('[')).map((field) => {
-      const [from, to = from] = field.split('-').map(Number) as [number, number?]
-      return [from, to] as const
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [id, address, flags, masterId, , , , , ...slotFields] = line.split(' ') as [string, string, string, string, ...string[]]
+      const slots = slotFields
+        .filter((field) => !field.startsWith('['))
+        .map((field) => {
+          const [from, to = from] = field.split('-').map(Number) as [number, number?]
+          return [from, to] as const
+        })
+      return {
+        id,
+        port: Number(/:(\d+)@/.exec(address)?.[1]),
+        master: flags.split(',').includes('master'),
+        failed: flags.split(',').some((flag) => flag === 'fail' || flag === 'fail?'),
+        masterId: masterId === '-' ? undefined : masterId,
+        slots,
+        slotCount: slots.reduce((sum, [from, to]) => sum + to - from + 1, 0),
+      }
     })
-    return {
-      id,
-      port: Number(/:(\d+)@/.exec(address)?.[1]),
-      master: flags.split(',').includes('master'),
-      failed: flags.split(',').some((flag) => flag === 'fail' || flag === 'fail?'),
-      masterId: masterId === '-' ? undefined : masterId,
-      slots,
-      slotCount: slots.reduce((sum, [from, to]) => sum + to - from + 1, 0),
-    }
-  })
 }
 
 function runRedisCli(args: readonly string[]): Promise<string> {
@@ -259,13 +286,7 @@ export async function startRedisSentinel(masterPort: number, name: string): Prom
   const dir = await mkdtemp(join(tmpdir(), 'fapigw-sentinel-'))
   const port = await findFreePort()
   const configFile = join(dir, 'sentinel.conf')
-  await writeFile(configFile, [
-    `port ${port}`,
-    'bind 127.0.0.1',
-    `dir ${dir}`,
-    `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
-    '',
-  ].join('\n'))
+  await writeFile(configFile, [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`, ''].join('\n'))
   const process = createManagedProcess(dir, [redisServerBinary, configFile, '--sentinel'], async () => {
     await waitUntil(async () => (await redisCli(port, 'sentinel', 'get-master-addr-by-name', name)).includes(String(masterPort)))
   })

@@ -6,7 +6,13 @@ import { toClientCert } from '../../src/x509.ts'
 import type { RevocationContext } from '../../src/checks/revocation.ts'
 import type { SecurityEvent } from '../../src/observability/events.ts'
 import { readCertificateFacts } from '../../src/revocation/certificate-facts.ts'
-import { createRevocationChecker, type CaRevocation, type OcspSettings, type RevocationPolicy, type RunningRevocationChecker } from '../../src/revocation/checker.ts'
+import {
+  createRevocationChecker,
+  type CaRevocation,
+  type OcspSettings,
+  type RevocationPolicy,
+  type RunningRevocationChecker,
+} from '../../src/revocation/checker.ts'
 import { createCrlStore, type CrlLocation, type CrlSettings } from '../../src/revocation/crl-store.ts'
 import type { DenyList } from '../../src/revocation/deny-list.ts'
 import { createRevocationHttp } from '../../src/revocation/http-fetch.ts'
@@ -38,8 +44,22 @@ export interface Harness {
 }
 
 export const DEFAULT_POLICY: RevocationPolicy = { sources: ['ocsp', 'crl'], checkIntermediates: false, onUnavailable: 'hard-fail', maxStalenessSeconds: 3600 }
-export const DEFAULT_OCSP: OcspSettings = { url: undefined, nonce: false, hashAlgorithm: 'sha1', timeoutMs: 3000, maxBytes: 1024 * 1024, maxCacheMs: 3_600_000, defaultValidityMs: 300_000 }
-export const DEFAULT_CRL: CrlSettings = { timeoutMs: 5000, maxBytes: 64 * 1024 * 1024, refreshIntervalMs: 300_000, refreshBeforeExpiryMs: 60_000, clockSkewMs: 60_000 }
+export const DEFAULT_OCSP: OcspSettings = {
+  url: undefined,
+  nonce: false,
+  hashAlgorithm: 'sha1',
+  timeoutMs: 3000,
+  maxBytes: 1024 * 1024,
+  maxCacheMs: 3_600_000,
+  defaultValidityMs: 300_000,
+}
+export const DEFAULT_CRL: CrlSettings = {
+  timeoutMs: 5000,
+  maxBytes: 64 * 1024 * 1024,
+  refreshIntervalMs: 300_000,
+  refreshBeforeExpiryMs: 60_000,
+  clockSkewMs: 60_000,
+}
 
 function revocationOf(ca: HarnessCa): CaRevocation {
   return {
@@ -51,7 +71,13 @@ function revocationOf(ca: HarnessCa): CaRevocation {
   }
 }
 
-export function createHarness(options: { cas: readonly HarnessCa[]; fallback?: HarnessCa; denyList?: (metrics: RevocationMetrics, events: SecurityEvent[], logger: Logger) => DenyList; cacheSize?: number; workerThresholdBytes?: number }): Harness {
+export function createHarness(options: {
+  cas: readonly HarnessCa[]
+  fallback?: HarnessCa
+  denyList?: (metrics: RevocationMetrics, events: SecurityEvent[], logger: Logger) => DenyList
+  cacheSize?: number
+  workerThresholdBytes?: number
+}): Harness {
   const clock = { now: Date.now() }
   const now = () => clock.now
   const registry = new Registry()
@@ -75,8 +101,17 @@ export function createHarness(options: { cas: readonly HarnessCa[]; fallback?: H
     { now, logger, events: emitter, metrics, http, crlStore, denyList: options.denyList?.(metrics, events, logger) },
   )
   return {
-    checker, metrics, registry, events, logs, clock,
-    clientCert: (certPem, issuers) => toClientCert(new X509Certificate(certPem), issuers.map((pem) => new X509Certificate(pem))),
+    checker,
+    metrics,
+    registry,
+    events,
+    logs,
+    clock,
+    clientCert: (certPem, issuers) =>
+      toClientCert(
+        new X509Certificate(certPem),
+        issuers.map((pem) => new X509Certificate(pem)),
+      ),
     check: (cert, context = {}) => checker.check(cert, { nowMs: clock.now, ...context }),
     async metric(name, labels = {}) {
       const metric = registry.getSingleMetric(name)

@@ -33,7 +33,10 @@ export interface RevocationPki {
   /** A certificate the CA issued for OCSP signing; without the EKU when `ocspSigning` is false. */
   responder(options: { ocspSigning: boolean }): Promise<TestCert>
   /** CRL signed by the CA (or by `signer`), DER. */
-  crl(entries: readonly TestCrlEntry[], options: { thisUpdate: Date; nextUpdate?: Date; signer?: { key: webcrypto.CryptoKey; issuer: string } }): Promise<Buffer>
+  crl(
+    entries: readonly TestCrlEntry[],
+    options: { thisUpdate: Date; nextUpdate?: Date; signer?: { key: webcrypto.CryptoKey; issuer: string } },
+  ): Promise<Buffer>
 }
 
 async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
@@ -53,7 +56,9 @@ function nextSerial(): string {
   return (++serialCounter).toString(16).padStart(6, '0')
 }
 
-export async function createRevocationPki(name = 'Revocation Test CA'): Promise<RevocationPki & { readonly caKeys: webcrypto.CryptoKeyPair; readonly caCert: x509.X509Certificate }> {
+export async function createRevocationPki(
+  name = 'Revocation Test CA',
+): Promise<RevocationPki & { readonly caKeys: webcrypto.CryptoKeyPair; readonly caCert: x509.X509Certificate }> {
   const caKeys = await keyPair()
   const now = Date.now()
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -112,7 +117,11 @@ export async function createRevocationPki(name = 'Revocation Test CA'): Promise<
         issuer: options.signer?.issuer ?? caCert.subject,
         thisUpdate: options.thisUpdate,
         nextUpdate: options.nextUpdate,
-        entries: entries.map((entry) => ({ serialNumber: entry.serial, revocationDate: entry.revokedAt ?? new Date(options.thisUpdate.getTime() - HOUR), reason: entry.reason })),
+        entries: entries.map((entry) => ({
+          serialNumber: entry.serial,
+          revocationDate: entry.revokedAt ?? new Date(options.thisUpdate.getTime() - HOUR),
+          reason: entry.reason,
+        })),
         signingKey: options.signer?.key ?? caKeys.privateKey,
         signingAlgorithm: ecdsa,
       })

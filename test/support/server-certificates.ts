@@ -28,7 +28,13 @@ async function serverCertificate(signer: Signer, serial: string, options: Server
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-    new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }], false),
+    new x509.SubjectAlternativeNameExtension(
+      [
+        { type: 'dns', value: 'localhost' },
+        { type: 'ip', value: '127.0.0.1' },
+      ],
+      false,
+    ),
     await x509.SubjectKeyIdentifierExtension.create(publicKeySpki),
     new x509.AuthorityKeyIdentifierExtension(signer.keyIdentifier, false),
   ]
@@ -56,7 +62,11 @@ function keyIdentifierOf(cert: NodeX509): string {
 /** A new server certificate for localhost/127.0.0.1 from the development intermediate. */
 export async function issueDevServerCertificate(pki: DevPki, options: ServerCertificateOptions = {}): Promise<Issued> {
   const signingKey = await toSigningKey(pki.intermediate.key, 'dev intermediate')
-  return serverCertificate({ name: new x509.X509Certificate(pki.intermediate.cert.raw).subject, signingKey, keyIdentifier: keyIdentifierOf(pki.intermediate.cert) }, newSerial(), options)
+  return serverCertificate(
+    { name: new x509.X509Certificate(pki.intermediate.cert.raw).subject, signingKey, keyIdentifier: keyIdentifierOf(pki.intermediate.cert) },
+    newSerial(),
+    options,
+  )
 }
 
 /** A server certificate from the partner CA in `dir`, with its OCSP URL, recorded as good in the CA's index. */
@@ -64,7 +74,10 @@ export async function issueServerCertificateFromCaStore(dir: string, options: Se
   const store = openCaStore(dir)
   const signingKey = await loadCaSigningKey(store)
   const serial = newSerial()
-  const issued = await serverCertificate({ name: store.cert.subjectName.toString(), signingKey, keyIdentifier: await caKeyIdentifier(store) }, serial, { ocspUrl: store.settings.ocspUrl, ...options })
+  const issued = await serverCertificate({ name: store.cert.subjectName.toString(), signingKey, keyIdentifier: await caKeyIdentifier(store) }, serial, {
+    ocspUrl: store.settings.ocspUrl,
+    ...options,
+  })
   await updateIndex(store, (index) => {
     index.certificates.push({
       serial,

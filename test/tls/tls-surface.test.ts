@@ -42,7 +42,12 @@ async function createRsaServerCertificate(): Promise<{ certPem: string; keyPem: 
     notAfter: new Date(Date.now() + 86_400_000),
     keys,
     signingAlgorithm: algorithm,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }])],
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'dns', value: 'localhost' },
+        { type: 'ip', value: '127.0.0.1' },
+      ]),
+    ],
   })
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)
   return { certPem: cert.toString('pem'), keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') }
@@ -60,7 +65,12 @@ async function listen(options: https.ServerOptions): Promise<number> {
 before(async () => {
   pki = await createDevPki()
   scratch = mkdtempSync(join(tmpdir(), 'tls-surface-'))
-  const settings: TlsSettings = { certPem: pem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: pki.root.certPem, clientCertificate: 'request' }
+  const settings: TlsSettings = {
+    certPem: pem(pki.server, pki.intermediate),
+    keyPem: pki.server.keyPem,
+    clientCaPem: pki.root.certPem,
+    clientCertificate: 'request',
+  }
   const rsa = await createRsaServerCertificate()
   // The gateway's options unchanged except that an RSA certificate sits beside the ECDSA one.
   const dual = createTlsOptions(settings)
@@ -124,7 +134,14 @@ test('s_client: TLS 1.1 is refused with a protocol_version alert', async () => {
   assertAlert(await sClient(dualCertPort, '-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0'), 70, /alert protocol version/)
 })
 
-for (const cipher of ['DHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA256', 'ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES128-SHA256', 'AES128-GCM-SHA256']) {
+for (const cipher of [
+  'DHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-SHA',
+  'ECDHE-RSA-AES128-SHA256',
+  'ECDHE-ECDSA-AES128-SHA',
+  'ECDHE-ECDSA-AES128-SHA256',
+  'AES128-GCM-SHA256',
+]) {
   test(`s_client: TLS 1.2 offering only ${cipher} is refused with a handshake_failure alert`, async () => {
     assertAlert(await sClient(dualCertPort, '-tls1_2', '-cipher', `${cipher}@SECLEVEL=0`), 40, /alert handshake failure/)
   })
@@ -143,7 +160,7 @@ test('s_client: TLS 1.3 is chosen when the client offers 1.2 and 1.3, and the ce
   assert.match(result.output, /Requested Signature Algorithms: /, result.output)
 })
 
-test("s_client: TLS 1.2 handshake carries the CertificateRequest too", async () => {
+test('s_client: TLS 1.2 handshake carries the CertificateRequest too', async () => {
   const result = await sClient(dualCertPort, '-tls1_2')
   assertNegotiated(result, 'TLSv1.2', 'ECDHE-(ECDSA|RSA)-AES128-GCM-SHA256')
   assert.match(result.output, /Acceptable client certificate CA names/, result.output)
@@ -165,25 +182,53 @@ test("s_client: 'require' without a client certificate ends the TLS 1.2 handshak
   assert.match(result.output, /alert handshake failure/, result.output)
 })
 
-test('testssl: only TLS 1.2 and 1.3, only ECDHE AEAD suites', { skip: existsSync(TESTSSL) ? false : `${TESTSSL} is not installed (CI installs it)`, timeout: 120_000 }, async (t) => {
-  const jsonFile = join(scratch, 'testssl.json')
-  const started = process.hrtime.bigint()
-  const result = await run(TESTSSL, ['--quiet', '--color', '0', '--warnings', 'off', '--nodns', 'none', '--openssl', '/usr/bin/openssl', '--protocols', '--std', '--cipher-per-proto', '--jsonfile', jsonFile, `127.0.0.1:${dualCertPort}`], 90_000)
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const findings = JSON.parse(readFileSync(jsonFile, 'utf8')) as { id: string; finding: string }[]
-  const finding = (id: string): string => findings.find((f) => f.id === id)?.finding ?? assert.fail(`testssl reported no ${id}:\n${result.output}`)
-  t.diagnostic(`testssl finished in ${seconds.toFixed(1)} s:\n${findings.map((f) => `  ${f.id}: ${f.finding}`).join('\n')}`)
+test(
+  'testssl: only TLS 1.2 and 1.3, only ECDHE AEAD suites',
+  { skip: existsSync(TESTSSL) ? false : `${TESTSSL} is not installed (CI installs it)`, timeout: 120_000 },
+  async (t) => {
+    const jsonFile = join(scratch, 'testssl.json')
+    const started = process.hrtime.bigint()
+    const result = await run(
+      TESTSSL,
+      [
+        '--quiet',
+        '--color',
+        '0',
+        '--warnings',
+        'off',
+        '--nodns',
+        'none',
+        '--openssl',
+        '/usr/bin/openssl',
+        '--protocols',
+        '--std',
+        '--cipher-per-proto',
+        '--jsonfile',
+        jsonFile,
+        `127.0.0.1:${dualCertPort}`,
+      ],
+      90_000,
+    )
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const findings = JSON.parse(readFileSync(jsonFile, 'utf8')) as { id: string; finding: string }[]
+    const finding = (id: string): string => findings.find((f) => f.id === id)?.finding ?? assert.fail(`testssl reported no ${id}:\n${result.output}`)
+    t.diagnostic(`testssl finished in ${seconds.toFixed(1)} s:\n${findings.map((f) => `  ${f.id}: ${f.finding}`).join('\n')}`)
 
-  for (const id of ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1']) assert.match(finding(id), /^not offered/, id)
-  for (const id of ['TLS1_2', 'TLS1_3']) assert.match(finding(id), /^offered/, id)
-  for (const id of ['cipherlist_NULL', 'cipherlist_aNULL', 'cipherlist_EXPORT', 'cipherlist_LOW', 'cipherlist_3DES_IDEA', 'cipherlist_AVERAGE']) {
-    assert.match(finding(id), /^not offered/, id)
-  }
-  assert.match(finding('cipherlist_STRONG'), /^offered/)
+    for (const id of ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1']) assert.match(finding(id), /^not offered/, id)
+    for (const id of ['TLS1_2', 'TLS1_3']) assert.match(finding(id), /^offered/, id)
+    for (const id of ['cipherlist_NULL', 'cipherlist_aNULL', 'cipherlist_EXPORT', 'cipherlist_LOW', 'cipherlist_3DES_IDEA', 'cipherlist_AVERAGE']) {
+      assert.match(finding(id), /^not offered/, id)
+    }
+    assert.match(finding('cipherlist_STRONG'), /^offered/)
 
-  const offered = (protocolId: string) => findings.filter((f) => f.id.startsWith(`cipher-${protocolId}_`)).map((f) => f.finding.trim().split(/\s+/)[3]).sort()
-  assert.deepEqual(offered('tls1_2'), FAPI_TLS12_CIPHERS.split(':').sort())
-  assert.deepEqual(offered('tls1_3'), FAPI_TLS13_CIPHERSUITES.split(':').sort())
-  const otherProtocols = findings.filter((f) => f.id.startsWith('cipher-') && !/^cipher-tls1_[23]_/.test(f.id))
-  assert.deepEqual(otherProtocols, [])
-})
+    const offered = (protocolId: string) =>
+      findings
+        .filter((f) => f.id.startsWith(`cipher-${protocolId}_`))
+        .map((f) => f.finding.trim().split(/\s+/)[3])
+        .sort()
+    assert.deepEqual(offered('tls1_2'), FAPI_TLS12_CIPHERS.split(':').sort())
+    assert.deepEqual(offered('tls1_3'), FAPI_TLS13_CIPHERSUITES.split(':').sort())
+    const otherProtocols = findings.filter((f) => f.id.startsWith('cipher-') && !/^cipher-tls1_[23]_/.test(f.id))
+    assert.deepEqual(otherProtocols, [])
+  },
+)

@@ -56,16 +56,19 @@ test('every status that is not about authentication has challenge none and no OA
 
 test('refuse throws a GatewayError with the code and the internal detail', () => {
   const cause = new Error('socket hang up')
-  assert.throws(() => refuse('GW_TOKEN_EXPIRED', 'exp 5 s ago', cause), (error: unknown) => {
-    assert.ok(isGatewayError(error))
-    assert.ok(error instanceof GatewayError && error instanceof Error)
-    assert.equal(error.code, 'GW_TOKEN_EXPIRED')
-    assert.equal(error.detail, 'exp 5 s ago')
-    assert.equal(error.cause, cause)
-    assert.equal(error.name, 'GatewayError')
-    assert.equal(error.message, 'GW_TOKEN_EXPIRED: exp 5 s ago')
-    return true
-  })
+  assert.throws(
+    () => refuse('GW_TOKEN_EXPIRED', 'exp 5 s ago', cause),
+    (error: unknown) => {
+      assert.ok(isGatewayError(error))
+      assert.ok(error instanceof GatewayError && error instanceof Error)
+      assert.equal(error.code, 'GW_TOKEN_EXPIRED')
+      assert.equal(error.detail, 'exp 5 s ago')
+      assert.equal(error.cause, cause)
+      assert.equal(error.name, 'GatewayError')
+      assert.equal(error.message, 'GW_TOKEN_EXPIRED: exp 5 s ago')
+      return true
+    },
+  )
   assert.equal(new GatewayError('GW_INTERNAL').message, 'GW_INTERNAL')
   assert.equal(new GatewayError('GW_INTERNAL').detail, undefined)
   assert.equal(isGatewayError(new Error('GW_INTERNAL')), false)
@@ -101,7 +104,9 @@ test('docs/errors.md documents every error code with its status, and no code tha
   const table = readmeErrorTable()
   const codes = entries.map(([code]) => code)
   if (typeof table === 'string') {
-    assert.fail(`${table}; codes to document in its "Error codes" table (| \`CODE\` | status | ... |):\n  ${codes.map((c) => `${c} ${catalogue[c].status}`).join('\n  ')}`)
+    assert.fail(
+      `${table}; codes to document in its "Error codes" table (| \`CODE\` | status | ... |):\n  ${codes.map((c) => `${c} ${catalogue[c].status}`).join('\n  ')}`,
+    )
   }
   const missing = codes.filter((code) => !table.has(code))
   const wrongStatus = codes.filter((code) => table.has(code) && table.get(code) !== String(catalogue[code].status))

@@ -27,7 +27,10 @@ const built: GatewayPipeline[] = []
 
 function writeConfig(change: (raw: Record<string, any>) => void = () => {}): string {
   const raw: Record<string, any> = {
-    listener: { publicBaseUrl: 'https://api.bank.example', tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt' } },
+    listener: {
+      publicBaseUrl: 'https://api.bank.example',
+      tls: { certFile: 'server-chain.crt', keyFile: 'server.key', clientCaFile: 'client-ca.crt', clientIntermediatesFile: 'client-intermediates.crt' },
+    },
     // Nothing listens there: the key set never loads, which these tests do not need.
     issuers: [{ name: 'dev', issuer: 'https://as.bank.example', jwksUri: 'https://127.0.0.1:1/jwks', audience: 'https://api.bank.example' }],
     upstreams: { 'data-api': { url: 'http://127.0.0.1:1' } },
@@ -55,8 +58,14 @@ before(async () => {
   const registry = new Registry()
   let revocationMetrics: RevocationMetrics | undefined
   shared = {
-    env: {}, clock: Date.now, logger: quiet, events: createSecurityEvents({ sinks: [], clock: Date.now }), registry, replay,
-    revokedTokens: createRevokedTokenList(replay), proofKeys: createProofKeyCache({ maxEntries: 10 }),
+    env: {},
+    clock: Date.now,
+    logger: quiet,
+    events: createSecurityEvents({ sinks: [], clock: Date.now }),
+    registry,
+    replay,
+    revokedTokens: createRevokedTokenList(replay),
+    proofKeys: createProofKeyCache({ maxEntries: 10 }),
     revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(registry)),
   }
 })
@@ -107,11 +116,14 @@ test('a key that does not match the certificate is refused naming both keys; not
   const first = build()
   writeFileSync(join(dir, 'server.key'), pki.partnerA.keyPem)
   try {
-    assert.throws(() => build(first.pipeline), (error: unknown) => {
-      assert.ok(error instanceof ConfigError)
-      assert.match(error.problems.join('\n'), /gateway\.yaml: listener\.tls\.certFile, keyFile: the private key does not belong to the certificate$/m)
-      return true
-    })
+    assert.throws(
+      () => build(first.pipeline),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError)
+        assert.match(error.problems.join('\n'), /gateway\.yaml: listener\.tls\.certFile, keyFile: the private key does not belong to the certificate$/m)
+        return true
+      },
+    )
   } finally {
     writeFileSync(join(dir, 'server.key'), pki.server.keyPem)
   }
@@ -125,9 +137,10 @@ test('an upstream client certificate: a changed file rebuilds the upstreams only
   writeFileSync(join(dir, 'upstream-client.key'), pki.partnerA.keyPem)
   writeConfig(withClientCert)
   const first = build()
-  assert.deepEqual(first.pipeline.upstreamClientCertificates.map(({ upstream, chain }) => [upstream, chain.map((c) => c.serialNumber)]), [
-    ['data-api', [pki.partnerA.cert.serialNumber, pki.intermediate.cert.serialNumber]],
-  ])
+  assert.deepEqual(
+    first.pipeline.upstreamClientCertificates.map(({ upstream, chain }) => [upstream, chain.map((c) => c.serialNumber)]),
+    [['data-api', [pki.partnerA.cert.serialNumber, pki.intermediate.cert.serialNumber]]],
+  )
 
   writeFileSync(join(dir, 'upstream-client.crt'), pki.partnerB.certPem)
   writeFileSync(join(dir, 'upstream-client.key'), pki.partnerB.keyPem)
@@ -138,14 +151,20 @@ test('an upstream client certificate: a changed file rebuilds the upstreams only
   assert.equal(second.pipeline.upstreamClientCertificates[0]?.chain[0]?.serialNumber, pki.partnerB.cert.serialNumber)
 
   writeFileSync(join(dir, 'upstream-client.key'), pki.partnerA.keyPem)
-  assert.throws(() => build(second.pipeline), (error: unknown) => {
-    assert.ok(error instanceof ConfigError)
-    assert.match(error.problems.join('\n'), /gateway\.yaml: upstreams\.data-api\.certFile, keyFile: the private key does not belong to the certificate$/m)
-    return true
-  })
+  assert.throws(
+    () => build(second.pipeline),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError)
+      assert.match(error.problems.join('\n'), /gateway\.yaml: upstreams\.data-api\.certFile, keyFile: the private key does not belong to the certificate$/m)
+      return true
+    },
+  )
   const checkConfig = async () => {
     const { spawnSync } = await import('node:child_process')
-    return spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', join(dir, 'gateway.yaml')], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    return spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', join(dir, 'gateway.yaml')], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    })
   }
   const mismatch = await checkConfig()
   assert.equal(mismatch.status, 1, mismatch.stdout)
@@ -160,11 +179,16 @@ test('an intermediate in the CA bundle, or a certificate file without a certific
   writeFileSync(join(dir, 'client-ca.crt'), pki.intermediate.certPem)
   try {
     // One line, the file's own key, the subject as one line, the other key by its real name.
-    assert.throws(() => build(), (error: unknown) => {
-      assert.ok(error instanceof ConfigError)
-      assert.deepEqual(error.problems, [`${join(dir, 'gateway.yaml')}: listener.tls.clientCaFile: "CN=fapi-gateway Dev Partner CA, O=fapi-gateway dev" is not a self-signed CA certificate; intermediates go in listener.tls.clientIntermediatesFile`])
-      return true
-    })
+    assert.throws(
+      () => build(),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError)
+        assert.deepEqual(error.problems, [
+          `${join(dir, 'gateway.yaml')}: listener.tls.clientCaFile: "CN=fapi-gateway Dev Partner CA, O=fapi-gateway dev" is not a self-signed CA certificate; intermediates go in listener.tls.clientIntermediatesFile`,
+        ])
+        return true
+      },
+    )
   } finally {
     writeFileSync(join(dir, 'client-ca.crt'), pki.root.certPem)
   }
@@ -193,14 +217,20 @@ test('check-config refuses a key that does not match the certificate, as a reloa
   const file = writeConfig()
   writeFileSync(join(dir, 'server.key'), pki.partnerA.keyPem)
   try {
-    const run = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    const run = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    })
     assert.equal(run.status, 1, run.stdout)
     assert.match(run.stderr, /listener\.tls\.certFile, keyFile: the private key does not belong to the certificate$/m)
     assert.ok(!run.stderr.includes('error:0'), 'no raw OpenSSL error')
   } finally {
     writeFileSync(join(dir, 'server.key'), pki.server.keyPem)
   }
-  const ok = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+  const ok = spawnSync(process.execPath, [join(REPO_ROOT, 'src', 'main.ts'), 'check-config', '--config', file], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH },
+  })
   assert.equal(ok.status, 0, ok.stderr)
 })
 
@@ -231,7 +261,9 @@ for (const dpop of [{}, { maxAgeSeconds: 120, maxFutureSeconds: 30 }]) {
     const firstAccepted = times.find((t) => acceptedAt(t + skewMs))!
     const lastAccepted = times.findLast((t) => acceptedAt(t - skewMs))!
     assert.ok(firstAccepted !== undefined && lastAccepted !== undefined)
-    assert.ok(firstAccepted + authorize.replayTtlMs > lastAccepted,
-      `claimed at ${firstAccepted - iat * 1000} ms by the replica ahead, accepted until ${lastAccepted - iat * 1000} ms by the one behind; TTL ${authorize.replayTtlMs} ms`)
+    assert.ok(
+      firstAccepted + authorize.replayTtlMs > lastAccepted,
+      `claimed at ${firstAccepted - iat * 1000} ms by the replica ahead, accepted until ${lastAccepted - iat * 1000} ms by the one behind; TTL ${authorize.replayTtlMs} ms`,
+    )
   })
 }

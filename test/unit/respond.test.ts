@@ -58,9 +58,10 @@ test('GW_DPOP_NONCE: use_dpop_nonce on the DPoP challenge (RFC 9449 §9)', () =>
 })
 
 test('GW_SCOPE_INSUFFICIENT: insufficient_scope with the scopes the route requires', () => {
-  assert.deepEqual(wwwAuthenticate('GW_SCOPE_INSUFFICIENT', context({ presentedScheme: 'Bearer', acceptsDpop: false, scopes: ['payments:write', 'accounts:read'] })), [
-    `Bearer error="insufficient_scope", ${described('GW_SCOPE_INSUFFICIENT')}, scope="payments:write accounts:read"`,
-  ])
+  assert.deepEqual(
+    wwwAuthenticate('GW_SCOPE_INSUFFICIENT', context({ presentedScheme: 'Bearer', acceptsDpop: false, scopes: ['payments:write', 'accounts:read'] })),
+    [`Bearer error="insufficient_scope", ${described('GW_SCOPE_INSUFFICIENT')}, scope="payments:write accounts:read"`],
+  )
   assert.deepEqual(wwwAuthenticate('GW_SCOPE_INSUFFICIENT', context({ presentedScheme: 'DPoP', scopes: ['accounts:read'] })), [
     `DPoP error="insufficient_scope", ${described('GW_SCOPE_INSUFFICIENT')}, scope="accounts:read", algs="ES256 PS256 EdDSA"`,
     'Bearer',
@@ -75,7 +76,9 @@ test('GW_TOKEN_MULTIPLE with no readable scheme: every challenge carries invalid
 })
 
 test('refusals that are not about authentication carry no challenge', () => {
-  const none = (Object.keys(catalogue) as ErrorCode[]).filter((code) => catalogue[code].status >= 500 || [404, 405, 408, 413, 431].includes(catalogue[code].status))
+  const none = (Object.keys(catalogue) as ErrorCode[]).filter(
+    (code) => catalogue[code].status >= 500 || [404, 405, 408, 413, 431].includes(catalogue[code].status),
+  )
   assert.ok(none.includes('GW_ROUTE_UNKNOWN') && none.includes('GW_UPSTREAM_TIMEOUT') && none.includes('GW_REPLAY_STORE_UNAVAILABLE'))
   for (const code of none) {
     assert.deepEqual(wwwAuthenticate(code, context({ presentedScheme: 'DPoP' })), [], code)
@@ -91,7 +94,12 @@ test('parameter values are quoted with " and \\ escaped', () => {
 })
 
 test('refusalBody: the OAuth error when there is one, otherwise a status word', () => {
-  assert.deepEqual(refusalBody('GW_TOKEN_EXPIRED', 'id-1'), { error: 'invalid_token', error_description: catalogue.GW_TOKEN_EXPIRED.description, code: 'GW_TOKEN_EXPIRED', interaction_id: 'id-1' })
+  assert.deepEqual(refusalBody('GW_TOKEN_EXPIRED', 'id-1'), {
+    error: 'invalid_token',
+    error_description: catalogue.GW_TOKEN_EXPIRED.description,
+    code: 'GW_TOKEN_EXPIRED',
+    interaction_id: 'id-1',
+  })
   assert.equal(refusalBody('GW_TOKEN_MISSING', 'i').error, 'unauthorized')
   assert.equal(refusalBody('GW_ROUTE_UNKNOWN', 'i').error, 'not_found')
   assert.equal(refusalBody('GW_UPSTREAM_TIMEOUT', 'i').error, 'gateway_timeout')
@@ -132,9 +140,7 @@ function headerValues(answer: Answer, name: string): string[] {
 }
 
 test('sendRefusal writes the status, the challenges, a no-store JSON body with exactly four keys', async () => {
-  const answer = await exchange((res) =>
-    sendRefusal(res, 'GW_TOKEN_DOWNGRADE', context({ presentedScheme: 'Bearer' }), { 'x-fapi-interaction-id': 'c0ffee' }),
-  )
+  const answer = await exchange((res) => sendRefusal(res, 'GW_TOKEN_DOWNGRADE', context({ presentedScheme: 'Bearer' }), { 'x-fapi-interaction-id': 'c0ffee' }))
   assert.equal(answer.status, 401)
   assert.equal(answer.headers['content-type'], 'application/json')
   assert.equal(answer.headers['cache-control'], 'no-store')
@@ -143,7 +149,12 @@ test('sendRefusal writes the status, the challenges, a no-store JSON body with e
   assert.equal(Number(answer.headers['content-length']), Buffer.byteLength(answer.body))
   const body = JSON.parse(answer.body) as Record<string, unknown>
   assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'error_description', 'interaction_id'])
-  assert.deepEqual(body, { error: 'invalid_token', error_description: catalogue.GW_TOKEN_DOWNGRADE.description, code: 'GW_TOKEN_DOWNGRADE', interaction_id: 'c0ffee' })
+  assert.deepEqual(body, {
+    error: 'invalid_token',
+    error_description: catalogue.GW_TOKEN_DOWNGRADE.description,
+    code: 'GW_TOKEN_DOWNGRADE',
+    interaction_id: 'c0ffee',
+  })
   assert.equal(answer.headers.connection, 'keep-alive')
 })
 
@@ -152,7 +163,12 @@ test('sendRefusal without a challenge sends no WWW-Authenticate; an absent inter
   assert.equal(answer.status, 404)
   assert.equal(answer.headers['www-authenticate'], undefined)
   assert.equal(answer.headers['cache-control'], 'no-store')
-  assert.deepEqual(JSON.parse(answer.body), { error: 'not_found', error_description: catalogue.GW_ROUTE_UNKNOWN.description, code: 'GW_ROUTE_UNKNOWN', interaction_id: '' })
+  assert.deepEqual(JSON.parse(answer.body), {
+    error: 'not_found',
+    error_description: catalogue.GW_ROUTE_UNKNOWN.description,
+    code: 'GW_ROUTE_UNKNOWN',
+    interaction_id: '',
+  })
 })
 
 test('sendRefusal closes the connection after 408, 413 and 431', async () => {

@@ -46,9 +46,7 @@ export interface DpopInput {
 }
 
 /** What a GW_DPOP_INVALID detail starts with (`<failure>: <reason>`). */
-export type DpopFailure =
-  | 'malformed' | 'crit' | 'typ' | 'alg' | 'jwk' | 'jwk private' | 'signature'
-  | 'iat' | 'nbf' | 'exp' | 'jti' | 'htm' | 'htu' | 'ath'
+export type DpopFailure = 'malformed' | 'crit' | 'typ' | 'alg' | 'jwk' | 'jwk private' | 'signature' | 'iat' | 'nbf' | 'exp' | 'jti' | 'htm' | 'htu' | 'ath'
 
 export const DPOP_MAX_PROOF_LENGTH = 8192
 export const DPOP_TYP = 'dpop+jwt'
@@ -141,7 +139,10 @@ function checkProofJwk(header: JsonObject, alg: DpopAlgorithm): Jwk {
   if (own(jwk, 'kty') !== expected.kty || (expected.crv !== undefined && own(jwk, 'crv') !== expected.crv)) {
     invalid('alg: does not match the jwk key type')
   }
-  const ext = own(jwk, 'ext'), use = own(jwk, 'use'), keyOps = own(jwk, 'key_ops'), keyAlg = own(jwk, 'alg')
+  const ext = own(jwk, 'ext'),
+    use = own(jwk, 'use'),
+    keyOps = own(jwk, 'key_ops'),
+    keyAlg = own(jwk, 'alg')
   if (ext !== undefined && typeof ext !== 'boolean') invalid('jwk: ext')
   if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.length === 1 && keyOps[0] === 'verify')) invalid('jwk: key_ops')
   if (use !== undefined && use !== 'sig') invalid('jwk: use')

@@ -24,8 +24,6 @@ export interface ProofKeyCacheOptions {
   readonly maxEntries: number
 }
 
-
-
 function hasBytes(value: string | undefined, bytes: number): boolean {
   return value !== undefined && Buffer.from(value, 'base64url').length === bytes
 }
@@ -39,15 +37,19 @@ function requiredMembers(jwk: Jwk): Record<string, string> | undefined {
   const kty = member('kty')
   switch (kty) {
     case 'EC': {
-      const crv = member('crv'), x = member('x'), y = member('y')
+      const crv = member('crv'),
+        x = member('x'),
+        y = member('y')
       return crv && x && y ? { crv, kty, x, y } : undefined
     }
     case 'OKP': {
-      const crv = member('crv'), x = member('x')
+      const crv = member('crv'),
+        x = member('x')
       return crv && x ? { crv, kty, x } : undefined
     }
     case 'RSA': {
-      const e = member('e'), n = member('n')
+      const e = member('e'),
+        n = member('n')
       return e && n ? { e, kty, n } : undefined
     }
     default:

@@ -12,8 +12,12 @@ function noToken(ctx: RunContext): string | undefined {
 }
 
 const tokenAcquisition: CheckDefinition = {
-  id: 'token-acquisition', title: 'A sender-constrained access token is obtained', section: 'presentation', level: 'required',
-  requirement: 'The runner obtains an access token bound to the partner\'s DPoP key (token_type DPoP) or TLS client certificate (token_type Bearer), as a partner would; every other check needs it.',
+  id: 'token-acquisition',
+  title: 'A sender-constrained access token is obtained',
+  section: 'presentation',
+  level: 'required',
+  requirement:
+    "The runner obtains an access token bound to the partner's DPoP key (token_type DPoP) or TLS client certificate (token_type Bearer), as a partner would; every other check needs it.",
   reference: 'FAPI2 SP 5.3.2.1-4/-5, 5.3.2.1-8; RFC 9449 §5; RFC 8705 §3; RFC 6749 §4.4',
   async run(ctx, recorder): Promise<Outcome> {
     const { mode, clients } = ctx.settings
@@ -36,8 +40,12 @@ const tokenAcquisition: CheckDefinition = {
 }
 
 const tokenInQuery: CheckDefinition = {
-  id: 'token-in-query-refused', title: 'An access token in the query string is refused', section: 'presentation', level: 'required',
-  requirement: 'Access tokens are accepted only in the Authorization header: a request with `?access_token=` and no Authorization header is refused (400, 401 or 414) and gets no data.',
+  id: 'token-in-query-refused',
+  title: 'An access token in the query string is refused',
+  section: 'presentation',
+  level: 'required',
+  requirement:
+    'Access tokens are accepted only in the Authorization header: a request with `?access_token=` and no Authorization header is refused (400, 401 or 414) and gets no data.',
   reference: 'FAPI2 SP 5.3.4-2; RFC 6750 §2.3; suite DisallowAccessTokenInQuery',
   skipReason: noToken,
   async run(ctx, recorder) {
@@ -50,10 +58,17 @@ const tokenInQuery: CheckDefinition = {
         : []
       const { headers, interactionId } = ctx.resourceHeaders({ authorization: undefined, proofs })
       return {
-        label: 'token in the query', method: target.method, url, headers,
+        label: 'token in the query',
+        method: target.method,
+        url,
+        headers,
         ...(target.body !== undefined && { body: target.body }),
         ...(mode === 'mtls' && ctx.state.primaryMtls && { identity: ctx.state.primaryMtls.identity }),
-        notes: [mode === 'dpop' ? 'access_token in the query, a valid DPoP proof, no Authorization header' : 'access_token in the query over the partner\'s mTLS connection, no Authorization header'],
+        notes: [
+          mode === 'dpop'
+            ? 'access_token in the query, a valid DPoP proof, no Authorization header'
+            : "access_token in the query over the partner's mTLS connection, no Authorization header",
+        ],
         ...(interactionId !== undefined && { interactionId }),
       }
     }
@@ -63,15 +78,22 @@ const tokenInQuery: CheckDefinition = {
 }
 
 const noCredentials: CheckDefinition = {
-  id: 'no-credentials-challenge', title: 'A request without credentials gets a bare challenge', section: 'presentation', level: 'recommended',
-  requirement: 'A request with no access token is answered 401 with a WWW-Authenticate challenge for the scheme the resource expects (DPoP with `algs`, or Bearer), without an error code.',
+  id: 'no-credentials-challenge',
+  title: 'A request without credentials gets a bare challenge',
+  section: 'presentation',
+  level: 'recommended',
+  requirement:
+    'A request with no access token is answered 401 with a WWW-Authenticate challenge for the scheme the resource expects (DPoP with `algs`, or Bearer), without an error code.',
   reference: 'RFC 6750 §3, §3.1; RFC 9449 §7.1; RFC 9110 §11.6.1',
   async run(ctx, recorder): Promise<Outcome> {
     const { target, mode } = ctx.settings
     const { headers, interactionId } = ctx.resourceHeaders({ authorization: undefined })
     const identity = mode === 'mtls' ? ctx.settings.clients.primary.identity : undefined
     const outcome = await ctx.call(recorder, {
-      label: 'no credentials', method: target.method, url: target.url, headers,
+      label: 'no credentials',
+      method: target.method,
+      url: target.url,
+      headers,
       ...(target.body !== undefined && { body: target.body }),
       ...(identity && { identity }),
       notes: ['no Authorization header, no DPoP header'],
@@ -82,7 +104,8 @@ const noCredentials: CheckDefinition = {
     const scheme = mode === 'dpop' ? 'DPoP' : 'Bearer'
     const challenge = findChallenge(challengesOf(outcome.rawHeaders), scheme)
     if (!challenge) return fail(`401 without a ${scheme} challenge`)
-    if (challenge.params.error !== undefined) return fail(`the ${scheme} challenge carries error="${challenge.params.error}" although no credentials were sent (RFC 6750 §3.1: SHOULD NOT)`)
+    if (challenge.params.error !== undefined)
+      return fail(`the ${scheme} challenge carries error="${challenge.params.error}" although no credentials were sent (RFC 6750 §3.1: SHOULD NOT)`)
     if (scheme === 'DPoP' && challenge.params.algs === undefined) return fail('the DPoP challenge has no algs parameter (RFC 9449 §7.1: SHOULD)')
     return pass(`401 with a bare ${scheme} challenge${challenge.params.algs ? ` (algs="${challenge.params.algs}")` : ''}`)
   },

@@ -20,22 +20,45 @@ export const DHE_PROBE_SUITE = 'DHE-RSA-AES128-GCM-SHA256'
  * SP §5.2.2-1): CBC modes, RSA key transport and DHE. Each is offered alone and must be refused.
  */
 export const NON_RECOMMENDED_TLS12_SUITES: readonly string[] = [
-  'ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES256-SHA384', 'ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA',
-  'ECDHE-RSA-AES128-SHA256', 'ECDHE-RSA-AES256-SHA384', 'ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES256-SHA',
-  'DHE-RSA-AES256-GCM-SHA384', 'DHE-RSA-CHACHA20-POLY1305', 'DHE-RSA-AES128-SHA256', 'DHE-RSA-AES256-SHA256',
-  'DHE-RSA-AES128-SHA', 'DHE-RSA-AES256-SHA',
-  'AES128-GCM-SHA256', 'AES256-GCM-SHA384', 'AES128-SHA256', 'AES256-SHA256', 'AES128-SHA', 'AES256-SHA',
+  'ECDHE-ECDSA-AES128-SHA256',
+  'ECDHE-ECDSA-AES256-SHA384',
+  'ECDHE-ECDSA-AES128-SHA',
+  'ECDHE-ECDSA-AES256-SHA',
+  'ECDHE-RSA-AES128-SHA256',
+  'ECDHE-RSA-AES256-SHA384',
+  'ECDHE-RSA-AES128-SHA',
+  'ECDHE-RSA-AES256-SHA',
+  'DHE-RSA-AES256-GCM-SHA384',
+  'DHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-SHA256',
+  'DHE-RSA-AES256-SHA256',
+  'DHE-RSA-AES128-SHA',
+  'DHE-RSA-AES256-SHA',
+  'AES128-GCM-SHA256',
+  'AES256-GCM-SHA384',
+  'AES128-SHA256',
+  'AES256-SHA256',
+  'AES128-SHA',
+  'AES256-SHA',
 ]
 
 function endpointOf(ctx: RunContext): ProbeEndpoint {
-  return { host: ctx.settings.tlsProbe.host, port: ctx.settings.tlsProbe.port, servername: ctx.settings.target.servername, timeoutMs: ctx.settings.requestTimeoutMs }
+  return {
+    host: ctx.settings.tlsProbe.host,
+    port: ctx.settings.tlsProbe.port,
+    servername: ctx.settings.target.servername,
+    timeoutMs: ctx.settings.requestTimeoutMs,
+  }
 }
 
 function describeProbeOutcome(outcome: ProbeOutcome): string {
   switch (outcome.kind) {
-    case 'connected': return `handshake completed: ${outcome.protocol}, ${outcome.cipher}`
-    case 'unavailable': return `not sent: ${outcome.message}`
-    case 'failure': return describeFailure(outcome)
+    case 'connected':
+      return `handshake completed: ${outcome.protocol}, ${outcome.cipher}`
+    case 'unavailable':
+      return `not sent: ${outcome.message}`
+    case 'failure':
+      return describeFailure(outcome)
   }
 }
 
@@ -56,7 +79,12 @@ function identityFor(ctx: RunContext) {
 
 function refusedOffer(id: string, title: string, requirement: string, reference: string, offer: TlsOffer): CheckDefinition {
   return {
-    id, title, section: 'tls', requirement, reference, level: 'required',
+    id,
+    title,
+    section: 'tls',
+    requirement,
+    reference,
+    level: 'required',
     async run(ctx, recorder) {
       return judgeTlsRefusal(await probe(ctx, recorder, 'ClientHello', offer))
     },
@@ -79,47 +107,84 @@ function suiteCheck(suite: string): CheckDefinition {
 
 export function tlsChecks(): CheckDefinition[] {
   return [
-    refusedOffer('tls-1.0-refused', 'TLS 1.0 is refused',
+    refusedOffer(
+      'tls-1.0-refused',
+      'TLS 1.0 is refused',
       'The resource endpoint must not negotiate TLS 1.0: a TLS 1.0-only ClientHello is answered with alert protocol_version (70) or handshake_failure (40), or the connection is reset.',
       'FAPI2 SP 5.2.1-2; RFC 8996 §2; suite DisallowTLS10',
-      { minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: LEGACY_CIPHERS }),
-    refusedOffer('tls-1.1-refused', 'TLS 1.1 is refused',
+      { minVersion: 'TLSv1', maxVersion: 'TLSv1', ciphers: LEGACY_CIPHERS },
+    ),
+    refusedOffer(
+      'tls-1.1-refused',
+      'TLS 1.1 is refused',
       'The resource endpoint must not negotiate TLS 1.1: a TLS 1.1-only ClientHello is answered with alert protocol_version (70) or handshake_failure (40), or the connection is reset.',
       'FAPI2 SP 5.2.1-2; RFC 8996 §3; suite DisallowTLS11',
-      { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: LEGACY_CIPHERS }),
-    refusedOffer('tls-1.2-dhe-refused', `TLS 1.2 offering only ${DHE_PROBE_SUITE} (DHE) is refused`,
+      { minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: LEGACY_CIPHERS },
+    ),
+    refusedOffer(
+      'tls-1.2-dhe-refused',
+      `TLS 1.2 offering only ${DHE_PROBE_SUITE} (DHE) is refused`,
       'Finite-field Diffie-Hellman suites are not Recommended in the IANA registry (deprecated); a ClientHello offering only a DHE suite must be refused.',
       'FAPI2 SP 5.2.2-1; RFC 9325 §4.1; suite CheckForBCP195InsecureFAPICiphers',
-      { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: `${DHE_PROBE_SUITE}@SECLEVEL=0` }),
+      { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: `${DHE_PROBE_SUITE}@SECLEVEL=0` },
+    ),
     ...NON_RECOMMENDED_TLS12_SUITES.map(suiteCheck),
     {
-      id: 'tls-1.2-recommended-accepted', title: 'TLS 1.2 with the Recommended suites is negotiated', section: 'tls', level: 'recommended',
+      id: 'tls-1.2-recommended-accepted',
+      title: 'TLS 1.2 with the Recommended suites is negotiated',
+      section: 'tls',
+      level: 'recommended',
       requirement: 'A TLS 1.2 client offering only the IANA-Recommended ECDHE AEAD suites can connect (partners that do not speak TLS 1.3 yet).',
       reference: 'FAPI2 SP 5.2.1-2, 5.2.2-1; RFC 9325 §4.2; suite EnsureTLS12RequireBCP195Ciphers',
       async run(ctx, recorder): Promise<Outcome> {
-        const outcome = await probe(ctx, recorder, 'ClientHello', { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', ciphers: FAPI_TLS12_CIPHERS, ...(identityFor(ctx) && { identity: identityFor(ctx) }) })
-        return outcome.kind === 'connected' ? pass(`negotiated ${outcome.protocol}, ${outcome.cipher}`) : fail(`no TLS 1.2 handshake with a Recommended suite: ${describeProbeOutcome(outcome)}`)
+        const outcome = await probe(ctx, recorder, 'ClientHello', {
+          minVersion: 'TLSv1.2',
+          maxVersion: 'TLSv1.2',
+          ciphers: FAPI_TLS12_CIPHERS,
+          ...(identityFor(ctx) && { identity: identityFor(ctx) }),
+        })
+        return outcome.kind === 'connected'
+          ? pass(`negotiated ${outcome.protocol}, ${outcome.cipher}`)
+          : fail(`no TLS 1.2 handshake with a Recommended suite: ${describeProbeOutcome(outcome)}`)
       },
     },
     {
-      id: 'tls-1.3-supported', title: 'TLS 1.3 is supported', section: 'tls', level: 'recommended',
+      id: 'tls-1.3-supported',
+      title: 'TLS 1.3 is supported',
+      section: 'tls',
+      level: 'recommended',
       requirement: 'TLS 1.3 should be supported.',
       reference: 'RFC 9325 §3.1.1; suite EnsureTLS13OrLater',
       async run(ctx, recorder): Promise<Outcome> {
-        const outcome = await probe(ctx, recorder, 'ClientHello', { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ...(identityFor(ctx) && { identity: identityFor(ctx) }) })
+        const outcome = await probe(ctx, recorder, 'ClientHello', {
+          minVersion: 'TLSv1.3',
+          maxVersion: 'TLSv1.3',
+          ...(identityFor(ctx) && { identity: identityFor(ctx) }),
+        })
         ctx.state.tls13Supported = outcome.kind === 'connected'
-        return outcome.kind === 'connected' ? pass(`negotiated ${outcome.protocol}, ${outcome.cipher}`) : fail(`TLS 1.3 not negotiated: ${describeProbeOutcome(outcome)}`)
+        return outcome.kind === 'connected'
+          ? pass(`negotiated ${outcome.protocol}, ${outcome.cipher}`)
+          : fail(`TLS 1.3 not negotiated: ${describeProbeOutcome(outcome)}`)
       },
     },
     {
-      id: 'tls-1.3-preferred', title: 'TLS 1.3 is preferred over TLS 1.2', section: 'tls', level: 'required',
+      id: 'tls-1.3-preferred',
+      title: 'TLS 1.3 is preferred over TLS 1.2',
+      section: 'tls',
+      level: 'required',
       requirement: 'When the client offers TLS 1.2 and 1.3 and the server supports 1.3, the server must choose TLS 1.3.',
       reference: 'RFC 9325 §3.1.1; RFC 8446 §4.2.1; suite EnsureTLS13PreferredOverTLS12',
       async run(ctx, recorder): Promise<Outcome> {
-        const outcome = await probe(ctx, recorder, 'ClientHello', { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ...(identityFor(ctx) && { identity: identityFor(ctx) }) })
+        const outcome = await probe(ctx, recorder, 'ClientHello', {
+          minVersion: 'TLSv1.2',
+          maxVersion: 'TLSv1.3',
+          ...(identityFor(ctx) && { identity: identityFor(ctx) }),
+        })
         if (outcome.kind !== 'connected') return fail(`a standard TLS 1.2/1.3 handshake did not complete: ${describeProbeOutcome(outcome)}`)
         if (outcome.protocol === 'TLSv1.3') return pass(`chose ${outcome.protocol}`)
-        return ctx.state.tls13Supported ? fail(`chose ${outcome.protocol} although the server supports TLS 1.3`) : pass(`chose ${outcome.protocol}; the server does not offer TLS 1.3 (see tls-1.3-supported)`)
+        return ctx.state.tls13Supported
+          ? fail(`chose ${outcome.protocol} although the server supports TLS 1.3`)
+          : pass(`chose ${outcome.protocol}; the server does not offer TLS 1.3 (see tls-1.3-supported)`)
       },
     },
   ]

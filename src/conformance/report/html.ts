@@ -35,11 +35,13 @@ function verdictBadge(verdict: Verdict): string {
 }
 
 function checkHtml(result: CheckResult): string {
-  const exchanges = result.exchanges.map((exchange, index) => {
-    const { sent, received } = exchangeLines(exchange)
-    const suffix = result.exchanges.length > 1 ? ` ${index + 1}/${result.exchanges.length}` : ''
-    return `<div class="pair"><div><h4>Sent${suffix}</h4><pre>${escapeHtml(sent.join('\n'))}</pre></div><div><h4>Received${suffix}</h4><pre>${escapeHtml(received.join('\n'))}</pre></div></div>`
-  }).join('')
+  const exchanges = result.exchanges
+    .map((exchange, index) => {
+      const { sent, received } = exchangeLines(exchange)
+      const suffix = result.exchanges.length > 1 ? ` ${index + 1}/${result.exchanges.length}` : ''
+      return `<div class="pair"><div><h4>Sent${suffix}</h4><pre>${escapeHtml(sent.join('\n'))}</pre></div><div><h4>Received${suffix}</h4><pre>${escapeHtml(received.join('\n'))}</pre></div></div>`
+    })
+    .join('')
   const open = result.verdict === 'fail' || result.verdict === 'warn' ? ' open' : ''
   return `<details id="${escapeHtml(result.id)}"${open}><summary>${verdictBadge(result.verdict)} <code>${escapeHtml(result.id)}</code> — ${prose(result.title)}</summary>
 <dl><dt>Verdict</dt><dd>${VERDICT_WORDS[result.verdict]} — ${escapeHtml(result.reason)}</dd>
@@ -51,10 +53,18 @@ function checkHtml(result: CheckResult): string {
 export function renderHtml(report: ConformanceReport): string {
   const groups = resultsBySection(report.results)
   const count = (results: readonly CheckResult[], verdict: Verdict) => results.filter((r) => r.verdict === verdict).length
-  const summaryRows = groups.map(({ section, info, results }) =>
-    `<tr><td><a href="#section-${section}">${escapeHtml(info.title)}</a></td><td>${escapeHtml(info.reference)}</td><td class="n">${results.length}</td><td class="n">${count(results, 'pass')}</td><td class="n">${count(results, 'fail')}</td><td class="n">${count(results, 'warn')}</td><td class="n">${count(results, 'skip')}</td></tr>`).join('\n')
-  const sections = groups.map(({ section, results }, index) =>
-    `<h2 id="section-${section}">${index + 1}. ${escapeHtml(SECTIONS[section].title)}</h2><p><em>${escapeHtml(SECTIONS[section].reference)}</em></p>\n${results.map(checkHtml).join('\n')}`).join('\n')
+  const summaryRows = groups
+    .map(
+      ({ section, info, results }) =>
+        `<tr><td><a href="#section-${section}">${escapeHtml(info.title)}</a></td><td>${escapeHtml(info.reference)}</td><td class="n">${results.length}</td><td class="n">${count(results, 'pass')}</td><td class="n">${count(results, 'fail')}</td><td class="n">${count(results, 'warn')}</td><td class="n">${count(results, 'skip')}</td></tr>`,
+    )
+    .join('\n')
+  const sections = groups
+    .map(
+      ({ section, results }, index) =>
+        `<h2 id="section-${section}">${index + 1}. ${escapeHtml(SECTIONS[section].title)}</h2><p><em>${escapeHtml(SECTIONS[section].reference)}</em></p>\n${results.map(checkHtml).join('\n')}`,
+    )
+    .join('\n')
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -8,7 +8,9 @@ import { exchangeLines } from './markdown.ts'
 const INVALID_XML_CHARS = /[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu
 
 export function escapeXml(text: string): string {
-  return text.replace(INVALID_XML_CHARS, '\ufffd').replace(/[&<>"']/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[char]!)
+  return text
+    .replace(INVALID_XML_CHARS, '\ufffd')
+    .replace(/[&<>"']/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[char]!)
 }
 
 const seconds = (ms: number) => (ms / 1000).toFixed(3)
@@ -25,7 +27,8 @@ function details(result: CheckResult): string {
 function testcase(result: CheckResult, classname: string): string {
   const open = `    <testcase classname="${escapeXml(classname)}" name="${escapeXml(`${result.id}: ${result.title}`)}" time="${seconds(result.durationMs)}">`
   const body: string[] = []
-  if (result.verdict === 'fail') body.push(`      <failure message="${escapeXml(result.reason)}" type="${result.level}">${escapeXml(details(result))}</failure>`)
+  if (result.verdict === 'fail')
+    body.push(`      <failure message="${escapeXml(result.reason)}" type="${result.level}">${escapeXml(details(result))}</failure>`)
   if (result.verdict === 'skip') body.push(`      <skipped message="${escapeXml(result.reason)}"/>`)
   body.push(`      <system-out>${escapeXml(`${result.verdict === 'warn' ? 'WARNING: ' : ''}${details(result)}`)}</system-out>`)
   return [open, ...body, '    </testcase>'].join('\n')

@@ -17,7 +17,9 @@ function fenced(lines: readonly string[]): string {
 export function resultLine(report: ConformanceReport): string {
   const { summary } = report
   const counts = `${summary.passed} passed, ${summary.failed} failed, ${summary.warned} warnings, ${summary.skipped} skipped`
-  return report.passed ? `PASSED: every required check passed (${counts})` : `FAILED: ${summary.failed} required check${summary.failed === 1 ? '' : 's'} failed (${counts})`
+  return report.passed
+    ? `PASSED: every required check passed (${counts})`
+    : `FAILED: ${summary.failed} required check${summary.failed === 1 ? '' : 's'} failed (${counts})`
 }
 
 export function exchangeLines(exchange: ExchangeRecord): { sent: string[]; received: string[] } {

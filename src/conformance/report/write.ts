@@ -23,16 +23,23 @@ export function renderJson(report: ConformanceReport): string {
 
 export function renderReport(report: ConformanceReport, format: ReportFormat): string {
   switch (format) {
-    case 'md': return renderMarkdown(report)
-    case 'html': return renderHtml(report)
-    case 'junit': return renderJunit(report)
-    case 'json': return renderJson(report)
+    case 'md':
+      return renderMarkdown(report)
+    case 'html':
+      return renderHtml(report)
+    case 'junit':
+      return renderJunit(report)
+    case 'json':
+      return renderJson(report)
   }
 }
 
 export function parseFormats(value: string | undefined): ReportFormat[] {
   if (value === undefined) return [...REPORT_FORMATS]
-  const formats = value.split(',').map((f) => f.trim().toLowerCase()).filter(Boolean)
+  const formats = value
+    .split(',')
+    .map((f) => f.trim().toLowerCase())
+    .filter(Boolean)
   const unknown = formats.filter((f) => !(REPORT_FORMATS as readonly string[]).includes(f))
   if (unknown.length > 0 || formats.length === 0) throw new Error(`--format: unknown format ${unknown.join(', ') || '(none)'}; use ${REPORT_FORMATS.join(',')}`)
   return [...new Set(formats)] as ReportFormat[]

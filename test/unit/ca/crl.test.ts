@@ -25,7 +25,13 @@ describe('ca revoke, ca list and ca crl', () => {
     caCrt = join(caDir, 'ca.crt')
     await initCa({ dir: caDir, subject: 'CN=CRL Test Root', keyType: 'rsa-2048', crlUrl: 'http://127.0.0.1:1/ca.crl', now })
     for (const name of Object.keys(serials) as (keyof typeof serials)[]) {
-      const issued = await issueCertificate({ dir: caDir, subject: `CN=${name}`, outFile: tmp.file(`${name}.crt`), validityDays: name === 'good' ? 10 : 365, now })
+      const issued = await issueCertificate({
+        dir: caDir,
+        subject: `CN=${name}`,
+        outFile: tmp.file(`${name}.crt`),
+        validityDays: name === 'good' ? 10 : 365,
+        now,
+      })
       serials[name] = issued.serial
     }
   })
@@ -69,9 +75,21 @@ describe('ca revoke, ca list and ca crl', () => {
     const text = (await openssl('crl', '-in', out, '-noout', '-text')).stdout
     assert.match(text, /X509v3 CRL Number: *\n\s*1\n/)
     assert.match(text, /X509v3 Authority Key Identifier/)
-    assert.match(text, new RegExp(`Serial Number: ${serials.compromised.toUpperCase()}\\n.*\\n\\s*CRL entry extensions:\\n\\s*X509v3 CRL Reason Code: *\\n\\s*Key Compromise`))
-    assert.match(text, new RegExp(`Serial Number: ${serials.retired.toUpperCase()}\\n.*\\n\\s*CRL entry extensions:\\n\\s*X509v3 CRL Reason Code: *\\n\\s*Cessation Of Operation`))
-    assert.match(text, new RegExp(`Serial Number: ${serials.plain.toUpperCase()}\\n\\s*Revocation Date: [^\\n]*\\n(?!\\s*CRL entry extensions)`), 'unspecified is left out (RFC 5280 §5.3.1)')
+    assert.match(
+      text,
+      new RegExp(`Serial Number: ${serials.compromised.toUpperCase()}\\n.*\\n\\s*CRL entry extensions:\\n\\s*X509v3 CRL Reason Code: *\\n\\s*Key Compromise`),
+    )
+    assert.match(
+      text,
+      new RegExp(
+        `Serial Number: ${serials.retired.toUpperCase()}\\n.*\\n\\s*CRL entry extensions:\\n\\s*X509v3 CRL Reason Code: *\\n\\s*Cessation Of Operation`,
+      ),
+    )
+    assert.match(
+      text,
+      new RegExp(`Serial Number: ${serials.plain.toUpperCase()}\\n\\s*Revocation Date: [^\\n]*\\n(?!\\s*CRL entry extensions)`),
+      'unspecified is left out (RFC 5280 §5.3.1)',
+    )
     assert.doesNotMatch(text, new RegExp(serials.good.toUpperCase()))
     assert.equal(readFileSync(join(caDir, 'crl.pem'), 'utf8'), readFileSync(out, 'utf8'), 'the store keeps the last CRL')
     assert.equal(crl.nextUpdate.getTime() - crl.thisUpdate.getTime(), 12 * 3_600_000)

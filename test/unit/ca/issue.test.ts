@@ -37,15 +37,20 @@ describe('ca issue', () => {
     assert.match(text, /X509v3 CRL Distribution Points: *\n\s*Full Name:\n\s*URI:http:\/\/127\.0\.0\.1:8888\/root\.crl/)
     assert.match(text, /X509v3 Subject Key Identifier/)
     const root = new X509Certificate(readFileSync(join(rootDir, 'ca.crt')))
-    const rootSki = /X509v3 Subject Key Identifier: *\n\s*([0-9A-F:]+)/.exec((await openssl('x509', '-in', join(rootDir, 'ca.crt'), '-noout', '-text')).stdout)![1]
+    const rootSki = /X509v3 Subject Key Identifier: *\n\s*([0-9A-F:]+)/.exec(
+      (await openssl('x509', '-in', join(rootDir, 'ca.crt'), '-noout', '-text')).stdout,
+    )![1]
     assert.match(text, new RegExp(`X509v3 Authority Key Identifier: *\\n\\s*(keyid:)?${rootSki}`))
     const leaf = new X509Certificate(readFileSync(certFile))
     assert.ok(leaf.checkIssued(root))
     assert.equal(Math.round((leaf.validToDate.getTime() - now) / 86_400_000), 30)
   })
 
-  it('accepts a CSR made by openssl req (EC and RSA) and keeps the requester\'s key', async () => {
-    for (const [name, newkey] of [['ec', 'ec'], ['rsa', 'rsa:2048']] as const) {
+  it("accepts a CSR made by openssl req (EC and RSA) and keeps the requester's key", async () => {
+    for (const [name, newkey] of [
+      ['ec', 'ec'],
+      ['rsa', 'rsa:2048'],
+    ] as const) {
       const keyFile = tmp.file(`${name}-csr.key`)
       const csrFile = tmp.file(`${name}.csr`)
       const args = newkey === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', newkey]
@@ -66,7 +71,21 @@ describe('ca issue', () => {
 
   it('accepts a DER CSR and lets the operator override the subject', async () => {
     const csrPem = tmp.file('override.csr')
-    await openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', tmp.file('override.key'), '-subj', '/CN=requested-name', '-out', csrPem)
+    await openssl(
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-384',
+      '-nodes',
+      '-keyout',
+      tmp.file('override.key'),
+      '-subj',
+      '/CN=requested-name',
+      '-out',
+      csrPem,
+    )
     const csrDer = tmp.file('override.der')
     await openssl('req', '-in', csrPem, '-outform', 'DER', '-out', csrDer)
     const issued = await issueCertificate({ dir: rootDir, csrFile: csrDer, subject: 'CN=assigned-name, O=Partner', now })
@@ -101,25 +120,48 @@ describe('ca issue', () => {
     writeFileSync(csrFile, x509.PemConverter.encode(der, 'CERTIFICATE REQUEST'))
     // openssl 3.0 reports the failure but exits 0.
     assert.match((await openssl('req', '-in', csrFile, '-noout', '-verify')).output, /self-signature verify failure/, 'openssl agrees the signature is bad')
-    await assert.rejects(issueCertificate({ dir: rootDir, csrFile, outFile: tmp.file('tampered.crt'), now }), /tampered\.csr: the request's signature is invalid/)
+    await assert.rejects(
+      issueCertificate({ dir: rootDir, csrFile, outFile: tmp.file('tampered.crt'), now }),
+      /tampered\.csr: the request's signature is invalid/,
+    )
   })
 
   it('refuses input that is not a CSR, and flag combinations that make no sense', async () => {
     writeFileSync(tmp.file('junk.csr'), 'hello')
     await assert.rejects(issueCertificate({ dir: rootDir, csrFile: tmp.file('junk.csr'), now }), /junk\.csr: not a PKCS#10 certificate request/)
     await assert.rejects(issueCertificate({ dir: rootDir, csrFile: tmp.file('nope.csr'), now }), /nope\.csr: cannot read \(ENOENT\)/)
-    await assert.rejects(issueCertificate({ dir: rootDir, csrFile: tmp.file('junk.csr'), outKeyFile: tmp.file('k'), now }), /--out-key and --key-type apply only without --csr/)
+    await assert.rejects(
+      issueCertificate({ dir: rootDir, csrFile: tmp.file('junk.csr'), outKeyFile: tmp.file('k'), now }),
+      /--out-key and --key-type apply only without --csr/,
+    )
     await assert.rejects(issueCertificate({ dir: rootDir, now }), /--subject is required without --csr/)
   })
 
   it('refuses a validity that would outlive the CA, or that is not a whole number of days', async () => {
-    await assert.rejects(issueCertificate({ dir: rootDir, subject: 'CN=long', validityDays: 5000, now }), /--validity-days: 5000 days would outlive the CA .*use at most 36\d\d/)
+    await assert.rejects(
+      issueCertificate({ dir: rootDir, subject: 'CN=long', validityDays: 5000, now }),
+      /--validity-days: 5000 days would outlive the CA .*use at most 36\d\d/,
+    )
     await assert.rejects(issueCertificate({ dir: rootDir, subject: 'CN=zero', validityDays: 0, now }), /--validity-days: must be a whole number/)
   })
 
-  it('refuses to certify a key reported compromised, or the CA\'s own key', async () => {
+  it("refuses to certify a key reported compromised, or the CA's own key", async () => {
     const csrFile = tmp.file('compromised.csr')
-    await openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('compromised.key'), '-subj', '/CN=compromised', '-out', csrFile)
+    await openssl(
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmp.file('compromised.key'),
+      '-subj',
+      '/CN=compromised',
+      '-out',
+      csrFile,
+    )
     const first = await issueCertificate({ dir: rootDir, csrFile, now })
     await revokeCertificate({ dir: rootDir, serial: first.serial, reason: 'keyCompromise', now })
     await assert.rejects(issueCertificate({ dir: rootDir, csrFile, now }), /reported compromised/)
@@ -139,13 +181,22 @@ describe('ca issue', () => {
 
   it('creates an intermediate CA under the root; its partner certificates verify through the chain', async () => {
     const interDir = tmp.file('inter')
-    const result = await initCa({ dir: interDir, parentDir: rootDir, subject: 'CN=Issue Test Partner CA, O=Bank', keyType: 'ec-p384', validityDays: 365, ocspUrl: 'http://127.0.0.1:8889', crlUrl: 'http://127.0.0.1:8889/inter.crl', now })
+    const result = await initCa({
+      dir: interDir,
+      parentDir: rootDir,
+      subject: 'CN=Issue Test Partner CA, O=Bank',
+      keyType: 'ec-p384',
+      validityDays: 365,
+      ocspUrl: 'http://127.0.0.1:8889',
+      crlUrl: 'http://127.0.0.1:8889/inter.crl',
+      now,
+    })
     assert.equal(result.parentDir, rootDir)
     const interCrt = join(interDir, 'ca.crt')
     const text = (await openssl('x509', '-in', interCrt, '-noout', '-text')).stdout
     assert.match(text, /CA:TRUE, pathlen:0/)
     assert.match(text, /Certificate Sign, CRL Sign/)
-    assert.match(text, /OCSP - URI:http:\/\/127\.0\.0\.1:8888\/ocsp/, 'the intermediate is checked at its parent\'s responder')
+    assert.match(text, /OCSP - URI:http:\/\/127\.0\.0\.1:8888\/ocsp/, "the intermediate is checked at its parent's responder")
     assert.equal((await openssl('verify', '-CAfile', join(rootDir, 'ca.crt'), interCrt)).code, 0)
     const chain = readFileSync(join(interDir, 'chain.crt'), 'utf8')
     assert.equal(chain.match(/BEGIN CERTIFICATE/g)?.length, 2)
@@ -156,7 +207,13 @@ describe('ca issue', () => {
     assert.match((await openssl('x509', '-in', certFile, '-noout', '-text')).stdout, /OCSP - URI:http:\/\/127\.0\.0\.1:8889\n/)
     const parentIndex = JSON.parse(readFileSync(join(rootDir, 'index.json'), 'utf8'))
     assert.ok(parentIndex.certificates.some((record: { kind: string; serial: string }) => record.kind === 'ca' && record.serial === result.serial))
-    await assert.rejects(initCa({ dir: tmp.file('inter2'), parentDir: interDir, subject: 'CN=Too Deep', now }), /pathLenConstraint 0 and cannot issue another CA/)
-    await assert.rejects(initCa({ dir: tmp.file('inter3'), parentDir: rootDir, subject: 'CN=Too Long', validityDays: 9000, now }), /would outlive the parent CA/)
+    await assert.rejects(
+      initCa({ dir: tmp.file('inter2'), parentDir: interDir, subject: 'CN=Too Deep', now }),
+      /pathLenConstraint 0 and cannot issue another CA/,
+    )
+    await assert.rejects(
+      initCa({ dir: tmp.file('inter3'), parentDir: rootDir, subject: 'CN=Too Long', validityDays: 9000, now }),
+      /would outlive the parent CA/,
+    )
   })
 })

@@ -68,7 +68,13 @@ describe('ca ocsp-responder', () => {
     assert.doesNotMatch(answer.output, /WARNING/)
     const update = /This Update: (.*)\n\s*Next Update: (.*)\n/.exec(answer.stdout)!
     assert.equal(Date.parse(update[2]!) - Date.parse(update[1]!), 300_000)
-    assert.deepEqual(log.at(-1)?.outcome, { responseStatus: 'successful', answers: [{ serial: serials.good, status: 'good' }, { serial: serials.revoked, status: 'revoked' }] })
+    assert.deepEqual(log.at(-1)?.outcome, {
+      responseStatus: 'successful',
+      answers: [
+        { serial: serials.good, status: 'good' },
+        { serial: serials.revoked, status: 'revoked' },
+      ],
+    })
   })
 
   it('sees a revocation made while it runs, without a restart', async () => {
@@ -144,7 +150,11 @@ describe('ca ocsp-responder', () => {
     assert.match(answer.stderr, /Response verify OK/)
     assert.match(answer.stdout, /good\.crt: good\n/)
     assert.match(answer.stdout, /revoked\.crt: revoked\n/)
-    assert.match(answer.stdout, /Certificate:\n\s*Data:[\s\S]*Subject: CN ?= ?OCSP Test Root OCSP Responder/, 'the responder certificate travels in the response')
+    assert.match(
+      answer.stdout,
+      /Certificate:\n\s*Data:[\s\S]*Subject: CN ?= ?OCSP Test Root OCSP Responder/,
+      'the responder certificate travels in the response',
+    )
     const caSigned = await start({ signer: 'ca' })
     assert.match((await ask(caSigned, certs.good)).stderr, /Response verify OK/)
   })
@@ -160,7 +170,10 @@ describe('ca ocsp-responder', () => {
     const shortCa = join(dir, 'ca.crt')
     assert.match((await openssl('ocsp', '-issuer', shortCa, '-cert', leaf, '-url', responder.url, '-CAfile', shortCa)).stdout, /short-leaf\.crt: good/)
     clock = now + 2 * DAY
-    assert.match((await openssl('ocsp', '-issuer', shortCa, '-cert', leaf, '-url', responder.url, '-CAfile', shortCa)).output, /Responder Error: internalerror \(2\)/)
+    assert.match(
+      (await openssl('ocsp', '-issuer', shortCa, '-cert', leaf, '-url', responder.url, '-CAfile', shortCa)).output,
+      /Responder Error: internalerror \(2\)/,
+    )
     await assert.rejects(startOcspResponder({ dir, port: 0, clock: () => now + 2 * DAY }), /responder\.crt: not valid now/)
   })
 

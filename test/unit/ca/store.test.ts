@@ -51,7 +51,10 @@ describe('CA store', () => {
   it('never overwrites an existing key file', async () => {
     const keyFile = tmp.file('existing.key')
     writeFileSync(keyFile, 'precious', { mode: 0o600 })
-    await assert.rejects(issueCertificate({ dir: caDir, subject: 'CN=x', outKeyFile: keyFile, outFile: tmp.file('x.crt'), now }), /existing\.key: already exists/)
+    await assert.rejects(
+      issueCertificate({ dir: caDir, subject: 'CN=x', outKeyFile: keyFile, outFile: tmp.file('x.crt'), now }),
+      /existing\.key: already exists/,
+    )
     assert.equal(readFileSync(keyFile, 'utf8'), 'precious')
   })
 
@@ -88,7 +91,10 @@ describe('CA store', () => {
     const settingsPath = join(broken, 'ca.json')
     const settings = JSON.parse(readFileSync(settingsPath, 'utf8'))
     writeFileSync(settingsPath, JSON.stringify({ ...settings, issuedValidityDays: -1 }))
-    assert.throws(() => openCaStore(broken), (error: Error) => error instanceof CaError && error.message.startsWith(`${settingsPath}: issuedValidityDays:`))
+    assert.throws(
+      () => openCaStore(broken),
+      (error: Error) => error instanceof CaError && error.message.startsWith(`${settingsPath}: issuedValidityDays:`),
+    )
     writeFileSync(settingsPath, '{not json')
     assert.throws(() => openCaStore(broken), /ca\.json: not valid JSON/)
     assert.throws(() => openCaStore(tmp.file('nowhere')), /no such CA directory/)
@@ -124,7 +130,10 @@ describe('CA store', () => {
     writeFileSync(join(dir, '.lock'), '999999999')
     assert.equal(await withStoreLock(dir, () => 'taken over'), 'taken over')
     writeFileSync(join(dir, '.lock'), String(process.pid))
-    await assert.rejects(withStoreLock(dir, () => 'never', 200), /locked by another command/)
+    await assert.rejects(
+      withStoreLock(dir, () => 'never', 200),
+      /locked by another command/,
+    )
   })
 
   it('normalises serial numbers as operators type them', () => {

@@ -87,13 +87,20 @@ test('a DPoP-bound token sent with the DPoP scheme passes on routes that accept 
 test('a DPoP-bound token sent with Bearer is GW_TOKEN_DOWNGRADE', () => {
   for (const binding of ['dpop', 'dpop-or-mtls', 'none', 'mtls'] as const) {
     assert.throws(() => checkBinding(route(binding), presented('Bearer'), token({ jkt: jktA }), undefined), refusedWith('GW_TOKEN_DOWNGRADE'), binding)
-    assert.throws(() => checkBinding(route(binding), presented('bearer'), token({ jkt: jktA, x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)), refusedWith('GW_TOKEN_DOWNGRADE'), binding)
+    assert.throws(
+      () => checkBinding(route(binding), presented('bearer'), token({ jkt: jktA, x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)),
+      refusedWith('GW_TOKEN_DOWNGRADE'),
+      binding,
+    )
   }
 })
 
 test('an introspected token with token_type DPoP is DPoP-bound: Bearer is a downgrade, and without cnf.jkt it is invalid', () => {
   assert.throws(() => checkBinding(route('dpop-or-mtls'), presented('Bearer'), token({}, 'DPoP'), undefined), refusedWith('GW_TOKEN_DOWNGRADE'))
-  assert.throws(() => checkBinding(route('dpop-or-mtls'), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) }, 'dpop'), clientCert(pki.partnerA)), refusedWith('GW_TOKEN_DOWNGRADE'))
+  assert.throws(
+    () => checkBinding(route('dpop-or-mtls'), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) }, 'dpop'), clientCert(pki.partnerA)),
+    refusedWith('GW_TOKEN_DOWNGRADE'),
+  )
   assert.throws(() => checkBinding(route('dpop'), presented('DPoP'), token({}, 'DPoP'), undefined), refusedWith('GW_TOKEN_INVALID'))
   assert.throws(() => checkBinding(route('none'), presented('DPoP'), token({}, 'DPoP'), undefined), refusedWith('GW_TOKEN_INVALID'))
   // token_type Bearer carries no binding of its own.
@@ -104,7 +111,11 @@ test('the DPoP scheme with a token that is not DPoP-bound is GW_TOKEN_SCHEME_MIS
   for (const binding of ['dpop', 'dpop-or-mtls', 'none', 'mtls'] as const) {
     assert.throws(() => checkBinding(route(binding), presented('DPoP'), token({}), undefined), refusedWith('GW_TOKEN_SCHEME_MISMATCH'), binding)
     assert.throws(() => checkBinding(route(binding), presented('DPoP'), token({}, 'Bearer'), undefined), refusedWith('GW_TOKEN_SCHEME_MISMATCH'), binding)
-    assert.throws(() => checkBinding(route(binding), presented('DPoP'), token({ x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)), refusedWith('GW_TOKEN_SCHEME_MISMATCH'), binding)
+    assert.throws(
+      () => checkBinding(route(binding), presented('DPoP'), token({ x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)),
+      refusedWith('GW_TOKEN_SCHEME_MISMATCH'),
+      binding,
+    )
   }
 })
 
@@ -122,8 +133,16 @@ test('a certificate-bound token without a client certificate, or with another on
     // Same subject, other CA: only the thumbprint counts.
     assert.throws(() => checkBinding(route(binding), presented('Bearer'), bound, clientCert(pki.untrusted)), refusedWith('GW_CERT_BINDING_MISMATCH'), binding)
     // A thumbprint that differs only in length or padding is not the same thumbprint.
-    assert.throws(() => checkBinding(route(binding), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) + '=' }), clientCert(pki.partnerA)), refusedWith('GW_CERT_BINDING_MISMATCH'), binding)
-    assert.throws(() => checkBinding(route(binding), presented('Bearer'), token({ x5t: '' }), clientCert(pki.partnerA)), refusedWith('GW_CERT_BINDING_MISMATCH'), binding)
+    assert.throws(
+      () => checkBinding(route(binding), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) + '=' }), clientCert(pki.partnerA)),
+      refusedWith('GW_CERT_BINDING_MISMATCH'),
+      binding,
+    )
+    assert.throws(
+      () => checkBinding(route(binding), presented('Bearer'), token({ x5t: '' }), clientCert(pki.partnerA)),
+      refusedWith('GW_CERT_BINDING_MISMATCH'),
+      binding,
+    )
   }
 })
 
@@ -137,13 +156,22 @@ test('an unbound token is GW_TOKEN_UNBOUND unless the route binding is none', ()
 })
 
 test('a dpop route refuses a token that is only certificate-bound with GW_BINDING_NOT_ALLOWED', () => {
-  assert.throws(() => checkBinding(route('dpop'), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)), refusedWith('GW_BINDING_NOT_ALLOWED'))
-  assert.throws(() => checkBinding(route('dpop'), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) }), undefined), refusedWith('GW_BINDING_NOT_ALLOWED'))
+  assert.throws(
+    () => checkBinding(route('dpop'), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)),
+    refusedWith('GW_BINDING_NOT_ALLOWED'),
+  )
+  assert.throws(
+    () => checkBinding(route('dpop'), presented('Bearer'), token({ x5t: thumbprint(pki.partnerA) }), undefined),
+    refusedWith('GW_BINDING_NOT_ALLOWED'),
+  )
 })
 
 test('an mtls route refuses a DPoP-bound token with GW_BINDING_NOT_ALLOWED', () => {
   assert.throws(() => checkBinding(route('mtls'), presented('DPoP'), token({ jkt: jktA }), clientCert(pki.partnerA)), refusedWith('GW_BINDING_NOT_ALLOWED'))
-  assert.throws(() => checkBinding(route('mtls'), presented('DPoP'), token({ jkt: jktA, x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)), refusedWith('GW_BINDING_NOT_ALLOWED'))
+  assert.throws(
+    () => checkBinding(route('mtls'), presented('DPoP'), token({ jkt: jktA, x5t: thumbprint(pki.partnerA) }), clientCert(pki.partnerA)),
+    refusedWith('GW_BINDING_NOT_ALLOWED'),
+  )
 })
 
 test('a token bound both ways needs the matching certificate and a DPoP proof', () => {
@@ -161,10 +189,16 @@ test('checkProofKeyBinding passes when the proof key is the key the token is bou
 })
 
 test('checkProofKeyBinding refuses another key with GW_DPOP_BINDING_MISMATCH, naming the key presented', () => {
-  assert.throws(() => checkProofKeyBinding(jktA, jktB), (error: unknown) => refusedWith('GW_DPOP_BINDING_MISMATCH')(error) && (error as { keyThumbprint?: string }).keyThumbprint === jktB)
+  assert.throws(
+    () => checkProofKeyBinding(jktA, jktB),
+    (error: unknown) => refusedWith('GW_DPOP_BINDING_MISMATCH')(error) && (error as { keyThumbprint?: string }).keyThumbprint === jktB,
+  )
   assert.throws(() => checkProofKeyBinding(jktA, jktA.slice(0, -1)), refusedWith('GW_DPOP_BINDING_MISMATCH'))
   assert.throws(() => checkProofKeyBinding(jktA, jktA + 'A'), refusedWith('GW_DPOP_BINDING_MISMATCH'))
-  assert.throws(() => checkProofKeyBinding(jktA, jktA.toLowerCase() === jktA ? jktA.toUpperCase() : jktA.toLowerCase()), refusedWith('GW_DPOP_BINDING_MISMATCH'))
+  assert.throws(
+    () => checkProofKeyBinding(jktA, jktA.toLowerCase() === jktA ? jktA.toUpperCase() : jktA.toLowerCase()),
+    refusedWith('GW_DPOP_BINDING_MISMATCH'),
+  )
   assert.throws(() => checkProofKeyBinding(jktA, ''), refusedWith('GW_DPOP_BINDING_MISMATCH'))
 })
 

@@ -151,7 +151,10 @@ function authorizedSocketPresenting(issued: Issued): tls.TLSSocket {
 }
 
 test('our own usage check refuses a serverAuth-only certificate even when the chain was accepted', () => {
-  assertInvalid(inspectPeerCertificate(authorizedSocketPresenting(pki.serverAuthOnly), {}), /^usage: extended key usage 1\.3\.6\.1\.5\.5\.7\.3\.1 lacks clientAuth/)
+  assertInvalid(
+    inspectPeerCertificate(authorizedSocketPresenting(pki.serverAuthOnly), {}),
+    /^usage: extended key usage 1\.3\.6\.1\.5\.5\.7\.3\.1 lacks clientAuth/,
+  )
 })
 
 test('our own usage check refuses a CA certificate even when the chain was accepted', () => {
@@ -165,7 +168,12 @@ test('our own checks accept a clientAuth certificate once the chain was accepted
 })
 
 test('a socket that fails while being inspected yields invalid, never valid', () => {
-  const broken = { authorized: true, getPeerX509Certificate: () => { throw new Error('boom') } } as unknown as tls.TLSSocket
+  const broken = {
+    authorized: true,
+    getPeerX509Certificate: () => {
+      throw new Error('boom')
+    },
+  } as unknown as tls.TLSSocket
   assertInvalid(inspectPeerCertificate(broken, {}), /^inspection failed: boom/)
 })
 
@@ -184,7 +192,9 @@ test('a partner certificate valid under one root is invalid where only another r
 })
 
 test('a resumed TLS session keeps the verdict of the certificate it was made with', async () => {
-  const server = tls.createServer(createTlsOptions({ certPem: pem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: pki.root.certPem, clientCertificate: 'request' }))
+  const server = tls.createServer(
+    createTlsOptions({ certPem: pem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: pki.root.certPem, clientCertificate: 'request' }),
+  )
   const seen: { resumed: boolean; verdict: PeerCertificateVerdict }[] = []
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     seen.push({ resumed: socket.isSessionReused(), verdict: inspectPeerCertificate(socket, { issuers: [pki.root.cert] }) })
@@ -216,7 +226,11 @@ test('a resumed TLS session keeps the verdict of the certificate it was made wit
   } finally {
     server.close()
   }
-  assert.deepEqual(seen.map((s) => s.resumed), [false, true, false, true], 'the second connection of each pair resumed')
+  assert.deepEqual(
+    seen.map((s) => s.resumed),
+    [false, true, false, true],
+    'the second connection of each pair resumed',
+  )
   assert.equal(seen[0]!.verdict.kind, 'invalid')
   assert.equal(seen[1]!.verdict.kind, 'invalid', 'resumption must not turn an invalid certificate into an absent one')
   const thumbprint = createHash('sha256').update(pki.partnerA.cert.raw).digest('base64url')

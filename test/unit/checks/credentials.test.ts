@@ -57,15 +57,24 @@ test('readCredentialHeaders sees both Authorization headers and every DPoP heade
 
 test('readCredentialHeaders matches header names in any case and keeps the first interaction id', () => {
   const read = readCredentialHeaders([
-    'AUTHORIZATION', 'Bearer a',
-    'Dpop', 'p1',
-    'DPOP', 'p1',
-    'x-fapi-interaction-id', 'first',
-    'X-Fapi-Interaction-Id', 'second',
-    'CONTENT-TYPE', 'application/x-www-form-urlencoded',
-    'content-type', 'text/plain',
-    'Authorization-Extra', 'ignored',
-    'host', 'h',
+    'AUTHORIZATION',
+    'Bearer a',
+    'Dpop',
+    'p1',
+    'DPOP',
+    'p1',
+    'x-fapi-interaction-id',
+    'first',
+    'X-Fapi-Interaction-Id',
+    'second',
+    'CONTENT-TYPE',
+    'application/x-www-form-urlencoded',
+    'content-type',
+    'text/plain',
+    'Authorization-Extra',
+    'ignored',
+    'host',
+    'h',
   ])
   assert.deepEqual(read.authorization, ['Bearer a'])
   // Duplicates stay separate even when identical: two proofs are two proofs.
@@ -80,8 +89,14 @@ test('readCredentialHeaders on a request without credentials', () => {
 test('Bearer and DPoP are accepted in any case, and the hash is base64url(SHA-256(token))', () => {
   const expectedHash = createHash('sha256').update(TOKEN).digest('base64url')
   const cases: [string, 'Bearer' | 'DPoP'][] = [
-    ['Bearer', 'Bearer'], ['bearer', 'Bearer'], ['BEARER', 'Bearer'], ['bEaReR', 'Bearer'],
-    ['DPoP', 'DPoP'], ['dpop', 'DPoP'], ['DPOP', 'DPoP'], ['dPoP', 'DPoP'],
+    ['Bearer', 'Bearer'],
+    ['bearer', 'Bearer'],
+    ['BEARER', 'Bearer'],
+    ['bEaReR', 'Bearer'],
+    ['DPoP', 'DPoP'],
+    ['dpop', 'DPoP'],
+    ['DPOP', 'DPoP'],
+    ['dPoP', 'DPoP'],
   ]
   for (const [scheme, expected] of cases) {
     const presented = checkCredentials(headers([`${scheme} ${TOKEN}`]), '/accounts')
@@ -108,16 +123,29 @@ test('no Authorization header is GW_TOKEN_MISSING', () => {
 })
 
 test('two Authorization headers are GW_TOKEN_MULTIPLE, whatever they hold', () => {
-  for (const pair of [[`Bearer ${TOKEN}`, `Bearer ${TOKEN}`], [`DPoP ${TOKEN}`, `Bearer other`], [`Bearer ${TOKEN}`, '']]) {
+  for (const pair of [
+    [`Bearer ${TOKEN}`, `Bearer ${TOKEN}`],
+    [`DPoP ${TOKEN}`, `Bearer other`],
+    [`Bearer ${TOKEN}`, ''],
+  ]) {
     assert.throws(() => checkCredentials(headers(pair), '/accounts'), refusedWith('GW_TOKEN_MULTIPLE'), pair.join(' | '))
   }
 })
 
 test('access_token in the query string is GW_TOKEN_IN_QUERY, also when an Authorization header is present', () => {
   const targets = [
-    '/a?access_token=abc', '/a?x=1&access_token=', '/a?access_token', '/a?access%5Ftoken=abc', '/a?x=1&access_token=abc&y=2',
+    '/a?access_token=abc',
+    '/a?x=1&access_token=',
+    '/a?access_token',
+    '/a?access%5Ftoken=abc',
+    '/a?x=1&access_token=abc&y=2',
     // As other parsers read a query: `;` separators, any case, PHP's `.`, space and array forms.
-    '/a?x=1;access_token=abc', '/a?ACCESS_TOKEN=abc', '/a?access.token=abc', '/a?access+token=abc', '/a?access_token[]=abc', '/a?%20access_token=abc',
+    '/a?x=1;access_token=abc',
+    '/a?ACCESS_TOKEN=abc',
+    '/a?access.token=abc',
+    '/a?access+token=abc',
+    '/a?access_token[]=abc',
+    '/a?%20access_token=abc',
   ]
   for (const target of targets) {
     assert.throws(() => checkCredentials(headers([]), target), refusedWith('GW_TOKEN_IN_QUERY'), target)
@@ -128,9 +156,22 @@ test('access_token in the query string is GW_TOKEN_IN_QUERY, also when an Author
 
 test('a malformed Authorization value is GW_TOKEN_MALFORMED', () => {
   const malformed = [
-    'Bearer', 'Bearer ', 'DPoP', 'Bearer\tabc', '',
-    `Bearer ${TOKEN} extra`, 'Bearer a b', 'Bearer "abc"', 'Bearer abc,def', 'Bearer a=b', 'Bearer =abc',
-    'Bearer abc;', 'Bearer ab%63', 'Bearer tøken', 'Bearer a\u0000b', `Bearer ${'a'.repeat(16 * 1024 + 1)}`,
+    'Bearer',
+    'Bearer ',
+    'DPoP',
+    'Bearer\tabc',
+    '',
+    `Bearer ${TOKEN} extra`,
+    'Bearer a b',
+    'Bearer "abc"',
+    'Bearer abc,def',
+    'Bearer a=b',
+    'Bearer =abc',
+    'Bearer abc;',
+    'Bearer ab%63',
+    'Bearer tøken',
+    'Bearer a\u0000b',
+    `Bearer ${'a'.repeat(16 * 1024 + 1)}`,
   ]
   for (const value of malformed) {
     assert.throws(() => checkCredentials(headers([value]), '/accounts'), refusedWith('GW_TOKEN_MALFORMED'), JSON.stringify(value.slice(0, 40)))

@@ -36,7 +36,11 @@ test('formKindOf recognises urlencoded and multipart forms with parameters and i
 })
 
 test('formKindOf refuses two Content-Type headers or a list of media types, on any request', () => {
-  for (const types of [['text/plain', FORM], [FORM, 'application/json'], ['application/json', 'application/json']]) {
+  for (const types of [
+    ['text/plain', FORM],
+    [FORM, 'application/json'],
+    ['application/json', 'application/json'],
+  ]) {
     assert.throws(() => formKindOf(body(types)), refusedWith('GW_REQUEST_MALFORMED'), types.join(' | '))
   }
   for (const type of [`text/plain, ${FORM}`, `${FORM}, text/plain`, 'application/json,text/plain']) {
@@ -61,7 +65,10 @@ test('formKindOf refuses a content-coded form body or one in a charset that is n
 
 test('checkFormBody refuses an access_token field with GW_TOKEN_IN_QUERY and passes other forms', () => {
   assert.throws(() => checkFormBody('urlencoded', Buffer.from('amount=1&access_token=abc')), refusedWith('GW_TOKEN_IN_QUERY'))
-  assert.throws(() => checkFormBody('multipart', Buffer.from('--x\r\nContent-Disposition: form-data; name="access_token"\r\n\r\nabc\r\n--x--\r\n')), refusedWith('GW_TOKEN_IN_QUERY'))
+  assert.throws(
+    () => checkFormBody('multipart', Buffer.from('--x\r\nContent-Disposition: form-data; name="access_token"\r\n\r\nabc\r\n--x--\r\n')),
+    refusedWith('GW_TOKEN_IN_QUERY'),
+  )
   checkFormBody('urlencoded', Buffer.from('amount=10&currency=EUR'))
   checkFormBody('urlencoded', Buffer.alloc(0))
   checkFormBody('multipart', Buffer.from('--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n10\r\n--x--\r\n'))

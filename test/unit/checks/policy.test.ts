@@ -59,8 +59,11 @@ test('scopes are compared exactly: no prefix, case or whitespace leniency', () =
 })
 
 test('the refusal names the missing scopes only in the internal detail', () => {
-  assert.throws(() => checkPolicy(route(['a', 'b', 'c']), token(['b'])), (error: unknown) => {
-    assert.equal((error as { detail?: unknown }).detail, 'missing scope a c')
-    return true
-  })
+  assert.throws(
+    () => checkPolicy(route(['a', 'b', 'c']), token(['b'])),
+    (error: unknown) => {
+      assert.equal((error as { detail?: unknown }).detail, 'missing scope a c')
+      return true
+    },
+  )
 })

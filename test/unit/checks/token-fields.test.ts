@@ -16,7 +16,15 @@ test('isAccessTokenName: access_token as frameworks read names, and nothing else
 })
 
 test('urlencodedHasAccessToken: & and ; separators, percent and plus decoding', () => {
-  for (const text of ['access_token=a', 'x=1&access_token=a', 'x=1;access_token=a', 'access%5Ftoken=a', 'access%5ftoken', 'access+token=a', 'a=1&&access_token&b=2']) {
+  for (const text of [
+    'access_token=a',
+    'x=1&access_token=a',
+    'x=1;access_token=a',
+    'access%5Ftoken=a',
+    'access%5ftoken',
+    'access+token=a',
+    'a=1&&access_token&b=2',
+  ]) {
     assert.equal(urlencodedHasAccessToken(text), true, text)
   }
   for (const text of ['', 'amount=10&currency=EUR', 'x=access_token', 'access_tokens=1', 'note=access_token%3Dabc', 'access_token_hint=1']) {
@@ -56,10 +64,12 @@ test('multipartHasAccessToken does not depend on the boundary, line endings or h
 })
 
 test('multipartHasAccessToken passes ordinary forms, file content and values that mention access_token', () => {
-  const body = part('form-data; name="amount"', '10') +
+  const body =
+    part('form-data; name="amount"', '10') +
     part('form-data; name="upload"; filename="access_token.html"', '<form><input name="access_token"></form>\r\nname="access_token"') +
     part('form-data; name="note"', 'Content-Type: text/plain; name="access_token"') +
-    part('form-data; name="access_token_hint"') + '--B--\r\n'
+    part('form-data; name="access_token_hint"') +
+    '--B--\r\n'
   assert.equal(multipartHasAccessToken(body), false)
   assert.equal(multipartHasAccessToken(''), false)
 })

@@ -33,10 +33,18 @@ test('the configuration schema accepts a valid file and flags a misspelt key and
   const typo = structuredClone(valid) as typeof valid & { listener: { tls: Record<string, unknown> } }
   typo.listener.tls.clientCertifcate = 'require'
   assert.equal(validate(typo), false)
-  assert.ok(validate.errors?.some((e) => e.instancePath === '/listener/tls' && e.keyword === 'additionalProperties' && e.params.additionalProperty === 'clientCertifcate'), JSON.stringify(validate.errors))
+  assert.ok(
+    validate.errors?.some(
+      (e) => e.instancePath === '/listener/tls' && e.keyword === 'additionalProperties' && e.params.additionalProperty === 'clientCertifcate',
+    ),
+    JSON.stringify(validate.errors),
+  )
   const wrongType = { ...valid, workers: 'many' }
   assert.equal(validate(wrongType), false)
-  assert.ok(validate.errors?.some((e) => e.instancePath === '/workers'), JSON.stringify(validate.errors))
+  assert.ok(
+    validate.errors?.some((e) => e.instancePath === '/workers'),
+    JSON.stringify(validate.errors),
+  )
 })
 
 test('the policy schema accepts the policies shipped in policies/ and flags a route without an upstream', () => {
@@ -46,5 +54,8 @@ test('the policy schema accepts the policies shipped in policies/ and flags a ro
     assert.ok(validate(policy), `${name}: ${JSON.stringify(validate.errors)}`)
   }
   assert.equal(validate({ routes: [{ name: 'r', path: '/r', methods: ['GET'] }] }), false)
-  assert.ok(validate.errors?.some((e) => e.instancePath === '/routes/0' && e.keyword === 'required' && e.params.missingProperty === 'upstream'), JSON.stringify(validate.errors))
+  assert.ok(
+    validate.errors?.some((e) => e.instancePath === '/routes/0' && e.keyword === 'required' && e.params.missingProperty === 'upstream'),
+    JSON.stringify(validate.errors),
+  )
 })

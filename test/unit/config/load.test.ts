@@ -48,9 +48,7 @@ function validConfig(): Tree {
 function validPolicies(): Record<string, unknown> {
   return {
     'accounts.yaml': {
-      routes: [
-        { name: 'accounts-read', path: '/accounts/**', methods: ['GET', 'HEAD'], upstream: 'data-api', scopes: ['accounts:read'] },
-      ],
+      routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET', 'HEAD'], upstream: 'data-api', scopes: ['accounts:read'] }],
     },
     'payments.yaml': {
       routes: [
@@ -119,7 +117,12 @@ test('a valid configuration loads with defaults applied and policies in file ord
   assert.equal(config.listener.tls.minRsaBits, 2048)
   assert.equal(config.listener.limits.maxHeaderBytes, 16 * 1024)
   assert.equal(config.listener.limits.maxFormBodyBytes, 64 * 1024)
-  assert.deepEqual(config.admin, { host: '127.0.0.1', port: 9090, tokenEnv: 'FAPI_GATEWAY_ADMIN_TOKEN', readiness: { upstreams: true, upstreamProbeIntervalMs: 2000, upstreamProbeTimeoutMs: 1000 } })
+  assert.deepEqual(config.admin, {
+    host: '127.0.0.1',
+    port: 9090,
+    tokenEnv: 'FAPI_GATEWAY_ADMIN_TOKEN',
+    readiness: { upstreams: true, upstreamProbeIntervalMs: 2000, upstreamProbeTimeoutMs: 1000 },
+  })
   assert.deepEqual(config.issuers[0]!.algorithms, ['PS256', 'ES256', 'EdDSA'])
   assert.equal(config.issuers[0]!.requireTyp, true)
   assert.equal(config.issuers[0]!.clockToleranceSeconds, 10)
@@ -133,7 +136,13 @@ test('a valid configuration loads with defaults applied and policies in file ord
   assert.equal(config.log.level, 'info')
   assert.deepEqual(config.log.access, { enabled: true, sampleRate: 1 })
 
-  assert.deepEqual(loaded.routes.map((r) => [r.name, r.source]), [['accounts-read', policy('accounts.yaml')], ['payments-create', policy('payments.yaml')]])
+  assert.deepEqual(
+    loaded.routes.map((r) => [r.name, r.source]),
+    [
+      ['accounts-read', policy('accounts.yaml')],
+      ['payments-create', policy('payments.yaml')],
+    ],
+  )
   const accounts = loaded.routes[0]!
   assert.equal(accounts.binding, 'dpop-or-mtls')
   assert.equal(accounts.clientCertificate, undefined)
@@ -150,7 +159,10 @@ test('forwarding: underscore headers refused, overrides blocked and Location rew
   assert.deepEqual(forwarding.stripResponseHeaders, [])
   assert.equal(forwarding.rewriteLocation, true)
   const set = (values: Tree) => writeCase({ ...validConfig(), forwarding: values }).file
-  assert.deepEqual(loadConfig(set({ stripResponseHeaders: ['X-Internal-*', 'X-Trace'] }), {}).config.forwarding.stripResponseHeaders, ['x-internal-*', 'x-trace'])
+  assert.deepEqual(loadConfig(set({ stripResponseHeaders: ['X-Internal-*', 'X-Trace'] }), {}).config.forwarding.stripResponseHeaders, [
+    'x-internal-*',
+    'x-trace',
+  ])
   const unknownMode = set({ underscoreHeaders: 'ignore' })
   assertOneProblem(problemsOf(unknownMode), unknownMode, 'forwarding.underscoreHeaders: ', /refuse.*drop.*allow/)
   for (const key of ['stripResponseHeaders', 'stripHeaders']) {
@@ -161,9 +173,22 @@ test('forwarding: underscore headers refused, overrides blocked and Location rew
 
 test('the loaded configuration is deep-frozen', () => {
   const loaded: LoadedConfig = loadConfig(writeCase(validConfig()).file, {})
-  for (const value of [loaded, loaded.config, loaded.config.listener, loaded.config.listener.tls, loaded.config.listener.limits, loaded.config.issuers,
-    loaded.config.issuers[0], loaded.config.issuers[0]!.algorithms, loaded.config.upstreams, loaded.config.upstreams['data-api'], loaded.config.dpop.nonce,
-    loaded.routes, loaded.routes[0], loaded.routes[0]!.methods]) {
+  for (const value of [
+    loaded,
+    loaded.config,
+    loaded.config.listener,
+    loaded.config.listener.tls,
+    loaded.config.listener.limits,
+    loaded.config.issuers,
+    loaded.config.issuers[0],
+    loaded.config.issuers[0]!.algorithms,
+    loaded.config.upstreams,
+    loaded.config.upstreams['data-api'],
+    loaded.config.dpop.nonce,
+    loaded.routes,
+    loaded.routes[0],
+    loaded.routes[0]!.methods,
+  ]) {
     assert.ok(Object.isFrozen(value), JSON.stringify(value)?.slice(0, 60))
   }
   assert.throws(() => {
@@ -200,31 +225,54 @@ test('environment overrides set keys by path, parsed as YAML', () => {
 test('an environment override is validated like the file', () => {
   const { file } = writeCase(validConfig())
   // Blamed on the variable that set the value, not on the file.
-  assertOneProblem(problemsOf(file, { FAPI_GATEWAY__LISTENER__PORT: 'https' }), 'FAPI_GATEWAY__LISTENER__PORT (environment)', 'listener.port: ', /^must be a number, not the text "https"$/)
-  assertOneProblem(problemsOf(file, { FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: 'http://api.bank.example' }), 'FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL (environment)', 'listener.publicBaseUrl: ', /https:\/\//)
-  assertOneProblem(problemsOf(file, { FAPI_GATEWAY__LISTENER__PROT: '1' }), 'FAPI_GATEWAY__LISTENER__PROT (environment)', 'listener.prot: ', /^unknown key; did you mean "port"\?$/)
+  assertOneProblem(
+    problemsOf(file, { FAPI_GATEWAY__LISTENER__PORT: 'https' }),
+    'FAPI_GATEWAY__LISTENER__PORT (environment)',
+    'listener.port: ',
+    /^must be a number, not the text "https"$/,
+  )
+  assertOneProblem(
+    problemsOf(file, { FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL: 'http://api.bank.example' }),
+    'FAPI_GATEWAY__LISTENER__PUBLIC_BASE_URL (environment)',
+    'listener.publicBaseUrl: ',
+    /https:\/\//,
+  )
+  assertOneProblem(
+    problemsOf(file, { FAPI_GATEWAY__LISTENER__PROT: '1' }),
+    'FAPI_GATEWAY__LISTENER__PROT (environment)',
+    'listener.prot: ',
+    /^unknown key; did you mean "port"\?$/,
+  )
 })
 
 test('an unknown key (a typo) is reported with its path and name', () => {
-  const { file } = writeCase(edit((c) => {
-    c.listener.tls.clientCertifcate = 'require'
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.listener.tls.clientCertifcate = 'require'
+    }),
+  )
   assertOneProblem(problemsOf(file), file, 'listener.tls.clientCertifcate: ', /^unknown key; did you mean "clientCertificate"\?$/)
-  const far = writeCase(edit((c) => {
-    c.listener.tls.colour = 'blue'
-  }))
+  const far = writeCase(
+    edit((c) => {
+      c.listener.tls.colour = 'blue'
+    }),
+  )
   assertOneProblem(problemsOf(far.file), far.file, 'listener.tls.colour: ', /^unknown key$/)
 })
 
 test('a misspelt required key is one problem, the unknown key with the one it was meant to be, not also "required"', () => {
-  const { file } = writeCase(edit((c) => {
-    c.listener.publicBaseURL = c.listener.publicBaseUrl
-    delete c.listener.publicBaseUrl
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.listener.publicBaseURL = c.listener.publicBaseUrl
+      delete c.listener.publicBaseUrl
+    }),
+  )
   assertOneProblem(problemsOf(file), file, 'listener.publicBaseURL: ', /^unknown key; did you mean "publicBaseUrl"\?$/)
-  const missing = writeCase(edit((c) => {
-    delete c.listener.publicBaseUrl
-  }))
+  const missing = writeCase(
+    edit((c) => {
+      delete c.listener.publicBaseUrl
+    }),
+  )
   assertOneProblem(problemsOf(missing.file), missing.file, 'listener.publicBaseUrl: ', /^is required$/)
 })
 
@@ -236,59 +284,86 @@ test('an unknown key in a policy file is reported with the policy file and route
 })
 
 test('a value of the wrong type is reported with its path and the expected type', () => {
-  const { file } = writeCase(edit((c) => {
-    c.listener.port = '8443a'
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.listener.port = '8443a'
+    }),
+  )
   assertOneProblem(problemsOf(file), file, 'listener.port: ', /^must be a number, not the text "8443a"$/)
-  const bad = writeCase(edit((c) => {
-    c.issuers = [{ ...(validConfig().issuers as Tree[])[0], requireTyp: 'yes' }]
-  }))
+  const bad = writeCase(
+    edit((c) => {
+      c.issuers = [{ ...(validConfig().issuers as Tree[])[0], requireTyp: 'yes' }]
+    }),
+  )
   assertOneProblem(problemsOf(bad.file), bad.file, 'issuers.0.requireTyp: ', /^must be true or false, not the text "yes"$/)
 })
 
 test('an http:// publicBaseUrl, or one with a query or a path, is refused', () => {
-  const { file } = writeCase(edit((c) => {
-    c.listener.publicBaseUrl = 'http://api.bank.example'
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.listener.publicBaseUrl = 'http://api.bank.example'
+    }),
+  )
   assertOneProblem(problemsOf(file), file, 'listener.publicBaseUrl: ', /must be an https:\/\/ URL/)
-  const withQuery = writeCase(edit((c) => {
-    c.listener.publicBaseUrl = 'https://api.bank.example/?x=1'
-  }))
+  const withQuery = writeCase(
+    edit((c) => {
+      c.listener.publicBaseUrl = 'https://api.bank.example/?x=1'
+    }),
+  )
   assertOneProblem(problemsOf(withQuery.file), withQuery.file, 'listener.publicBaseUrl: ', /query or fragment/)
   // The path as received is added to it for every DPoP htu: a base path would make every proof fail.
-  const withPath = writeCase(edit((c) => {
-    c.listener.publicBaseUrl = 'https://api.bank.example/api'
-  }))
+  const withPath = writeCase(
+    edit((c) => {
+      c.listener.publicBaseUrl = 'https://api.bank.example/api'
+    }),
+  )
   assertOneProblem(problemsOf(withPath.file), withPath.file, 'listener.publicBaseUrl: ', /must be an origin only .*without a path/)
   for (const accepted of ['https://api.bank.example', 'https://api.bank.example/', 'https://api.bank.example:8443']) {
-    loadConfig(writeCase(edit((c) => {
-      c.listener.publicBaseUrl = accepted
-    })).file, {})
+    loadConfig(
+      writeCase(
+        edit((c) => {
+          c.listener.publicBaseUrl = accepted
+        }),
+      ).file,
+      {},
+    )
   }
 })
 
 test('a configuration without issuers is refused', () => {
-  const missing = writeCase(edit((c) => {
-    delete c.issuers
-  }))
+  const missing = writeCase(
+    edit((c) => {
+      delete c.issuers
+    }),
+  )
   assertOneProblem(problemsOf(missing.file), missing.file, 'issuers: ', /^is required$/)
-  const empty = writeCase(edit((c) => {
-    c.issuers = []
-  }))
+  const empty = writeCase(
+    edit((c) => {
+      c.issuers = []
+    }),
+  )
   assertOneProblem(problemsOf(empty.file), empty.file, 'issuers: ', /at least 1|>=1|too small/i)
-  const neither = writeCase(edit((c) => {
-    c.issuers = [{ name: 'bank', issuer: 'https://as.bank.example', audience: 'a' }]
-  }))
+  const neither = writeCase(
+    edit((c) => {
+      c.issuers = [{ name: 'bank', issuer: 'https://as.bank.example', audience: 'a' }]
+    }),
+  )
   assertOneProblem(problemsOf(neither.file), neither.file, 'issuers.0: ', /needs jwksUri .* or introspection/)
 })
 
 test('introspection flood bounds: defaults, and mistakes named by their key', () => {
   const introspection = { endpoint: 'https://as.bank.example/introspect', clientId: 'gw', auth: { method: 'client_secret_basic', secretEnv: 'SECRET' } }
-  const withIntrospection = (extra: Record<string, unknown>) => writeCase(edit((c) => {
-    c.issuers = [{ name: 'bank', issuer: 'https://as.bank.example', audience: 'a', introspection: { ...introspection, ...extra } }]
-  }))
+  const withIntrospection = (extra: Record<string, unknown>) =>
+    writeCase(
+      edit((c) => {
+        c.issuers = [{ name: 'bank', issuer: 'https://as.bank.example', audience: 'a', introspection: { ...introspection, ...extra } }]
+      }),
+    )
   const ok = loadConfig(withIntrospection({}).file, { SECRET: 's' }).config.issuers[0]!.introspection!
-  assert.deepEqual([ok.connections, ok.maxPendingPerClient, ok.maxQueued, ok.maxQueueWaitMs, ok.inactiveCacheTtlSeconds, ok.timeoutMs], [16, 8, 64, 1000, 10, 5000])
+  assert.deepEqual(
+    [ok.connections, ok.maxPendingPerClient, ok.maxQueued, ok.maxQueueWaitMs, ok.inactiveCacheTtlSeconds, ok.timeoutMs],
+    [16, 8, 64, 1000, 10, 5000],
+  )
   assert.deepEqual(ok.tokenShape, { minLength: 1, maxLength: 4096, charset: 'b64token' })
   const shape = withIntrospection({ tokenShape: { minLength: 50, maxLength: 40 } })
   assertOneProblem(problemsOf(shape.file, { SECRET: 's' }), shape.file, 'issuers.0.introspection.tokenShape.minLength: ', /must not exceed maxLength/)
@@ -299,20 +374,25 @@ test('introspection flood bounds: defaults, and mistakes named by their key', ()
 })
 
 test('a certFile that cannot be read is reported with its key and path', () => {
-  const { file } = writeCase(edit((c) => {
-    c.listener.tls.certFile = 'no-such-cert.pem'
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.listener.tls.certFile = 'no-such-cert.pem'
+    }),
+  )
   assertOneProblem(problemsOf(file), file, 'listener.tls.certFile: ', /file "no-such-cert\.pem" cannot be read \(ENOENT\)/)
-  const directory = writeCase(edit((c) => {
-    c.listener.tls.keyFile = '../pki'
-  }))
+  const directory = writeCase(
+    edit((c) => {
+      c.listener.tls.keyFile = '../pki'
+    }),
+  )
   assertOneProblem(problemsOf(directory.file), directory.file, 'listener.tls.keyFile: ', /file "\.\.\/pki" cannot be read \(EISDIR\)/)
 })
 
 test('an upstream client certificate needs both certFile and keyFile, an https url, and readable files', () => {
-  const upstream = (settings: Tree) => edit((c) => {
-    c.upstreams = { 'data-api': { url: 'https://ledger.internal:8443', ...settings } }
-  })
+  const upstream = (settings: Tree) =>
+    edit((c) => {
+      c.upstreams = { 'data-api': { url: 'https://ledger.internal:8443', ...settings } }
+    })
   const certOnly = writeCase(upstream({ certFile: '../pki/partnerA.crt' }))
   assertOneProblem(problemsOf(certOnly.file), certOnly.file, 'upstreams.data-api.keyFile: ', /needs keyFile: certFile and keyFile go together/)
   const keyOnly = writeCase(upstream({ keyFile: '../pki/partnerA.key' }))
@@ -327,10 +407,12 @@ test('an upstream client certificate needs both certFile and keyFile, an https u
 
 test('clientCaFile is required while clientCertificate is request or require, not when off', () => {
   for (const mode of ['request', 'require', undefined]) {
-    const { file } = writeCase(edit((c) => {
-      delete c.listener.tls.clientCaFile
-      if (mode) c.listener.tls.clientCertificate = mode
-    }))
+    const { file } = writeCase(
+      edit((c) => {
+        delete c.listener.tls.clientCaFile
+        if (mode) c.listener.tls.clientCertificate = mode
+      }),
+    )
     assertOneProblem(problemsOf(file), file, 'listener.tls.clientCaFile: ', /required unless listener\.tls\.clientCertificate is off/)
   }
   const off = writeCase(
@@ -344,11 +426,18 @@ test('clientCaFile is required while clientCertificate is request or require, no
 })
 
 test('a route that accepts certificate-bound tokens while client certificates are off is refused', () => {
-  const { file, policy } = writeCase(edit((c) => {
-    c.listener.tls.clientCertificate = 'off'
-  }))
+  const { file, policy } = writeCase(
+    edit((c) => {
+      c.listener.tls.clientCertificate = 'off'
+    }),
+  )
   const problems = problemsOf(file)
-  assertProblem(problems, policy('accounts.yaml'), 'routes[name=accounts-read].binding: ', /"dpop-or-mtls" accepts certificate-bound tokens, but listener\.tls\.clientCertificate is off/)
+  assertProblem(
+    problems,
+    policy('accounts.yaml'),
+    'routes[name=accounts-read].binding: ',
+    /"dpop-or-mtls" accepts certificate-bound tokens, but listener\.tls\.clientCertificate is off/,
+  )
   assertProblem(problems, policy('payments.yaml'), 'routes[name=payments-create].binding: ', /"mtls"/)
 })
 
@@ -390,34 +479,56 @@ test('a policy naming an unknown upstream is refused, naming the policy file, ro
   const { file, policy } = writeCase(validConfig(), {
     'accounts.yaml': { routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-apii' }] },
   })
-  assertOneProblem(problemsOf(file), policy('accounts.yaml'), 'routes[name=accounts-read].upstream: ', /"data-apii" is not one of the configured upstreams \[data-api\]/)
+  assertOneProblem(
+    problemsOf(file),
+    policy('accounts.yaml'),
+    'routes[name=accounts-read].upstream: ',
+    /"data-apii" is not one of the configured upstreams \[data-api\]/,
+  )
 })
 
 test('a policy naming an unknown issuer is refused', () => {
   const { file, policy } = writeCase(validConfig(), {
     'accounts.yaml': { routes: [{ name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', issuers: ['bank', 'bnak'] }] },
   })
-  assertOneProblem(problemsOf(file), policy('accounts.yaml'), 'routes[name=accounts-read].issuers: ', /"bnak" is not one of the configured issuers \[bank, fintech\]/)
+  assertOneProblem(
+    problemsOf(file),
+    policy('accounts.yaml'),
+    'routes[name=accounts-read].issuers: ',
+    /"bnak" is not one of the configured issuers \[bank, fintech\]/,
+  )
 })
 
 test('two routes with the same name are refused, also across files', () => {
   const route = { name: 'accounts-read', path: '/accounts/**', methods: ['GET'], upstream: 'data-api' }
   const { file, policy } = writeCase(validConfig(), { 'a.yaml': { routes: [route] }, 'b.yaml': { routes: [{ ...route, path: '/other' }] } })
-  assertOneProblem(problemsOf(file), policy('b.yaml'), 'routes[name=accounts-read].name: ', new RegExp(`also defined in ${policy('a.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+  assertOneProblem(
+    problemsOf(file),
+    policy('b.yaml'),
+    'routes[name=accounts-read].name: ',
+    new RegExp(`also defined in ${policy('a.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+  )
 })
 
 test('two issuers with the same name are refused', () => {
-  const { file } = writeCase(edit((c) => {
-    const [bank] = c.issuers as Tree[]
-    c.issuers = [bank, { ...bank, issuer: 'https://other.example' }]
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      const [bank] = c.issuers as Tree[]
+      c.issuers = [bank, { ...bank, issuer: 'https://other.example' }]
+    }),
+  )
   assertOneProblem(problemsOf(file), file, 'issuers.1.name: ', /"bank" is used twice/)
 })
 
 test('binding mtls with clientCertificate optional is refused; required is accepted', () => {
   const route = { name: 'payments-create', path: '/payments', methods: ['POST'], upstream: 'data-api', binding: 'mtls' }
   const bad = writeCase(validConfig(), { 'payments.yaml': { routes: [{ ...route, clientCertificate: 'optional' }] } })
-  assertOneProblem(problemsOf(bad.file), bad.policy('payments.yaml'), 'routes[name=payments-create].clientCertificate: ', /cannot be optional when binding is mtls/)
+  assertOneProblem(
+    problemsOf(bad.file),
+    bad.policy('payments.yaml'),
+    'routes[name=payments-create].clientCertificate: ',
+    /cannot be optional when binding is mtls/,
+  )
   const good = writeCase(validConfig(), { 'payments.yaml': { routes: [{ ...route, clientCertificate: 'required' }] } })
   assert.equal(loadConfig(good.file, {}).routes[0]!.clientCertificate, 'required')
 })
@@ -426,9 +537,11 @@ test('an empty or missing policy directory is refused: every request would be re
   const empty = writeCase(validConfig(), { 'README.md': 'not a policy' })
   const dir = join(empty.dir, 'policies')
   assertOneProblem(problemsOf(empty.file), dir, '', /^no policy files \(\*\.yaml\)/)
-  const missing = writeCase(edit((c) => {
-    c.policies = { dir: 'nowhere' }
-  }))
+  const missing = writeCase(
+    edit((c) => {
+      c.policies = { dir: 'nowhere' }
+    }),
+  )
   assertOneProblem(problemsOf(missing.file), join(missing.dir, 'nowhere'), '', /^policy directory cannot be read \(ENOENT\)/)
   const emptyFile = writeCase(validConfig(), { 'accounts.yaml': { routes: [] } })
   assertOneProblem(problemsOf(emptyFile.file), emptyFile.policy('accounts.yaml'), 'routes: ', /at least 1|>=1|too small/i)
@@ -437,50 +550,67 @@ test('an empty or missing policy directory is refused: every request would be re
 test('.yml policy files are read as well, in name order', () => {
   const route = (name: string) => ({ routes: [{ name, path: `/${name}`, methods: ['GET'], upstream: 'data-api' }] })
   const { file } = writeCase(validConfig(), { 'b.yml': route('b'), 'a.yaml': route('a'), 'c.json': route('c') })
-  assert.deepEqual(loadConfig(file, {}).routes.map((r) => r.name), ['a', 'b'])
+  assert.deepEqual(
+    loadConfig(file, {}).routes.map((r) => r.name),
+    ['a', 'b'],
+  )
 })
 
 test('replay store redis without a redis section is refused; with one it loads', () => {
-  const bad = writeCase(edit((c) => {
-    c.replay = { store: 'redis' }
-  }))
+  const bad = writeCase(
+    edit((c) => {
+      c.replay = { store: 'redis' }
+    }),
+  )
   assertOneProblem(problemsOf(bad.file), bad.file, 'replay.redis: ', /store: redis needs a redis section/)
   const viaEnv = writeCase(validConfig())
   assertOneProblem(problemsOf(viaEnv.file, { FAPI_GATEWAY__REPLAY__STORE: 'redis' }), viaEnv.file, 'replay.redis: ', /needs a redis section/)
-  const good = writeCase(edit((c) => {
-    c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' } }
-  }))
+  const good = writeCase(
+    edit((c) => {
+      c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' } }
+    }),
+  )
   assert.equal(loadConfig(good.file, {}).config.replay.store, 'redis')
 })
 
 test('replay.revocationMirror needs store: redis, no redis.cluster, and heartbeats well inside maxStalenessMs', () => {
-  const memory = writeCase(edit((c) => {
-    c.replay = { revocationMirror: { enabled: true } }
-  }))
+  const memory = writeCase(
+    edit((c) => {
+      c.replay = { revocationMirror: { enabled: true } }
+    }),
+  )
   assertOneProblem(problemsOf(memory.file), memory.file, 'replay.revocationMirror.enabled: ', /needs store: redis/)
-  const cluster = writeCase(edit((c) => {
-    c.replay = { store: 'redis', redis: { cluster: [{ host: '127.0.0.1', port: 7000 }] }, revocationMirror: { enabled: true } }
-  }))
+  const cluster = writeCase(
+    edit((c) => {
+      c.replay = { store: 'redis', redis: { cluster: [{ host: '127.0.0.1', port: 7000 }] }, revocationMirror: { enabled: true } }
+    }),
+  )
   assertOneProblem(problemsOf(cluster.file), cluster.file, 'replay.revocationMirror.enabled: ', /not supported with redis.cluster/)
-  const slowHeartbeat = writeCase(edit((c) => {
-    c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, revocationMirror: { enabled: true, heartbeatMs: 300, maxStalenessMs: 500 } }
-  }))
+  const slowHeartbeat = writeCase(
+    edit((c) => {
+      c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, revocationMirror: { enabled: true, heartbeatMs: 300, maxStalenessMs: 500 } }
+    }),
+  )
   assertOneProblem(problemsOf(slowHeartbeat.file), slowHeartbeat.file, 'replay.revocationMirror.heartbeatMs: ', /at most half of maxStalenessMs/)
-  const good = writeCase(edit((c) => {
-    c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, revocationMirror: { enabled: true } }
-  }))
+  const good = writeCase(
+    edit((c) => {
+      c.replay = { store: 'redis', redis: { url: 'redis://127.0.0.1:6379' }, revocationMirror: { enabled: true } }
+    }),
+  )
   assert.deepEqual(loadConfig(good.file, {}).config.replay.revocationMirror, { enabled: true, maxStalenessMs: 500, heartbeatMs: 100, maxEntries: 100_000 })
   assert.equal(loadConfig(writeCase(validConfig()).file, {}).config.replay.revocationMirror.enabled, false, 'off unless asked for')
 })
 
 test('every schema problem is reported at once', () => {
-  const { file } = writeCase(edit((c) => {
-    c.listener.port = 'x'
-    c.listener.publicBaseUrl = 'http://api.bank.example'
-    c.listener.tls.clientCertifcate = 'require'
-    delete c.issuers
-    c.replay = { store: 'redis' }
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.listener.port = 'x'
+      c.listener.publicBaseUrl = 'http://api.bank.example'
+      c.listener.tls.clientCertifcate = 'require'
+      delete c.issuers
+      c.replay = { store: 'redis' }
+    }),
+  )
   const problems = problemsOf(file)
   assertProblem(problems, file, 'listener.port: ', /must be a number/)
   assertProblem(problems, file, 'listener.publicBaseUrl: ', /https:\/\//)
@@ -561,9 +691,11 @@ test('check-config exits 1 and names the file and key of each problem on stderr'
   assert.ok(run.stderr.includes(`${policy('accounts.yaml')}: routes[name=accounts-read].upstream: "nope"`), run.stderr)
   assert.equal(run.stdout, '')
 
-  const typo = writeCase(edit((c) => {
-    c.listener.prot = 1
-  }))
+  const typo = writeCase(
+    edit((c) => {
+      c.listener.prot = 1
+    }),
+  )
   const typoRun = await checkConfig(typo.file)
   assert.equal(typoRun.code, 1, typoRun.stderr)
   assert.ok(typoRun.stderr.includes(`${typo.file}: listener.prot: unknown key; did you mean "port"?`), typoRun.stderr)
@@ -577,16 +709,22 @@ test('check-config exits 0 on a valid configuration', async () => {
 })
 
 test('check-config warns, naming the file and dpop.nonce.mode, when nonces are optional, and still exits 0', async () => {
-  const { file } = writeCase(edit((c) => {
-    c.dpop = { nonce: { mode: 'optional' } }
-  }))
+  const { file } = writeCase(
+    edit((c) => {
+      c.dpop = { nonce: { mode: 'optional' } }
+    }),
+  )
   const run = await checkConfig(file)
   assert.equal(run.code, 0, run.stderr)
   assert.equal(run.stdout.trim(), `${file}: valid (2 routes)`)
   assert.ok(run.stderr.startsWith(`warning: ${file}: dpop.nonce.mode: optional `), run.stderr)
   assert.ok(run.stderr.includes('migration mode'), run.stderr)
-  const required = await checkConfig(writeCase(edit((c) => {
-    c.dpop = { nonce: { mode: 'required' } }
-  })).file)
+  const required = await checkConfig(
+    writeCase(
+      edit((c) => {
+        c.dpop = { nonce: { mode: 'required' } }
+      }),
+    ).file,
+  )
   assert.equal(required.stderr, '')
 })

@@ -4,7 +4,9 @@ import { asksForNonce, isNonce, isUuid, parseChallenges } from '../../../src/con
 
 describe('WWW-Authenticate parsing (RFC 9110 §11.6.1)', () => {
   it('reads several challenges in one field, quoted and token values', () => {
-    const [dpop, bearer] = parseChallenges(['DPoP error="invalid_dpop_proof", error_description="The \\"proof\\" is bad", algs="ES256 PS256", Bearer realm=api, error=invalid_token'])
+    const [dpop, bearer] = parseChallenges([
+      'DPoP error="invalid_dpop_proof", error_description="The \\"proof\\" is bad", algs="ES256 PS256", Bearer realm=api, error=invalid_token',
+    ])
     assert.equal(dpop!.scheme, 'DPoP')
     assert.deepEqual(dpop!.params, { error: 'invalid_dpop_proof', error_description: 'The "proof" is bad', algs: 'ES256 PS256' })
     assert.ok(dpop!.quoted.has('error'))
@@ -15,7 +17,10 @@ describe('WWW-Authenticate parsing (RFC 9110 §11.6.1)', () => {
 
   it('reads one challenge per field and bare schemes', () => {
     const challenges = parseChallenges(['DPoP algs="ES256"', 'Bearer'])
-    assert.deepEqual(challenges.map((c) => c.scheme), ['DPoP', 'Bearer'])
+    assert.deepEqual(
+      challenges.map((c) => c.scheme),
+      ['DPoP', 'Bearer'],
+    )
     assert.deepEqual(challenges[1]!.params, {})
   })
 

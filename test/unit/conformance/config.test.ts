@@ -45,7 +45,12 @@ const valid = {
   mode: 'mtls',
   target: { url: 'https://api.bank.example:8443/accounts/1', caFile: 'certs/ca.pem' },
   clients: {
-    primary: { clientId: 'partner-a', certFile: 'certs/a.crt', keyFile: 'certs/a.key', auth: { method: 'private_key_jwt', keyFile: 'certs/signing.key', kid: 'k1' } },
+    primary: {
+      clientId: 'partner-a',
+      certFile: 'certs/a.crt',
+      keyFile: 'certs/a.key',
+      auth: { method: 'private_key_jwt', keyFile: 'certs/signing.key', kid: 'k1' },
+    },
     second: { clientId: 'partner-b', certFile: 'certs/b.crt', keyFile: 'certs/b.key', auth: { method: 'tls_client_auth' } },
   },
   certificates: { expired: { certFile: 'certs/b.crt', keyFile: 'certs/b.key' } },
@@ -70,10 +75,16 @@ describe('runner configuration', () => {
   })
 
   it('accepts the development issuer and a POST target with a body', () => {
-    const settings = loadRunnerConfig(write('dev.yaml', {
-      mode: 'dpop', target: { url: 'https://127.0.0.1:8443/payments', method: 'POST', body: '{"amount":"1.00"}' },
-      tlsProbe: { port: 9443 }, clients: { primary: { dpopAlgorithm: 'EdDSA' } }, tokens: { source: 'devIssuer' }, skip: ['tls-1.3-supported'],
-    }))
+    const settings = loadRunnerConfig(
+      write('dev.yaml', {
+        mode: 'dpop',
+        target: { url: 'https://127.0.0.1:8443/payments', method: 'POST', body: '{"amount":"1.00"}' },
+        tlsProbe: { port: 9443 },
+        clients: { primary: { dpopAlgorithm: 'EdDSA' } },
+        tokens: { source: 'devIssuer' },
+        skip: ['tls-1.3-supported'],
+      }),
+    )
     assert.deepEqual(settings.tokens, { source: 'devIssuer' })
     assert.equal(settings.target.mediaType, 'application/json')
     assert.deepEqual(settings.tlsProbe, { host: '127.0.0.1', port: 9443 })
@@ -89,25 +100,46 @@ describe('runner configuration', () => {
       extra: true,
     })
     const found = problems(file)
-    for (const expected of [/target\.url: must be an absolute https URL/, /target\.method: must be an upper-case HTTP method/, /\(top level\): Unrecognized key/]) {
-      assert.ok(found.some((p) => expected.test(p) && p.startsWith(file)), `${expected} in ${found.join('\n')}`)
+    for (const expected of [
+      /target\.url: must be an absolute https URL/,
+      /target\.method: must be an upper-case HTTP method/,
+      /\(top level\): Unrecognized key/,
+    ]) {
+      assert.ok(
+        found.some((p) => expected.test(p) && p.startsWith(file)),
+        `${expected} in ${found.join('\n')}`,
+      )
     }
   })
 
   it('applies the cross-field rules', () => {
-    const found = problems(write('cross.yaml', {
-      mode: 'mtls', target: { url: 'https://api.example/x', body: 'x' },
-      clients: { primary: { auth: { method: 'tls_client_auth' } }, second: { certFile: 'certs/b.crt' } },
-      tokens: { source: 'tokenEndpoint', endpoint: 'https://as/token', issuer: 'https://as' },
-    }))
-    for (const expected of ['clients.primary.certFile: required in mtls mode', 'target.body: a GET request has no body', 'clients.primary.clientId: required with tokens.source tokenEndpoint', 'clients.second.keyFile: certFile and keyFile go together']) {
-      assert.ok(found.some((p) => p.endsWith(expected)), `${expected} in ${found.join('\n')}`)
+    const found = problems(
+      write('cross.yaml', {
+        mode: 'mtls',
+        target: { url: 'https://api.example/x', body: 'x' },
+        clients: { primary: { auth: { method: 'tls_client_auth' } }, second: { certFile: 'certs/b.crt' } },
+        tokens: { source: 'tokenEndpoint', endpoint: 'https://as/token', issuer: 'https://as' },
+      }),
+    )
+    for (const expected of [
+      'clients.primary.certFile: required in mtls mode',
+      'target.body: a GET request has no body',
+      'clients.primary.clientId: required with tokens.source tokenEndpoint',
+      'clients.second.keyFile: certFile and keyFile go together',
+    ]) {
+      assert.ok(
+        found.some((p) => p.endsWith(expected)),
+        `${expected} in ${found.join('\n')}`,
+      )
     }
   })
 
   it('names files that cannot be read, and a file that is not YAML', () => {
     const found = problems(write('missing.yaml', { ...valid, target: { url: valid.target.url, caFile: 'certs/nope.pem' } }))
-    assert.ok(found.some((p) => /target\.caFile: file "certs\/nope\.pem" cannot be read \(ENOENT\)/.test(p)), found.join('\n'))
+    assert.ok(
+      found.some((p) => /target\.caFile: file "certs\/nope\.pem" cannot be read \(ENOENT\)/.test(p)),
+      found.join('\n'),
+    )
     assert.match(problems(write('broken.yaml', 'mode: [dpop'))[0]!, /not valid YAML/)
     assert.match(problems(join(dir, 'absent.yaml'))[0]!, /cannot be read \(ENOENT\)/)
   })

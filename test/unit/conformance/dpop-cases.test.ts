@@ -16,7 +16,14 @@ import { headerJwkThumbprint } from '../checks/dpop/proof-factory.ts'
 const NOW_MS = 1_760_000_000_500
 const NOW = Math.floor(NOW_MS / 1000)
 const URL_UNDER_TEST = 'https://api.bank.example/accounts/123'
-const settings: DpopSettings = { algorithms: ['ES256', 'PS256', 'EdDSA'], maxAgeSeconds: 60, maxFutureSeconds: 10, maxJtiLength: 256, nonceMode: 'off', nonces: undefined }
+const settings: DpopSettings = {
+  algorithms: ['ES256', 'PS256', 'EdDSA'],
+  maxAgeSeconds: 60,
+  maxFutureSeconds: 10,
+  maxJtiLength: 256,
+  nonceMode: 'off',
+  nonces: undefined,
+}
 
 /** What the gateway's check must say about each negative: the GatewayError code and the start of its detail. */
 const EXPECTED_REFUSALS: Record<string, [code: string, detail: RegExp | undefined]> = {
@@ -62,7 +69,13 @@ before(async () => {
 function env(): DpopEnv {
   const base = { key, htm: 'GET', htu: URL_UNDER_TEST, accessToken: TOKEN, nonce: undefined, iat: NOW }
   return {
-    token: TOKEN, key, method: 'GET', url: URL_UNDER_TEST, htu: URL_UNDER_TEST, nonce: undefined, now: NOW,
+    token: TOKEN,
+    key,
+    method: 'GET',
+    url: URL_UNDER_TEST,
+    htu: URL_UNDER_TEST,
+    nonce: undefined,
+    now: NOW,
     input: (overrides) => ({ ...base, ...overrides }),
     rsa: async () => rsa,
     second: async () => second,
@@ -74,10 +87,22 @@ async function judge(c: DpopCase, bindTo: 'token' | 'proof key' = 'token') {
   const request = await c.build(env())
   const presented = request.authorization === undefined ? `DPoP ${TOKEN}` : request.authorization
   const accessToken = presented?.split(' ')[1] ?? ''
-  const boundJkt = bindTo === 'proof key'
-    ? headerJwkThumbprint(request.proofs[0])
-    : new Map([[TOKEN, key.jkt], [rsa.token, rsa.key.jkt], [second.token, second.key.jkt]]).get(accessToken)
-  const input = { method: 'GET', url: request.url ?? URL_UNDER_TEST, proofHeaders: request.proofs, accessToken, accessTokenHash: accessTokenHash(accessToken), boundJkt }
+  const boundJkt =
+    bindTo === 'proof key'
+      ? headerJwkThumbprint(request.proofs[0])
+      : new Map([
+          [TOKEN, key.jkt],
+          [rsa.token, rsa.key.jkt],
+          [second.token, second.key.jkt],
+        ]).get(accessToken)
+  const input = {
+    method: 'GET',
+    url: request.url ?? URL_UNDER_TEST,
+    proofHeaders: request.proofs,
+    accessToken,
+    accessTokenHash: accessTokenHash(accessToken),
+    boundJkt,
+  }
   const outcomes = []
   for (const check of [checkDpop, checkDpopWithJose]) {
     try {
@@ -90,7 +115,7 @@ async function judge(c: DpopCase, bindTo: 'token' | 'proof key' = 'token') {
   return { request, outcomes }
 }
 
-describe('the runner\'s DPoP cases, judged by the gateway\'s own checks', () => {
+describe("the runner's DPoP cases, judged by the gateway's own checks", () => {
   const cases = [...DPOP_CASES_BEFORE_REPLAY, ...DPOP_CASES_AFTER_REPLAY]
 
   it('covers every negative and positive the brief lists', () => {
@@ -108,7 +133,7 @@ describe('the runner\'s DPoP cases, judged by the gateway\'s own checks', () => 
         const which = index === 0 ? 'node:crypto check' : 'jose reference'
         if (c.expect === 'accepted') {
           assert.ok(outcome.ok, `${which} refused an accepted case: ${outcome.ok ? '' : `${outcome.code} ${outcome.detail}`}`)
-          assert.equal(outcome.proof.jkt, key.jkt, 'signed by the token\'s key')
+          assert.equal(outcome.proof.jkt, key.jkt, "signed by the token's key")
         } else if (WRONG_KEY.has(c.id)) {
           assert.ok(!outcome.ok, `${which} accepted ${c.id}`)
           assert.equal(outcome.code, 'GW_DPOP_BINDING_MISMATCH', `${which}: ${outcome.detail}`)

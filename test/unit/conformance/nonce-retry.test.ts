@@ -46,7 +46,14 @@ after(() => {
 function context(): RunContext {
   const settings: RunnerSettings = {
     mode: 'dpop',
-    target: { url: `https://127.0.0.1:${port}/accounts/1`, method: 'GET', body: undefined, mediaType: undefined, caPem: pki.root.certPem, servername: undefined },
+    target: {
+      url: `https://127.0.0.1:${port}/accounts/1`,
+      method: 'GET',
+      body: undefined,
+      mediaType: undefined,
+      caPem: pki.root.certPem,
+      servername: undefined,
+    },
     tlsProbe: { host: '127.0.0.1', port },
     clients: { primary: { clientId: undefined, identity: undefined, auth: undefined, dpopAlgorithm: 'ES256' }, second: undefined },
     certificates: {},
@@ -59,13 +66,19 @@ function context(): RunContext {
 
 function call(ctx: RunContext, recorder: Recorder) {
   return ctx.dpopCall(recorder, async (nonce) => {
-    const { headers } = ctx.resourceHeaders({ authorization: 'DPoP token', proofs: [await validProof({ key, htm: 'GET', htu: ctx.settings.target.url, accessToken: 'token', nonce, iat: ctx.nowSeconds() })] })
+    const { headers } = ctx.resourceHeaders({
+      authorization: 'DPoP token',
+      proofs: [await validProof({ key, htm: 'GET', htu: ctx.settings.target.url, accessToken: 'token', nonce, iat: ctx.nowSeconds() })],
+    })
     return { label: 'call', method: 'GET', url: ctx.settings.target.url, headers }
   })
 }
 
 const nonceChallenge = (res: ServerResponse, status = 401, nonceHeaders: string[] = ['n-1']) => {
-  res.writeHead(status, { 'www-authenticate': 'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"', 'dpop-nonce': nonceHeaders })
+  res.writeHead(status, {
+    'www-authenticate': 'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+    'dpop-nonce': nonceHeaders,
+  })
   res.end()
 }
 

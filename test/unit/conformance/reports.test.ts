@@ -12,12 +12,35 @@ import { parseFormats, REPORT_FILES, writeReports } from '../../../src/conforman
 
 function result(id: string, section: CheckResult['section'], verdict: CheckResult['verdict'], extra: Partial<CheckResult> = {}): CheckResult {
   return {
-    id, section, verdict, title: `Title of ${id}`, requirement: `Requirement of ${id}`, reference: `RFC 9449 §4.3 check ${id.length}`,
-    level: 'required', reason: `reason for ${id}`, durationMs: 12,
-    exchanges: [{
-      sent: { label: 'negative', request: 'GET https://api.example/accounts/1', headers: [['Authorization', 'DPoP eyJhbGc…'], ['DPoP', 'eyJ0eXAiOiJk…']], clientCertificate: 'none', notes: ['typ removed'] },
-      received: { status: 401, headers: [['WWW-Authenticate', 'DPoP error="invalid_dpop_proof"']], transport: undefined, bodyExcerpt: '{"error":"invalid_dpop_proof"}' },
-    }],
+    id,
+    section,
+    verdict,
+    title: `Title of ${id}`,
+    requirement: `Requirement of ${id}`,
+    reference: `RFC 9449 §4.3 check ${id.length}`,
+    level: 'required',
+    reason: `reason for ${id}`,
+    durationMs: 12,
+    exchanges: [
+      {
+        sent: {
+          label: 'negative',
+          request: 'GET https://api.example/accounts/1',
+          headers: [
+            ['Authorization', 'DPoP eyJhbGc…'],
+            ['DPoP', 'eyJ0eXAiOiJk…'],
+          ],
+          clientCertificate: 'none',
+          notes: ['typ removed'],
+        },
+        received: {
+          status: 401,
+          headers: [['WWW-Authenticate', 'DPoP error="invalid_dpop_proof"']],
+          transport: undefined,
+          bodyExcerpt: '{"error":"invalid_dpop_proof"}',
+        },
+      },
+    ],
     ...extra,
   }
 }
@@ -25,10 +48,16 @@ function result(id: string, section: CheckResult['section'], verdict: CheckResul
 function report(results: CheckResult[]): ConformanceReport {
   const summary = summarize(results)
   return {
-    tool: 'fapi-gateway conformance', version: '0.1.0', label: SELF_ASSESSMENT_LABEL, note: SELF_ASSESSMENT_NOTE,
-    startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:01.000Z',
+    tool: 'fapi-gateway conformance',
+    version: '0.1.0',
+    label: SELF_ASSESSMENT_LABEL,
+    note: SELF_ASSESSMENT_NOTE,
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:00:01.000Z',
     target: { url: 'https://api.example/accounts/1', method: 'GET', mode: 'dpop', tlsProbe: 'api.example:443', tokenSource: 'minted in-process' },
-    results, summary, passed: summary.failed === 0,
+    results,
+    summary,
+    passed: summary.failed === 0,
   }
 }
 
@@ -109,7 +138,10 @@ describe('writing reports', () => {
       const parsed = JSON.parse(readFileSync(paths[0]!, 'utf8')) as ConformanceReport
       assert.deepEqual(parsed.summary, failing.summary)
       assert.equal(parsed.label, SELF_ASSESSMENT_LABEL)
-      assert.deepEqual(parsed.results.map((r) => [r.id, r.verdict]), failing.results.map((r) => [r.id, r.verdict]))
+      assert.deepEqual(
+        parsed.results.map((r) => [r.id, r.verdict]),
+        failing.results.map((r) => [r.id, r.verdict]),
+      )
       assert.equal(parsed.results[0]!.exchanges[0]!.received.transport, null, 'absent values are null')
     } finally {
       rmSync(dir, { recursive: true, force: true })

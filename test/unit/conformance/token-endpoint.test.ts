@@ -3,7 +3,13 @@ import assert from 'node:assert/strict'
 import { exportJWK, generateKeyPair, exportPKCS8, decodeJwt } from 'jose'
 import { chainPem, createDevPki, type DevPki } from '../../../dev/pki.ts'
 import { generateDpopKey } from '../../../src/conformance/proofs.ts'
-import { requestClientCredentialsToken, TokenEndpointError, type TokenClient, type TokenEndpointHooks, type TokenExchange } from '../../../src/conformance/token-endpoint.ts'
+import {
+  requestClientCredentialsToken,
+  TokenEndpointError,
+  type TokenClient,
+  type TokenEndpointHooks,
+  type TokenExchange,
+} from '../../../src/conformance/token-endpoint.ts'
 import { startFakeAuthorizationServer, type FakeAuthorizationServer } from './fake-authorization-server.ts'
 
 let pki: DevPki
@@ -26,7 +32,10 @@ before(async () => {
     minted.push(request)
     return `token-${minted.length}-${request.jkt ?? request.x5t}`
   }
-  const clients = [{ clientId: 'partner-a', jwk: await exportJWK(publicKey) }, { clientId: 'partner-mtls', certificateCn: 'partner-a' }]
+  const clients = [
+    { clientId: 'partner-a', jwk: await exportJWK(publicKey) },
+    { clientId: 'partner-mtls', certificateCn: 'partner-a' },
+  ]
   as = await startFakeAuthorizationServer({ pki, clients, mint })
   asWrongType = await startFakeAuthorizationServer({ pki, clients, mint, tokenType: 'Bearer', requireNonce: false })
 })
@@ -51,7 +60,13 @@ describe('client credentials at a token endpoint', () => {
     const token = await requestClientCredentialsToken(settings(as), client, { kind: 'dpop', key }, h)
     assert.equal(token.tokenType, 'DPoP')
     assert.equal(token.accessToken, `token-${minted.length}-${key.jkt}`)
-    assert.deepEqual(as.requests.slice(before).map((r) => [r.status, r.error, r.nonce, r.clientAuth]), [[400, 'use_dpop_nonce', false, 'private_key_jwt'], [200, undefined, true, 'private_key_jwt']])
+    assert.deepEqual(
+      as.requests.slice(before).map((r) => [r.status, r.error, r.nonce, r.clientAuth]),
+      [
+        [400, 'use_dpop_nonce', false, 'private_key_jwt'],
+        [200, undefined, true, 'private_key_jwt'],
+      ],
+    )
     assert.equal(h.exchanges.length, 2)
     // The assertion is a fresh JWT per attempt, audience = the issuer (FAPI 2.0 SP 5.3.2.1-8), and registered as a secret.
     const assertions = h.exchanges.map((e) => new URLSearchParams(e.request.body).get('client_assertion')!)
@@ -79,7 +94,10 @@ describe('client credentials at a token endpoint', () => {
   it('refuses a token whose token_type does not match the binding (RFC 9449 §5)', async () => {
     const key = await generateDpopKey('ES256')
     const client: TokenClient = { clientId: 'partner-a', auth: { method: 'private_key_jwt', signingKeyPem, alg: 'ES256', kid: undefined }, identity: undefined }
-    await assert.rejects(requestClientCredentialsToken(settings(asWrongType), client, { kind: 'dpop', key }, hooks()), (error: Error) => error instanceof TokenEndpointError && /token_type is "Bearer", expected DPoP/.test(error.message))
+    await assert.rejects(
+      requestClientCredentialsToken(settings(asWrongType), client, { kind: 'dpop', key }, hooks()),
+      (error: Error) => error instanceof TokenEndpointError && /token_type is "Bearer", expected DPoP/.test(error.message),
+    )
   })
 
   it('reports the OAuth error of a refused request', async () => {

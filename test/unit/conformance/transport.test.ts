@@ -29,7 +29,12 @@ async function listen(options: ServerOptions): Promise<number> {
 
 before(async () => {
   pki = await createDevPki()
-  const settings = { certPem: chainPem(pki.server, pki.intermediate), keyPem: pki.server.keyPem, clientCaPem: pki.root.certPem, clientIntermediatesPem: pki.intermediate.certPem }
+  const settings = {
+    certPem: chainPem(pki.server, pki.intermediate),
+    keyPem: pki.server.keyPem,
+    clientCaPem: pki.root.certPem,
+    clientIntermediatesPem: pki.intermediate.certPem,
+  }
   requestPort = await listen(createTlsOptions({ ...settings, clientCertificate: 'request' }))
   requirePort = await listen(createTlsOptions({ ...settings, clientCertificate: 'require' }))
 })
@@ -46,7 +51,18 @@ const endpoint = (port: number): ProbeEndpoint => ({ host: '127.0.0.1', port, se
 
 describe('sendHttp', () => {
   it('sends header names in their case, repeated headers, and a Host', async () => {
-    const outcome = await sendHttp({ method: 'GET', url: `https://127.0.0.1:${requestPort}/x?y=1`, headers: [['DPOP', 'a'], ['dpop', 'b'], ['Authorization', 'DPoP t']] }, http())
+    const outcome = await sendHttp(
+      {
+        method: 'GET',
+        url: `https://127.0.0.1:${requestPort}/x?y=1`,
+        headers: [
+          ['DPOP', 'a'],
+          ['dpop', 'b'],
+          ['Authorization', 'DPoP t'],
+        ],
+      },
+      http(),
+    )
     assert.equal(outcome.kind, 'answer')
     const seen = JSON.parse((outcome as HttpAnswer).body) as string[]
     assert.deepEqual(seen, ['Host', `127.0.0.1:${requestPort}`, 'DPOP', 'a', 'dpop', 'b', 'Authorization', 'DPoP t', 'Connection', 'close'])
@@ -71,7 +87,7 @@ describe('sendHttp', () => {
   })
 })
 
-describe('probeTls against the gateway\'s TLS options', () => {
+describe("probeTls against the gateway's TLS options", () => {
   it('sees TLS 1.0 and 1.1 refused with protocol_version', async () => {
     for (const version of ['TLSv1', 'TLSv1.1'] as const) {
       const outcome = await probeTls(endpoint(requestPort), { minVersion: version, maxVersion: version, ciphers: 'DEFAULT@SECLEVEL=0' })

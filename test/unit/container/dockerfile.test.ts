@@ -9,8 +9,15 @@ import { parse as parseYaml } from 'yaml'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
-interface Instruction { readonly keyword: string; readonly args: string }
-interface Stage { readonly from: string; readonly name: string | undefined; readonly instructions: Instruction[] }
+interface Instruction {
+  readonly keyword: string
+  readonly args: string
+}
+interface Stage {
+  readonly from: string
+  readonly name: string | undefined
+  readonly instructions: Instruction[]
+}
 
 /** Dockerfile instructions with line continuations joined and comments dropped, grouped by stage. */
 function stages(): Stage[] {
@@ -39,7 +46,9 @@ test('multi-stage: a build stage that runs npm ci and drops the dev dependencies
   assert.ok(build && runtime, 'two stages')
   assert.deepEqual(rest, [])
   assert.match(build.from, /^node:24[-.\w]*$/)
-  const run = all(build, 'RUN').map((i) => i.args).join(' && ')
+  const run = all(build, 'RUN')
+    .map((i) => i.args)
+    .join(' && ')
   assert.match(run, /\bnpm ci\b/)
   assert.match(run, /\bnpm prune --omit=dev\b/)
   assert.match(runtime.from, /^(gcr\.io\/distroless\/nodejs24-debian1[23](:[\w.-]+)?|node:24(\.\d+)*-(bookworm-|trixie-)?slim)$/)
@@ -50,16 +59,25 @@ test('the runtime stage: non-root user, no HEALTHCHECK, OCI labels, only what ru
   const user = all(runtime, 'USER').at(-1)?.args
   assert.ok(user, 'USER is set')
   assert.doesNotMatch(user, /^(root|0)(:|$)/, 'not root')
-  const values = parseYaml(readFileSync(join(ROOT, 'helm/fapi-gateway/values.yaml'), 'utf8')) as { podSecurityContext: { runAsUser: number }; containerPorts: { https: number; admin: number } }
+  const values = parseYaml(readFileSync(join(ROOT, 'helm/fapi-gateway/values.yaml'), 'utf8')) as {
+    podSecurityContext: { runAsUser: number }
+    containerPorts: { https: number; admin: number }
+  }
   assert.equal(user.split(':')[0], String(values.podSecurityContext.runAsUser), 'the chart runs the image as the same user')
 
   assert.equal(stages().flatMap((s) => all(s, 'HEALTHCHECK')).length, 0, 'no HEALTHCHECK: Kubernetes probes do it')
 
-  const labels = all(runtime, 'LABEL').map((i) => i.args).join(' ')
-  for (const key of ['title', 'description', 'licenses', 'version', 'revision', 'created', 'source']) assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key}=`), key)
+  const labels = all(runtime, 'LABEL')
+    .map((i) => i.args)
+    .join(' ')
+  for (const key of ['title', 'description', 'licenses', 'version', 'revision', 'created', 'source'])
+    assert.match(labels, new RegExp(`org\\.opencontainers\\.image\\.${key}=`), key)
 
   const copies = all(runtime, 'COPY').map((i) => i.args)
-  assert.ok(copies.every((args) => args.includes('--from=build')), 'the runtime copies only from the build stage')
+  assert.ok(
+    copies.every((args) => args.includes('--from=build')),
+    'the runtime copies only from the build stage',
+  )
   assert.deepEqual(copies.map((args) => args.split(' ').at(-2)).sort(), ['/app/node_modules', '/app/package.json', '/app/src'])
   assert.equal(all(runtime, 'RUN').length, 0, 'nothing runs in the runtime stage (no shell in distroless)')
   assert.equal(all(runtime, 'VOLUME').length, 0)
@@ -70,7 +88,10 @@ test('the runtime stage: non-root user, no HEALTHCHECK, OCI labels, only what ru
 })
 
 test('.dockerignore lets only package.json, the lock file and src/ into the build context', () => {
-  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  const lines = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
   assert.equal(lines[0], '*', 'an allow-list')
   for (const allowed of ['!package.json', '!package-lock.json', '!src/']) assert.ok(lines.includes(allowed), allowed)
   assert.ok(!lines.some((l) => /^!(test|node_modules|certs|\.git|bench)/.test(l)))
@@ -104,12 +125,15 @@ test('the image carries no development code: src/ loads nothing outside src/ at 
       const path = join(dir, name)
       if (statSync(path).isDirectory()) walk(path)
       else if (name.endsWith('.ts')) {
-        for (const line of readFileSync(path, 'utf8').split('\n')) {
-          const specifier = /(?:^import(?! type)|^export)[^']*from '(\.[^']*)'|import\('(\.[^']*)'\)/.exec(line)
-          const target = specifier?.[1] ?? specifier?.[2]
-          if (target === undefined) continue
+        const text = readFileSync(path, 'utf8')
+        // Static imports and re-exports (type-only ones are erased), and dynamic imports.
+        const statements = [
+          ...text.matchAll(/^(?:import|export)\s+(?!type\b)[^;'"]*?from\s+'(\.[^']*)'|(loadDevelopmentModule\(\(\) => )?import\('(\.[^']*)'\)/gm),
+        ]
+        for (const match of statements) {
+          const target = match[1] ?? match[3]!
           const outside = relative(join(ROOT, 'src'), join(dir, target)).startsWith('..')
-          if (outside && !line.includes('loadDevelopmentModule(() => import(')) offenders.push(`${relative(ROOT, path)}: ${line.trim()}`)
+          if (outside && match[2] === undefined) offenders.push(`${relative(ROOT, path)}: ${match[0].replace(/\s+/g, ' ')}`)
         }
       }
     }
@@ -118,7 +142,7 @@ test('the image carries no development code: src/ loads nothing outside src/ at 
   assert.deepEqual(offenders, [])
 })
 
-test('the image\'s Node major version satisfies package.json engines', () => {
+test("the image's Node major version satisfies package.json engines", () => {
   const engines = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node
   const [, major] = /^>=(\d+)/.exec(engines)!
   assert.ok(24 >= Number(major))

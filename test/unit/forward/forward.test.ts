@@ -53,7 +53,10 @@ function echo(_req: IncomingMessage, res: ServerResponse, seen: Seen) {
 }
 
 /** Reads the whole body, records it, then calls the handler. `early` handlers run on the head. */
-async function startUpstream(handler: UpstreamHandler = echo, options: { early?: (req: IncomingMessage, res: ServerResponse) => void } = {}): Promise<Upstream> {
+async function startUpstream(
+  handler: UpstreamHandler = echo,
+  options: { early?: (req: IncomingMessage, res: ServerResponse) => void } = {},
+): Promise<Upstream> {
   const seen: Seen[] = []
   const connections: Socket[] = []
   const server = createServer((req, res) => {
@@ -99,7 +102,12 @@ async function startFront(forwarder: Forwarder, policyOptions: Partial<HeaderPol
   const waiting: ((err: GatewayError) => void)[] = []
   const server = createServer(async (req, res) => {
     try {
-      const headers = policy.buildRequestHeaders(req.rawHeaders, { identity, clientIp: req.socket.remoteAddress, target: req.url!, interactionId: INTERACTION_ID })
+      const headers = policy.buildRequestHeaders(req.rawHeaders, {
+        identity,
+        clientIp: req.socket.remoteAddress,
+        target: req.url!,
+        interactionId: INTERACTION_ID,
+      })
       const readBody = readBodyFirst ? Buffer.concat(await req.toArray()) : undefined
       outcomes.push(await forwarder.forward(req, res, { upstream: upstreamName, path: req.url! }, headers, readBody))
     } catch (err) {
@@ -138,14 +146,20 @@ function seenHeader(seen: Seen, name: string): string[] {
   return header({ status: 0, body: Buffer.alloc(0), rawHeaders: seen.rawHeaders }, name)
 }
 
-function send(port: number, options: { method?: string; path?: string; headers?: string[] | OutgoingHttpHeaders; body?: Buffer | Buffer[] } = {}): Promise<Answer> {
+function send(
+  port: number,
+  options: { method?: string; path?: string; headers?: string[] | OutgoingHttpHeaders; body?: Buffer | Buffer[] } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: options.headers ?? {}, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => chunks.push(chunk))
-      res.on('end', () => resolve({ status: res.statusCode!, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
+    const req = request(
+      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: options.headers ?? {}, agent: false },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('end', () => resolve({ status: res.statusCode!, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      },
+    )
     req.on('error', reject)
     const parts = options.body === undefined ? [] : Array.isArray(options.body) ? options.body : [options.body]
     for (const part of parts) req.write(part)
@@ -157,7 +171,12 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
 }
 
-async function setup(handler?: UpstreamHandler, overrides: Partial<UpstreamSettings> = {}, maxBodyBytes = 16 * 1024 * 1024, policy: Partial<HeaderPolicyOptions> = {}) {
+async function setup(
+  handler?: UpstreamHandler,
+  overrides: Partial<UpstreamSettings> = {},
+  maxBodyBytes = 16 * 1024 * 1024,
+  policy: Partial<HeaderPolicyOptions> = {},
+) {
   const upstream = await startUpstream(handler)
   const forwarder = createForwarder({ api: settings(upstream.url, overrides) }, { maxBodyBytes, now: () => FIXED_NOW })
   const front = await startFront(forwarder, policy)
@@ -239,7 +258,7 @@ test('the upstream base path is prefixed and HEAD works', async () => {
   }
 })
 
-test('the upstream\'s Server, X-Powered-By and Via stay inside; its own Location URLs become public ones', async () => {
+test("the upstream's Server, X-Powered-By and Via stay inside; its own Location URLs become public ones", async () => {
   // Frameworks build absolute URLs from the Host they were sent: the upstream's own origin.
   const upstream = await startUpstream((req, res) => {
     res.setHeader('Server', 'Kestrel (build 7, app-17.internal)')
@@ -284,7 +303,11 @@ test('POST: a 5 MB body with content-length and a chunked body arrive byte for b
   const env = await setup()
   try {
     const body = randomBytes(5 * 1024 * 1024)
-    const answer = await send(env.front.port, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body })
+    const answer = await send(env.front.port, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) },
+      body,
+    })
     assert.equal(answer.status, 200)
     assert.deepEqual(JSON.parse(answer.body.toString()), { bodyHash: sha256(body), bodyLength: body.length })
     assert.deepEqual(seenHeader(env.upstream.seen[0]!, 'content-length'), [String(body.length)])
@@ -305,7 +328,11 @@ test('a body already read to its end (the request stream is then destroyed) is f
   const front = await startFront(forwarder, {}, 'api', true)
   try {
     const body = Buffer.from('amount=10&currency=EUR')
-    const sized = await send(front.port, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) }, body })
+    const sized = await send(front.port, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length) },
+      body,
+    })
     assert.equal(sized.status, 200, String(header(sized, 'x-gateway-code')))
     assert.deepEqual(JSON.parse(sized.body.toString()), { bodyHash: sha256(body), bodyLength: body.length })
 
@@ -336,37 +363,73 @@ test('spoofed credentials, identity, forwarding and hop-by-hop headers never rea
   const env = await setup()
   try {
     const spoofed = [
-      'Connection', 'keep-alive, X-Hop-Custom',
-      'X-Hop-Custom', 'evil-1',
-      'Keep-Alive', 'timeout=1',
-      'TE', 'trailers',
-      'Proxy-Authorization', 'Basic evil-2',
-      'Authorization', 'DPoP evil-3',
-      'DPoP', 'evil-4',
-      'X-FAPI-Gateway-Subject', 'evil-5',
-      'X-Fapi-Gateway-Client-Id', 'evil-6',
-      'x-fapi-gateway-route', 'evil-7',
-      'X-Fapi-Gateway-Extra', 'evil-8',
-      'X-Forwarded-For', '6.6.6.6',
-      'X-Forwarded-Host', 'evil-9',
-      'X-Forwarded-Proto', 'http',
-      'Forwarded', 'for=6.6.6.6',
-      'X-Real-IP', '6.6.6.6',
-      'X-Client-Cert', 'evil-10',
-      'SSL-Client-Cert', 'evil-11',
-      'Client-Cert', ':ZXZpbA==:',
-      'X-Fapi-Interaction-Id', 'evil-12',
-      'Host', 'evil-13.example',
-      'X-Dup', 'one',
-      'X-Dup', 'two',
-      'X-Fapi-Customer-Ip-Address', '2001:DB8::1893:25c8:1946',
+      'Connection',
+      'keep-alive, X-Hop-Custom',
+      'X-Hop-Custom',
+      'evil-1',
+      'Keep-Alive',
+      'timeout=1',
+      'TE',
+      'trailers',
+      'Proxy-Authorization',
+      'Basic evil-2',
+      'Authorization',
+      'DPoP evil-3',
+      'DPoP',
+      'evil-4',
+      'X-FAPI-Gateway-Subject',
+      'evil-5',
+      'X-Fapi-Gateway-Client-Id',
+      'evil-6',
+      'x-fapi-gateway-route',
+      'evil-7',
+      'X-Fapi-Gateway-Extra',
+      'evil-8',
+      'X-Forwarded-For',
+      '6.6.6.6',
+      'X-Forwarded-Host',
+      'evil-9',
+      'X-Forwarded-Proto',
+      'http',
+      'Forwarded',
+      'for=6.6.6.6',
+      'X-Real-IP',
+      '6.6.6.6',
+      'X-Client-Cert',
+      'evil-10',
+      'SSL-Client-Cert',
+      'evil-11',
+      'Client-Cert',
+      ':ZXZpbA==:',
+      'X-Fapi-Interaction-Id',
+      'evil-12',
+      'Host',
+      'evil-13.example',
+      'X-Dup',
+      'one',
+      'X-Dup',
+      'two',
+      'X-Fapi-Customer-Ip-Address',
+      '2001:DB8::1893:25c8:1946',
     ]
     const answer = await send(env.front.port, { headers: spoofed })
     assert.equal(answer.status, 200)
     const seen = env.upstream.seen[0]!
     const leaked = seen.rawHeaders.filter((value) => /evil|6\.6\.6\.6|ZXZpbA|timeout=1|trailers/.test(value))
     assert.deepEqual(leaked, [])
-    for (const name of ['te', 'keep-alive', 'proxy-authorization', 'authorization', 'dpop', 'x-hop-custom', 'x-real-ip', 'x-client-cert', 'ssl-client-cert', 'client-cert', 'x-fapi-gateway-extra']) {
+    for (const name of [
+      'te',
+      'keep-alive',
+      'proxy-authorization',
+      'authorization',
+      'dpop',
+      'x-hop-custom',
+      'x-real-ip',
+      'x-client-cert',
+      'ssl-client-cert',
+      'client-cert',
+      'x-fapi-gateway-extra',
+    ]) {
       assert.deepEqual(seenHeader(seen, name), [], name)
     }
     assert.deepEqual(seenHeader(seen, 'host'), [new URL(env.upstream.url).host])
@@ -482,7 +545,11 @@ test('a chunked body growing past maxBodyBytes -> 413 before the head, and the u
     assert.equal(env.upstream.seen.length, 0)
 
     const exact = randomBytes(100_000)
-    const fits = await send(env.front.port, { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: [exact.subarray(0, 50_000), exact.subarray(50_000)] })
+    const fits = await send(env.front.port, {
+      method: 'POST',
+      headers: { 'transfer-encoding': 'chunked' },
+      body: [exact.subarray(0, 50_000), exact.subarray(50_000)],
+    })
     assert.equal(fits.status, 200)
     assert.deepEqual(JSON.parse(fits.body.toString()), { bodyHash: sha256(exact), bodyLength: 100_000 })
   } finally {

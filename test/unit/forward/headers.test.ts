@@ -22,7 +22,9 @@ function pairs(headers: readonly string[]): [string, string][] {
 }
 
 function values(headers: readonly string[], name: string): string[] {
-  return pairs(headers).filter(([n]) => n === name).map(([, v]) => v)
+  return pairs(headers)
+    .filter(([n]) => n === name)
+    .map(([, v]) => v)
 }
 
 function assertRefused(fn: () => unknown, code: string) {
@@ -62,45 +64,92 @@ test('ordinary headers pass through in order with duplicates; identity and forwa
 test('hop-by-hop, Connection-nominated, credential, identity, forwarding and client-cert headers from the client are removed', () => {
   const policy = createHeaderPolicy({ publicHost: 'api.example.com', stripHeaders: ['x-internal-*', 'X-Debug'] })
   const spoofed = [
-    'Host', 'evil.example',
-    'Connection', 'keep-alive, X-Hop-Custom',
-    'Connection', 'x-second-hop',
-    'X-Hop-Custom', 'evil',
-    'X-Second-Hop', 'evil',
-    'Keep-Alive', 'timeout=5',
-    'Proxy-Authorization', 'Basic evil',
-    'Proxy-Connection', 'keep-alive',
-    'TE', 'trailers',
-    'Trailer', 'x-evil',
-    'Transfer-Encoding', 'chunked',
-    'Upgrade', 'h2c',
-    'Expect', '100-continue',
-    'Authorization', 'DPoP evil',
-    'DPoP', 'evil',
-    'X-FAPI-Gateway-Subject', 'evil',
-    'x-fapi-gateway-client-id', 'evil',
-    'X-Fapi-Gateway-Anything-Else', 'evil',
-    'X-Fapi-Interaction-Id', 'evil',
-    'Forwarded', 'for=evil',
-    'X-Forwarded-For', 'evil',
-    'X-Forwarded-Host', 'evil',
-    'X-Forwarded-Proto', 'evil',
-    'X-Forwarded-Client-Cert', 'evil',
-    'X-Real-IP', 'evil',
-    'X-Client-Cert', 'evil',
-    'X-Client-Cert-Chain', 'evil',
-    'SSL-Client-Cert', 'evil',
-    'Client-Cert', 'evil',
-    'Client-Cert-Chain', 'evil',
-    'X-SSL-Client-Verify', 'evil',
-    'X-Internal-Token', 'evil',
-    'x-debug', 'evil',
-    'X-Kept', 'fine',
+    'Host',
+    'evil.example',
+    'Connection',
+    'keep-alive, X-Hop-Custom',
+    'Connection',
+    'x-second-hop',
+    'X-Hop-Custom',
+    'evil',
+    'X-Second-Hop',
+    'evil',
+    'Keep-Alive',
+    'timeout=5',
+    'Proxy-Authorization',
+    'Basic evil',
+    'Proxy-Connection',
+    'keep-alive',
+    'TE',
+    'trailers',
+    'Trailer',
+    'x-evil',
+    'Transfer-Encoding',
+    'chunked',
+    'Upgrade',
+    'h2c',
+    'Expect',
+    '100-continue',
+    'Authorization',
+    'DPoP evil',
+    'DPoP',
+    'evil',
+    'X-FAPI-Gateway-Subject',
+    'evil',
+    'x-fapi-gateway-client-id',
+    'evil',
+    'X-Fapi-Gateway-Anything-Else',
+    'evil',
+    'X-Fapi-Interaction-Id',
+    'evil',
+    'Forwarded',
+    'for=evil',
+    'X-Forwarded-For',
+    'evil',
+    'X-Forwarded-Host',
+    'evil',
+    'X-Forwarded-Proto',
+    'evil',
+    'X-Forwarded-Client-Cert',
+    'evil',
+    'X-Real-IP',
+    'evil',
+    'X-Client-Cert',
+    'evil',
+    'X-Client-Cert-Chain',
+    'evil',
+    'SSL-Client-Cert',
+    'evil',
+    'Client-Cert',
+    'evil',
+    'Client-Cert-Chain',
+    'evil',
+    'X-SSL-Client-Verify',
+    'evil',
+    'X-Internal-Token',
+    'evil',
+    'x-debug',
+    'evil',
+    'X-Kept',
+    'fine',
   ]
   const { request } = policy.buildRequestHeaders(spoofed, context)
   assert.ok(!request.includes('evil'), `a client value leaked: ${JSON.stringify(request)}`)
   assert.deepEqual(values(request, 'x-kept'), ['fine'])
-  for (const name of ['host', 'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'authorization', 'dpop', 'proxy-authorization', 'proxy-connection']) {
+  for (const name of [
+    'host',
+    'connection',
+    'keep-alive',
+    'te',
+    'trailer',
+    'transfer-encoding',
+    'upgrade',
+    'expect',
+    'authorization',
+    'dpop',
+    'proxy-authorization',
+    'proxy-connection',
+  ]) {
     assert.deepEqual(values(request, name), [], name)
   }
   assert.deepEqual(values(request, 'x-fapi-gateway-subject'), ['alice'])
@@ -136,7 +185,9 @@ test('a custom identity prefix is stripped and used', () => {
 test('undefined identity values are omitted; empty scopes are sent empty', () => {
   const policy = createHeaderPolicy({ publicHost: 'h' })
   const { request } = policy.buildRequestHeaders([], { ...context, identity: { scopes: [], route: 'r' } })
-  const names = pairs(request).map(([name]) => name).filter((name) => name.startsWith('x-fapi-gateway-'))
+  const names = pairs(request)
+    .map(([name]) => name)
+    .filter((name) => name.startsWith('x-fapi-gateway-'))
   assert.deepEqual(names, ['x-fapi-gateway-scopes', 'x-fapi-gateway-route'])
   assert.deepEqual(values(request, 'x-fapi-gateway-scopes'), [''])
 })
@@ -179,18 +230,30 @@ test('RFC 7239 Forwarded quotes IPv6 and a host with a port; IPv4-mapped address
 
 test('response headers lose hop-by-hop fields, keep duplicates and the upstream Date, and carry the interaction id', () => {
   const upstream = [
-    'Content-Type', 'application/json',
-    'Set-Cookie', 'a=1',
-    'Connection', 'keep-alive, X-Up-Hop',
-    'X-Up-Hop', 'secret',
-    'Keep-Alive', 'timeout=99',
-    'Transfer-Encoding', 'chunked',
-    'Trailer', 'x-t',
-    'Proxy-Authenticate', 'Basic',
-    'Upgrade', 'h2c',
-    'Set-Cookie', 'b=2',
-    'Date', 'Wed, 21 Oct 2015 07:28:00 GMT',
-    'X-Fapi-Interaction-Id', 'from-upstream',
+    'Content-Type',
+    'application/json',
+    'Set-Cookie',
+    'a=1',
+    'Connection',
+    'keep-alive, X-Up-Hop',
+    'X-Up-Hop',
+    'secret',
+    'Keep-Alive',
+    'timeout=99',
+    'Transfer-Encoding',
+    'chunked',
+    'Trailer',
+    'x-t',
+    'Proxy-Authenticate',
+    'Basic',
+    'Upgrade',
+    'h2c',
+    'Set-Cookie',
+    'b=2',
+    'Date',
+    'Wed, 21 Oct 2015 07:28:00 GMT',
+    'X-Fapi-Interaction-Id',
+    'from-upstream',
   ]
   assert.deepEqual(pairs(buildResponseHeaders(upstream, 'id-1', 0)), [
     ['content-type', 'application/json'],
@@ -204,7 +267,14 @@ test('response headers lose hop-by-hop fields, keep duplicates and the upstream 
 })
 
 // CGI, WSGI, Rack and several PHP set-ups read `X_Forwarded_For` as `X-Forwarded-For`.
-const UNDERSCORE_SPOOFS = ['X_Fapi_Gateway_Subject', 'x_fapi_gateway_client-id', 'X_Forwarded_For', 'x_client_cert', 'X_HTTP_Method_Override', 'x_fapi_interaction_id']
+const UNDERSCORE_SPOOFS = [
+  'X_Fapi_Gateway_Subject',
+  'x_fapi_gateway_client-id',
+  'X_Forwarded_For',
+  'x_client_cert',
+  'X_HTTP_Method_Override',
+  'x_fapi_interaction_id',
+]
 
 test('request header names with an underscore are refused by default; a header the gateway strips anyway is not', () => {
   const policy = createHeaderPolicy({ publicHost: 'h', stripHeaders: ['ssl_client_cert'] })
@@ -241,11 +311,22 @@ test('method and URL override headers are stripped unless blockOverrides is fals
 
 test('a _method query or form parameter is refused, in every spelling a framework reads as _method', () => {
   const policy = createHeaderPolicy({ publicHost: 'h' })
-  const refused = ['/accounts/1?_method=DELETE', '/a?x=1&%5Fmethod=PUT', '/a?_METHOD=DELETE', '/a?.method=DELETE', '/a?_method', '/a?[method=PATCH', '/a?_%6Dethod=DELETE']
+  const refused = [
+    '/accounts/1?_method=DELETE',
+    '/a?x=1&%5Fmethod=PUT',
+    '/a?_METHOD=DELETE',
+    '/a?.method=DELETE',
+    '/a?_method',
+    '/a?[method=PATCH',
+    '/a?_%6Dethod=DELETE',
+  ]
   for (const target of refused) {
     assertRefused(() => policy.buildRequestHeaders([], { ...context, target }), 'GW_METHOD_OVERRIDE')
   }
-  assertRefused(() => policy.buildRequestHeaders([], { ...context, target: '/payments', formBody: Buffer.from('amount=1&_method=DELETE') }), 'GW_METHOD_OVERRIDE')
+  assertRefused(
+    () => policy.buildRequestHeaders([], { ...context, target: '/payments', formBody: Buffer.from('amount=1&_method=DELETE') }),
+    'GW_METHOD_OVERRIDE',
+  )
   for (const target of ['/accounts/1', '/accounts/1?method=x&page=2', '/a?x=_method', '/a_method?b__method=1']) {
     assert.doesNotThrow(() => policy.buildRequestHeaders([], { ...context, target, formBody: Buffer.from('amount=1&method=card') }), target)
   }
@@ -255,17 +336,28 @@ test('a _method query or form parameter is refused, in every spelling a framewor
 
 test('response headers that name or fingerprint internal servers are removed, with the configured extras', () => {
   const upstream = [
-    'Server', 'Apache/2.4.1 (internal-build-7)',
-    'X-Powered-By', 'PHP/8.1',
-    'Via', '1.1 lb-3.internal',
-    'X-AspNet-Version', '4.0.30319',
-    'X-AspNetMvc-Version', '5.2',
-    'X-Runtime', '0.0123',
-    'X-Backend-Server', 'app-17.internal',
-    'X-Debug-Token-Link', 'http://app-17.internal/_profiler/abc',
-    'X-Internal-Trace', 'secret',
-    'Content-Type', 'application/json',
-    'ETag', '"v1"',
+    'Server',
+    'Apache/2.4.1 (internal-build-7)',
+    'X-Powered-By',
+    'PHP/8.1',
+    'Via',
+    '1.1 lb-3.internal',
+    'X-AspNet-Version',
+    '4.0.30319',
+    'X-AspNetMvc-Version',
+    '5.2',
+    'X-Runtime',
+    '0.0123',
+    'X-Backend-Server',
+    'app-17.internal',
+    'X-Debug-Token-Link',
+    'http://app-17.internal/_profiler/abc',
+    'X-Internal-Trace',
+    'secret',
+    'Content-Type',
+    'application/json',
+    'ETag',
+    '"v1"',
   ]
   const policy = createHeaderPolicy({ publicHost: 'h', stripResponseHeaders: ['X-Internal-*'] })
   const { response } = policy.buildRequestHeaders([], context)
@@ -289,19 +381,28 @@ test('Location and Content-Location on the upstream origin and base path are rew
   assert.equal(relay('Location', 'http://up.internal:80/a', { origin: 'http://up.internal', basePath: '' }), 'https://api.example.com/a')
   // Outside the base path, another origin, another scheme, relative references: as sent.
   const asSent = [
-    'http://10.0.0.5:8080/v10/a', 'http://10.0.0.5:8080/other', 'https://10.0.0.5:8080/v1/a', 'http://10.0.0.5:9090/v1/a',
-    'https://other.example/v1/a', '/v1/accounts/2', 'accounts/2', 'http://[bad',
+    'http://10.0.0.5:8080/v10/a',
+    'http://10.0.0.5:8080/other',
+    'https://10.0.0.5:8080/v1/a',
+    'http://10.0.0.5:9090/v1/a',
+    'https://other.example/v1/a',
+    '/v1/accounts/2',
+    'accounts/2',
+    'http://[bad',
   ]
   for (const value of asSent) {
     assert.equal(relay('Location', value), value, value)
   }
-  const withPath = createHeaderPolicy({ publicHost: 'api.example.com', publicBaseUrl: 'https://api.example.com/fapi/' }).buildRequestHeaders([], context).response
+  const withPath = createHeaderPolicy({ publicHost: 'api.example.com', publicBaseUrl: 'https://api.example.com/fapi/' }).buildRequestHeaders(
+    [],
+    context,
+  ).response
   assert.equal(relay('Location', 'http://10.0.0.5:8080/v1/accounts/2', undefined, withPath), 'https://api.example.com/fapi/accounts/2')
   const off = createHeaderPolicy({ publicHost: 'api.example.com', rewriteLocation: false }).buildRequestHeaders([], context).response
   assert.equal(relay('Location', 'http://10.0.0.5:8080/v1/accounts/2', undefined, off), 'http://10.0.0.5:8080/v1/accounts/2')
 })
 
-test('Location under the route\'s rewritten prefix gets the request\'s prefix back; other paths keep theirs', () => {
+test("Location under the route's rewritten prefix gets the request's prefix back; other paths keep theirs", () => {
   const policy = createHeaderPolicy({ publicHost: 'api.example.com' })
   const relay = (value: string, pathMapping?: { public: string; upstream: string }) => {
     const { response } = policy.buildRequestHeaders([], { ...context, pathMapping })

@@ -70,10 +70,16 @@ test('the schema refuses wrong values at install time', () => {
     ['an added capability', { securityContext: { capabilities: { add: ['NET_ADMIN'] } } }],
     ['running as root', { podSecurityContext: { runAsNonRoot: false } }],
     ['a plain-http public URL', { gateway: { publicBaseUrl: 'http://api.bank.example' } }],
-    ['an unknown issuer key (from the gateway schema)', { gateway: { issuers: [{ name: 'main', issuer: 'x', jwksUri: 'https://x/jwks', audience: 'a', jwks: 'typo' }] } }],
+    [
+      'an unknown issuer key (from the gateway schema)',
+      { gateway: { issuers: [{ name: 'main', issuer: 'x', jwksUri: 'https://x/jwks', audience: 'a', jwks: 'typo' }] } },
+    ],
     ['an unknown DPoP algorithm', { gateway: { dpop: { algorithms: ['RS256'] } } }],
     ['an events sink without url', { gateway: { events: { http: { url: null } } } }],
-    ['a policy with an unknown binding', { policies: { files: { 'x.yaml': { routes: [{ name: 'x', path: '/x', methods: ['GET'], upstream: 'data-api', binding: 'bearer' }] } } } }],
+    [
+      'a policy with an unknown binding',
+      { policies: { files: { 'x.yaml': { routes: [{ name: 'x', path: '/x', methods: ['GET'], upstream: 'data-api', binding: 'bearer' }] } } } },
+    ],
     ['a policy file name that is not .yaml', { policies: { files: { 'x.json': { routes: [] } } } }],
     ['a negative threshold', { metrics: { prometheusRule: { upstream5xxRatio: -1 } } }],
   ]
@@ -107,6 +113,14 @@ test('every key of values.yaml is in the chart README table, and the table lists
   const documented = new Set([...valuesSection.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!))
   const keys = leafPaths(chartValues())
   assert.ok(keys.length > 100)
-  assert.deepEqual(keys.filter((key) => !documented.has(key)), [], 'undocumented values')
-  assert.deepEqual([...documented].filter((key) => !keys.includes(key)), [], 'documented keys that do not exist')
+  assert.deepEqual(
+    keys.filter((key) => !documented.has(key)),
+    [],
+    'undocumented values',
+  )
+  assert.deepEqual(
+    [...documented].filter((key) => !keys.includes(key)),
+    [],
+    'documented keys that do not exist',
+  )
 })

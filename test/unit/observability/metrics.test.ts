@@ -6,7 +6,25 @@ import { spawnSync } from 'node:child_process'
 import { createMetrics } from '../../../src/observability/metrics.ts'
 
 /** Label names whose values are bounded sets the gateway chooses (never request data). */
-const BOUNDED_LABELS = new Set(['route', 'outcome', 'reason', 'upstream', 'status_class', 'cache', 'result', 'dependency', 'action', 'le', 'version', 'major', 'minor', 'patch', 'kind', 'space', 'type'])
+const BOUNDED_LABELS = new Set([
+  'route',
+  'outcome',
+  'reason',
+  'upstream',
+  'status_class',
+  'cache',
+  'result',
+  'dependency',
+  'action',
+  'le',
+  'version',
+  'major',
+  'minor',
+  'patch',
+  'kind',
+  'space',
+  'type',
+])
 
 function exercised() {
   const metrics = createMetrics()
@@ -63,7 +81,8 @@ test('the gateway metrics the dashboards and alerts use exist with their labels'
     'fapi_gateway_process_cpu_seconds_total',
     'fapi_gateway_process_resident_memory_bytes',
     'fapi_gateway_nodejs_eventloop_lag_p99_seconds',
-  ]) assert.ok(text.includes(`${series} `), series)
+  ])
+    assert.ok(text.includes(`${series} `), series)
 })
 
 test('promtool check metrics finds no problem in the exposition', async () => {

@@ -15,9 +15,19 @@ const KEY_THUMBPRINT = createHash('sha256').update('key').digest('base64url')
 
 function refusal(code: ErrorCode, extra: Partial<SecurityEvent> = {}): SecurityEvent {
   return {
-    event: 'request.refused', reason: code, status: catalogue[code].status, method: 'GET', route: 'accounts-read',
-    clientId: 'partner-a', subject: 'user-1', certThumbprint: CERT_THUMBPRINT, keyThumbprint: KEY_THUMBPRINT,
-    sourceAddress: '::ffff:203.0.113.9', interactionId: 'c0ffee00-0000-4000-8000-000000000001', detail: 'why', ...extra,
+    event: 'request.refused',
+    reason: code,
+    status: catalogue[code].status,
+    method: 'GET',
+    route: 'accounts-read',
+    clientId: 'partner-a',
+    subject: 'user-1',
+    certThumbprint: CERT_THUMBPRINT,
+    keyThumbprint: KEY_THUMBPRINT,
+    sourceAddress: '::ffff:203.0.113.9',
+    interactionId: 'c0ffee00-0000-4000-8000-000000000001',
+    detail: 'why',
+    ...extra,
   }
 }
 
@@ -43,20 +53,32 @@ test('a replayed proof is filed as dpop.replay_detected, an alert', () => {
 
 test('a revoked certificate is filed as cert.revoked, with the certificate in tls.client.x509', () => {
   const notAfter = Date.parse('2027-01-01T00:00:00.000Z')
-  const document = toEcs(refusal('GW_CLIENT_CERT_REVOKED', { certificate: { subject: 'CN=partner-a', issuer: 'CN=Partner CA', serialNumber: '0A1B', notAfter } }), context())
+  const document = toEcs(
+    refusal('GW_CLIENT_CERT_REVOKED', { certificate: { subject: 'CN=partner-a', issuer: 'CN=Partner CA', serialNumber: '0A1B', notAfter } }),
+    context(),
+  )
   assert.equal(document.event.action, 'cert.revoked')
   assert.equal(document.event.kind, 'alert')
   assert.deepEqual(document.tls, {
     client: {
       hash: { sha256: createHash('sha256').update('certificate').digest('hex').toUpperCase() },
-      x509: { serial_number: '0A1B', subject: { distinguished_name: 'CN=partner-a' }, issuer: { distinguished_name: 'CN=Partner CA' }, not_after: '2027-01-01T00:00:00.000Z' },
+      x509: {
+        serial_number: '0A1B',
+        subject: { distinguished_name: 'CN=partner-a' },
+        issuer: { distinguished_name: 'CN=Partner CA' },
+        not_after: '2027-01-01T00:00:00.000Z',
+      },
     },
   })
   assert.deepEqual(validate(document), [])
 })
 
 test('an unreachable replay store, issuer or revocation source is filed as dependency.unavailable', () => {
-  for (const [code, dependency] of [['GW_REPLAY_STORE_UNAVAILABLE', 'replay_store'], ['GW_ISSUER_UNAVAILABLE', 'issuer'], ['GW_REVOCATION_UNAVAILABLE', 'revocation']] as const) {
+  for (const [code, dependency] of [
+    ['GW_REPLAY_STORE_UNAVAILABLE', 'replay_store'],
+    ['GW_ISSUER_UNAVAILABLE', 'issuer'],
+    ['GW_REVOCATION_UNAVAILABLE', 'revocation'],
+  ] as const) {
     const document = toEcs(refusal(code), context())
     assert.equal(document.event.action, 'dependency.unavailable')
     assert.equal(document.fapi?.dependency, dependency)
@@ -90,11 +112,16 @@ test('fields follow ECS: identities, thumbprints, source address, request id; no
 
 test('every action has a valid document; absent facts are left out, never null', () => {
   for (const action of SECURITY_ACTIONS) {
-    const event: SecurityEvent = action === 'dependency.unavailable' ? { event: action, dependency: 'replay_store' }
-      : action === 'dpop.replay_detected' ? refusal('GW_DPOP_REPLAY', { event: action })
-        : action === 'request.refused' ? refusal('GW_TOKEN_INVALID')
-          : action === 'cert.near_expiry' ? { event: action, certificate: { role: 'server', subject: 'CN=api.bank.example', notAfter: NOW + 86_400_000 } }
-            : { event: action, reason: 'x' }
+    const event: SecurityEvent =
+      action === 'dependency.unavailable'
+        ? { event: action, dependency: 'replay_store' }
+        : action === 'dpop.replay_detected'
+          ? refusal('GW_DPOP_REPLAY', { event: action })
+          : action === 'request.refused'
+            ? refusal('GW_TOKEN_INVALID')
+            : action === 'cert.near_expiry'
+              ? { event: action, certificate: { role: 'server', subject: 'CN=api.bank.example', notAfter: NOW + 86_400_000 } }
+              : { event: action, reason: 'x' }
     const document = toEcs(event, context())
     assert.deepEqual(validate(document), [], action)
     assert.equal(document.event.action, action)
@@ -142,7 +169,9 @@ test('docs/security-events.md: its example validates, and every action is docume
   const docs = readFileSync(new URL('../../../docs/security-events.md', import.meta.url), 'utf8')
   const example = /```json\n([\s\S]+?)\n```/.exec(docs)![1]!
   assert.deepEqual(validate(JSON.parse(example)), [])
-  const schema = JSON.parse(readFileSync(new URL('../../../docs/security-event.schema.json', import.meta.url), 'utf8')) as { properties: { event: { properties: { action: { enum: string[] } } } } }
+  const schema = JSON.parse(readFileSync(new URL('../../../docs/security-event.schema.json', import.meta.url), 'utf8')) as {
+    properties: { event: { properties: { action: { enum: string[] } } } }
+  }
   assert.deepEqual(schema.properties.event.properties.action.enum, [...SECURITY_ACTIONS])
   for (const action of SECURITY_ACTIONS) assert.match(docs, new RegExp(`^\\| \`${action.replace('.', '\\.')}\` \\|`, 'm'), action)
 })

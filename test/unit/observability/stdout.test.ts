@@ -110,7 +110,9 @@ describe('stdout writer', () => {
   })
 
   it('a stream that fails (the reader went away) drops lines from then on, without throwing', async () => {
-    const stream = new Writable({ write: (_chunk, _encoding, callback) => setImmediate(() => callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))) })
+    const stream = new Writable({
+      write: (_chunk, _encoding, callback) => setImmediate(() => callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))),
+    })
     const writer = createStdoutWriter(1 << 20, stream)
     let dropped = 0
     writer.onDrop((count) => (dropped += count))
@@ -139,8 +141,14 @@ describe('stdout writer on a file', () => {
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', out, 'inherit'] })
       const [code] = await once(child, 'exit')
       assert.equal(code, 0)
-      const lines = readFileSync(file, 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { n: number }).n)
-      assert.deepEqual(lines, Array.from({ length: 2000 }, (_, n) => n))
+      const lines = readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { n: number }).n)
+      assert.deepEqual(
+        lines,
+        Array.from({ length: 2000 }, (_, n) => n),
+      )
     } finally {
       closeSync(out)
       rmSync(dir, { recursive: true, force: true })

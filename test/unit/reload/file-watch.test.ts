@@ -89,7 +89,7 @@ test('watch() swaps the set of watched paths without reporting the switch as a c
   assert.deepEqual(watcher.check(), [b])
 })
 
-test('start() polls with an unref\'d timer and reports changes; close() stops it', async (t) => {
+test("start() polls with an unref'd timer and reports changes; close() stops it", async (t) => {
   const { dir, remove } = scratch()
   t.after(remove)
   const file = join(dir, 'gateway.yaml')

@@ -43,8 +43,18 @@ test('names each changed setting that needs a restart, down to the leaf key', ()
     raw.reload = { pollIntervalMs: 500 }
   })
   assert.deepEqual(restartRequiredKeys(config(), next), [
-    'workers', 'listener.port', 'listener.limits.maxConnections', 'listener.limits.requestTimeoutMs', 'listener.tls.clientCertificate',
-    'admin.port', 'replay.redis', 'replay.store', 'caches.proofKeys', 'log.level', 'events.stdout', 'reload.pollIntervalMs',
+    'workers',
+    'listener.port',
+    'listener.limits.maxConnections',
+    'listener.limits.requestTimeoutMs',
+    'listener.tls.clientCertificate',
+    'admin.port',
+    'replay.redis',
+    'replay.store',
+    'caches.proofKeys',
+    'log.level',
+    'events.stdout',
+    'reload.pollIntervalMs',
   ])
 })
 

@@ -50,10 +50,18 @@ test('the jti is remembered for the TTL and forgotten after it', async (t) => {
 test('the store key is scoped to the key thumbprint and holds a fixed-size hash of the jti', async () => {
   const keys: string[] = []
   const recording: ReplayStore = {
-    async claim(key) { keys.push(key); return true },
-    async claimUnlessPresent(key) { keys.push(key); return 'claimed' },
+    async claim(key) {
+      keys.push(key)
+      return true
+    },
+    async claimUnlessPresent(key) {
+      keys.push(key)
+      return 'claimed'
+    },
     async put() {},
-    async has() { return false },
+    async has() {
+      return false
+    },
     ready: () => true,
     async close() {},
   }
@@ -68,7 +76,12 @@ test('a store that cannot answer fails closed with 503, whatever it throws', asy
   await unavailable.close()
   await assert.rejects(checkReplay(proof(), TOKEN_HASH, unavailable, 60_000), { code: 'GW_REPLAY_STORE_UNAVAILABLE' })
 
-  const broken: ReplayStore = { ...memoryStore(t), claimUnlessPresent: async () => { throw new TypeError('bug in a store') } }
+  const broken: ReplayStore = {
+    ...memoryStore(t),
+    claimUnlessPresent: async () => {
+      throw new TypeError('bug in a store')
+    },
+  }
   await assert.rejects(checkReplay(proof(), TOKEN_HASH, broken, 60_000), { name: 'GatewayError', code: 'GW_REPLAY_STORE_UNAVAILABLE' })
 })
 

@@ -4,7 +4,12 @@ import { createMemoryReplayStore } from '../../../src/replay/memory-store.ts'
 
 function clock(start = 1_700_000_000_000) {
   let now = start
-  return { now: () => now, advance: (ms: number) => { now += ms } }
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms
+    },
+  }
 }
 
 const unavailable = { name: 'GatewayError', code: 'GW_REPLAY_STORE_UNAVAILABLE' }
@@ -100,7 +105,9 @@ test('ready until closed; a closed store fails closed', async () => {
 test('a periodic sweep runs in the background without any store call', async () => {
   const time = clock()
   let swept: () => void = () => {}
-  const sweepRan = new Promise<void>((resolve) => { swept = resolve })
+  const sweepRan = new Promise<void>((resolve) => {
+    swept = resolve
+  })
   let calling = false
   const store = createMemoryReplayStore({
     maxEntries: 2,

@@ -152,7 +152,19 @@ test('the claims and lookups of one event-loop turn reach Redis in one write, ea
 test('a Redis ACL user with only the commands docs/operations.md lists is enough; without EVAL the store fails closed', async () => {
   const commands = ['+eval', '+evalsha', '+exists', '+set', '+info', '+ping', '+quit']
   await redisCli(redis.port, 'acl', 'setuser', 'gateway', 'on', '>gateway-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands)
-  await redisCli(redis.port, 'acl', 'setuser', 'no-scripts', 'on', '>no-scripts-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands.filter((c) => !c.includes('eval')))
+  await redisCli(
+    redis.port,
+    'acl',
+    'setuser',
+    'no-scripts',
+    'on',
+    '>no-scripts-secret',
+    'resetkeys',
+    '~fapigw:*',
+    'resetchannels',
+    '-@all',
+    ...commands.filter((c) => !c.includes('eval')),
+  )
   const url = (user: string) => redis.url.replace('redis://', `redis://${user}:${user === 'gateway' ? 'gateway' : 'no-scripts'}-secret@`)
 
   const store = open({}, url('gateway'))
@@ -204,7 +216,10 @@ test('Redis down: commands fail closed and fast, ready() is false; Redis back: t
     assert.equal(await store.claim('after-outage', 60_000), true)
     assert.equal(await store.claim('after-outage', 60_000), false)
 
-    assert.ok(logger.lines.some((line) => line.level === 'warn'), 'the outage was logged')
+    assert.ok(
+      logger.lines.some((line) => line.level === 'warn'),
+      'the outage was logged',
+    )
     assert.ok(!JSON.stringify(logger.lines).includes('during-outage'), 'keys are not logged')
   } finally {
     await server.close()

@@ -16,7 +16,10 @@ import { findFreePort } from '../../support/ports.ts'
 import { createHarness, type Harness, type HarnessCa } from '../../support/revocation-harness.ts'
 
 async function outcome(promise: Promise<unknown>): Promise<string> {
-  return promise.then(() => 'accepted', (error: unknown) => (error instanceof GatewayError ? error.code : String(error)))
+  return promise.then(
+    () => 'accepted',
+    (error: unknown) => (error instanceof GatewayError ? error.code : String(error)),
+  )
 }
 
 describe('built-in CA interoperability', () => {
@@ -34,7 +37,16 @@ describe('built-in CA interoperability', () => {
     caDir = join(root, 'ca')
     port = await findFreePort()
     const now = Date.now()
-    caPem = (await initCa({ dir: caDir, subject: 'CN=Built-in Interop CA, O=Bank', ocspUrl: `http://127.0.0.1:${port}/`, crlUrl: 'http://127.0.0.1:9/ca.crl', responderCert: true, now })).certPem
+    caPem = (
+      await initCa({
+        dir: caDir,
+        subject: 'CN=Built-in Interop CA, O=Bank',
+        ocspUrl: `http://127.0.0.1:${port}/`,
+        crlUrl: 'http://127.0.0.1:9/ca.crl',
+        responderCert: true,
+        now,
+      })
+    ).certPem
     good = await issueCertificate({ dir: caDir, subject: 'CN=builtin-good', outKeyFile: join(root, 'good.key'), now })
     revoked = await issueCertificate({ dir: caDir, subject: 'CN=builtin-revoked', outKeyFile: join(root, 'revoked.key'), now })
     await revokeCertificate({ dir: caDir, serial: revoked.serial, reason: 'keyCompromise', now })

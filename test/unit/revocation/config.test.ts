@@ -32,18 +32,29 @@ describe('revocation configuration', () => {
     const dir = join(root, `case-${++cases}`)
     mkdirSync(join(dir, 'policies'), { recursive: true })
     for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), text)
-    writeFileSync(join(dir, 'gateway.yaml'), stringify({
-      listener: {
-        host: '127.0.0.1',
-        publicBaseUrl: 'https://api.bank.example',
-        tls: { certFile: '../pki/server-chain.crt', keyFile: '../pki/server.key', clientCaFile: '../pki/client-ca.crt', clientIntermediatesFile: '../pki/client-intermediates.crt' },
-        ...options.listener,
-      },
-      issuers: [{ name: 'bank', issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks', audience: 'https://api.bank.example' }],
-      upstreams: { 'data-api': { url: 'http://127.0.0.1:9000' } },
-      ...extra,
-    }))
-    writeFileSync(join(dir, 'policies', 'routes.yaml'), stringify({ routes: [{ name: 'accounts', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', ...options.route }] }))
+    writeFileSync(
+      join(dir, 'gateway.yaml'),
+      stringify({
+        listener: {
+          host: '127.0.0.1',
+          publicBaseUrl: 'https://api.bank.example',
+          tls: {
+            certFile: '../pki/server-chain.crt',
+            keyFile: '../pki/server.key',
+            clientCaFile: '../pki/client-ca.crt',
+            clientIntermediatesFile: '../pki/client-intermediates.crt',
+          },
+          ...options.listener,
+        },
+        issuers: [{ name: 'bank', issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks', audience: 'https://api.bank.example' }],
+        upstreams: { 'data-api': { url: 'http://127.0.0.1:9000' } },
+        ...extra,
+      }),
+    )
+    writeFileSync(
+      join(dir, 'policies', 'routes.yaml'),
+      stringify({ routes: [{ name: 'accounts', path: '/accounts/**', methods: ['GET'], upstream: 'data-api', ...options.route }] }),
+    )
     return join(dir, 'gateway.yaml')
   }
 
@@ -73,16 +84,18 @@ describe('revocation configuration', () => {
   })
 
   it('reports each mistake with its key', () => {
-    const found = problems(write({
-      revocation: {
-        default: { sources: ['ocsp', 'ocsp'], onUnavailable: 'maybe' },
-        cas: [
-          { name: 'both', caFile: '../pki/intermediate.crt', subject: 'CN=x' },
-          { name: 'Bad Name', subject: 'CN=y', crl: { urls: ['ftp://x'] } },
-          { name: 'missing-file', caFile: 'nope.pem' },
-        ],
-      },
-    }))
+    const found = problems(
+      write({
+        revocation: {
+          default: { sources: ['ocsp', 'ocsp'], onUnavailable: 'maybe' },
+          cas: [
+            { name: 'both', caFile: '../pki/intermediate.crt', subject: 'CN=x' },
+            { name: 'Bad Name', subject: 'CN=y', crl: { urls: ['ftp://x'] } },
+            { name: 'missing-file', caFile: 'nope.pem' },
+          ],
+        },
+      }),
+    )
     const text = found.join('\n')
     assert.match(text, /revocation\.default\.sources: must not name a source twice/)
     assert.match(text, /revocation\.default\.onUnavailable/)
@@ -100,16 +113,32 @@ describe('revocation configuration', () => {
   it('accepts a route override and refuses one without a revocation section', () => {
     const loaded = loadConfig(write({ revocation: {} }, { route: { revocation: { onUnavailable: 'soft-fail', maxStalenessSeconds: 600 } } }), {})
     assert.deepEqual(loaded.routes[0]?.revocation, { onUnavailable: 'soft-fail', maxStalenessSeconds: 600 })
-    assert.match(problems(write({}, { route: { revocation: { onUnavailable: 'soft-fail' } } })).join('\n'), /routes\[name=accounts\]\.revocation: set, but the configuration has no revocation section/)
+    assert.match(
+      problems(write({}, { route: { revocation: { onUnavailable: 'soft-fail' } } })).join('\n'),
+      /routes\[name=accounts\]\.revocation: set, but the configuration has no revocation section/,
+    )
     assert.match(problems(write({ revocation: {} }, { route: { revocation: { sources: ['ldap'] } } })).join('\n'), /revocation\.sources/)
   })
 
   it('validates load-balancer mode: header name, addresses, and a client CA to check against', () => {
     const { config } = loadConfig(write({}, { listener: { clientCertificateHeader: { name: 'SSL-Client-Cert', trustedProxies: ['10.0.0.0/8', '::1'] } } }), {})
     assert.deepEqual(config.listener.clientCertificateHeader, { name: 'ssl-client-cert', trustedProxies: ['10.0.0.0/8', '::1'] })
-    assert.match(problems(write({}, { listener: { clientCertificateHeader: { trustedProxies: ['10.0.0.0/33', 'lb.internal'] } } })).join('\n'), /trustedProxies\.0: must be an IP address or a CIDR range[\s\S]*trustedProxies\.1/)
+    assert.match(
+      problems(write({}, { listener: { clientCertificateHeader: { trustedProxies: ['10.0.0.0/33', 'lb.internal'] } } })).join('\n'),
+      /trustedProxies\.0: must be an IP address or a CIDR range[\s\S]*trustedProxies\.1/,
+    )
     assert.match(problems(write({}, { listener: { clientCertificateHeader: { trustedProxies: [] } } })).join('\n'), /trustedProxies/)
-    const noCa = problems(write({}, { listener: { tls: { certFile: '../pki/server-chain.crt', keyFile: '../pki/server.key', clientCertificate: 'off' }, clientCertificateHeader: { trustedProxies: ['127.0.0.1'] } } }))
+    const noCa = problems(
+      write(
+        {},
+        {
+          listener: {
+            tls: { certFile: '../pki/server-chain.crt', keyFile: '../pki/server.key', clientCertificate: 'off' },
+            clientCertificateHeader: { trustedProxies: ['127.0.0.1'] },
+          },
+        },
+      ),
+    )
     assert.match(noCa.join('\n'), /listener\.clientCertificateHeader: needs tls\.clientCaFile/)
   })
 
@@ -131,14 +160,31 @@ describe('revocation configuration', () => {
     const partnerA = () => toClientCert(pki.partnerA.cert, [pki.intermediate.cert, pki.root.cert])
 
     it('matches a CA by subject and by certificate file, and falls back to the default policy', async () => {
-      const bySubject = build(loadConfig(write({ revocation: { default: { sources: ['ocsp'] }, cas: [{ name: 'dev-partner', subject: 'CN=fapi-gateway Dev Partner CA,O=fapi-gateway dev', sources: [] }] } }), {}))
+      const bySubject = build(
+        loadConfig(
+          write({
+            revocation: {
+              default: { sources: ['ocsp'] },
+              cas: [{ name: 'dev-partner', subject: 'CN=fapi-gateway Dev Partner CA,O=fapi-gateway dev', sources: [] }],
+            },
+          }),
+          {},
+        ),
+      )
       await bySubject.check(partnerA(), { nowMs: Date.now() })
       await bySubject.close()
-      const byFile = build(loadConfig(write({ revocation: { default: { sources: ['ocsp'] }, cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', sources: [] }] } }), {}))
+      const byFile = build(
+        loadConfig(
+          write({ revocation: { default: { sources: ['ocsp'] }, cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', sources: [] }] } }),
+          {},
+        ),
+      )
       await byFile.check(partnerA(), { nowMs: Date.now() })
       await byFile.close()
       // The dev certificates carry no AIA: the default policy (OCSP, hard-fail) cannot answer.
-      const fallback = build(loadConfig(write({ revocation: { default: { sources: ['ocsp'] }, cas: [{ name: 'other', caFile: '../pki/untrustedRoot.crt', sources: [] }] } }), {}))
+      const fallback = build(
+        loadConfig(write({ revocation: { default: { sources: ['ocsp'] }, cas: [{ name: 'other', caFile: '../pki/untrustedRoot.crt', sources: [] }] } }), {}),
+      )
       const error = await fallback.check(partnerA(), { nowMs: Date.now() }).catch((e: unknown) => e)
       assert.ok(error instanceof GatewayError && error.code === 'GW_REVOCATION_UNAVAILABLE')
       await fallback.close()
@@ -149,15 +195,27 @@ describe('revocation configuration', () => {
       assert.deepEqual(revocationWarnings(loadConfig(write({}), {})), [], 'no section: nothing is checked, nothing to warn about')
       const everyCa = warnings({})
       assert.equal(everyCa.length, 2, everyCa.join('\n'))
-      assert.match(everyCa[0]!, /^revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\) are checked with \[ocsp, crl\], but no OCSP responder or CRL is configured for it: .*503 GW_REVOCATION_UNAVAILABLE/)
+      assert.match(
+        everyCa[0]!,
+        /^revocation\.default: certificates issued by the trusted CA "CN=fapi-gateway Dev Root CA, O=fapi-gateway dev" \(listener\.tls\.clientCaFile\) are checked with \[ocsp, crl\], but no OCSP responder or CRL is configured for it: .*503 GW_REVOCATION_UNAVAILABLE/,
+      )
       assert.match(everyCa[1]!, /"CN=fapi-gateway Dev Partner CA, O=fapi-gateway dev" \(listener\.tls\.clientIntermediatesFile\)/)
       for (const warning of everyCa) assert.ok(!warning.includes('\n'), 'one line each')
       // The partner CA gets a responder: only the root is left; sources: [] says "do not check" on purpose.
       const oneConfigured = warnings({ cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', ocsp: { url: 'http://ocsp.bank.example' } }] })
       assert.equal(oneConfigured.length, 1, oneConfigured.join('\n'))
       assert.match(oneConfigured[0]!, /Dev Root CA/)
-      assert.deepEqual(warnings({ default: { sources: [] }, cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', crl: { urls: ['http://crl.bank.example/partner.crl'] } }] }), [])
-      const namedEntry = warnings({ default: { sources: [] }, cas: [{ name: 'dev-partner', subject: 'CN=fapi-gateway Dev Partner CA,O=fapi-gateway dev', sources: ['crl'] }] })
+      assert.deepEqual(
+        warnings({
+          default: { sources: [] },
+          cas: [{ name: 'dev-partner', caFile: '../pki/intermediate.crt', crl: { urls: ['http://crl.bank.example/partner.crl'] } }],
+        }),
+        [],
+      )
+      const namedEntry = warnings({
+        default: { sources: [] },
+        cas: [{ name: 'dev-partner', subject: 'CN=fapi-gateway Dev Partner CA,O=fapi-gateway dev', sources: ['crl'] }],
+      })
       assert.equal(namedEntry.length, 1)
       assert.match(namedEntry[0]!, /^revocation\.cas\[name=dev-partner\]: .* are checked with \[crl\]/)
     })

@@ -18,7 +18,10 @@ import { createOpensslCa } from '../../support/openssl-ca.ts'
 const HOUR = 3_600_000
 
 async function refusedWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e)
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   assert.ok(error instanceof GatewayError, `expected ${code}, got ${error === undefined ? 'acceptance' : String(error)}`)
   assert.equal(error.code, code, error.detail)
   return error
@@ -92,7 +95,10 @@ describe('CRL', () => {
 
   async function currentCrl(options: { thisUpdate?: Date; nextUpdate?: Date; serials?: string[] } = {}): Promise<Buffer> {
     const thisUpdate = options.thisUpdate ?? new Date(Date.now() - HOUR)
-    return pki.crl((options.serials ?? [revoked.serial]).map((serial) => ({ serial, reason: x509.X509CrlReason.keyCompromise })), { thisUpdate, nextUpdate: options.nextUpdate ?? new Date(thisUpdate.getTime() + 24 * HOUR) })
+    return pki.crl(
+      (options.serials ?? [revoked.serial]).map((serial) => ({ serial, reason: x509.X509CrlReason.keyCompromise })),
+      { thisUpdate, nextUpdate: options.nextUpdate ?? new Date(thisUpdate.getTime() + 24 * HOUR) },
+    )
   }
 
   function writeCrl(name: string, der: Buffer): string {
@@ -132,9 +138,16 @@ describe('CRL', () => {
 
   it('refuses a CRL signed by another key or naming another issuer', async () => {
     const other = await createRevocationPki('Impostor CA')
-    const forged = await other.crl([], { thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), signer: { key: other.caKeys.privateKey, issuer: pki.ca.node.subject.split('\n').join(', ') } })
+    const forged = await other.crl([], {
+      thisUpdate: new Date(Date.now() - HOUR),
+      nextUpdate: new Date(Date.now() + HOUR),
+      signer: { key: other.caKeys.privateKey, issuer: pki.ca.node.subject.split('\n').join(', ') },
+    })
     const renamed = await other.crl([], { thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR) })
-    for (const [name, der, why] of [['forged.crl', forged, /signature does not verify|issuer is not/], ['renamed.crl', renamed, /issuer is not/]] as const) {
+    for (const [name, der, why] of [
+      ['forged.crl', forged, /signature does not verify|issuer is not/],
+      ['renamed.crl', renamed, /issuer is not/],
+    ] as const) {
       const h = harness({ crlLocations: [{ kind: 'file', ref: writeCrl(name, der) }] })
       const error = await refusedWith(h.check(cert(h, good)), 'GW_REVOCATION_UNAVAILABLE')
       assert.match(error.detail ?? '', why)
@@ -145,13 +158,21 @@ describe('CRL', () => {
     const caKey = (pki as Awaited<ReturnType<typeof createRevocationPki>>).caKeys.privateKey
     const subject = pki.ca.node.subject.split('\n').join(', ')
     const delta = await x509.X509CrlGenerator.create({
-      issuer: subject, thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), signingKey: caKey,
+      issuer: subject,
+      thisUpdate: new Date(Date.now() - HOUR),
+      nextUpdate: new Date(Date.now() + HOUR),
+      signingKey: caKey,
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       extensions: [new x509.Extension(id_ce_deltaCRLIndicator, true, new Uint8Array([0x02, 0x01, 0x01]))],
     })
-    const idp = new IssuingDistributionPoint({ distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: 'http://127.0.0.1:1/other-partition.crl' })] }) })
+    const idp = new IssuingDistributionPoint({
+      distributionPoint: new DistributionPointName({ fullName: [new GeneralName({ uniformResourceIdentifier: 'http://127.0.0.1:1/other-partition.crl' })] }),
+    })
     const partitioned = await x509.X509CrlGenerator.create({
-      issuer: subject, thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR), signingKey: caKey,
+      issuer: subject,
+      thisUpdate: new Date(Date.now() - HOUR),
+      nextUpdate: new Date(Date.now() + HOUR),
+      signingKey: caKey,
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       extensions: [new x509.Extension(id_ce_issuingDistributionPoint, true, AsnConvert.serialize(idp))],
     })
@@ -196,7 +217,10 @@ describe('CRL', () => {
     it('once the kept CRL expires: hard-fail refuses, soft-fail accepts within the staleness bound, revoked stays revoked', async () => {
       const thisUpdate = new Date(Date.now() - HOUR)
       server.body = await currentCrl({ thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + 2 * HOUR) })
-      const h = harness({ crlLocations: [{ kind: 'url', ref: server.url }], policy: { sources: ['crl'], onUnavailable: 'hard-fail', maxStalenessSeconds: 4 * 3600 } })
+      const h = harness({
+        crlLocations: [{ kind: 'url', ref: server.url }],
+        policy: { sources: ['crl'], onUnavailable: 'hard-fail', maxStalenessSeconds: 4 * 3600 },
+      })
       await h.check(cert(h, good))
       server.body = 'http-500'
       h.clock.now += 2 * HOUR
@@ -211,10 +235,19 @@ describe('CRL', () => {
   it("one CA's missing CRL never breaks another CA", async () => {
     const other = await createRevocationPki('Second CRL CA')
     const otherLeaf = await other.leaf('other-partner')
-    const h = harness(
-      { crlLocations: [{ kind: 'file', ref: join(dir, 'does-not-exist.crl') }] },
-      [{ name: 'second-ca', certPem: other.ca.certPem, policy: { sources: ['crl'] }, crlLocations: [{ kind: 'file', ref: writeCrl('second.crl', await other.crl([], { thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR) })) }] }],
-    )
+    const h = harness({ crlLocations: [{ kind: 'file', ref: join(dir, 'does-not-exist.crl') }] }, [
+      {
+        name: 'second-ca',
+        certPem: other.ca.certPem,
+        policy: { sources: ['crl'] },
+        crlLocations: [
+          {
+            kind: 'file',
+            ref: writeCrl('second.crl', await other.crl([], { thisUpdate: new Date(Date.now() - HOUR), nextUpdate: new Date(Date.now() + HOUR) })),
+          },
+        ],
+      },
+    ])
     await h.check(h.clientCert(otherLeaf.certPem, [other.ca.certPem]))
     const error = await refusedWith(h.check(cert(h, good)), 'GW_REVOCATION_UNAVAILABLE')
     assert.match(error.detail ?? '', /does-not-exist\.crl: ENOENT/)
@@ -228,7 +261,8 @@ describe('CRL', () => {
     const fine = await ca.issue('big-fine')
     await ca.revoke(target)
     const lines: string[] = []
-    for (let i = 0; i < 100_000; i++) lines.push(`R\t301231000000Z\t240101000000Z,keyCompromise\t${(0x500000 + i).toString(16).toUpperCase()}\tunknown\t/CN=revoked-${i}`)
+    for (let i = 0; i < 100_000; i++)
+      lines.push(`R\t301231000000Z\t240101000000Z,keyCompromise\t${(0x500000 + i).toString(16).toUpperCase()}\tunknown\t/CN=revoked-${i}`)
     appendFileSync(join(caDir, 'index.txt'), `${lines.join('\n')}\n`)
     const file = await ca.gencrl()
     const h = harness({ name: 'big-ca', certPem: ca.certPem, crlLocations: [{ kind: 'file', ref: file }] })

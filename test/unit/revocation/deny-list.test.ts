@@ -21,7 +21,10 @@ async function eventually(condition: () => boolean | Promise<boolean>, what: str
 }
 
 async function outcome(promise: Promise<unknown>): Promise<string> {
-  return promise.then(() => 'accepted', (error: unknown) => (error instanceof GatewayError ? error.code : String(error)))
+  return promise.then(
+    () => 'accepted',
+    (error: unknown) => (error instanceof GatewayError ? error.code : String(error)),
+  )
 }
 
 describe('deny list', () => {
@@ -54,7 +57,11 @@ describe('deny list', () => {
   }
 
   it('parses serials (any case, colons) with their issuer and thumbprints in base64url or hex', () => {
-    const hexThumbprint = createHash('sha256').update(partner.der).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:')
+    const hexThumbprint = createHash('sha256')
+      .update(partner.der)
+      .digest('hex')
+      .toUpperCase()
+      .replace(/(..)(?!$)/g, '$1:')
     const entries = parseDenyList(`
 serials:
   - issuer: "CN=Some CA,O=Bank"

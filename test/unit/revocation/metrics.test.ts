@@ -36,7 +36,8 @@ test('revocation metrics: prefix, units, _total only on counters, bounded labels
     'fapi_gateway_crl_age_seconds{ca="partner-ca"} 120',
     'fapi_gateway_crl_entries{ca="partner-ca"} 3',
     'fapi_gateway_revocation_deny_list_entries 2',
-  ]) assert.ok(text.includes(series), series)
+  ])
+    assert.ok(text.includes(series), series)
 })
 
 test('promtool check metrics finds no problem in the revocation metrics', async () => {

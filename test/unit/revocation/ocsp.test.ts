@@ -11,7 +11,10 @@ import { startTestOcspResponder, type OcspSigner, type TestOcspResponder } from 
 import { createHarness, type Harness, type HarnessCa } from '../../support/revocation-harness.ts'
 
 async function refusedWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e)
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   assert.ok(error instanceof GatewayError, `expected ${code}, got ${error === undefined ? 'acceptance' : String(error)}`)
   assert.equal(error.code, code, error.detail)
   return error
@@ -165,7 +168,10 @@ describe('OCSP', () => {
     await h.check(h.clientCert(leaf.certPem, [pki.ca.certPem]))
     assert.equal(responder.requests, before + 1)
     const noUrl = harness()
-    assert.match((await refusedWith(noUrl.check(noUrl.clientCert(leaf.certPem, [pki.ca.certPem])), 'GW_REVOCATION_UNAVAILABLE')).detail ?? '', /no OCSP responder/)
+    assert.match(
+      (await refusedWith(noUrl.check(noUrl.clientCert(leaf.certPem, [pki.ca.certPem])), 'GW_REVOCATION_UNAVAILABLE')).detail ?? '',
+      /no OCSP responder/,
+    )
   })
 
   it('bounds a slow responder by the timeout', async () => {
@@ -247,9 +253,14 @@ describe('OCSP', () => {
       const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
       const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
       const intermediate = await x509.X509CertificateGenerator.create({
-        serialNumber: '7f01', subject: 'CN=Chain Intermediate', issuer: root.caCert.subject,
-        notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 86_400_000),
-        publicKey: keys.publicKey, signingKey: root.caKeys.privateKey, signingAlgorithm: ecdsa,
+        serialNumber: '7f01',
+        subject: 'CN=Chain Intermediate',
+        issuer: root.caCert.subject,
+        notBefore: new Date(Date.now() - 3_600_000),
+        notAfter: new Date(Date.now() + 86_400_000),
+        publicKey: keys.publicKey,
+        signingKey: root.caKeys.privateKey,
+        signingAlgorithm: ecdsa,
         extensions: [
           new x509.BasicConstraintsExtension(true, 0, true),
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
@@ -258,10 +269,19 @@ describe('OCSP', () => {
       })
       const leafKeys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
       const leaf = await x509.X509CertificateGenerator.create({
-        serialNumber: '7f02', subject: 'CN=chain-leaf', issuer: intermediate.subject,
-        notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 86_400_000),
-        publicKey: leafKeys.publicKey, signingKey: keys.privateKey, signingAlgorithm: ecdsa,
-        extensions: [new x509.BasicConstraintsExtension(false), new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]), new x509.AuthorityInfoAccessExtension({ ocsp: [responder.url] })],
+        serialNumber: '7f02',
+        subject: 'CN=chain-leaf',
+        issuer: intermediate.subject,
+        notBefore: new Date(Date.now() - 3_600_000),
+        notAfter: new Date(Date.now() + 86_400_000),
+        publicKey: leafKeys.publicKey,
+        signingKey: keys.privateKey,
+        signingAlgorithm: ecdsa,
+        extensions: [
+          new x509.BasicConstraintsExtension(false),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+          new x509.AuthorityInfoAccessExtension({ ocsp: [responder.url] }),
+        ],
       })
       const intermediateKey = createPrivateKey(x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'))
       const intermediatePem = intermediate.toString('pem')

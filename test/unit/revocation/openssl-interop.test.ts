@@ -12,7 +12,10 @@ import { findFreePort } from '../../support/ports.ts'
 import { createHarness, type Harness, type HarnessCa } from '../../support/revocation-harness.ts'
 
 async function outcome(promise: Promise<unknown>): Promise<string> {
-  return promise.then(() => 'accepted', (error: unknown) => (error instanceof GatewayError ? error.code : String(error)))
+  return promise.then(
+    () => 'accepted',
+    (error: unknown) => (error instanceof GatewayError ? error.code : String(error)),
+  )
 }
 
 describe('OpenSSL interoperability', () => {
@@ -45,7 +48,10 @@ describe('OpenSSL interoperability', () => {
 
   const cert = (h: Harness, issued: OpensslIssued) => h.clientCert(issued.certPem, [ca.certPem])
 
-  for (const [hashAlgorithm, nonce] of [['sha1', false], ['sha256', true]] as const) {
+  for (const [hashAlgorithm, nonce] of [
+    ['sha1', false],
+    ['sha256', true],
+  ] as const) {
     it(`OCSP (${hashAlgorithm} CertID${nonce ? ', nonce' : ''}): good passes, revoked is refused`, async () => {
       const h = harness({ policy: { sources: ['ocsp'] }, ocsp: { hashAlgorithm, nonce } })
       assert.equal(await outcome(h.check(cert(h, good))), 'accepted')

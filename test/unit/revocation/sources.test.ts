@@ -16,7 +16,10 @@ import { createHarness, type Harness, type HarnessCa } from '../../support/revoc
 const HOUR = 3_600_000
 
 async function refusedWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e)
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   assert.ok(error instanceof GatewayError, `expected ${code}, got ${error === undefined ? 'acceptance' : String(error)}`)
   assert.equal(error.code, code, error.detail)
   return error
@@ -58,7 +61,10 @@ describe('revocation sources together', () => {
 
   function crlListing(...leaves: TestCert[]): Promise<Buffer> {
     const thisUpdate = new Date(Date.now() - HOUR)
-    return pki.crl(leaves.map((leaf) => ({ serial: leaf.serial, reason: x509.X509CrlReason.keyCompromise })), { thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + 24 * HOUR) })
+    return pki.crl(
+      leaves.map((leaf) => ({ serial: leaf.serial, reason: x509.X509CrlReason.keyCompromise })),
+      { thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + 24 * HOUR) },
+    )
   }
 
   async function crlFile(...leaves: TestCert[]): Promise<string> {
@@ -67,7 +73,8 @@ describe('revocation sources together', () => {
     return file
   }
 
-  const leaf = (name: string, options: { ocspUrl?: string; crlUrl?: string } = { ocspUrl: responder.url }) => pki.leaf(`${name}-${Math.random().toString(36).slice(2, 8)}`, options)
+  const leaf = (name: string, options: { ocspUrl?: string; crlUrl?: string } = { ocspUrl: responder.url }) =>
+    pki.leaf(`${name}-${Math.random().toString(36).slice(2, 8)}`, options)
 
   it('[ocsp, crl]: refuses a certificate the held CRL lists although the OCSP responder says good', async () => {
     responder.set({ answer: 'good' })

@@ -99,13 +99,38 @@ test('deny by default: a path no route matches is GW_ROUTE_UNKNOWN, and an empty
 test('ambiguous paths an upstream could read differently are refused with GW_REQUEST_MALFORMED', () => {
   const routes = table({ name: 'everything', path: '/**', methods: ['GET'] })
   const ambiguous = [
-    '/a/../b', '/a/..;/b', '/a/..;jsessionid=1/b', '/a/.;x/b', '/a/..', '/../a', '/a/./b', '/./a', '/a/.',
-    '/a/%2e%2e/b', '/a/%2E%2E/b', '/a/.%2e/b', '/a/%2e/b',
-    '/a%2Fb', '/a%2fb', '/a%5cb', '/a%5Cb',
-    '/a//b', '//a', '/a/b//',
-    '/a\\b', '/a/..\\b',
-    '/a\u0000b', '/a%00b', '/a b', '/a\tb', '/a\x7fb',
-    'https://x/a', 'http://127.0.0.1/a', '*', 'a/b', '',
+    '/a/../b',
+    '/a/..;/b',
+    '/a/..;jsessionid=1/b',
+    '/a/.;x/b',
+    '/a/..',
+    '/../a',
+    '/a/./b',
+    '/./a',
+    '/a/.',
+    '/a/%2e%2e/b',
+    '/a/%2E%2E/b',
+    '/a/.%2e/b',
+    '/a/%2e/b',
+    '/a%2Fb',
+    '/a%2fb',
+    '/a%5cb',
+    '/a%5Cb',
+    '/a//b',
+    '//a',
+    '/a/b//',
+    '/a\\b',
+    '/a/..\\b',
+    '/a\u0000b',
+    '/a%00b',
+    '/a b',
+    '/a\tb',
+    '/a\x7fb',
+    'https://x/a',
+    'http://127.0.0.1/a',
+    '*',
+    'a/b',
+    '',
   ]
   for (const target of ambiguous) {
     assert.throws(() => routes.match('GET', target), refusedWith('GW_REQUEST_MALFORMED'), JSON.stringify(target))
@@ -148,7 +173,7 @@ test('upstreamPath replaces the matched prefix; no upstreamPath forwards the pat
   assert.equal(routes.match('GET', '/plain/x').route.rewrite, undefined)
 })
 
-test('pathMapping names the prefixes the rewrite swapped, so the upstream\'s URLs can be mapped back', () => {
+test("pathMapping names the prefixes the rewrite swapped, so the upstream's URLs can be mapped back", () => {
   const routes = table(
     { name: 'accounts', path: '/accounts/**', upstreamPath: '/v2/accounts' },
     { name: 'balances', path: '/tenants/{id}/balances/**', upstreamPath: '/b/' },
@@ -168,10 +193,7 @@ test('pathMapping names the prefixes the rewrite swapped, so the upstream\'s URL
 })
 
 test('upstreamPath replaces a prefix that contains wildcards by what the request matched', () => {
-  const routes = table(
-    { name: 'balances', path: '/accounts/{id}/balances/**', upstreamPath: '/b' },
-    { name: 'one', path: '/things/*', upstreamPath: '/thing' },
-  )
+  const routes = table({ name: 'balances', path: '/accounts/{id}/balances/**', upstreamPath: '/b' }, { name: 'one', path: '/things/*', upstreamPath: '/thing' })
   const rewrite = (target: string) => {
     const { route, path } = routes.match('GET', target)
     return route.rewrite!(path)
@@ -218,16 +240,20 @@ test('acceptsDpop and acceptsBearer follow the binding', () => {
 })
 
 test('issuerNames default to every configured issuer; a policy list narrows them', () => {
-  const routes = table(
-    { name: 'all', path: '/all' },
-    { name: 'one', path: '/one', issuers: ['fintech'] },
-  )
+  const routes = table({ name: 'all', path: '/all' }, { name: 'one', path: '/one', issuers: ['fintech'] })
   assert.deepEqual(routes.match('GET', '/all').route.issuerNames, ['bank', 'fintech'])
   assert.deepEqual(routes.match('GET', '/one').route.issuerNames, ['fintech'])
 })
 
 test('a route carries the policy fields it enforces and cannot be changed', () => {
-  const routes = table({ name: 'pay', path: '/pay', methods: ['POST', 'PUT'], scopes: ['payments:write'], audience: 'https://api.example', upstream: 'payments' })
+  const routes = table({
+    name: 'pay',
+    path: '/pay',
+    methods: ['POST', 'PUT'],
+    scopes: ['payments:write'],
+    audience: 'https://api.example',
+    upstream: 'payments',
+  })
   const { route } = routes.match('PUT', '/pay')
   assert.equal(route.name, 'pay')
   assert.equal(route.upstream, 'payments')

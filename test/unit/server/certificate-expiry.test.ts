@@ -19,7 +19,11 @@ before(async () => {
 
 function material(): TlsMaterial {
   return {
-    certPem: '', keyPem: '', clientCaPem: '', clientIntermediatesPem: '', options: {},
+    certPem: '',
+    keyPem: '',
+    clientCaPem: '',
+    clientIntermediatesPem: '',
+    options: {},
     serverChain: [pki.server.cert, pki.intermediate.cert],
     clientAnchors: [pki.root.cert, pki.untrustedRoot.cert],
     clientIntermediates: [pki.intermediate.cert],
@@ -30,14 +34,27 @@ function setup(nowMs: number, warningDays: number) {
   const registry = new Registry()
   const emitted: SecurityEvent[] = []
   let now = nowMs
-  const expiry = createCertificateExpiry({ registry, certificates: () => certificatesOf(material()), warningDays: () => warningDays, now: () => now, events: { emit: (event) => void emitted.push(event) } })
+  const expiry = createCertificateExpiry({
+    registry,
+    certificates: () => certificatesOf(material()),
+    warningDays: () => warningDays,
+    now: () => now,
+    events: { emit: (event) => void emitted.push(event) },
+  })
   return { registry, emitted, expiry, advance: (ms: number) => void (now += ms) }
 }
 
 test('labels: server, server-chain, client-ca and client-intermediate with the subject CN; equal names told apart by serial', () => {
-  assert.deepEqual(certificatesOf(material()).map((c) => c.label), [
-    'server', 'server-chain:fapi-gateway Dev Partner CA', 'client-ca:fapi-gateway Dev Root CA', 'client-ca:Untrusted Root CA', 'client-intermediate:fapi-gateway Dev Partner CA',
-  ])
+  assert.deepEqual(
+    certificatesOf(material()).map((c) => c.label),
+    [
+      'server',
+      'server-chain:fapi-gateway Dev Partner CA',
+      'client-ca:fapi-gateway Dev Root CA',
+      'client-ca:Untrusted Root CA',
+      'client-intermediate:fapi-gateway Dev Partner CA',
+    ],
+  )
   const twins = certificatesOf({ ...material(), clientAnchors: [pki.root.cert, pki.root.cert] })
   const labels = twins.filter((c) => c.label.startsWith('client-ca:')).map((c) => c.label)
   assert.equal(labels.length, 2)
@@ -45,20 +62,27 @@ test('labels: server, server-chain, client-ca and client-intermediate with the s
 })
 
 test('labels: the gateway client certificate of each upstream that requires one, and its chain', () => {
-  const upstreams = [{ upstream: 'ledger', chain: [pki.partnerA.cert, pki.intermediate.cert] }, { upstream: 'cards', chain: [pki.partnerB.cert] }]
+  const upstreams = [
+    { upstream: 'ledger', chain: [pki.partnerA.cert, pki.intermediate.cert] },
+    { upstream: 'cards', chain: [pki.partnerB.cert] },
+  ]
   const listed = certificatesOf(material(), upstreams).filter((c) => c.role === 'upstream_client')
-  assert.deepEqual(listed.map((c) => [c.label, c.cert.serialNumber]), [
-    ['upstream-client:ledger', pki.partnerA.cert.serialNumber],
-    ['upstream-client-chain:ledger:fapi-gateway Dev Partner CA', pki.intermediate.cert.serialNumber],
-    ['upstream-client:cards', pki.partnerB.cert.serialNumber],
-  ])
+  assert.deepEqual(
+    listed.map((c) => [c.label, c.cert.serialNumber]),
+    [
+      ['upstream-client:ledger', pki.partnerA.cert.serialNumber],
+      ['upstream-client-chain:ledger:fapi-gateway Dev Partner CA', pki.intermediate.cert.serialNumber],
+      ['upstream-client:cards', pki.partnerB.cert.serialNumber],
+    ],
+  )
 })
 
 test('the gauge reports seconds until each certificate expires, read at scrape time, and passes promtool', async () => {
   const now = Date.now()
   const { registry, expiry, advance } = setup(now, 14)
   const text = await registry.metrics()
-  const value = (label: string, exposition: string) => Number(new RegExp(`fapi_gateway_certificate_expiry_seconds\\{certificate="${label}"\\} (-?\\d+)`).exec(exposition)?.[1])
+  const value = (label: string, exposition: string) =>
+    Number(new RegExp(`fapi_gateway_certificate_expiry_seconds\\{certificate="${label}"\\} (-?\\d+)`).exec(exposition)?.[1])
   assert.equal(value('server', text), Math.round((pki.server.cert.validToDate.getTime() - now) / 1000))
   assert.equal(value('client-ca:fapi-gateway Dev Root CA', text), Math.round((pki.root.cert.validToDate.getTime() - now) / 1000))
   advance(DAY_MS)
@@ -73,7 +97,10 @@ test('cert.near_expiry once per certificate per day when fewer than warningDays 
   const { emitted, expiry, advance } = setup(Date.now(), 400)
   expiry.check()
   const near = emitted.map((e) => e.detail)
-  assert.ok(near.some((d) => d?.startsWith('server expires in 36')), near.join('\n'))
+  assert.ok(
+    near.some((d) => d?.startsWith('server expires in 36')),
+    near.join('\n'),
+  )
   assert.ok(!near.some((d) => d?.startsWith('client-ca:fapi-gateway Dev Root CA')), 'the root has years left')
   const first = emitted.length
   expiry.check()

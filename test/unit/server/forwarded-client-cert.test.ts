@@ -4,7 +4,13 @@ import { before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, X509Certificate } from 'node:crypto'
 import { createDevPki, type DevPki, type Issued } from '../../../dev/pki.ts'
-import { createForwardedClientCert, parseForwardedCertificates, parseTrustedProxies, verifyForwardedChain, type ForwardedClientCert } from '../../../src/server/forwarded-client-cert.ts'
+import {
+  createForwardedClientCert,
+  parseForwardedCertificates,
+  parseTrustedProxies,
+  verifyForwardedChain,
+  type ForwardedClientCert,
+} from '../../../src/server/forwarded-client-cert.ts'
 import { checkClientCert } from '../../../src/checks/client-cert.ts'
 import { GatewayError } from '../../../src/errors.ts'
 
@@ -74,7 +80,13 @@ describe('forwarded client certificates', () => {
       assert.equal(verifyForwardedChain([pki.partnerA.cert, pki.intermediate.cert, pki.root.cert], intermediateOnly, now(), 2048).kind, 'invalid')
     })
 
-    for (const [name, reason] of [['untrusted', /chain: no issuer/], ['expired', /has expired/], ['serverAuthOnly', /lacks clientAuth/], ['weakRsa', /RSA 1024 bits/], ['intermediate', /CA certificate cannot be a client/]] as const) {
+    for (const [name, reason] of [
+      ['untrusted', /chain: no issuer/],
+      ['expired', /has expired/],
+      ['serverAuthOnly', /lacks clientAuth/],
+      ['weakRsa', /RSA 1024 bits/],
+      ['intermediate', /CA certificate cannot be a client/],
+    ] as const) {
       it(`refuses the ${name} certificate`, () => {
         const verdict = verifyForwardedChain([pki[name].cert], trust(), now(), 2048)
         assert.equal(verdict.kind, 'invalid')
@@ -111,9 +123,15 @@ describe('forwarded client certificates', () => {
 
     it('turns a bad header from a trusted proxy into GW_CLIENT_CERT_INVALID on every route', () => {
       const verdict = reader.verdictFor('127.0.0.1', ['x-client-cert', 'garbage!'], now())!
-      assert.throws(() => checkClientCert(verdict, 'optional', now()), (e: unknown) => e instanceof GatewayError && e.code === 'GW_CLIENT_CERT_INVALID')
+      assert.throws(
+        () => checkClientCert(verdict, 'optional', now()),
+        (e: unknown) => e instanceof GatewayError && e.code === 'GW_CLIENT_CERT_INVALID',
+      )
       const untrusted = reader.verdictFor('127.0.0.1', ['x-client-cert', urlEncoded(pki.untrusted)], now())!
-      assert.throws(() => checkClientCert(untrusted, 'optional', now()), (e: unknown) => e instanceof GatewayError && e.code === 'GW_CLIENT_CERT_INVALID')
+      assert.throws(
+        () => checkClientCert(untrusted, 'optional', now()),
+        (e: unknown) => e instanceof GatewayError && e.code === 'GW_CLIENT_CERT_INVALID',
+      )
     })
 
     it('answers a repeated header from its cache with the same certificate', () => {

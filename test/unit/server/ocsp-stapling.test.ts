@@ -63,7 +63,11 @@ test('a new certificate drops the held response; a revoked or unknown status and
   await revokeCertificate({ dir: caDir, serial: revoked.serial, reason: 'keyCompromise', now: Date.now() })
   const errors: string[] = []
   const warnings: string[] = []
-  const stapler = createOcspStapler({ now: Date.now, logger: { ...quiet, error: (_o, m) => void errors.push(m ?? ''), warn: (o, m) => void warnings.push(`${m} ${JSON.stringify(o)}`) }, retryMinMs: 60_000 })
+  const stapler = createOcspStapler({
+    now: Date.now,
+    logger: { ...quiet, error: (_o, m) => void errors.push(m ?? ''), warn: (o, m) => void warnings.push(`${m} ${JSON.stringify(o)}`) },
+    retryMinMs: 60_000,
+  })
   try {
     stapler.configure([good.cert, caCert], { enabled: true, timeoutMs: 2_000 })
     await stapler.refresh()

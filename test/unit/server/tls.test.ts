@@ -75,8 +75,12 @@ function assertRefused(outcome: Outcome, code?: RegExp): void {
 
 test('the cipher constants are the IANA-Recommended ECDHE AEAD suites and the TLS 1.3 suites', () => {
   assert.deepEqual(FAPI_TLS12_CIPHERS.split(':').sort(), [
-    'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305',
-    'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-RSA-CHACHA20-POLY1305',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-CHACHA20-POLY1305',
   ])
   assert.deepEqual(FAPI_TLS13_CIPHERSUITES.split(':'), ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])
   const options = createTlsOptions(settings('request'))
@@ -163,7 +167,13 @@ test('TLS 1.2 renegotiation is refused (RFC 8705 needs none)', async () => {
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const socket = tls.connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', servername: 'localhost', ca: pki.root.certPem, maxVersion: 'TLSv1.2' })
+  const socket = tls.connect({
+    port: (server.address() as AddressInfo).port,
+    host: '127.0.0.1',
+    servername: 'localhost',
+    ca: pki.root.certPem,
+    maxVersion: 'TLSv1.2',
+  })
   try {
     const failed = new Promise<Error>((resolve) => socket.on('error', resolve))
     await once(socket, 'secureConnect')
@@ -178,8 +188,11 @@ test('TLS 1.2 renegotiation is refused (RFC 8705 needs none)', async () => {
   }
 })
 
-test('client certificates need a configured trust anchor; Node\'s public roots are never used', () => {
-  assert.throws(() => createTlsOptions(settings('request', { clientCaPem: undefined })), /^TrustStoreError: has no CA certificate, and client certificates are requested$/)
+test("client certificates need a configured trust anchor; Node's public roots are never used", () => {
+  assert.throws(
+    () => createTlsOptions(settings('request', { clientCaPem: undefined })),
+    /^TrustStoreError: has no CA certificate, and client certificates are requested$/,
+  )
   assert.throws(() => createTlsOptions(settings('require', { clientCaPem: '' })), /has no CA certificate, and client certificates are required/)
   assert.doesNotThrow(() => createTlsOptions(settings('off', { clientCaPem: undefined })))
 })
@@ -193,5 +206,8 @@ test('configured intermediates are added next to the anchors', () => {
   const options = createTlsOptions(settings('request', { clientIntermediatesPem: pki.intermediate.certPem }))
   assert.equal(options.requestCert, true)
   assert.equal(options.rejectUnauthorized, false)
-  assert.deepEqual((options.ca as string[]).map((c) => c.trim()), [pki.root.certPem.trim(), pki.intermediate.certPem.trim()])
+  assert.deepEqual(
+    (options.ca as string[]).map((c) => c.trim()),
+    [pki.root.certPem.trim(), pki.intermediate.certPem.trim()],
+  )
 })

@@ -13,7 +13,13 @@ before(async () => {
 })
 
 function valid(leaf: Issued, candidates: Issued[]): PeerCertificateVerdict {
-  return { kind: 'valid', cert: toClientCert(leaf.cert, candidates.map((c) => c.cert)) }
+  return {
+    kind: 'valid',
+    cert: toClientCert(
+      leaf.cert,
+      candidates.map((c) => c.cert),
+    ),
+  }
 }
 
 const policy = (...issuers: Issued[]): ClientCertPolicy => ({ minRsaBits: 2048, issuers: issuers.map((i) => i.cert) })
@@ -31,7 +37,11 @@ test('after a narrowing, a connection whose chain still ends at a configured anc
 })
 
 test('after a narrowing, a connection of the removed CA, or one whose chain cannot be confirmed, is refused', () => {
-  const removed = recheckAfterTrustChange(valid(pki.untrusted, [pki.untrustedRoot]), policy(pki.root, pki.intermediate, pki.untrustedRoot), policy(pki.root, pki.intermediate))
+  const removed = recheckAfterTrustChange(
+    valid(pki.untrusted, [pki.untrustedRoot]),
+    policy(pki.root, pki.intermediate, pki.untrustedRoot),
+    policy(pki.root, pki.intermediate),
+  )
   assert.equal(removed.kind, 'invalid')
   assert.match((removed as { reason: string }).reason, /client CA bundle a reload has since reduced/)
   // The partner sent its intermediate itself and it is not configured: the chain stops at the leaf.

@@ -6,7 +6,9 @@ const rejectsWith = (promise: Promise<unknown>, code: string) => assert.rejects(
 
 function limiter(limits: Partial<IntrospectionLimits> = {}) {
   const refusals: LimiterRefusal[] = []
-  const created = createIntrospectionLimiter({ maxInFlight: 2, maxPendingPerClient: 8, maxQueued: 4, maxQueueWaitMs: 60_000, ...limits }, (reason) => refusals.push(reason))
+  const created = createIntrospectionLimiter({ maxInFlight: 2, maxPendingPerClient: 8, maxQueued: 4, maxQueueWaitMs: 60_000, ...limits }, (reason) =>
+    refusals.push(reason),
+  )
   return { limiter: created, refusals }
 }
 

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { jwtVerify } from 'jose'
 import { createDevPki, type DevPki } from '../../../dev/pki.ts'
-import { createIntrospectionClient, type IntrospectionClient, type IntrospectionObserver, type IntrospectionSettings } from '../../../src/tokens/introspection.ts'
+import {
+  createIntrospectionClient,
+  type IntrospectionClient,
+  type IntrospectionObserver,
+  type IntrospectionSettings,
+} from '../../../src/tokens/introspection.ts'
 import { audienceId, issuerId, startIssuerServer, type IntrospectionCall, type IssuerServer } from './issuer-server.ts'
 
 const start = Math.floor(Date.now() / 1000) * 1000
@@ -43,14 +48,18 @@ after(async () => {
 })
 
 function client(overrides: Partial<IntrospectionSettings> = {}, observer?: IntrospectionObserver): IntrospectionClient {
-  const created = createIntrospectionClient(issuer, {
-    endpoint: server.introspectionEndpoint,
-    clientId: 'gateway',
-    auth: { method: 'client_secret_basic', secret: 's3cret:with/odd chars' },
-    cacheTtlSeconds: 60,
-    caPem: pki.root.certPem,
-    ...overrides,
-  }, observer)
+  const created = createIntrospectionClient(
+    issuer,
+    {
+      endpoint: server.introspectionEndpoint,
+      clientId: 'gateway',
+      auth: { method: 'client_secret_basic', secret: 's3cret:with/odd chars' },
+      cacheTtlSeconds: 60,
+      caPem: pki.root.certPem,
+      ...overrides,
+    },
+    observer,
+  )
   clients.push(created)
   return created
 }
@@ -67,10 +76,11 @@ function holdCalls(answer: unknown = activeAnswer) {
     await released
     return { body: answer }
   }
-  const arrived = (count: number) => new Promise<void>((resolve) => {
-    if (server.introspectionCalls.length >= count) resolve()
-    else waiters.push({ count, resolve })
-  })
+  const arrived = (count: number) =>
+    new Promise<void>((resolve) => {
+      if (server.introspectionCalls.length >= count) resolve()
+      else waiters.push({ count, resolve })
+    })
   return { release, arrived }
 }
 
@@ -112,9 +122,16 @@ describe('token introspection (RFC 7662)', () => {
 
   test('private_key_jwt: the server verifies the client assertion (aud = issuer)', async () => {
     server.introspect = async (call) => {
-      if (call.form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return { status: 401, body: { error: 'invalid_client' } }
+      if (call.form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+        return { status: 401, body: { error: 'invalid_client' } }
       try {
-        await jwtVerify(call.form.get('client_assertion') ?? '', clientKeys.publicKey, { issuer: 'gateway', subject: 'gateway', audience: issuerId, algorithms: ['ES256'], requiredClaims: ['jti', 'exp'] })
+        await jwtVerify(call.form.get('client_assertion') ?? '', clientKeys.publicKey, {
+          issuer: 'gateway',
+          subject: 'gateway',
+          audience: issuerId,
+          algorithms: ['ES256'],
+          requiredClaims: ['jti', 'exp'],
+        })
       } catch {
         return { status: 401, body: { error: 'invalid_client' } }
       }
@@ -126,7 +143,10 @@ describe('token introspection (RFC 7662)', () => {
     assert.equal(server.introspectionCalls[0]?.headers.authorization, undefined)
 
     const otherKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
-    await rejectsWith(client({ auth: { method: 'private_key_jwt', privateKeyPem: otherKey, alg: 'ES256' } }).introspect('opaque-pkjwt', {}, start), 'GW_ISSUER_UNAVAILABLE')
+    await rejectsWith(
+      client({ auth: { method: 'private_key_jwt', privateKeyPem: otherKey, alg: 'ES256' } }).introspect('opaque-pkjwt', {}, start),
+      'GW_ISSUER_UNAVAILABLE',
+    )
   })
 
   test('active:false is GW_TOKEN_INACTIVE', async () => {
@@ -229,9 +249,15 @@ describe('token introspection (RFC 7662)', () => {
     await arrived(3)
     release()
     const settled = await Promise.allSettled([...held, joined, other])
-    assert.deepEqual(settled.map((result) => result.status === 'rejected' && (result.reason as { code?: string }).code), Array(4).fill('GW_TOKEN_INACTIVE'))
+    assert.deepEqual(
+      settled.map((result) => result.status === 'rejected' && (result.reason as { code?: string }).code),
+      Array(4).fill('GW_TOKEN_INACTIVE'),
+    )
     assert.equal(server.introspectionCalls.length, 3)
-    assert.deepEqual(server.introspectionCalls.map((call) => call.form.get('token')), ['opaque-flood-a', 'opaque-flood-b', 'opaque-partner'])
+    assert.deepEqual(
+      server.introspectionCalls.map((call) => call.form.get('token')),
+      ['opaque-flood-a', 'opaque-flood-b', 'opaque-partner'],
+    )
     assert.ok(seen.includes('as refused client_limit'))
   })
 

@@ -4,7 +4,16 @@ import { SignJWT } from 'jose'
 import { createDevPki } from '../../../dev/pki.ts'
 import { createRemoteKeySet, type RemoteKeySet } from '../../../src/tokens/jwks.ts'
 import { verifyJwtAccessToken, type JwtIssuerSettings } from '../../../src/tokens/jwt.ts'
-import { audienceId, createSigningKey, issuerId, signAccessToken, startIssuerServer, type IssuerServer, type SigningKey, type TokenOptions } from './issuer-server.ts'
+import {
+  audienceId,
+  createSigningKey,
+  issuerId,
+  signAccessToken,
+  startIssuerServer,
+  type IssuerServer,
+  type SigningKey,
+  type TokenOptions,
+} from './issuer-server.ts'
 
 const settings: JwtIssuerSettings = { name: 'as', issuer: issuerId, audience: audienceId }
 const now = Math.floor(Date.now() / 1000) * 1000
@@ -69,7 +78,9 @@ describe('JWT access tokens (RFC 9068 §4)', () => {
   })
 
   test('scp array, aud array and cnf x5t#S256 are mapped', async () => {
-    const token = await verify(await sign(es256, { claims: { scope: undefined, scp: ['a', 'b'], aud: ['other', audienceId], cnf: { 'x5t#S256': 'cert-thumb' } } }))
+    const token = await verify(
+      await sign(es256, { claims: { scope: undefined, scp: ['a', 'b'], aud: ['other', audienceId], cnf: { 'x5t#S256': 'cert-thumb' } } }),
+    )
     assert.deepEqual([...token.scopes], ['a', 'b'])
     assert.deepEqual(token.audiences, ['other', audienceId])
     assert.deepEqual(token.binding, { x5t: 'cert-thumb' })

@@ -94,7 +94,7 @@ describe('revocation mirror', () => {
     assert.equal(local.lookup(revokedTokenKey(newHash())), false)
   })
 
-  it('knows this instance\'s own revocations at once, and forgets entries when their TTL ends', async () => {
+  it("knows this instance's own revocations at once, and forgets entries when their TTL ends", async () => {
     const local = mirror()
     const list = createRevokedTokenList(await store(), { announce: true, mirror: local })
     await current(local)
@@ -145,7 +145,10 @@ describe('revocation mirror', () => {
       const server = new Socket().connect(redis.port, '127.0.0.1')
       client.on('data', (chunk) => server.write(chunk))
       server.on('data', (chunk) => void (state.silent || client.write(chunk)))
-      const end = () => { client.destroy(); server.destroy() }
+      const end = () => {
+        client.destroy()
+        server.destroy()
+      }
       client.on('close', end).on('error', end)
       server.on('close', end).on('error', end)
     })
@@ -155,15 +158,25 @@ describe('revocation mirror', () => {
     let connections = 0
     const logger = recordingLogger()
     const local = createRevocationMirror({
-      connect: () => connectRedis({ mode: 'single', url: connections++ === 0 ? relayUrl : redis.url, maxReconnectDelayMs: 100, commandTimeoutMs: 300 }) as Redis,
-      prefix: PREFIX, channel: REVOCATION_CHANNEL, keyPattern: REVOKED_KEY_PATTERN, heartbeatMs: 25, maxStalenessMs: 200, maxEntries: 1000, logger,
+      connect: () =>
+        connectRedis({ mode: 'single', url: connections++ === 0 ? relayUrl : redis.url, maxReconnectDelayMs: 100, commandTimeoutMs: 300 }) as Redis,
+      prefix: PREFIX,
+      channel: REVOCATION_CHANNEL,
+      keyPattern: REVOKED_KEY_PATTERN,
+      heartbeatMs: 25,
+      maxStalenessMs: 200,
+      maxEntries: 1000,
+      logger,
     })
     closers.push(() => local.close())
     await current(local)
     for (const state of relayed) state.silent = true
     await current(local, false)
     await current(local)
-    assert.ok(logger.lines.some((l) => l.level === 'warn' && l.msg?.includes('heartbeats stopped coming back')), JSON.stringify(logger.lines))
+    assert.ok(
+      logger.lines.some((l) => l.level === 'warn' && l.msg?.includes('heartbeats stopped coming back')),
+      JSON.stringify(logger.lines),
+    )
   })
 
   it('past maxEntries it stops answering rather than grow, and says so', async () => {
@@ -178,8 +191,30 @@ describe('revocation mirror', () => {
   })
 
   it('a Redis ACL user with the commands and channels docs/operations.md lists is enough', async () => {
-    await redisCli(redis.port, 'acl', 'setuser', 'mirror', 'on', '>mirror-secret', 'resetkeys', `~${PREFIX}*`, 'resetchannels', `&${PREFIX}*`, '-@all',
-      '+subscribe', '+publish', '+scan', '+pttl', '+info', '+ping', '+quit', '+eval', '+evalsha', '+exists', '+set')
+    await redisCli(
+      redis.port,
+      'acl',
+      'setuser',
+      'mirror',
+      'on',
+      '>mirror-secret',
+      'resetkeys',
+      `~${PREFIX}*`,
+      'resetchannels',
+      `&${PREFIX}*`,
+      '-@all',
+      '+subscribe',
+      '+publish',
+      '+scan',
+      '+pttl',
+      '+info',
+      '+ping',
+      '+quit',
+      '+eval',
+      '+evalsha',
+      '+exists',
+      '+set',
+    )
     const url = `redis://mirror:mirror-secret@127.0.0.1:${redis.port}`
     const local = mirror({ url })
     const list = createRevokedTokenList(await store(url), { announce: true, mirror: local })

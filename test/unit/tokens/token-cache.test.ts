@@ -7,7 +7,19 @@ import type { AccessToken } from '../../../src/types.ts'
 const now = 1_700_000_000_000
 
 function accessToken(exp: number | undefined): AccessToken {
-  return { format: 'jwt', issuerName: 'as', iss: 'https://as', sub: 's', clientId: 'c', scopes: new Set(), audiences: ['a'], exp, jti: 'j', binding: {}, tokenType: undefined }
+  return {
+    format: 'jwt',
+    issuerName: 'as',
+    iss: 'https://as',
+    sub: 's',
+    clientId: 'c',
+    scopes: new Set(),
+    audiences: ['a'],
+    exp,
+    jti: 'j',
+    binding: {},
+    tokenType: undefined,
+  }
 }
 
 describe('LRU', () => {

@@ -26,7 +26,9 @@ before(async () => {
 beforeEach(() => {
   server.introspectionCalls.length = 0
   server.jwksRequests = 0
-  server.introspect = () => ({ body: { active: true, iss: issuerId, aud: audienceId, sub: 'opaque-user', exp: startSeconds + 300, token_type: 'DPoP', cnf: { jkt: 'jkt-opaque' } } })
+  server.introspect = () => ({
+    body: { active: true, iss: issuerId, aud: audienceId, sub: 'opaque-user', exp: startSeconds + 300, token_type: 'DPoP', cnf: { jkt: 'jkt-opaque' } },
+  })
 })
 
 after(async () => {
@@ -72,8 +74,14 @@ describe('access-token verifier', () => {
   })
 
   test('a JWT from an issuer the route does not accept is refused', async () => {
-    await rejectsWith(verifier().verify(presented(await signAccessToken(es256, start, { claims: { iss: otherIssuerId } })), expect(['main']), start), 'GW_TOKEN_INVALID')
-    await rejectsWith(verifier().verify(presented(await signAccessToken(es256, start, { claims: { iss: 'https://evil.example' } })), expect(['main', 'other']), start), 'GW_TOKEN_INVALID')
+    await rejectsWith(
+      verifier().verify(presented(await signAccessToken(es256, start, { claims: { iss: otherIssuerId } })), expect(['main']), start),
+      'GW_TOKEN_INVALID',
+    )
+    await rejectsWith(
+      verifier().verify(presented(await signAccessToken(es256, start, { claims: { iss: 'https://evil.example' } })), expect(['main', 'other']), start),
+      'GW_TOKEN_INVALID',
+    )
   })
 
   test('the route audience overrides the issuer audience', async () => {
@@ -116,11 +124,14 @@ describe('access-token verifier', () => {
     assert.equal(server.introspectionCalls.length, 0)
   })
 
-  test('tokenShape: a string that cannot be the issuer\'s token is refused without a call; one of that shape is introspected', async () => {
+  test("tokenShape: a string that cannot be the issuer's token is refused without a call; one of that shape is introspected", async () => {
     const base = issuers()[0]!
     const shaped = issuers({ introspection: { ...base.introspection!, tokenShape: { minLength: 20, maxLength: 64, charset: 'base64url', prefix: 'at_' } } })
     const refused: string[] = []
-    const tokens = createTokenVerifier(shaped, { now: () => start, introspectionObserver: { called: () => undefined, cacheHit: () => undefined, refused: (name, reason) => refused.push(`${name} ${reason}`) } })
+    const tokens = createTokenVerifier(shaped, {
+      now: () => start,
+      introspectionObserver: { called: () => undefined, cacheHit: () => undefined, refused: (name, reason) => refused.push(`${name} ${reason}`) },
+    })
     verifiers.push(tokens)
     for (const value of ['abcdefghijklmnopqrstuvwxyz', 'at_short', `at_${'a'.repeat(62)}`, 'at_abcdefghijklmnop+qrstuvw', 'at_abcdefghijklmnopqrstuvw==']) {
       await rejectsWith(tokens.verify(presented(value), expect(), start), 'GW_TOKEN_INVALID')
@@ -161,7 +172,11 @@ describe('access-token verifier', () => {
     const checks = [first, second].map((jwt) => tokens.verify(presented(jwt), expect(), start, { clientAddress: '198.51.100.7' }))
     for (const check of checks) void check.catch(release)
     const results = await Promise.allSettled(checks)
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled'], JSON.stringify(results.map((r) => r.status === 'rejected' && String(r.reason))))
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+      JSON.stringify(results.map((r) => r.status === 'rejected' && String(r.reason))),
+    )
   })
 
   test('an inactive opaque token is GW_TOKEN_INACTIVE', async () => {
@@ -195,6 +210,12 @@ describe('access-token verifier', () => {
   test('configuration mistakes are refused at creation', () => {
     assert.throws(() => createTokenVerifier(issuers({ algorithms: ['RS256'] }), { now: () => start }), /RS256/)
     assert.throws(() => createTokenVerifier([{ name: 'x', issuer: issuerId, audience: audienceId }], { now: () => start }), /jwksUri or introspection/)
-    assert.throws(() => createTokenVerifier([{ name: 'x', issuer: issuerId, audience: audienceId, jwksUri: 'https://127.0.0.1:1/', introspectJwt: true }], { now: () => start }), /introspectJwt/)
+    assert.throws(
+      () =>
+        createTokenVerifier([{ name: 'x', issuer: issuerId, audience: audienceId, jwksUri: 'https://127.0.0.1:1/', introspectJwt: true }], {
+          now: () => start,
+        }),
+      /introspectJwt/,
+    )
   })
 })

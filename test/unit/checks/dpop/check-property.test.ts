@@ -70,7 +70,11 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
   test('arbitrary JSON headers and claims with an unverifiable signature are refused alike', async () => {
     const jsonObject = fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 })
     const plausibleHeader = fc.record(
-      { typ: fc.constantFrom('dpop+jwt', 'JWT'), alg: fc.constantFrom(...ALGORITHMS, 'none', 'HS256'), jwk: fc.constantFrom(...[...keysByAlg.values()].map((key) => key.publicJwk)) },
+      {
+        typ: fc.constantFrom('dpop+jwt', 'JWT'),
+        alg: fc.constantFrom(...ALGORITHMS, 'none', 'HS256'),
+        jwk: fc.constantFrom(...[...keysByAlg.values()].map((key) => key.publicJwk)),
+      },
       { requiredKeys: [] },
     )
     await fc.assert(
@@ -102,10 +106,14 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
     const mutate = (proof: string, m: Mutation): string => {
       const at = (n: number) => n % (proof.length + 1)
       switch (m.kind) {
-        case 'replace': return proof.slice(0, at(m.at)) + m.char + proof.slice(at(m.at) + 1)
-        case 'insert': return proof.slice(0, at(m.at)) + m.char + proof.slice(at(m.at))
-        case 'delete': return proof.slice(0, at(m.at)) + proof.slice(at(m.at) + m.length)
-        case 'truncate': return proof.slice(0, at(m.at))
+        case 'replace':
+          return proof.slice(0, at(m.at)) + m.char + proof.slice(at(m.at) + 1)
+        case 'insert':
+          return proof.slice(0, at(m.at)) + m.char + proof.slice(at(m.at))
+        case 'delete':
+          return proof.slice(0, at(m.at)) + proof.slice(at(m.at) + m.length)
+        case 'truncate':
+          return proof.slice(0, at(m.at))
         case 'swap': {
           const parts = proof.split('.')
           ;[parts[m.a], parts[m.b]] = [parts[m.b]!, parts[m.a]!]
@@ -145,11 +153,25 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
     type Fault = (typeof FAULTS)[number]
     // What a refusal caused by each fault may be reported as.
     const reportedAs: Record<Fault, readonly string[]> = {
-      typ: ['typ'], alg: ['alg'], jwk: ['jwk', 'jwk private', 'alg', 'signature'], crit: ['crit'], jti: ['jti'], htm: ['htm'],
-      htu: ['htu'], iat: ['iat'], nbf: ['nbf'], exp: ['exp'], ath: ['ath'], nonce: ['nonce'],
+      typ: ['typ'],
+      alg: ['alg'],
+      jwk: ['jwk', 'jwk private', 'alg', 'signature'],
+      crit: ['crit'],
+      jti: ['jti'],
+      htm: ['htm'],
+      htu: ['htu'],
+      iat: ['iat'],
+      nbf: ['nbf'],
+      exp: ['exp'],
+      ath: ['ath'],
+      nonce: ['nonce'],
     }
     const RESERVED = new Set(['typ', 'alg', 'jwk', 'crit', 'b64', 'jti', 'htm', 'htu', 'iat', 'nbf', 'exp', 'ath', 'nonce'])
-    const extras = fc.dictionary(fc.string({ maxLength: 6 }).filter((name) => !RESERVED.has(name)), json, { maxKeys: 3 })
+    const extras = fc.dictionary(
+      fc.string({ maxLength: 6 }).filter((name) => !RESERVED.has(name)),
+      json,
+      { maxKeys: 3 },
+    )
     const field = <G, B>(good: fc.Arbitrary<G>, bad: fc.Arbitrary<B>) => ({ good, bad })
 
     const fields = {
@@ -157,12 +179,24 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
       alg: field(fc.constant('own'), fc.oneof(fc.constantFrom<unknown>('none', 'HS256', 'RS256', 'ES384', 'mismatch', absent), json)),
       jwk: field(
         fc.record({
-          use: fc.constantFrom<unknown>(absent, 'sig'), alg: fc.constantFrom<unknown>(absent, 'own'),
-          key_ops: fc.constantFrom<unknown>(absent, ['verify']), ext: fc.constantFrom<unknown>(absent, true, false), kid: fc.constantFrom<unknown>(absent, 'kid-1'),
+          use: fc.constantFrom<unknown>(absent, 'sig'),
+          alg: fc.constantFrom<unknown>(absent, 'own'),
+          key_ops: fc.constantFrom<unknown>(absent, ['verify']),
+          ext: fc.constantFrom<unknown>(absent, true, false),
+          kid: fc.constantFrom<unknown>(absent, 'kid-1'),
         }),
         fc.oneof(
           fc.constantFrom<unknown>('other', 'private', 'another-type', absent),
-          fc.constantFrom<unknown>({ use: 'enc' }, { alg: 'RS256' }, { key_ops: ['sign'] }, { key_ops: [] }, { key_ops: 'verify' }, { ext: 'true' }, { d: 'AAAA' }, { k: 'AAAA' }),
+          fc.constantFrom<unknown>(
+            { use: 'enc' },
+            { alg: 'RS256' },
+            { key_ops: ['sign'] },
+            { key_ops: [] },
+            { key_ops: 'verify' },
+            { ext: 'true' },
+            { d: 'AAAA' },
+            { k: 'AAAA' },
+          ),
           json,
         ),
       ),
@@ -170,16 +204,44 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
       jti: field(fc.string({ minLength: 1, maxLength: 256 }), fc.oneof(fc.constantFrom<unknown>('', 'j'.repeat(257), absent), fc.integer())),
       htm: field(fc.constant('GET'), fc.oneof(fc.constantFrom<unknown>('PUT', 'get', 'POST', ' GET', absent), fc.integer())),
       htu: field(
-        fc.constantFrom(RESOURCE_URL, `${RESOURCE_URL}?a=b#c`, 'HTTPS://API.BANK.EXAMPLE/accounts/123/balances', 'https://api.bank.example:443/accounts/123/%62alances'),
-        fc.oneof(fc.constantFrom<unknown>(`${RESOURCE_URL}/x`, 'https://api.bank.example/accounts/124/balances', '/accounts/123/balances', 'http://api.bank.example/accounts/123/balances', `${RESOURCE_URL} `, absent), fc.integer()),
+        fc.constantFrom(
+          RESOURCE_URL,
+          `${RESOURCE_URL}?a=b#c`,
+          'HTTPS://API.BANK.EXAMPLE/accounts/123/balances',
+          'https://api.bank.example:443/accounts/123/%62alances',
+        ),
+        fc.oneof(
+          fc.constantFrom<unknown>(
+            `${RESOURCE_URL}/x`,
+            'https://api.bank.example/accounts/124/balances',
+            '/accounts/123/balances',
+            'http://api.bank.example/accounts/123/balances',
+            `${RESOURCE_URL} `,
+            absent,
+          ),
+          fc.integer(),
+        ),
       ),
       iat: field(
         fc.oneof(fc.integer({ min: NOW - 60, max: NOW + 10 }), fc.double({ min: NOW - 60, max: NOW + 10, noNaN: true })),
-        fc.oneof(fc.integer({ min: NOW - 7200, max: NOW - 61 }), fc.integer({ min: NOW + 11, max: NOW + 7200 }), fc.constantFrom<unknown>(String(NOW), null, absent)),
+        fc.oneof(
+          fc.integer({ min: NOW - 7200, max: NOW - 61 }),
+          fc.integer({ min: NOW + 11, max: NOW + 7200 }),
+          fc.constantFrom<unknown>(String(NOW), null, absent),
+        ),
       ),
-      nbf: field(fc.oneof(fc.constant<unknown>(absent), fc.integer({ min: NOW - 300, max: NOW + 10 })), fc.oneof(fc.integer({ min: NOW + 11, max: NOW + 600 }), fc.constantFrom<unknown>('now', null))),
-      exp: field(fc.oneof(fc.constant<unknown>(absent), fc.integer({ min: NOW - 9, max: NOW + 600 })), fc.oneof(fc.integer({ min: NOW - 600, max: NOW - 10 }), fc.constantFrom<unknown>('later', null))),
-      ath: field(fc.constant(ACCESS_TOKEN_HASH), fc.oneof(fc.constantFrom<unknown>(hash('sha256', 'other', 'base64url'), ACCESS_TOKEN_HASH.toLowerCase(), absent), fc.integer())),
+      nbf: field(
+        fc.oneof(fc.constant<unknown>(absent), fc.integer({ min: NOW - 300, max: NOW + 10 })),
+        fc.oneof(fc.integer({ min: NOW + 11, max: NOW + 600 }), fc.constantFrom<unknown>('now', null)),
+      ),
+      exp: field(
+        fc.oneof(fc.constant<unknown>(absent), fc.integer({ min: NOW - 9, max: NOW + 600 })),
+        fc.oneof(fc.integer({ min: NOW - 600, max: NOW - 10 }), fc.constantFrom<unknown>('later', null)),
+      ),
+      ath: field(
+        fc.constant(ACCESS_TOKEN_HASH),
+        fc.oneof(fc.constantFrom<unknown>(hash('sha256', 'other', 'base64url'), ACCESS_TOKEN_HASH.toLowerCase(), absent), fc.integer()),
+      ),
       nonce: field(
         fc.oneof(
           fc.record({ mode: fc.constant('off' as const), nonce: fc.constantFrom<unknown>(absent, 'current', 'stale', 'bogus', 7) }),
@@ -202,7 +264,11 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
         alg: fc.constantFrom(...ALGORITHMS),
         headerExtras: extras,
         claimExtras: extras,
-        values: fc.record(Object.fromEntries(FAULTS.map((name) => [name, faults.includes(name) ? fields[name].bad : fields[name].good])) as { [K in Fault]: fc.Arbitrary<unknown> }),
+        values: fc.record(
+          Object.fromEntries(FAULTS.map((name) => [name, faults.includes(name) ? fields[name].bad : fields[name].good])) as {
+            [K in Fault]: fc.Arbitrary<unknown>
+          },
+        ),
       }),
     )
 
@@ -223,9 +289,25 @@ describe('checkDpop property tests (fast path and jose reference)', () => {
         }
         const algValue = values.alg === 'own' ? alg : values.alg === 'mismatch' ? (alg === 'ES256' ? 'PS256' : 'ES256') : values.alg
         const { mode, nonce } = values.nonce as { mode: DpopSettings['nonceMode']; nonce: unknown }
-        const nonceValue = ({ current: nonces.current(NOW_MS), previous: nonces.current(NOW_MS - 30_000), stale: nonces.current(NOW_MS - 60_000), bogus: 'bogus' } as Record<string, unknown>)[nonce as string] ?? nonce
+        const nonceValue =
+          (
+            { current: nonces.current(NOW_MS), previous: nonces.current(NOW_MS - 30_000), stale: nonces.current(NOW_MS - 60_000), bogus: 'bogus' } as Record<
+              string,
+              unknown
+            >
+          )[nonce as string] ?? nonce
         const header = present({ ...headerExtras, typ: values.typ, alg: algValue, jwk: jwkValue(values.jwk), crit: values.crit })
-        const claims = present({ ...claimExtras, jti: values.jti, htm: values.htm, htu: values.htu, iat: values.iat, nbf: values.nbf, exp: values.exp, ath: values.ath, nonce: nonceValue })
+        const claims = present({
+          ...claimExtras,
+          jti: values.jti,
+          htm: values.htm,
+          htu: values.htu,
+          iat: values.iat,
+          nbf: values.nbf,
+          exp: values.exp,
+          ath: values.ath,
+          nonce: nonceValue,
+        })
         const proof = signCompact(header, claims, key, alg)
         const settings: DpopSettings = { ...baseSettings, nonceMode: mode, nonces }
         const [fast, jose] = await outcomes(dpopInput(proof), settings)

@@ -28,8 +28,10 @@ import {
 const V3_TOKEN = 'Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU'
 const V3_ATH = 'fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo'
 const V2_JKT = '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I'
-const V4 = 'eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiJlMWozVl9iS2ljOC1MQUVCIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly9yZXNvdXJjZS5leGFtcGxlLm9yZy9wcm90ZWN0ZWRyZXNvdXJjZSIsImlhdCI6MTU2MjI2MjYxOCwiYXRoIjoiZlVIeU8ycjJaM0RaNTNFc05yV0JiMHhXWG9hTnk1OUlpS0NBcWtzbVFFbyJ9.2oW9RP35yRqzhrtNP86L-Ey71EOptxRimPPToA1plemAgR6pxHF8y6-yqyVnmcw6Fy1dqd-jfxSYoMxhAJpLjA'
-const V5 = 'eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ.2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg'
+const V4 =
+  'eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiJlMWozVl9iS2ljOC1MQUVCIiwiaHRtIjoiR0VUIiwiaHR1IjoiaHR0cHM6Ly9yZXNvdXJjZS5leGFtcGxlLm9yZy9wcm90ZWN0ZWRyZXNvdXJjZSIsImlhdCI6MTU2MjI2MjYxOCwiYXRoIjoiZlVIeU8ycjJaM0RaNTNFc05yV0JiMHhXWG9hTnk1OUlpS0NBcWtzbVFFbyJ9.2oW9RP35yRqzhrtNP86L-Ey71EOptxRimPPToA1plemAgR6pxHF8y6-yqyVnmcw6Fy1dqd-jfxSYoMxhAJpLjA'
+const V5 =
+  'eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ.2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg'
 const V4_URL = 'https://resource.example.org/protectedresource'
 const V4_IAT_MS = 1562262618 * 1000
 
@@ -93,8 +95,12 @@ function craftedModulus(bits: number): string {
   return bytes.toString('base64url')
 }
 
-const proofWith = (claims: Record<string, unknown>) => async (kit: Kit): Promise<Case> => ({ proof: await makeProof(kit.key, { claims }) })
-const proofWithout = (claim: string) => async (kit: Kit): Promise<Case> => ({ proof: await makeProof(kit.key, { omitClaims: [claim] }) })
+const proofWith =
+  (claims: Record<string, unknown>) =>
+  async (kit: Kit): Promise<Case> => ({ proof: await makeProof(kit.key, { claims }) })
+const proofWithout =
+  (claim: string) =>
+  async (kit: Kit): Promise<Case> => ({ proof: await makeProof(kit.key, { omitClaims: [claim] }) })
 const nonceSettings = (kit: Kit, nonceMode: DpopSettings['nonceMode']): Partial<DpopSettings> => ({ nonceMode, nonces: kit.nonces })
 const invalid = (category: string): Expected => ['GW_DPOP_INVALID', category]
 const BINDING_MISMATCH: Expected = ['GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does not match the proof key']
@@ -102,12 +108,24 @@ const BINDING_MISMATCH: Expected = ['GW_DPOP_BINDING_MISMATCH', 'cnf.jkt does no
 const vectors: readonly Vector[] = [
   // Positives, including the conformance suite's "expect success" cases.
   { name: 'a valid proof', make: proofWith({}), expect: 'accepted' },
-  { name: 'htu with query and fragment', make: proofWith({ htu: `${RESOURCE_URL}?allthedoorsonthisspaceshiphavebeen#programmedtohaveacheeryandsunnydisposition` }), expect: 'accepted' },
-  { name: 'request with a query the htu omits', make: async (kit) => ({ proof: await makeProof(kit.key), input: { url: `${RESOURCE_URL}?from=2025-01-01&to=2025-02-01` } }), expect: 'accepted' },
+  {
+    name: 'htu with query and fragment',
+    make: proofWith({ htu: `${RESOURCE_URL}?allthedoorsonthisspaceshiphavebeen#programmedtohaveacheeryandsunnydisposition` }),
+    expect: 'accepted',
+  },
+  {
+    name: 'request with a query the htu omits',
+    make: async (kit) => ({ proof: await makeProof(kit.key), input: { url: `${RESOURCE_URL}?from=2025-01-01&to=2025-02-01` } }),
+    expect: 'accepted',
+  },
   { name: 'htu with upper-case scheme and host', make: proofWith({ htu: 'HTTPS://API.BANK.EXAMPLE/accounts/123/balances' }), expect: 'accepted' },
   { name: 'htu with explicit :443', make: proofWith({ htu: 'https://api.bank.example:443/accounts/123/balances' }), expect: 'accepted' },
   { name: 'htu with a percent-encoded unreserved character', make: proofWith({ htu: 'https://api.bank.example/%61ccounts/123/balances' }), expect: 'accepted' },
-  { name: 'extra header parameter and claim', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { tx_id_key: 'abc', kid: 'k1' }, claims: { tx_id: 'xyz', nested: { a: [1] } } }) }), expect: 'accepted' },
+  {
+    name: 'extra header parameter and claim',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { tx_id_key: 'abc', kid: 'k1' }, claims: { tx_id: 'xyz', nested: { a: [1] } } }) }),
+    expect: 'accepted',
+  },
   { name: 'nbf now and exp in 5 minutes', make: proofWith({ nbf: NOW, exp: NOW + 300 }), expect: 'accepted' },
   { name: 'iat 10 s early', make: proofWith({ iat: NOW - 10 }), expect: 'accepted' },
   { name: 'iat 8 s late', make: proofWith({ iat: NOW + 8 }), expect: 'accepted' },
@@ -117,15 +135,37 @@ const vectors: readonly Vector[] = [
   { name: 'nbf at the edge of the skew', make: proofWith({ nbf: NOW + 10 }), expect: 'accepted' },
   { name: 'exp just inside the skew', make: proofWith({ exp: NOW - 9 }), expect: 'accepted' },
   { name: 'jti of maxJtiLength', make: proofWith({ jti: 'j'.repeat(256) }), expect: 'accepted' },
-  { name: 'POST with htm POST', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { htm: 'POST' } }), input: { method: 'POST' } }), expect: 'accepted' },
+  {
+    name: 'POST with htm POST',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { htm: 'POST' } }), input: { method: 'POST' } }),
+    expect: 'accepted',
+  },
   { name: 'header value with surrounding whitespace', make: async (kit) => ({ proof: [` ${await makeProof(kit.key)}\t`] }), expect: 'accepted' },
-  { name: 'jwk with use, alg, kid and ext', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, use: 'sig', alg: kit.key.alg, kid: 'k', ext: true, key_ops: ['verify'] } } }) }), expect: 'accepted' },
-  { name: 'only this algorithm configured', make: async (kit) => ({ proof: await makeProof(kit.key), settings: { algorithms: [kit.key.alg as DpopAlgorithm] } }), expect: 'accepted' },
+  {
+    name: 'jwk with use, alg, kid and ext',
+    make: async (kit) => ({
+      proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, use: 'sig', alg: kit.key.alg, kid: 'k', ext: true, key_ops: ['verify'] } } }),
+    }),
+    expect: 'accepted',
+  },
+  {
+    name: 'only this algorithm configured',
+    make: async (kit) => ({ proof: await makeProof(kit.key), settings: { algorithms: [kit.key.alg as DpopAlgorithm] } }),
+    expect: 'accepted',
+  },
 
   // RFC 9449 §4.3 check 1.
   { name: 'no DPoP header', make: () => ({ proof: undefined }), expect: ['GW_DPOP_MISSING', ''] },
-  { name: 'two DPoP headers', make: async (kit) => ({ proof: [await makeProof(kit.key), await makeProof(kit.key)] }), expect: ['GW_DPOP_MULTIPLE', '2 DPoP headers'] },
-  { name: 'two proofs joined in one header', make: async (kit) => ({ proof: `${await makeProof(kit.key)}, ${await makeProof(kit.key)}` }), expect: ['GW_DPOP_MULTIPLE', 'DPoP header holds a list'] },
+  {
+    name: 'two DPoP headers',
+    make: async (kit) => ({ proof: [await makeProof(kit.key), await makeProof(kit.key)] }),
+    expect: ['GW_DPOP_MULTIPLE', '2 DPoP headers'],
+  },
+  {
+    name: 'two proofs joined in one header',
+    make: async (kit) => ({ proof: `${await makeProof(kit.key)}, ${await makeProof(kit.key)}` }),
+    expect: ['GW_DPOP_MULTIPLE', 'DPoP header holds a list'],
+  },
 
   // Check 2.
   { name: 'two-part JWT', make: async (kit) => ({ proof: (await makeProof(kit.key)).split('.').slice(0, 2).join('.') }), expect: invalid('malformed') },
@@ -135,7 +175,14 @@ const vectors: readonly Vector[] = [
   { name: 'long run of spaces', make: () => ({ proof: `${' '.repeat(16_000)}x${' '.repeat(16_000)}` }), expect: invalid('malformed') },
   { name: 'proof over 8 KB', make: proofWith({ padding: 'p'.repeat(8200) }), expect: invalid('malformed') },
   { name: 'base64 padding', make: async (kit) => ({ proof: `${await makeProof(kit.key)}==` }), expect: invalid('malformed') },
-  { name: 'base64 (not url) alphabet', make: async (kit) => { const proof = await makeProof(kit.key); return { proof: `${proof.slice(0, -1)}+` } }, expect: invalid('malformed') },
+  {
+    name: 'base64 (not url) alphabet',
+    make: async (kit) => {
+      const proof = await makeProof(kit.key)
+      return { proof: `${proof.slice(0, -1)}+` }
+    },
+    expect: invalid('malformed'),
+  },
   {
     name: 'non-canonical base64url signature (same bytes, other spelling)',
     make: async (kit) => {
@@ -144,22 +191,74 @@ const vectors: readonly Vector[] = [
     },
     expect: invalid('malformed'),
   },
-  { name: 'header is not JSON', make: async (kit) => { const [, p, s] = (await makeProof(kit.key)).split('.'); return { proof: `${Buffer.from('{"typ":').toString('base64url')}.${p}.${s}` } }, expect: invalid('malformed') },
+  {
+    name: 'header is not JSON',
+    make: async (kit) => {
+      const [, p, s] = (await makeProof(kit.key)).split('.')
+      return { proof: `${Buffer.from('{"typ":').toString('base64url')}.${p}.${s}` }
+    },
+    expect: invalid('malformed'),
+  },
   { name: 'header is a JSON array', make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), [header(kit)]) }), expect: invalid('malformed') },
-  { name: 'header is not UTF-8', make: async (kit) => { const [, p, s] = (await makeProof(kit.key)).split('.'); return { proof: `${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.${p}.${s}` } }, expect: invalid('malformed') },
-  { name: 'claims are not a JSON object (signed)', make: (kit) => ({ proof: signCompact(header(kit), 'just a string', kit.key, kit.key.alg) }), expect: invalid('malformed') },
+  {
+    name: 'header is not UTF-8',
+    make: async (kit) => {
+      const [, p, s] = (await makeProof(kit.key)).split('.')
+      return { proof: `${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.${p}.${s}` }
+    },
+    expect: invalid('malformed'),
+  },
+  {
+    name: 'claims are not a JSON object (signed)',
+    make: (kit) => ({ proof: signCompact(header(kit), 'just a string', kit.key, kit.key.alg) }),
+    expect: invalid('malformed'),
+  },
 
   // Checks 3-5: header.
   { name: 'missing typ', make: async (kit) => ({ proof: await makeProof(kit.key, { omitHeader: ['typ'] }) }), expect: invalid('typ') },
-  { name: 'typ dpop+jwt+wrongyousee', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { typ: 'dpop+jwt+wrongyousee' } }) }), expect: invalid('typ') },
+  {
+    name: 'typ dpop+jwt+wrongyousee',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { typ: 'dpop+jwt+wrongyousee' } }) }),
+    expect: invalid('typ'),
+  },
   { name: 'typ in upper case', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { typ: 'DPOP+JWT' } }) }), expect: invalid('typ') },
-  { name: 'typ application/dpop+jwt', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { typ: 'application/dpop+jwt' } }) }), expect: invalid('typ') },
+  {
+    name: 'typ application/dpop+jwt',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { typ: 'application/dpop+jwt' } }) }),
+    expect: invalid('typ'),
+  },
   { name: 'typ JWT', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { typ: 'JWT' } }) }), expect: invalid('typ') },
-  { name: 'crit header (no extension is understood)', make: (kit) => ({ proof: signCompact(header(kit, { crit: ['b64'], b64: true }), defaultClaims(), kit.key, kit.key.alg) }), expect: invalid('crit') },
-  { name: 'missing alg (signed)', make: (kit) => { const { alg: _, ...rest } = header(kit); return { proof: signCompact(rest, defaultClaims(), kit.key, kit.key.alg) } }, expect: invalid('alg') },
-  { name: 'alg renamed to alg2 (conformance suite)', make: (kit) => { const { alg, ...rest } = header(kit); return { proof: signCompact({ ...rest, alg2: alg }, defaultClaims(), kit.key, kit.key.alg) } }, expect: invalid('alg') },
-  { name: 'alg none without signature', make: async (kit) => ({ proof: withSignature(withHeader(await makeProof(kit.key), header(kit, { alg: 'none' })), '') }), expect: invalid('alg') },
-  { name: 'alg none with a signature', make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: 'none' })) }), expect: invalid('alg') },
+  {
+    name: 'crit header (no extension is understood)',
+    make: (kit) => ({ proof: signCompact(header(kit, { crit: ['b64'], b64: true }), defaultClaims(), kit.key, kit.key.alg) }),
+    expect: invalid('crit'),
+  },
+  {
+    name: 'missing alg (signed)',
+    make: (kit) => {
+      const { alg: _, ...rest } = header(kit)
+      return { proof: signCompact(rest, defaultClaims(), kit.key, kit.key.alg) }
+    },
+    expect: invalid('alg'),
+  },
+  {
+    name: 'alg renamed to alg2 (conformance suite)',
+    make: (kit) => {
+      const { alg, ...rest } = header(kit)
+      return { proof: signCompact({ ...rest, alg2: alg }, defaultClaims(), kit.key, kit.key.alg) }
+    },
+    expect: invalid('alg'),
+  },
+  {
+    name: 'alg none without signature',
+    make: async (kit) => ({ proof: withSignature(withHeader(await makeProof(kit.key), header(kit, { alg: 'none' })), '') }),
+    expect: invalid('alg'),
+  },
+  {
+    name: 'alg none with a signature',
+    make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: 'none' })) }),
+    expect: invalid('alg'),
+  },
   {
     name: 'HS256 with an oct jwk',
     make: async () => {
@@ -172,28 +271,86 @@ const vectors: readonly Vector[] = [
   },
   { name: 'RS256-signed with an RSA key', make: async (kit) => ({ proof: await makeProof(kit.rs256) }), expect: invalid('alg') },
   { name: 'ES384 (not a FAPI algorithm)', make: async (kit) => ({ proof: await makeProof(kit.es384) }), expect: invalid('alg') },
-  { name: 'alg allowed by FAPI but not configured', make: async (kit) => ({ proof: await makeProof(kit.key), settings: { algorithms: baseSettings.algorithms.filter((alg) => alg !== kit.key.alg) } }), expect: invalid('alg') },
+  {
+    name: 'alg allowed by FAPI but not configured',
+    make: async (kit) => ({ proof: await makeProof(kit.key), settings: { algorithms: baseSettings.algorithms.filter((alg) => alg !== kit.key.alg) } }),
+    expect: invalid('alg'),
+  },
   { name: 'alg not a string', make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: ['ES256'] })) }), expect: invalid('alg') },
   {
     name: 'alg that does not match the jwk key type',
     make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: kit.key.alg === 'ES256' ? 'EdDSA' : 'ES256' })) }),
     expect: invalid('alg'),
   },
-  { name: 'ES256 header with a P-384 jwk', make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: 'ES256', jwk: kit.es384.publicJwk })) }), expect: invalid('alg') },
-  { name: 'EdDSA header with an X25519 jwk', make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'X25519', x: Buffer.alloc(32, 9).toString('base64url') } })) }), expect: invalid('alg') },
+  {
+    name: 'ES256 header with a P-384 jwk',
+    make: async (kit) => ({ proof: withHeader(await makeProof(kit.key), header(kit, { alg: 'ES256', jwk: kit.es384.publicJwk })) }),
+    expect: invalid('alg'),
+  },
+  {
+    name: 'EdDSA header with an X25519 jwk',
+    make: async (kit) => ({
+      proof: withHeader(
+        await makeProof(kit.key),
+        header(kit, { alg: 'EdDSA', jwk: { kty: 'OKP', crv: 'X25519', x: Buffer.alloc(32, 9).toString('base64url') } }),
+      ),
+    }),
+    expect: invalid('alg'),
+  },
 
   // Checks 5-7: jwk.
   { name: 'missing jwk', make: async (kit) => ({ proof: await makeProof(kit.key, { omitHeader: ['jwk'] }) }), expect: invalid('jwk') },
-  { name: 'jwk is a string', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: JSON.stringify(kit.key.publicJwk) } }) }), expect: invalid('jwk') },
-  { name: 'jwk includes the private key (d)', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: kit.key.privateJwk } }) }), expect: invalid('jwk private') },
-  { name: 'jwk with a k member', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, k: 'AAAA' } } }) }), expect: invalid('jwk private') },
-  { name: 'jwk with a p member', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, p: 'AAAA' } } }) }), expect: invalid('jwk private') },
-  { name: 'jwk with an oth member', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, oth: [] } } }) }), expect: invalid('jwk private') },
-  { name: 'jwk with use enc', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, use: 'enc' } } }) }), expect: invalid('jwk') },
-  { name: 'jwk with another alg', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, alg: 'RS256' } } }) }), expect: invalid('jwk') },
-  { name: 'jwk with key_ops sign', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, key_ops: ['sign'] } } }) }), expect: invalid('jwk') },
-  { name: 'jwk with a non-boolean ext', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, ext: 'yes' } } }) }), expect: invalid('jwk') },
-  { name: 'jwk point not on the curve', only: 'ES256', make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, y: Buffer.alloc(32, 1).toString('base64url') } } }) }), expect: invalid('jwk') },
+  {
+    name: 'jwk is a string',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: JSON.stringify(kit.key.publicJwk) } }) }),
+    expect: invalid('jwk'),
+  },
+  {
+    name: 'jwk includes the private key (d)',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: kit.key.privateJwk } }) }),
+    expect: invalid('jwk private'),
+  },
+  {
+    name: 'jwk with a k member',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, k: 'AAAA' } } }) }),
+    expect: invalid('jwk private'),
+  },
+  {
+    name: 'jwk with a p member',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, p: 'AAAA' } } }) }),
+    expect: invalid('jwk private'),
+  },
+  {
+    name: 'jwk with an oth member',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, oth: [] } } }) }),
+    expect: invalid('jwk private'),
+  },
+  {
+    name: 'jwk with use enc',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, use: 'enc' } } }) }),
+    expect: invalid('jwk'),
+  },
+  {
+    name: 'jwk with another alg',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, alg: 'RS256' } } }) }),
+    expect: invalid('jwk'),
+  },
+  {
+    name: 'jwk with key_ops sign',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, key_ops: ['sign'] } } }) }),
+    expect: invalid('jwk'),
+  },
+  {
+    name: 'jwk with a non-boolean ext',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, ext: 'yes' } } }) }),
+    expect: invalid('jwk'),
+  },
+  {
+    name: 'jwk point not on the curve',
+    only: 'ES256',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { header: { jwk: { ...kit.key.publicJwk, y: Buffer.alloc(32, 1).toString('base64url') } } }) }),
+    expect: invalid('jwk'),
+  },
   {
     name: 'jwk without its public key member (x or n)',
     make: async (kit) => {
@@ -213,40 +370,90 @@ const vectors: readonly Vector[] = [
     },
     expect: invalid('jwk'),
   },
-  { name: 'PS256 with a 1024-bit RSA key', only: 'PS256', make: (kit) => ({ proof: signCompact(header(kit, { jwk: kit.weakRsa.publicJwk }), defaultClaims(), kit.weakRsa, 'PS256') }), expect: invalid('jwk') },
+  {
+    name: 'PS256 with a 1024-bit RSA key',
+    only: 'PS256',
+    make: (kit) => ({ proof: signCompact(header(kit, { jwk: kit.weakRsa.publicJwk }), defaultClaims(), kit.weakRsa, 'PS256') }),
+    expect: invalid('jwk'),
+  },
   // RSA keys are bounded so that no proof costs more to verify than an ordinary key's: 2048 to 4096 bits, e = 65537.
   { name: 'PS256 with a 3072-bit RSA key', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.rsa3072) }), expect: 'accepted' },
   { name: 'PS256 with a 4096-bit RSA key', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.rsa4096) }), expect: 'accepted' },
-  { name: 'PS256 with a (correctly signed) RSA key whose e is 3', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.rsaExponent3) }), expect: invalid('jwk') },
+  {
+    name: 'PS256 with a (correctly signed) RSA key whose e is 3',
+    only: 'PS256',
+    make: (kit) => ({ proof: rsaProof(kit, kit.rsaExponent3) }),
+    expect: invalid('jwk'),
+  },
   {
     name: 'PS256 with a 3072-bit modulus and a 3071-bit public exponent',
     only: 'PS256',
     make: (kit) => ({ proof: rsaProof(kit, kit.rsa3072, { ...kit.rsa3072.publicJwk, e: base64urlUInt((1n << 3070n) | (1n << 1000n) | 1n) }) }),
     expect: invalid('jwk'),
   },
-  { name: 'PS256 with a 4097-bit modulus', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(4097), e: 'AQAB' }) }), expect: invalid('jwk') },
-  { name: 'PS256 with an 8192-bit modulus', only: 'PS256', make: (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(8192), e: 'AQAB' }) }), expect: invalid('jwk') },
+  {
+    name: 'PS256 with a 4097-bit modulus',
+    only: 'PS256',
+    make: (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(4097), e: 'AQAB' }) }),
+    expect: invalid('jwk'),
+  },
+  {
+    name: 'PS256 with an 8192-bit modulus',
+    only: 'PS256',
+    make: (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(8192), e: 'AQAB' }) }),
+    expect: invalid('jwk'),
+  },
 
   // Check 12b, made before the signature: a proof by another key than cnf.jkt's costs no signature check.
-  { name: 'proof by a key the token is not bound to', make: async (kit) => ({ proof: await makeProof(kit.key), input: { boundJkt: await calculateJwkThumbprint(kit.other.publicJwk) } }), expect: BINDING_MISMATCH },
+  {
+    name: 'proof by a key the token is not bound to',
+    make: async (kit) => ({ proof: await makeProof(kit.key), input: { boundJkt: await calculateJwkThumbprint(kit.other.publicJwk) } }),
+    expect: BINDING_MISMATCH,
+  },
   {
     name: 'proof by a key the token is not bound to, with a broken signature',
-    make: async (kit) => ({ proof: withSignature(await makeProof(kit.key), (await makeProof(kit.other)).split('.')[2]!), input: { boundJkt: await calculateJwkThumbprint(kit.other.publicJwk) } }),
+    make: async (kit) => ({
+      proof: withSignature(await makeProof(kit.key), (await makeProof(kit.other)).split('.')[2]!),
+      input: { boundJkt: await calculateJwkThumbprint(kit.other.publicJwk) },
+    }),
     expect: BINDING_MISMATCH,
   },
   { name: 'token without cnf.jkt', make: async (kit) => ({ proof: await makeProof(kit.key), input: { boundJkt: undefined } }), expect: BINDING_MISMATCH },
   {
     name: 'PS256 with an 8192-bit modulus, the token bound to another key',
     only: 'PS256',
-    make: async (kit) => ({ proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(8192), e: 'AQAB' }), input: { boundJkt: await calculateJwkThumbprint(kit.key.publicJwk) } }),
+    make: async (kit) => ({
+      proof: rsaProof(kit, kit.key, { kty: 'RSA', n: craftedModulus(8192), e: 'AQAB' }),
+      input: { boundJkt: await calculateJwkThumbprint(kit.key.publicJwk) },
+    }),
     expect: invalid('jwk'),
   },
 
   // Check 6: signature.
-  { name: 'corrupted signature', make: async (kit) => { const proof = await makeProof(kit.key); const sig = Buffer.from(proof.split('.')[2]!, 'base64url'); sig[10]! ^= 0x01; return { proof: withSignature(proof, sig.toString('base64url')) } }, expect: invalid('signature') },
+  {
+    name: 'corrupted signature',
+    make: async (kit) => {
+      const proof = await makeProof(kit.key)
+      const sig = Buffer.from(proof.split('.')[2]!, 'base64url')
+      sig[10]! ^= 0x01
+      return { proof: withSignature(proof, sig.toString('base64url')) }
+    },
+    expect: invalid('signature'),
+  },
   { name: 'empty signature', make: async (kit) => ({ proof: withSignature(await makeProof(kit.key), '') }), expect: invalid('signature') },
-  { name: 'signed by another key than the jwk', make: async (kit) => ({ proof: await makeProof(kit.other, { header: { jwk: kit.key.publicJwk } }) }), expect: invalid('signature') },
-  { name: 'claims changed after signing', make: async (kit) => { const [h, , s] = (await makeProof(kit.key)).split('.'); return { proof: `${h}.${b64json(defaultClaims({ htm: 'DELETE' }))}.${s}` } }, expect: invalid('signature') },
+  {
+    name: 'signed by another key than the jwk',
+    make: async (kit) => ({ proof: await makeProof(kit.other, { header: { jwk: kit.key.publicJwk } }) }),
+    expect: invalid('signature'),
+  },
+  {
+    name: 'claims changed after signing',
+    make: async (kit) => {
+      const [h, , s] = (await makeProof(kit.key)).split('.')
+      return { proof: `${h}.${b64json(defaultClaims({ htm: 'DELETE' }))}.${s}` }
+    },
+    expect: invalid('signature'),
+  },
 
   // Check 3: claims present.
   ...(['jti', 'htm', 'htu', 'iat', 'ath'] as const).map((claim): Vector => ({ name: `missing ${claim}`, make: proofWithout(claim), expect: invalid(claim) })),
@@ -260,7 +467,11 @@ const vectors: readonly Vector[] = [
   { name: 'htu with http scheme', make: proofWith({ htu: 'http://api.bank.example/accounts/123/balances' }), expect: invalid('htu') },
   { name: 'htu relative', make: proofWith({ htu: '/accounts/123/balances' }), expect: invalid('htu') },
   { name: 'htu not a string', make: proofWith({ htu: { href: RESOURCE_URL } }), expect: invalid('htu') },
-  { name: 'request URL not an absolute URI', make: async (kit) => ({ proof: await makeProof(kit.key), input: { url: '/accounts/123/balances' } }), expect: invalid('htu') },
+  {
+    name: 'request URL not an absolute URI',
+    make: async (kit) => ({ proof: await makeProof(kit.key), input: { url: '/accounts/123/balances' } }),
+    expect: invalid('htu'),
+  },
   { name: 'iat 1 h in the future', make: proofWith({ iat: NOW + 3600 }), expect: invalid('iat') },
   { name: 'iat 1 h in the past', make: proofWith({ iat: NOW - 3600 }), expect: invalid('iat') },
   { name: 'iat one second too old', make: proofWith({ iat: NOW - 61 }), expect: invalid('iat') },
@@ -274,23 +485,85 @@ const vectors: readonly Vector[] = [
   { name: 'jti over maxJtiLength', make: proofWith({ jti: 'j'.repeat(257) }), expect: invalid('jti') },
   { name: 'jti not a string', make: proofWith({ jti: 12345 }), expect: invalid('jti') },
   { name: 'wrong ath', make: proofWith({ ath: hash('sha256', 'another token', 'base64url') }), expect: invalid('ath') },
-  { name: 'ath of the token in another encoding', make: proofWith({ ath: hash('sha256', 'at-7f3c9a1e-opaque.token~value', 'base64') }), expect: invalid('ath') },
+  {
+    name: 'ath of the token in another encoding',
+    make: proofWith({ ath: hash('sha256', 'at-7f3c9a1e-opaque.token~value', 'base64') }),
+    expect: invalid('ath'),
+  },
   { name: 'ath not a string', make: proofWith({ ath: 1 }), expect: invalid('ath') },
-  { name: 'proof for another access token', make: async (kit) => ({ proof: await makeProof(kit.key), input: { accessToken: 'other', accessTokenHash: hash('sha256', 'other', 'base64url') } }), expect: invalid('ath') },
+  {
+    name: 'proof for another access token',
+    make: async (kit) => ({ proof: await makeProof(kit.key), input: { accessToken: 'other', accessTokenHash: hash('sha256', 'other', 'base64url') } }),
+    expect: invalid('ath'),
+  },
 
   // Check 10 and RFC 9449 §8-9: nonces.
-  { name: 'nonce required and current', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS) } }), settings: nonceSettings(kit, 'required') }), expect: 'accepted' },
-  { name: 'nonce required and from the previous slot', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS - SLOT_SECONDS * 1000) } }), settings: nonceSettings(kit, 'required') }), expect: 'accepted' },
-  { name: 'nonce required, none sent', make: async (kit) => ({ proof: await makeProof(kit.key), settings: nonceSettings(kit, 'required') }), expect: ['GW_DPOP_NONCE', 'nonce'] },
-  { name: 'nonce required, stale', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS - 2 * SLOT_SECONDS * 1000) } }), settings: nonceSettings(kit, 'required') }), expect: ['GW_DPOP_NONCE', 'nonce'] },
-  { name: 'nonce required, not issued here', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 'eyJ7S_zG.eyJH0-Z.HX4w-7v' } }), settings: nonceSettings(kit, 'required') }), expect: ['GW_DPOP_NONCE', 'nonce'] },
-  { name: 'nonce required, not a string', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 42 } }), settings: nonceSettings(kit, 'required') }), expect: ['GW_DPOP_NONCE', 'nonce'] },
-  { name: 'nonce required, none sent, proof otherwise invalid', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { htm: 'PUT' } }), settings: nonceSettings(kit, 'required') }), expect: invalid('htm') },
-  { name: 'nonce optional, none sent', make: async (kit) => ({ proof: await makeProof(kit.key), settings: nonceSettings(kit, 'optional') }), expect: 'accepted' },
-  { name: 'nonce optional and valid', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS) } }), settings: nonceSettings(kit, 'optional') }), expect: 'accepted' },
-  { name: 'nonce optional but invalid', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 'nope' } }), settings: nonceSettings(kit, 'optional') }), expect: ['GW_DPOP_NONCE', 'nonce'] },
-  { name: 'nonce off ignores a nonce claim', make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 'anything' } }), settings: { nonceMode: 'off', nonces: kit.nonces } }), expect: 'accepted' },
-  { name: 'nonce required without an issuer fails closed', make: async (kit) => ({ proof: await makeProof(kit.key), settings: { nonceMode: 'required', nonces: undefined } }), expect: ['GW_INTERNAL', 'dpop'] },
+  {
+    name: 'nonce required and current',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS) } }), settings: nonceSettings(kit, 'required') }),
+    expect: 'accepted',
+  },
+  {
+    name: 'nonce required and from the previous slot',
+    make: async (kit) => ({
+      proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS - SLOT_SECONDS * 1000) } }),
+      settings: nonceSettings(kit, 'required'),
+    }),
+    expect: 'accepted',
+  },
+  {
+    name: 'nonce required, none sent',
+    make: async (kit) => ({ proof: await makeProof(kit.key), settings: nonceSettings(kit, 'required') }),
+    expect: ['GW_DPOP_NONCE', 'nonce'],
+  },
+  {
+    name: 'nonce required, stale',
+    make: async (kit) => ({
+      proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS - 2 * SLOT_SECONDS * 1000) } }),
+      settings: nonceSettings(kit, 'required'),
+    }),
+    expect: ['GW_DPOP_NONCE', 'nonce'],
+  },
+  {
+    name: 'nonce required, not issued here',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 'eyJ7S_zG.eyJH0-Z.HX4w-7v' } }), settings: nonceSettings(kit, 'required') }),
+    expect: ['GW_DPOP_NONCE', 'nonce'],
+  },
+  {
+    name: 'nonce required, not a string',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 42 } }), settings: nonceSettings(kit, 'required') }),
+    expect: ['GW_DPOP_NONCE', 'nonce'],
+  },
+  {
+    name: 'nonce required, none sent, proof otherwise invalid',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { htm: 'PUT' } }), settings: nonceSettings(kit, 'required') }),
+    expect: invalid('htm'),
+  },
+  {
+    name: 'nonce optional, none sent',
+    make: async (kit) => ({ proof: await makeProof(kit.key), settings: nonceSettings(kit, 'optional') }),
+    expect: 'accepted',
+  },
+  {
+    name: 'nonce optional and valid',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: kit.nonces.current(NOW_MS) } }), settings: nonceSettings(kit, 'optional') }),
+    expect: 'accepted',
+  },
+  {
+    name: 'nonce optional but invalid',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 'nope' } }), settings: nonceSettings(kit, 'optional') }),
+    expect: ['GW_DPOP_NONCE', 'nonce'],
+  },
+  {
+    name: 'nonce off ignores a nonce claim',
+    make: async (kit) => ({ proof: await makeProof(kit.key, { claims: { nonce: 'anything' } }), settings: { nonceMode: 'off', nonces: kit.nonces } }),
+    expect: 'accepted',
+  },
+  {
+    name: 'nonce required without an issuer fails closed',
+    make: async (kit) => ({ proof: await makeProof(kit.key), settings: { nonceMode: 'required', nonces: undefined } }),
+    expect: ['GW_INTERNAL', 'dpop'],
+  },
 ]
 
 function category(outcome: Outcome): Expected {
@@ -365,7 +638,10 @@ describe('checkDpop: RFC 9449 test vectors', () => {
   test('V5 (a token-endpoint proof without ath) is rejected at a resource', async () => {
     const atItsOwnEndpoint = dpopInput(V5, { method: 'POST', url: 'https://server.example.com/token', accessToken: V3_TOKEN, accessTokenHash: V3_ATH })
     const atTheResource = { ...v4Input, proofHeaders: [V5] }
-    for (const [input, nowMs] of [[atItsOwnEndpoint, 1562262616_000], [atTheResource, 1562262616_000]] as const) {
+    for (const [input, nowMs] of [
+      [atItsOwnEndpoint, 1562262616_000],
+      [atTheResource, 1562262616_000],
+    ] as const) {
       const [fast, jose] = await bothOutcomes(input, baseSettings, nowMs)
       assert.deepEqual(category(fast), invalid('ath'))
       assert.deepEqual(category(jose), invalid('ath'))
@@ -396,7 +672,11 @@ describe('checkDpop: the proof key cache', () => {
   test('the ath comparison uses the precomputed hash', async () => {
     const key = await generateTestKey('ES256')
     const proof = await makeProof(key)
-    assert.throws(() => checkDpop(dpopInput(proof, { accessTokenHash: `${ACCESS_TOKEN_HASH.slice(0, -1)}x` }), baseSettings, createProofKeyCache({ maxEntries: 1 }), NOW_MS), { code: 'GW_DPOP_INVALID' })
+    assert.throws(
+      () =>
+        checkDpop(dpopInput(proof, { accessTokenHash: `${ACCESS_TOKEN_HASH.slice(0, -1)}x` }), baseSettings, createProofKeyCache({ maxEntries: 1 }), NOW_MS),
+      { code: 'GW_DPOP_INVALID' },
+    )
   })
 })
 

@@ -17,7 +17,11 @@ const equivalent: ReadonlyArray<readonly [rule: string, uri: string, normal: str
   ['empty path with query', 'https://api.example.com?x=1', 'https://api.example.com/'],
   ['query dropped', 'https://api.example.com/a?b=c&d=e', 'https://api.example.com/a'],
   ['fragment dropped', 'https://api.example.com/a#frag', 'https://api.example.com/a'],
-  ['query and fragment dropped (conformance suite)', 'https://api.example.com/a?allthedoorsonthisspaceshiphavebeen#programmedtohaveacheeryandsunnydisposition', 'https://api.example.com/a'],
+  [
+    'query and fragment dropped (conformance suite)',
+    'https://api.example.com/a?allthedoorsonthisspaceshiphavebeen#programmedtohaveacheeryandsunnydisposition',
+    'https://api.example.com/a',
+  ],
   ['unusual characters in a dropped query', 'https://api.example.com/a?q=[1]{2}|"x"', 'https://api.example.com/a'],
   ['unreserved percent-encodings decoded (§6.2.2.2)', 'https://api.example.com/%7Euser/%41%62%2D%5f', 'https://api.example.com/~user/Ab-_'],
   ['lower-case percent hex upper-cased (§6.2.2.1)', 'https://api.example.com/a%2fb%c3%a9', 'https://api.example.com/a%2Fb%C3%A9'],
@@ -87,7 +91,15 @@ describe('normalizeHtu', () => {
 
   test('different paths, hosts, ports and schemes stay different', () => {
     const base = normalizeHtu('https://api.example.com/a')
-    for (const other of ['https://api.example.com/a/', 'https://api.example.com/A', 'https://api.example.com/aohnonotagain', 'https://api.example.org/a', 'https://api.example.com:8443/a', 'http://api.example.com/a', 'https://api.example.com/a%2F']) {
+    for (const other of [
+      'https://api.example.com/a/',
+      'https://api.example.com/A',
+      'https://api.example.com/aohnonotagain',
+      'https://api.example.org/a',
+      'https://api.example.com:8443/a',
+      'http://api.example.com/a',
+      'https://api.example.com/a%2F',
+    ]) {
       assert.notEqual(normalizeHtu(other), base, other)
     }
   })

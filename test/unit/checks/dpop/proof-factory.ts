@@ -126,9 +126,7 @@ export function dpopInput(proof: string | readonly string[] | undefined, overrid
   return { method: 'GET', url: RESOURCE_URL, proofHeaders, accessToken: ACCESS_TOKEN, accessTokenHash: ACCESS_TOKEN_HASH, boundJkt, ...overrides }
 }
 
-export type Outcome =
-  | { readonly accepted: true; readonly proof: DpopProof }
-  | { readonly accepted: false; readonly code: string; readonly category: string }
+export type Outcome = { readonly accepted: true; readonly proof: DpopProof } | { readonly accepted: false; readonly code: string; readonly category: string }
 
 function outcomeOfError(error: unknown): Outcome {
   if (!isGatewayError(error)) throw error
@@ -151,7 +149,12 @@ export async function joseOutcome(input: DpopInput, settings: DpopSettings, nowM
   }
 }
 
-export async function offThreadOutcome(input: DpopInput, settings: DpopSettings, nowMs: number, keys: ProofKeyCache = createProofKeyCache({ maxEntries: 8 })): Promise<Outcome> {
+export async function offThreadOutcome(
+  input: DpopInput,
+  settings: DpopSettings,
+  nowMs: number,
+  keys: ProofKeyCache = createProofKeyCache({ maxEntries: 8 }),
+): Promise<Outcome> {
   try {
     return { accepted: true, proof: await checkDpopOffThread(input, settings, keys, nowMs) }
   } catch (error) {

@@ -39,7 +39,14 @@ describe('jwkThumbprint (RFC 7638)', () => {
   })
 
   test('throws TypeError for keys without the required members', () => {
-    for (const jwk of [{}, { kty: 'EC', crv: 'P-256', x: 'eA' }, { kty: 'RSA', n: 'AQAB' }, { kty: 'oct', k: 'AQAB' }, { kty: 'EC', crv: 'P-256', x: 1, y: 'eA' }, { kty: 'RSA', e: '', n: 'AQAB' }]) {
+    for (const jwk of [
+      {},
+      { kty: 'EC', crv: 'P-256', x: 'eA' },
+      { kty: 'RSA', n: 'AQAB' },
+      { kty: 'oct', k: 'AQAB' },
+      { kty: 'EC', crv: 'P-256', x: 1, y: 'eA' },
+      { kty: 'RSA', e: '', n: 'AQAB' },
+    ]) {
       assert.throws(() => jwkThumbprint(jwk), TypeError, JSON.stringify(jwk))
     }
   })
