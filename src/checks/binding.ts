@@ -1,17 +1,11 @@
 // Sender-constraint checks: which binding the token carries, whether the route accepts
 // it, and whether the presented certificate matches (RFC 8705 §3, RFC 9449 §7.1).
-import { timingSafeEqual } from 'node:crypto'
+import { equalInConstantTime } from '../util/constant-time.ts'
 import { GatewayError, refuse } from '../errors.ts'
 import type { Route } from '../routes/route-table.ts'
 import type { AccessToken, ClientCert, PresentedToken } from '../types.ts'
 
 export type TokenBindingKind = 'dpop' | 'mtls' | 'unbound'
-
-function sameString(a: string, b: string): boolean {
-  const left = Buffer.from(a)
-  const right = Buffer.from(b)
-  return left.length === right.length && timingSafeEqual(left, right)
-}
 
 /** RFC 9449 §6.2: an introspected token is DPoP-bound when token_type says so, or by cnf.jkt. */
 function isDpopBound(token: AccessToken): boolean {
@@ -37,7 +31,7 @@ export function checkBinding(route: Route, presented: PresentedToken, token: Acc
   if (certBound) {
     if (!dpopBound && !route.acceptsBearer) refuse('GW_BINDING_NOT_ALLOWED', `route ${route.name} does not accept certificate-bound tokens`)
     if (cert === undefined) refuse('GW_CERT_BINDING_MISMATCH', 'certificate-bound token without a client certificate')
-    if (!sameString(cert.thumbprint, token.binding.x5t!)) refuse('GW_CERT_BINDING_MISMATCH', 'x5t#S256 does not match the client certificate')
+    if (!equalInConstantTime(cert.thumbprint, token.binding.x5t!)) refuse('GW_CERT_BINDING_MISMATCH', 'x5t#S256 does not match the client certificate')
   }
 
   if (!dpopBound && !certBound && route.binding !== 'none') refuse('GW_TOKEN_UNBOUND')
@@ -50,7 +44,7 @@ export function checkBinding(route: Route, presented: PresentedToken, token: Acc
  * Made by the proof check before the signature; the refusal names the key that was presented.
  */
 export function checkProofKeyBinding(boundJkt: string | undefined, proofJkt: string): void {
-  if (boundJkt === undefined || !sameString(proofJkt, boundJkt)) {
+  if (boundJkt === undefined || !equalInConstantTime(proofJkt, boundJkt)) {
     throw new GatewayError('GW_DPOP_BINDING_MISMATCH', { detail: 'cnf.jkt does not match the proof key', keyThumbprint: proofJkt })
   }
 }

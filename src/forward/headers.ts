@@ -5,6 +5,7 @@
 // describe the internal servers are removed and the upstream's own URLs are made public ones.
 import { isIPv4, isIPv6 } from 'node:net'
 import { refuse } from '../errors.ts'
+import { isInteractionId } from '../interaction-id.ts'
 import type { PathMapping } from '../routes/route-table.ts'
 
 export interface Identity {
@@ -294,7 +295,7 @@ function publicLocation(value: string, upstream: UpstreamOrigin, publicBaseUrl: 
 }
 
 export function checkInteractionId(interactionId: string): string {
-  if (interactionId === '' || !FIELD_VALUE.test(interactionId)) refuse('GW_REQUEST_MALFORMED', 'x-fapi-interaction-id is not a valid header field value')
+  if (!isInteractionId(interactionId)) refuse('GW_REQUEST_MALFORMED', 'x-fapi-interaction-id is not a valid interaction id')
   return interactionId
 }
 

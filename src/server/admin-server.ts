@@ -1,7 +1,7 @@
 // The admin listener: health, readiness, metrics, and the revoked-token list.
 // Bind it to an internal address; it is never for partners.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { timingSafeEqual } from 'node:crypto'
+import { equalInConstantTime } from '../util/constant-time.ts'
 import { hashToken } from '../checks/credentials.ts'
 import type { SecurityEvents } from '../observability/events.ts'
 import type { RevokedTokenList } from '../tokens/revoked-tokens.ts'
@@ -37,7 +37,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 function authorized(req: IncomingMessage, adminToken: string): boolean {
   const presented = Buffer.from(req.headers.authorization ?? '')
   const expected = Buffer.from(`Bearer ${adminToken}`)
-  return presented.length === expected.length && timingSafeEqual(presented, expected)
+  return equalInConstantTime(presented, expected)
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

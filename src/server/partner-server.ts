@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { performance } from 'node:perf_hooks'
+import { interactionIdOf } from '../interaction-id.ts'
 import { authorize, type AuthorizeDeps, type Grant, type Refusal } from '../authorize.ts'
 import { inspectPeerCertificate, type ClientCertPolicy } from './peer-certificate.ts'
 import type { PeerCertificateVerdict } from '../types.ts'
@@ -78,14 +79,7 @@ interface AccessRecord {
   interactionId: string | undefined
 }
 
-// RFC 9110 field value characters, bounded: anything else is replaced by a fresh UUID.
-const INTERACTION_ID = /^[\x21-\x7e]{1,128}$/
-
 const NO_ROUTE = 'unmatched'
-
-function interactionIdOf(value: string | undefined): string {
-  return value !== undefined && INTERACTION_ID.test(value) ? value : randomUUID()
-}
 
 /** The whole body, up to `limit` bytes; past it the rest is left unread. */
 function readFormBody(req: IncomingMessage, limit: number): Promise<Buffer> {

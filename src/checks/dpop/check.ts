@@ -4,8 +4,8 @@
 // test/support/dpop-verify-with-jose.ts is the same check on jose; the tests hold the two in step,
 // so the order of the steps below follows jose's own order.
 
-import { timingSafeEqual } from 'node:crypto'
 import { refuse } from '../../errors.ts'
+import { equalInConstantTime } from '../../util/constant-time.ts'
 import { checkProofKeyBinding } from '../binding.ts'
 import { isCanonicalBase64url } from '../../util/base64url.ts'
 import type { DpopProof } from '../../types.ts'
@@ -169,12 +169,6 @@ function checkProofTimes(claims: JsonObject, settings: DpopSettings, nowMs: numb
   return iat
 }
 
-function sameSecret(presented: string, expected: string): boolean {
-  const a = Buffer.from(presented, 'utf8')
-  const b = Buffer.from(expected, 'utf8')
-  return a.length === b.length && timingSafeEqual(a, b)
-}
-
 interface SignedProof {
   readonly signature: ProofSignature
   readonly proofKey: ProofKey
@@ -219,7 +213,7 @@ function checkAfterSignature({ proofKey, payloadSegment }: SignedProof, input: D
   if (proofHtu === undefined) invalid('htu: not an absolute http(s) URI')
   if (requestUri === undefined) invalid('htu: the request URL is not an absolute http(s) URI')
   if (proofHtu !== requestUri) invalid('htu: does not match the request URI')
-  if (typeof ath !== 'string' || !sameSecret(ath, input.accessTokenHash)) invalid('ath: does not match the access token')
+  if (typeof ath !== 'string' || !equalInConstantTime(ath, input.accessTokenHash)) invalid('ath: does not match the access token')
   const nonce = checkProofNonce(claims, settings, nowMs)
 
   return { jkt: proofKey.jkt, jti, iat, htm: input.method, htu: proofHtu, nonce }

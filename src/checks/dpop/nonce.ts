@@ -1,7 +1,8 @@
 // Stateless DPoP server nonces (RFC 9449 §8, §9): every replica sharing the secret derives the
 // same nonce for a time slot, so no store is needed. A nonce is valid in its own slot and the next.
 
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto'
+import { equalInConstantTime } from '../../util/constant-time.ts'
 
 export interface NonceIssuer {
   /** The nonce to hand out now (base64url, so within RFC 9449 §8.1 NQCHAR). */
@@ -21,10 +22,6 @@ const NONCE_LENGTH = 43 // base64url of a SHA-256 HMAC, no padding
 
 function nonceForSlot(key: KeyObject, slot: number): string {
   return createHmac('sha256', key).update(`fapi-gateway dpop-nonce v1 ${slot}`).digest('base64url')
-}
-
-function sameNonce(presented: Buffer, expected: string): boolean {
-  return timingSafeEqual(presented, Buffer.from(expected, 'utf8'))
 }
 
 export function createNonceIssuer(options: NonceIssuerOptions): NonceIssuer {
@@ -48,8 +45,8 @@ export function createNonceIssuer(options: NonceIssuerOptions): NonceIssuer {
       const presented = Buffer.from(nonce, 'utf8')
       if (presented.length !== NONCE_LENGTH) return false
       const slot = slotAt(nowMs)
-      const current = sameNonce(presented, nonceForSlot(key, slot))
-      const previous = sameNonce(presented, nonceForSlot(key, slot - 1))
+      const current = equalInConstantTime(presented, nonceForSlot(key, slot))
+      const previous = equalInConstantTime(presented, nonceForSlot(key, slot - 1))
       return current || previous
     },
   }
