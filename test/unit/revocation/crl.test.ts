@@ -10,22 +10,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AsnConvert } from '@peculiar/asn1-schema'
 import { DistributionPointName, GeneralName, id_ce_deltaCRLIndicator, id_ce_issuingDistributionPoint, IssuingDistributionPoint } from '@peculiar/asn1-x509'
-import { GatewayError } from '../../../src/errors.ts'
+import { refusedWith } from '../../support/refused-with.ts'
 import { createRevocationPki, x509, type RevocationPki, type TestCert } from '../../support/revocation-pki.ts'
 import { createHarness, type Harness, type HarnessCa } from '../../support/revocation-harness.ts'
 import { createOpensslCa } from '../../support/openssl-ca.ts'
 
 const HOUR = 3_600_000
-
-async function refusedWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  assert.ok(error instanceof GatewayError, `expected ${code}, got ${error === undefined ? 'acceptance' : String(error)}`)
-  assert.equal(error.code, code, error.detail)
-  return error
-}
 
 interface CrlServer {
   readonly url: string

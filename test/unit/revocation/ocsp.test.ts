@@ -4,21 +4,11 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createPrivateKey, generateKeyPairSync, webcrypto } from 'node:crypto'
-import { GatewayError } from '../../../src/errors.ts'
+import { refusedWith } from '../../support/refused-with.ts'
 import type { ClientCert } from '../../../src/types.ts'
 import { createRevocationPki, x509, type RevocationPki, type TestCert } from '../../support/revocation-pki.ts'
 import { startTestOcspResponder, type OcspSigner, type TestOcspResponder } from '../../support/ocsp-test-responder.ts'
 import { createHarness, type Harness, type HarnessCa } from '../../support/revocation-harness.ts'
-
-async function refusedWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  assert.ok(error instanceof GatewayError, `expected ${code}, got ${error === undefined ? 'acceptance' : String(error)}`)
-  assert.equal(error.code, code, error.detail)
-  return error
-}
 
 describe('OCSP', () => {
   let pki: RevocationPki

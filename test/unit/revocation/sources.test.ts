@@ -8,22 +8,12 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { GatewayError } from '../../../src/errors.ts'
+import { refusedWith } from '../../support/refused-with.ts'
 import { createRevocationPki, x509, type RevocationPki, type TestCert } from '../../support/revocation-pki.ts'
 import { startTestOcspResponder, type TestOcspResponder } from '../../support/ocsp-test-responder.ts'
 import { createHarness, type Harness, type HarnessCa } from '../../support/revocation-harness.ts'
 
 const HOUR = 3_600_000
-
-async function refusedWith(promise: Promise<unknown>, code: string): Promise<GatewayError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  assert.ok(error instanceof GatewayError, `expected ${code}, got ${error === undefined ? 'acceptance' : String(error)}`)
-  assert.equal(error.code, code, error.detail)
-  return error
-}
 
 describe('revocation sources together', () => {
   let pki: RevocationPki
