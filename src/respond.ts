@@ -1,5 +1,6 @@
 // The only place a refusal becomes an HTTP answer: status, WWW-Authenticate
 // (RFC 6750 §3, RFC 9449 §7.1), a small JSON body, and nothing internal.
+import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { catalogue, type ErrorCode } from './errors.ts'
 import type { AuthScheme } from './types.ts'
@@ -105,4 +106,26 @@ export function sendRefusal(res: ServerResponse, code: ErrorCode, context: Chall
   // The introspection bounds free up within a call's time to the issuer (RFC 9110 §10.2.3).
   if (code === 'GW_INTROSPECTION_THROTTLED' || code === 'GW_INTROSPECTION_BUSY') res.setHeader('retry-after', '1')
   res.end(body)
+}
+
+const REASON_PHRASES: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 431: 'Request Header Fields Too Large' }
+
+/**
+ * The same answer as bytes, for a request Node could not parse (there is no ServerResponse to
+ * write it to): always closes the connection, since the rest of the stream cannot be trusted.
+ */
+export function rawRefusal(code: ErrorCode, nowMs: number): { readonly bytes: string; readonly interactionId: string } {
+  const interactionId = randomUUID()
+  const { status } = catalogue[code]
+  const body = JSON.stringify(refusalBody(code, interactionId))
+  const head = [
+    `HTTP/1.1 ${status} ${REASON_PHRASES[status] ?? 'Bad Request'}`,
+    `Date: ${new Date(nowMs).toUTCString()}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+    `X-Fapi-Interaction-Id: ${interactionId}`,
+    'Connection: close',
+  ]
+  return { bytes: `${head.join('\r\n')}\r\n\r\n${body}`, interactionId }
 }

@@ -1,5 +1,4 @@
 // The partner-facing HTTPS listener: limits, the pipeline, the answer, and forwarding.
-import { randomUUID } from 'node:crypto'
 import { createServer, type Server, type ServerOptions } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -12,13 +11,13 @@ import type { PeerCertificateVerdict } from '../types.ts'
 import type { ForwardedClientCert } from './forwarded-client-cert.ts'
 import { readCredentialHeaders } from '../checks/credentials.ts'
 import { checkFormBody, formKindOf, readBodyHeaders, type FormKind } from '../checks/form-body.ts'
-import { GatewayError, catalogue, type ErrorCode } from '../errors.ts'
+import { GatewayError, type ErrorCode } from '../errors.ts'
 import type { Forwarder } from '../forward/forward.ts'
 import type { HeaderPolicy } from '../forward/headers.ts'
 import type { NonceIssuer } from '../checks/dpop/nonce.ts'
 import type { GatewayMetrics } from '../observability/metrics.ts'
 import type { SecurityEvents } from '../observability/events.ts'
-import { refusalBody, sendRefusal, type ChallengeContext } from '../respond.ts'
+import { createRefusals, NO_ROUTE } from './refusals.ts'
 import type { Clock, Logger } from '../types.ts'
 import { recheckAfterTrustChange } from './trust-anchors.ts'
 import { guardHandshakes } from './handshake-guard.ts'
@@ -79,8 +78,6 @@ interface AccessRecord {
   interactionId: string | undefined
 }
 
-const NO_ROUTE = 'unmatched'
-
 /** The whole body, up to `limit` bytes; past it the rest is left unread. */
 function readFormBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -120,6 +117,7 @@ function bodyPending(req: IncomingMessage): boolean {
 
 export function createPartnerServer(deps: PartnerServerDeps): Server {
   const { limits, metrics, events, logger } = deps
+  const refusals = createRefusals({ metrics, events, logger, clock: deps.clock })
   const lease = deps.pipeline ?? (() => ({ current: deps, release() {} }))
   // Judged once per connection and client-certificate policy; a reload that changes the policy
   // has the connection judged again (src/reload/trust-anchors.ts).
@@ -175,42 +173,9 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
   }
 
   function refuseRequest(p: PartnerPipeline, req: IncomingMessage, res: ServerResponse, refusal: Refusal, interactionId: string, started: number): void {
-    const { error, route, presented, token, cert, proof } = refusal
-    const code = error.code
-    const context: ChallengeContext = {
-      presentedScheme: presented?.scheme,
-      acceptsDpop: route?.acceptsDpop ?? true,
-      acceptsBearer: route?.acceptsBearer ?? true,
-      scopes: route?.scopes ?? [],
-      dpopAlgs: p.authorize.dpop.algorithms,
-    }
     // Closed after the answer rather than drained: the body may be large, or never come (Expect).
     if (bodyPending(req)) res.setHeader('connection', 'close')
-    sendRefusal(res, code, context, answerHeaders(p, interactionId))
-    const routeName = route?.name ?? NO_ROUTE
-    const status = catalogue[code].status
-    metrics.refusals.inc({ route: routeName, reason: code })
-    metrics.requests.inc({ route: routeName, outcome: 'refused' })
-    metrics.requestDuration.observe({ route: routeName, outcome: 'refused' }, (performance.now() - started) / 1000)
-    events.emit({
-      event: 'request.refused',
-      reason: code,
-      status,
-      method: req.method,
-      route: routeName,
-      clientId: token?.clientId,
-      subject: token?.sub,
-      certThumbprint: cert?.thumbprint,
-      certificate: cert,
-      keyThumbprint: proof?.jkt ?? error.keyThumbprint,
-      sourceAddress: req.socket.remoteAddress,
-      interactionId,
-      detail: error.detail,
-    })
-    if (code === 'GW_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the request pipeline')
-    // The operator's problem, not the partner's: a refused or silent upstream is worth a warning.
-    else if (code === 'GW_UPSTREAM_UNAVAILABLE' || code === 'GW_UPSTREAM_TIMEOUT')
-      logger.warn({ upstream: route?.upstream, code, detail: error.detail, interactionId }, 'upstream failed')
+    refusals.request({ req, res, refusal, interactionId, started, dpopAlgs: p.authorize.dpop.algorithms, headers: answerHeaders(p, interactionId) })
   }
 
   async function forwardGranted(
@@ -359,11 +324,30 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       const access: AccessRecord = { started: performance.now(), route: NO_ROUTE, clientId: undefined, interactionId: undefined }
       handle(held.current, req, res, access)
         .catch((error: unknown) => {
-          logger.error({ err: error }, 'request handler failed')
-          if (!res.headersSent) {
-            res.statusCode = 500
-            res.end()
-          } else res.destroy()
+          // A failure nobody expected is still a refusal like any other: answered, counted, evented, logged.
+          if (res.headersSent) {
+            logger.error({ err: error, interactionId: access.interactionId }, 'request handler failed after answering')
+            res.destroy()
+            return
+          }
+          const interactionId = access.interactionId ?? interactionIdOf(undefined)
+          const refusal: Refusal = {
+            error: new GatewayError('GW_INTERNAL', { detail: 'request handler failed', cause: error }),
+            route: undefined,
+            cert: undefined,
+            presented: undefined,
+            token: undefined,
+            proof: undefined,
+          }
+          refusals.request({
+            req,
+            res,
+            refusal,
+            interactionId,
+            started: access.started,
+            dpopAlgs: held.current.authorize.dpop.algorithms,
+            headers: { 'x-fapi-interaction-id': interactionId },
+          })
         })
         .finally(() => {
           held.release()
@@ -418,24 +402,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'HPE_HEADERS_TIMEOUT'
           ? 'GW_REQUEST_TIMEOUT'
           : 'GW_REQUEST_MALFORMED'
-    metrics.refusals.inc({ route: NO_ROUTE, reason: code })
-    metrics.requests.inc({ route: NO_ROUTE, outcome: 'refused' })
-    const interactionId = randomUUID()
-    events.emit({
-      event: 'request.refused',
-      reason: code,
-      status: catalogue[code].status,
-      route: NO_ROUTE,
-      sourceAddress: socket.remoteAddress,
-      interactionId,
-      detail: error.code,
-    })
-    const body = JSON.stringify(refusalBody(code, interactionId))
-    const status = catalogue[code].status
-    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'
-    socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\nDate: ${new Date(deps.clock()).toUTCString()}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nX-Fapi-Interaction-Id: ${interactionId}\r\nConnection: close\r\n\r\n${body}`,
-    )
+    refusals.unparsed(socket, code, error.code)
   })
 
   server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { refusalBody, sendRefusal, wwwAuthenticate, type ChallengeContext } from '../../src/respond.ts'
+import { rawRefusal, refusalBody, sendRefusal, wwwAuthenticate, type ChallengeContext } from '../../src/respond.ts'
 import { catalogue, type ErrorCode } from '../../src/errors.ts'
 
 const ALGS = ['ES256', 'PS256', 'EdDSA']
@@ -203,4 +203,17 @@ test('sendRefusal after the headers were sent destroys the socket instead of ans
     server.closeAllConnections()
     server.close()
   }
+})
+
+test('rawRefusal: the same JSON answer as bytes for a request Node could not parse, with its own interaction id, closing the connection', () => {
+  const { bytes, interactionId } = rawRefusal('GW_HEADERS_TOO_LARGE', Date.UTC(2026, 11, 7))
+  const [head, body] = bytes.split('\r\n\r\n')
+  const lines = head!.split('\r\n')
+  assert.equal(lines[0], 'HTTP/1.1 431 Request Header Fields Too Large')
+  assert.ok(lines.includes('Date: Mon, 07 Dec 2026 00:00:00 GMT'))
+  assert.ok(lines.includes('Connection: close') && lines.includes('Cache-Control: no-store') && lines.includes(`X-Fapi-Interaction-Id: ${interactionId}`))
+  assert.ok(lines.includes(`Content-Length: ${Buffer.byteLength(body!)}`))
+  assert.deepEqual(JSON.parse(body!), refusalBody('GW_HEADERS_TOO_LARGE', interactionId))
+  assert.match(rawRefusal('GW_REQUEST_TIMEOUT', 0).bytes, /^HTTP\/1\.1 408 Request Timeout\r\n/)
+  assert.match(rawRefusal('GW_REQUEST_MALFORMED', 0).bytes, /^HTTP\/1\.1 400 Bad Request\r\n/)
 })
