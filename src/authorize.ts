@@ -1,6 +1,6 @@
 // The request pipeline. Each step either hands its evidence to the next or throws a
 // GatewayError; nothing is forwarded unless every step passed.
-import { GatewayError, refuse } from './errors.ts'
+import { GatewayError, refuse, type CheckName } from './errors.ts'
 import { checkBinding } from './checks/binding.ts'
 import { checkClientCert } from './checks/client-cert.ts'
 import type { PeerCertificateVerdict } from './types.ts'
@@ -60,6 +60,8 @@ export interface Grant {
 /** What was known when a step refused: for the answer's challenge and the security event. */
 export interface Refusal {
   readonly error: GatewayError
+  /** The step that refused. */
+  readonly check: CheckName
   readonly route: Route | undefined
   readonly cert: ClientCert | undefined
   readonly presented: PresentedToken | undefined
@@ -75,13 +77,19 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
   let presented: PresentedToken | undefined
   let token: AccessToken | undefined
   let proof: DpopProof | undefined
+  let check: CheckName = 'route'
   try {
     const matched = deps.routes.match(req.method, req.target)
     route = matched.route
+    check = 'client-certificate'
     cert = checkClientCert(req.peer, route.clientCertificate, req.nowMs)
+    check = 'revocation'
     if (cert) await deps.revocation.check(cert, { nowMs: req.nowMs, route: route.name, override: route.revocation })
+    check = 'credentials'
     presented = checkCredentials(req.headers, req.target)
+    check = 'token'
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs, { clientAddress: req.clientAddress })
+    check = 'binding'
     if (checkBinding(route, presented, token, cert) === 'dpop') {
       const input = {
         method: req.method,
@@ -91,21 +99,25 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
         accessTokenHash: presented.hash,
         boundJkt: token.binding.jkt,
       }
+      check = 'dpop'
       // The cnf.jkt binding is checked in there, before the signature.
       proof =
         deps.verifyProofsOn === 'threadPool'
           ? await checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
           : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
     }
+    check = 'scope'
     checkPolicy(route, token)
+    check = 'replay'
     // Last of the header checks, so that a request they refuse never burns a legitimate client's jti; one store round
     // trip answers both the revoked-token list and, for DPoP, the replay claim.
     if (proof) await checkReplay(proof, presented.hash, deps.replay, deps.replayTtlMs)
     else if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
+    check = 'body'
     if (req.checkBody) await req.checkBody()
     return { ok: true, grant: { route, path: matched.path, cert, presented, token, proof } }
   } catch (error) {
     const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'unexpected error in a check', cause: error })
-    return { ok: false, refusal: { error: gatewayError, route, cert, presented, token, proof } }
+    return { ok: false, refusal: { error: gatewayError, check, route, cert, presented, token, proof } }
   }
 }

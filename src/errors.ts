@@ -89,17 +89,28 @@ export const catalogue = {
 
 export type ErrorCode = keyof typeof catalogue
 
+/** The step of the pipeline (or the part of the listener) that refused: with the rule, the structured reason. */
+export type CheckName =
+  'listener' | 'route' | 'client-certificate' | 'revocation' | 'credentials' | 'token' | 'binding' | 'dpop' | 'scope' | 'replay' | 'body' | 'forwarding'
+
 export interface GatewayErrorOptions {
   /** Internal detail for logs and security events; never sent to the client. */
   readonly detail?: string
+  /** The rule within the check (`iat`, `htu`, `ocsp`, …); by default the label the detail starts with (`iat: too old`). */
+  readonly rule?: string
   readonly cause?: unknown
   /** RFC 7638 thumbprint of the DPoP key presented, when the refusal is about that key (for the security event). */
   readonly keyThumbprint?: string
 }
 
+// `iat: too old` → `iat`; `jwk private: has d` → `jwk private`; a detail without a label has no rule.
+const DETAIL_LABEL = /^([a-z][a-z0-9#._ -]{0,39}?): /i
+
 export class GatewayError extends Error {
   readonly code: ErrorCode
   readonly detail: string | undefined
+  /** What tests and events match on, where the detail is for humans (as jose's claim errors carry `claim`). */
+  readonly rule: string | undefined
   readonly keyThumbprint: string | undefined
 
   constructor(code: ErrorCode, options: GatewayErrorOptions = {}) {
@@ -107,6 +118,7 @@ export class GatewayError extends Error {
     this.name = 'GatewayError'
     this.code = code
     this.detail = options.detail
+    this.rule = options.rule ?? (options.detail === undefined ? undefined : DETAIL_LABEL.exec(options.detail)?.[1])
     this.keyThumbprint = options.keyThumbprint
   }
 }

@@ -51,6 +51,9 @@ export interface SecurityEvent {
   readonly interactionId?: string
   /** replay_store, issuer, revocation, …: what could not answer. */
   readonly dependency?: string
+  /** The step that refused and the rule within it: the structured reason, for matching without parsing `detail`. */
+  readonly check?: string
+  readonly rule?: string
   /** Internal detail from the check that refused; never sent to clients. */
   readonly detail?: string
 }
@@ -240,6 +243,8 @@ export function toEcs(event: SecurityEvent, context: EcsContext): EcsSecurityEve
     cert_thumbprint: bounded(event.certThumbprint, 128),
     dependency: bounded(dependency, 64),
     certificate_role: event.certificate ? (event.certificate.role ?? 'client') : undefined,
+    check: bounded(event.check, 32),
+    rule: bounded(event.rule, 40),
   }) as Record<string, string> | undefined
   const tls = tlsFields(event)
   const userId = bounded(event.subject)

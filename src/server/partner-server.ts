@@ -11,7 +11,7 @@ import type { PeerCertificateVerdict } from '../types.ts'
 import type { ForwardedClientCert } from './forwarded-client-cert.ts'
 import { readCredentialHeaders } from '../checks/credentials.ts'
 import { checkFormBody, formKindOf, readBodyHeaders, type FormKind } from '../checks/form-body.ts'
-import { GatewayError, type ErrorCode } from '../errors.ts'
+import { GatewayError, type CheckName, type ErrorCode } from '../errors.ts'
 import type { Forwarder } from '../forward/forward.ts'
 import type { HeaderPolicy } from '../forward/headers.ts'
 import type { NonceIssuer } from '../checks/dpop/nonce.ts'
@@ -224,12 +224,12 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     const interactionId = interactionIdOf(headers.interactionId)
     access.interactionId = interactionId
     const socket = req.socket as TLSSocket
-    const refuseEarly = (code: ErrorCode, detail: string, cause?: unknown) =>
+    const refuseEarly = (error: GatewayError, check: CheckName) =>
       refuseRequest(
         p,
         req,
         res,
-        { error: new GatewayError(code, { detail, cause }), route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined },
+        { error, check, route: undefined, cert: undefined, presented: undefined, token: undefined, proof: undefined },
         interactionId,
         started,
       )
@@ -237,15 +237,14 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
     if (overLimitSockets.has(socket)) {
       // Closed after the answer, so the connection frees its place instead of holding it.
       res.setHeader('connection', 'close')
-      return refuseEarly('GW_OVERLOADED', `more than ${limits.maxConnections} connections`)
+      return refuseEarly(new GatewayError('GW_OVERLOADED', { detail: `more than ${limits.maxConnections} connections` }), 'listener')
     }
 
     let formKind: FormKind | undefined
     try {
       formKind = formKindOf(readBodyHeaders(req.rawHeaders))
     } catch (error) {
-      const gatewayError = error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'body headers', cause: error })
-      return refuseEarly(gatewayError.code, gatewayError.detail ?? 'body headers', error)
+      return refuseEarly(error instanceof GatewayError ? error : new GatewayError('GW_INTERNAL', { detail: 'body headers', cause: error }), 'body')
     }
     // `Expect: 100-continue` is answered only once every check passed (RFC 9110 §10.1.1): a
     // client that is not authorized is never invited to send its body.
@@ -304,7 +303,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
         logger.warn({ interactionId, route: route.name, code: gatewayError.code, detail: gatewayError.detail }, 'upstream answer interrupted')
         return
       }
-      refuseRequest(p, req, res, { error: gatewayError, route, cert, presented, token, proof }, interactionId, started)
+      refuseRequest(p, req, res, { error: gatewayError, check: 'forwarding', route, cert, presented, token, proof }, interactionId, started)
     }
   }
 
@@ -333,6 +332,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
           const interactionId = access.interactionId ?? interactionIdOf(undefined)
           const refusal: Refusal = {
             error: new GatewayError('GW_INTERNAL', { detail: 'request handler failed', cause: error }),
+            check: 'listener',
             route: undefined,
             cert: undefined,
             presented: undefined,

@@ -78,6 +78,8 @@ export function createRefusals(deps: RefusalDeps): Refusals {
         keyThumbprint: proof?.jkt ?? error.keyThumbprint,
         sourceAddress: req.socket.remoteAddress,
         interactionId,
+        check: refusal.check,
+        rule: error.rule,
         detail: error.detail,
       })
       if (code === 'GW_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the request pipeline')
@@ -96,6 +98,8 @@ export function createRefusals(deps: RefusalDeps): Refusals {
         route: NO_ROUTE,
         sourceAddress: socket.remoteAddress,
         interactionId: answer.interactionId,
+        check: 'listener',
+        rule: 'parse',
         detail,
       })
       socket.end(answer.bytes)

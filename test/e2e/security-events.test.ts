@@ -193,7 +193,13 @@ describe('security events during a scripted attack', () => {
     assert.equal(replay.fapi?.client_id, 'partner-a')
     assert.match(replay.fapi?.key_thumbprint ?? '', /^[A-Za-z0-9_-]{43}$/)
 
+    // The structured reason: the step that refused, and the rule within it where there is one.
+    assert.equal(replay.fapi?.check, 'replay')
+    assert.equal(find('GW_TOKEN_MISSING').fapi?.check, 'credentials')
+    assert.equal(find('GW_CLIENT_CERT_REVOKED').fapi?.check, 'revocation')
+
     const stolen = find('GW_DPOP_BINDING_MISMATCH')
+    assert.equal(stolen.fapi?.check, 'dpop')
     assert.equal(stolen.event.kind, 'alert')
     assert.notEqual(stolen.fapi?.key_thumbprint, replay.fapi?.key_thumbprint, "the thief's key, not the owner's")
 

@@ -118,3 +118,13 @@ test('docs/errors.md documents every error code with its status, and no code tha
   ]
   assert.deepEqual(problems, [], problems.join('\n'))
 })
+
+test('GatewayError: the rule is the label the detail starts with, or the one given; none for a detail without a label', () => {
+  assert.equal(new GatewayError('GW_DPOP_INVALID', { detail: 'iat: too old' }).rule, 'iat')
+  assert.equal(new GatewayError('GW_DPOP_INVALID', { detail: 'jwk private: has private members' }).rule, 'jwk private')
+  assert.equal(new GatewayError('GW_CLIENT_CERT_REVOKED', { detail: 'deny list: listed; serial 01' }).rule, 'deny list')
+  assert.equal(new GatewayError('GW_TOKEN_REVOKED', { detail: 'on the revoked-token list' }).rule, undefined)
+  assert.equal(new GatewayError('GW_TOKEN_MISSING').rule, undefined)
+  assert.equal(new GatewayError('GW_DPOP_NONCE', { detail: 'missing', rule: 'nonce' }).rule, 'nonce')
+  assert.equal(new GatewayError('GW_INTERNAL', { detail: 'see: https://example/x' }).rule, 'see', 'a label is a label')
+})
