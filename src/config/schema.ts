@@ -143,7 +143,11 @@ const issuer = z
 
 const upstream = z
   .strictObject({
-    url: httpUrl,
+    // The forwarder asserts the same when it builds a pool; here it is a one-line configuration error at start-up.
+    url: httpUrl.refine((u) => {
+      const url = URL.parse(u)
+      return url !== null && url.username === '' && url.password === '' && url.search === '' && url.hash === ''
+    }, 'must be an origin with an optional base path (no user, query or fragment)'),
     connectTimeoutMs: positiveInt.default(2_000),
     headersTimeoutMs: positiveInt.default(15_000),
     bodyTimeoutMs: positiveInt.default(30_000),

@@ -330,6 +330,18 @@ test('an http:// publicBaseUrl, or one with a query or a path, is refused', () =
   }
 })
 
+test('an upstream url with a user, a query or a fragment is refused at start-up, naming the key', () => {
+  for (const url of ['http://user:pw@127.0.0.1:9000', 'http://127.0.0.1:9000/v1?x=1', 'http://127.0.0.1:9000/#top']) {
+    const { file } = writeCase(
+      edit((c) => {
+        c.upstreams = { 'data-api': { url } }
+      }),
+    )
+    assertOneProblem(problemsOf(file), file, 'upstreams.data-api.url: ', /^must be an origin with an optional base path \(no user, query or fragment\)$/)
+  }
+  loadConfig(writeCase(edit((c) => void (c.upstreams = { 'data-api': { url: 'https://accounts.internal:8443/v1' } }))).file, {})
+})
+
 test('a configuration without issuers is refused', () => {
   const missing = writeCase(
     edit((c) => {
