@@ -21,6 +21,7 @@ import { startDevIssuer } from '../dev/issuer.ts'
 import { chainPem, createDevPki, writeDevPki } from '../dev/pki.ts'
 import { DEMO_AUDIENCE, freePort, REPO_ROOT } from '../dev/environment.ts'
 import { startDemoUpstream } from '../dev/upstream.ts'
+import { stop, untilReady } from './gateway-process.ts'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const ATTACKER_ADDRESS = '127.0.0.2'
@@ -193,24 +194,7 @@ async function startGatewayProcess(configFile: string, adminPort: number): Promi
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     env: { ...process.env, FAPI_GATEWAY__LOG__LEVEL: 'warn' },
   })
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
-      await response.body?.cancel()
-      if (response.ok) return child
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('gateway did not become ready')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  await once(child, 'exit')
+  return untilReady(child, adminPort)
 }
 
 async function main(settings: Settings): Promise<void> {

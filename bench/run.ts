@@ -24,6 +24,7 @@ import { createProofKeyCache } from '../src/checks/dpop/proof-key-cache.ts'
 import { createProof, generateDpopKey } from '../src/client/partner-client.ts'
 import { startRedisServer } from '../test/support/redis.ts'
 import type { LoadJob, LoadResult } from './load.ts'
+import { stop, untilReady } from './gateway-process.ts'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const { values: args } = parseArgs({
@@ -122,26 +123,7 @@ async function startGatewayProcess(configFile: string, port: number, adminPort: 
     env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
     stdio: ['ignore', process.env.BENCH_TARGET_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   })
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
-      await response.body?.cancel()
-      if (response.ok) return child
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('gateway did not become ready')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-  await once(child, 'exit')
-  clearTimeout(timer)
+  return untilReady(child, adminPort)
 }
 
 interface Measured extends LoadResult {

@@ -1,6 +1,6 @@
 // Log lines and security events share one writer on stdout. A slow log reader, or a flood of
 // refusals (one event each), must never stall requests, so lines queue in memory up to a bound;
-// past it they are dropped and counted, never blocking and never growing without limit.
+// past it the oldest queued lines are dropped and counted, never blocking and never growing without limit.
 //
 // In a container stdout is a pipe, shared by every worker process. Node writes to it without
 // blocking (the pipe is put in non-blocking mode, writes wait for the event loop), and this
@@ -89,10 +89,19 @@ export function createStdoutWriter(maxBufferedBytes: number, out: NodeJS.Writabl
   const stream = {
     write(line: string): boolean {
       const bytes = Buffer.byteLength(line)
-      if (closing || broken || queuedBytes + bytes > maxBufferedBytes) {
+      if (closing || broken || bytes > maxBufferedBytes) {
         drop(Math.max(countLines(line), 1))
         return true
       }
+      // Full: the oldest queued lines make room, so that what is written last (the events of an
+      // attack under way, the lines of a shutdown) is what a reader that comes back finds.
+      let evicted = 0
+      while (queuedBytes + bytes > maxBufferedBytes && first < lines.length) {
+        queuedBytes -= sizes[first]!
+        evicted += Math.max(countLines(lines[first]!), 1)
+        first++
+      }
+      if (evicted > 0) drop(evicted)
       lines.push(line)
       sizes.push(bytes)
       queuedBytes += bytes

@@ -86,6 +86,27 @@ describe('stdout writer', () => {
     assert.equal(out.writes.length, 1)
   })
 
+  it('when full, drops the oldest queued lines, so the newest (a shutdown, an attack under way) are the ones kept', async () => {
+    // The first write is held until the queue has overflowed; every later one completes at once.
+    let held = true
+    let release: () => void = () => undefined
+    const out = recordingStream((done) => (held ? (release = done) : setImmediate(done)))
+    const writer = createStdoutWriter(10_000, out.stream)
+    let dropped = 0
+    writer.onDrop((count) => (dropped += count))
+    for (let n = 0; n < 200; n++) writer.stream.write(line(n))
+    writer.stream.write('{"msg":"fapi-gateway stopped"}\n')
+    assert.ok(dropped > 0)
+    const closed = writer.close()
+    held = false
+    release()
+    await closed
+    const written = out.writes.join('')
+    assert.ok(written.endsWith('{"msg":"fapi-gateway stopped"}\n'), 'the last line written is kept')
+    assert.ok(written.startsWith(line(0)), "the line already in the stream's hands is written")
+    assert.ok(!written.includes(line(1)), 'the oldest queued line made room')
+  })
+
   it('close() gives up on a reader that does not read, counting what it discards; later lines are dropped', async () => {
     const out = recordingStream(() => undefined)
     const writer = createStdoutWriter(1 << 20, out.stream)
