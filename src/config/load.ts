@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import type { z } from 'zod'
 import { describeIssues } from './issues.ts'
-import { gatewayConfigSchema, policyFileSchema, type GatewayConfig, type RoutePolicy } from './schema.ts'
+import { gatewayConfigSchema, partnerFileSchema, policyFileSchema, type GatewayConfig, type PartnerConfig, type RoutePolicy } from './schema.ts'
 
 export class ConfigError extends Error {
   readonly problems: readonly string[]
@@ -25,6 +25,8 @@ export interface LoadedConfig {
   readonly file: string
   readonly config: GatewayConfig
   readonly routes: readonly SourcedRoute[]
+  /** The authorization-server façade's partner registry (authorizationServer.partnersFile), resolved path and entries. */
+  readonly partners: { readonly file: string; readonly entries: readonly PartnerConfig[] } | undefined
   /** Reads a file named in the configuration, relative to the configuration file. */
   readonly readFile: (path: string) => string
   /** Keys set by FAPI_GATEWAY__* environment variables, over the file. */
@@ -125,6 +127,38 @@ function loadRoutes(dir: string, problems: string[]): SourcedRoute[] {
   return routes
 }
 
+function loadPartners(file: string, problems: string[]): PartnerConfig[] {
+  const raw = readYaml(file, problems)
+  if (raw === undefined) return []
+  const parsed = partnerFileSchema.safeParse(raw)
+  if (!parsed.success) {
+    problems.push(...formatIssues(file, parsed.error.issues, raw, partnerFileSchema))
+    return []
+  }
+  return parsed.data.partners
+}
+
+function crossCheckAuthorizationServer(file: string, config: GatewayConfig, partners: { file: string; entries: readonly PartnerConfig[] }, problems: string[]): void {
+  const as = config.authorizationServer
+  if (!as) return
+  const issuer = config.issuers.find((i) => i.name === as.resourceIssuer)
+  if (!issuer) {
+    problems.push(`${file}: authorizationServer.resourceIssuer: "${as.resourceIssuer}" is not one of the configured issuers [${config.issuers.map((i) => i.name).join(', ')}]`)
+  } else if (!issuer.facade) {
+    problems.push(`${file}: authorizationServer.resourceIssuer: issuer "${as.resourceIssuer}" needs a facade section, or its tokens would be accepted unbound`)
+  }
+  partners.entries.forEach((partner, index) => {
+    if (partner.legacy === 'shared' && !as.legacy.sharedClient) {
+      problems.push(`${partners.file}: partners.${index}.legacy: "shared", but ${file} has no authorizationServer.legacy.sharedClient`)
+    }
+  })
+  const paths = [as.endpoints.token, as.endpoints.revocation]
+  for (const [key, path] of Object.entries(as.endpoints)) {
+    if (paths.filter((p) => p === path).length > 1) continue
+    if (path.startsWith('/.well-known/')) problems.push(`${file}: authorizationServer.endpoints.${key}: must not be under /.well-known/`)
+  }
+}
+
 function crossCheck(file: string, config: GatewayConfig, routes: readonly SourcedRoute[], problems: string[]): void {
   const issuerNames = new Set(config.issuers.map((i) => i.name))
   const seen = new Map<string, string>()
@@ -181,6 +215,9 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
       [`upstreams.${name}.keyFile`, u.keyFile],
     ]),
     ['revocation.denyListFile', config.revocation?.denyListFile],
+    ['authorizationServer.legacy.caFile', config.authorizationServer?.legacy.caFile],
+    ['authorizationServer.legacy.certFile', config.authorizationServer?.legacy.certFile],
+    ['authorizationServer.legacy.keyFile', config.authorizationServer?.legacy.keyFile],
     // CRL files are not required at start-up: one CA's missing CRL must not stop the others (it is retried).
     ...(config.revocation?.cas ?? []).map((ca, i): [string, string | undefined] => [`revocation.cas.${i}.caFile`, ca.caFile]),
   ]
@@ -223,8 +260,14 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   checkFiles(path, config, readFile, problems)
   const routes = loadRoutes(resolve(base, config.policies.dir), problems)
   crossCheck(path, config, routes, problems)
+  let partners: LoadedConfig['partners']
+  if (config.authorizationServer) {
+    const partnersFile = resolve(base, config.authorizationServer.partnersFile)
+    partners = { file: partnersFile, entries: loadPartners(partnersFile, problems) }
+    crossCheckAuthorizationServer(path, config, partners, problems)
+  }
   if (problems.length > 0) throw new ConfigError(problems)
-  return deepFreeze({ file: path, config, routes, readFile, overrides })
+  return deepFreeze({ file: path, config, routes, partners, readFile, overrides })
 }
 
 function deepFreeze<T>(value: T): T {

@@ -137,9 +137,104 @@ const issuer = z
     introspection: introspection.optional(),
     introspectJwt: z.boolean().default(false),
     introspectJwtCacheSeconds: positiveInt.default(10),
+    // Tokens of a legacy server behind the authorization-server façade carry no binding: it comes
+    // from the gateway's binding registry (docs/authorization-server.md).
+    facade: z
+      .strictObject({
+        // How the token itself is validated besides its registry record; 'registry' trusts the record
+        // alone (written from the legacy server's own answer) and so never notices a revocation made
+        // directly at the legacy server before the token expires.
+        validate: z.enum(['introspection', 'jwks', 'registry']),
+      })
+      .optional(),
   })
-  .refine((i) => i.jwksUri || i.introspection, { message: 'needs jwksUri (JWT access tokens) or introspection (opaque tokens)' })
+  .refine((i) => i.jwksUri || i.introspection || i.facade?.validate === 'registry', {
+    message: 'needs jwksUri (JWT access tokens) or introspection (opaque tokens)',
+  })
+  .refine((i) => i.facade?.validate !== 'introspection' || i.introspection, { message: 'facade.validate introspection needs introspection', path: ['facade'] })
+  .refine((i) => i.facade?.validate !== 'jwks' || i.jwksUri, { message: 'facade.validate jwks needs jwksUri', path: ['facade'] })
   .refine((i) => !i.introspectJwt || i.introspection, { message: 'introspectJwt needs introspection', path: ['introspectJwt'] })
+
+
+// The authorization-server façade (docs/authorization-server.md): the gateway as the FAPI 2.0 face
+// of a legacy OAuth 2.0 server. Partners are registered in their own file (partnerFileSchema).
+const legacySecret = z
+  .strictObject({
+    clientId: z.string().min(1),
+    authentication: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+    /** The secret never sits in the configuration: an environment variable or a file names it. */
+    secretEnv: z.string().min(1).optional(),
+    secretFile: z.string().min(1).optional(),
+  })
+  .refine((c) => (c.secretEnv === undefined) !== (c.secretFile === undefined), { message: 'needs exactly one of secretEnv and secretFile', path: ['secretEnv'] })
+
+const legacyServer = z
+  .strictObject({
+    issuer: z.string().min(1).optional(),
+    tokenEndpoint: httpUrl,
+    revocationEndpoint: httpUrl.optional(),
+    caFile: z.string().optional(),
+    // The gateway's own client certificate, where the legacy server wants mTLS from it.
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+    connectTimeoutMs: positiveInt.max(60_000).default(2_000),
+    timeoutMs: positiveInt.max(60_000).default(10_000),
+    connections: positiveInt.max(1024).default(32),
+    /** One legacy client shared by every partner registered with `legacy: shared`. */
+    sharedClient: legacySecret.optional(),
+  })
+  .refine((u) => (u.certFile === undefined) === (u.keyFile === undefined), { message: 'certFile and keyFile go together', path: ['certFile'] })
+
+const endpointPath = z
+  .string()
+  .startsWith('/', 'must start with /')
+  .regex(/^\/[A-Za-z0-9\-._~/]*$/, 'must be a plain path (letters, digits, - . _ ~ /)')
+
+const authorizationServer = z
+  .strictObject({
+    /** The façade's issuer; listener.publicBaseUrl when not set. */
+    issuer: httpsUrl.optional(),
+    partnersFile: z.string().default('partners.yaml'),
+    /** The issuers[] entry (with `facade`) under which the resource side accepts the tokens issued here. */
+    resourceIssuer: z.string(),
+    legacy: legacyServer,
+    endpoints: z
+      .strictObject({
+        token: endpointPath.default('/oauth2/token'),
+        revocation: endpointPath.default('/oauth2/revoke'),
+      })
+      .prefault({}),
+    /** Published as `openid-configuration` too, for a legacy server that issues ID tokens. */
+    openid: z.boolean().default(false),
+    /** Further RFC 8414 metadata values to publish (the legacy server's userinfo or jwks_uri, …). */
+    metadata: z.record(z.string(), z.union([z.string(), z.array(z.string()), z.boolean()])).default({}),
+    assertion: z
+      .strictObject({
+        // FAPI 2.0 SP §5.3.2.1-13: iat and nbf up to 10 s ahead are accepted, over 60 s refused.
+        clockToleranceSeconds: z.number().int().min(10).max(60).default(10),
+        /** Assertions valid for longer (exp - now) are refused, which bounds how long each jti is remembered. */
+        maxLifetimeSeconds: positiveInt.max(3600).default(300),
+      })
+      .prefault({}),
+    tokens: z
+      .strictObject({
+        /** The longest a binding record of an access token is kept, whatever the legacy server says. */
+        accessTokenMaxLifetimeSeconds: positiveInt.default(3_600),
+        /** How long a refresh token's record (the client it was issued to) is kept. */
+        refreshTokenLifetimeSeconds: positiveInt.default(30 * 24 * 3600),
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        maxBodyBytes: positiveInt.max(1024 * 1024).default(16 * 1024),
+        /** Token and revocation requests a second, per client_id and per address (token bucket, per process). */
+        perClientPerSecond: positiveInt.default(20),
+        perAddressPerSecond: positiveInt.default(50),
+        burst: positiveInt.default(40),
+      })
+      .prefault({}),
+  })
+  .refine((a) => a.endpoints.token !== a.endpoints.revocation, { message: 'token and revocation must be different paths', path: ['endpoints'] })
 
 const upstream = z
   .strictObject({
@@ -413,6 +508,7 @@ export const gatewayConfigSchema = z.strictObject({
   events: events.prefault({}),
   revocation: revocation.optional(),
   reload: reload.prefault({}),
+  authorizationServer: authorizationServer.optional(),
 })
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>
@@ -440,3 +536,48 @@ export const policyFileSchema = z.strictObject({ routes: z.array(routePolicySche
 
 export type RoutePolicy = z.infer<typeof routePolicySchema>
 export type BindingRequirement = z.infer<typeof bindingRequirement>
+
+// The partner registry of the authorization-server façade (authorizationServer.partnersFile).
+const jwks = z.looseObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+const partnerAuthentication = z.discriminatedUnion('method', [
+  z
+    .strictObject({ method: z.literal('private_key_jwt'), jwks: jwks.optional(), jwksUri: httpsUrl.optional() })
+    .refine((a) => (a.jwks === undefined) !== (a.jwksUri === undefined), { message: 'needs exactly one of jwks and jwksUri', path: ['jwks'] }),
+  z
+    .strictObject({
+      method: z.literal('tls_client_auth'),
+      // RFC 8705 §2.1.2: exactly one of these is registered.
+      subjectDn: z.string().min(1).optional(),
+      sanDns: z.string().min(1).optional(),
+      sanUri: z.string().min(1).optional(),
+      sanIp: z.string().min(1).optional(),
+      sanEmail: z.string().min(1).optional(),
+    })
+    .refine((a) => [a.subjectDn, a.sanDns, a.sanUri, a.sanIp, a.sanEmail].filter((v) => v !== undefined).length === 1, {
+      message: 'needs exactly one of subjectDn, sanDns, sanUri, sanIp and sanEmail (RFC 8705 §2.1.2)',
+    }),
+  z
+    .strictObject({ method: z.literal('self_signed_tls_client_auth'), jwks: jwks.optional(), jwksUri: httpsUrl.optional() })
+    .refine((a) => (a.jwks === undefined) !== (a.jwksUri === undefined), { message: 'needs exactly one of jwks and jwksUri', path: ['jwks'] }),
+])
+
+export const grantType = z.enum(['authorization_code', 'refresh_token', 'client_credentials'])
+
+export const partnerSchema = z.strictObject({
+  clientId: z.string().regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters'),
+  name: z.string().optional(),
+  authentication: partnerAuthentication,
+  grantTypes: z.array(grantType).min(1),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token (RFC 6749 §3.3)')).default([]),
+  redirectUris: z.array(httpsUrl).default([]),
+  /** The legacy client the gateway uses for this partner, or `shared` for authorizationServer.legacy.sharedClient. */
+  legacy: z.union([z.literal('shared'), legacySecret]),
+})
+
+export const partnerFileSchema = z
+  .strictObject({ partners: z.array(partnerSchema) })
+  .refine((f) => new Set(f.partners.map((p) => p.clientId)).size === f.partners.length, { message: 'clientId values must be unique', path: ['partners'] })
+
+export type PartnerConfig = z.infer<typeof partnerSchema>
+export type AuthorizationServerConfig = z.infer<typeof authorizationServer>
+export type LegacyClientConfig = z.infer<typeof legacySecret>

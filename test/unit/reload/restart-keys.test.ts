@@ -66,7 +66,7 @@ test('keepRunningValues: the new configuration with the running values of those 
     raw.events = { stdout: false }
     raw.listener.clientCertificateHeader = { trustedProxies: ['10.0.0.0/8'] }
   })
-  const loaded = { file: '/etc/gw.yaml', config: next, routes: [], readFile: () => '', overrides: [] } satisfies LoadedConfig
+  const loaded = { file: '/etc/gw.yaml', config: next, routes: [], partners: undefined, readFile: () => '', overrides: [] } satisfies LoadedConfig
   const kept = keepRunningValues(loaded, running).config
   assert.equal(kept.listener.port, running.listener.port)
   assert.equal(kept.events.stdout, true)
