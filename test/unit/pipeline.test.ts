@@ -1,6 +1,8 @@
 // The pipeline a reload rebuilds: parts whose inputs did not change are kept, unusable TLS
 // material is refused with the key that names it.
 import { after, before, test } from 'node:test'
+import { createAuthorizationServerMetrics, type AuthorizationServerMetrics } from '../../src/authorization-server/metrics.ts'
+import { createBindingRegistry } from '../../src/tokens/binding-registry.ts'
 import assert from 'node:assert/strict'
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -57,6 +59,7 @@ before(async () => {
   const replay = createMemoryReplayStore({ maxEntries: 100, now: Date.now })
   const registry = new Registry()
   let revocationMetrics: RevocationMetrics | undefined
+  let authorizationServerMetrics: AuthorizationServerMetrics | undefined
   shared = {
     env: {},
     clock: Date.now,
@@ -67,6 +70,8 @@ before(async () => {
     revokedTokens: createRevokedTokenList(replay),
     proofKeys: createProofKeyCache({ maxEntries: 10 }),
     revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(registry)),
+    bindings: createBindingRegistry(replay),
+    authorizationServerMetrics: () => (authorizationServerMetrics ??= createAuthorizationServerMetrics(registry)),
   }
 })
 after(async () => {
