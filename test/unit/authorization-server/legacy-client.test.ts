@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { once } from 'node:events'
 import { inspect } from 'node:util'
+import type { TLSSocket } from 'node:tls'
 import { chainPem } from '../../../dev/pki.ts'
 import { testPki } from '../../support/gateway.ts'
 import { startLegacyServer } from '../../support/legacy-server.ts'
@@ -139,9 +140,12 @@ test('settings: https endpoints only, a client certificate with its key', () => 
 })
 
 // An HTTPS server that answers as told, counting the requests it gets.
-async function misbehaving(answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; count: () => number; server: Server }> {
+async function misbehaving(
+  answer: (req: IncomingMessage, res: ServerResponse) => void,
+  tls: { requestCert?: boolean; ca?: string } = {},
+): Promise<{ url: string; count: () => number; server: Server }> {
   let count = 0
-  const server = createServer({ cert: chainPem(pki.server, pki.intermediate), key: pki.server.keyPem }, (req, res) => {
+  const server = createServer({ cert: chainPem(pki.server, pki.intermediate), key: pki.server.keyPem, ...tls }, (req, res) => {
     count++
     req.resume()
     req.once('end', () => answer(req, res))
@@ -227,4 +231,26 @@ test('a closed client refuses with AS_LEGACY_UNAVAILABLE', async () => {
   await closed.close()
   const error = await refusedWith(closed.token(clientCredentials(), basic), 'AS_LEGACY_UNAVAILABLE')
   assert.equal(error.rule, 'closed')
+})
+
+test('a legacy server that asks for a client certificate gets the configured one; without it, AS_LEGACY_UNAVAILABLE', async () => {
+  const fake = await misbehaving(
+    (req, res) => {
+      const subject = (req.socket as TLSSocket).getPeerCertificate().subject?.CN
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ subject }))
+    },
+    { requestCert: true, ca: pki.root.certPem },
+  )
+  const withCertificate = createLegacyClient(
+    settings({ tokenEndpoint: fake.url, caPem: pki.root.certPem, certPem: chainPem(pki.partnerA, pki.intermediate), keyPem: pki.partnerA.keyPem }),
+  )
+  const without = createLegacyClient(settings({ tokenEndpoint: fake.url, caPem: pki.root.certPem }))
+  try {
+    assert.deepEqual(await withCertificate.token(clientCredentials(), basic), { status: 200, body: { subject: 'partner-a' } })
+    await refusedWith(without.token(clientCredentials(), basic), 'AS_LEGACY_UNAVAILABLE', basic.secret)
+  } finally {
+    await Promise.all([withCertificate.close(), without.close()])
+    fake.server.closeAllConnections()
+    fake.server.close()
+  }
 })
