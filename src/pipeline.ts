@@ -73,7 +73,17 @@ export interface TlsMaterial {
   readonly options: ServerOptions
 }
 
-export const PIPELINE_PARTS = ['routes', 'serverCertificate', 'clientTrust', 'issuers', 'upstreams', 'dpop', 'forwarding', 'revocation', 'authorizationServer'] as const
+export const PIPELINE_PARTS = [
+  'routes',
+  'serverCertificate',
+  'clientTrust',
+  'issuers',
+  'upstreams',
+  'dpop',
+  'forwarding',
+  'revocation',
+  'authorizationServer',
+] as const
 export type PipelinePart = (typeof PIPELINE_PARTS)[number]
 
 export interface GatewayPipeline extends PartnerPipeline {

@@ -159,7 +159,12 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
       detail: error.detail,
     })
     if (error.code === 'AS_INTERNAL') logger.error({ err: error.cause, interactionId }, 'unexpected failure in the authorization-server façade')
-    else if (error.code === 'AS_LEGACY_CREDENTIALS' || error.code === 'AS_LEGACY_BAD_ANSWER' || error.code === 'AS_LEGACY_UNAVAILABLE' || error.code === 'AS_LEGACY_TIMEOUT')
+    else if (
+      error.code === 'AS_LEGACY_CREDENTIALS' ||
+      error.code === 'AS_LEGACY_BAD_ANSWER' ||
+      error.code === 'AS_LEGACY_UNAVAILABLE' ||
+      error.code === 'AS_LEGACY_TIMEOUT'
+    )
       logger.warn({ code: error.code, detail: error.detail, clientId: facts.clientId, interactionId }, 'legacy authorization server failed')
   }
 
@@ -200,7 +205,8 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     res.setHeader('content-length', 0)
     res.end()
     metrics.requests.inc({ endpoint, grant_type: 'none', outcome })
-    if (outcome === 'revoked') events.emit({ event: 'token.revoked', clientId: facts.clientId, method: req.method, route: ROUTE_NAMES[endpoint], interactionId })
+    if (outcome === 'revoked')
+      events.emit({ event: 'token.revoked', clientId: facts.clientId, method: req.method, route: ROUTE_NAMES[endpoint], interactionId })
   }
 
   return {
@@ -217,8 +223,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
           request.res.destroy()
           return facts.clientId
         }
-        const oauthError =
-          error instanceof OAuthError ? error : new OAuthError('AS_INTERNAL', { detail: 'façade: request handler failed', cause: error })
+        const oauthError = error instanceof OAuthError ? error : new OAuthError('AS_INTERNAL', { detail: 'façade: request handler failed', cause: error })
         refuse(request, oauthError, facts, started)
       }
       return facts.clientId

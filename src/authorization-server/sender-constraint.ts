@@ -21,6 +21,8 @@ export function senderConstraintOf(
   if (method === 'self_signed_tls_client_auth' && peerCertificate) return { kind: 'mtls', x5t: certificateThumbprint(peerCertificate.raw) }
   return oauthRefuse(
     'AS_SENDER_CONSTRAINT_MISSING',
-    peer.kind === 'invalid' ? `binding: no DPoP proof, and the certificate is not acceptable (${peer.reason})` : 'binding: no DPoP proof and no client certificate',
+    peer.kind === 'invalid'
+      ? `binding: no DPoP proof, and the certificate is not acceptable (${peer.reason})`
+      : 'binding: no DPoP proof and no client certificate',
   )
 }

@@ -96,7 +96,14 @@ function bindingRecords(
 ): { access: BindingRecord; accessTtlMs: number; refresh: BindingRecord | undefined; refreshTtlMs: number } {
   const now = Math.floor(nowMs / 1000)
   const lifetime = Math.min(tokens.expiresIn ?? settings.accessTokenMaxLifetimeSeconds, settings.accessTokenMaxLifetimeSeconds)
-  const common = { issuerName: settings.resourceIssuer, clientId: partner.clientId, legacyClientId: partner.legacy.clientId, scope, sub: tokens.sub, issuedAt: now }
+  const common = {
+    issuerName: settings.resourceIssuer,
+    clientId: partner.clientId,
+    legacyClientId: partner.legacy.clientId,
+    scope,
+    sub: tokens.sub,
+    issuedAt: now,
+  }
   const binding = constraint.kind === 'dpop' ? { jkt: constraint.jkt } : { x5t: constraint.x5t }
   const refreshLifetime = Math.min(tokens.refreshExpiresIn ?? settings.refreshTokenLifetimeSeconds, settings.refreshTokenLifetimeSeconds)
   return {

@@ -171,8 +171,8 @@ const legacySecret = z
 const legacyServer = z
   .strictObject({
     issuer: z.string().min(1).optional(),
-    tokenEndpoint: httpUrl,
-    revocationEndpoint: httpUrl.optional(),
+    tokenEndpoint: httpsUrl,
+    revocationEndpoint: httpsUrl.optional(),
     caFile: z.string().optional(),
     // The gateway's own client certificate, where the legacy server wants mTLS from it.
     certFile: z.string().optional(),

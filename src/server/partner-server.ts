@@ -67,7 +67,10 @@ export interface PartnerServerDeps {
 }
 
 /** What a configuration reload may replace while the listener keeps running. */
-export type PartnerPipeline = Pick<PartnerServerDeps, 'authorize' | 'clientCertPolicy' | 'forwardedClientCert' | 'headers' | 'forwarder' | 'nonces' | 'authorizationServer'>
+export type PartnerPipeline = Pick<
+  PartnerServerDeps,
+  'authorize' | 'clientCertPolicy' | 'forwardedClientCert' | 'headers' | 'forwarder' | 'nonces' | 'authorizationServer'
+>
 
 export interface PipelineLease {
   readonly current: PartnerPipeline

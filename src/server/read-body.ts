@@ -33,4 +33,3 @@ export function readFormBody(req: IncomingMessage, limit: number): Promise<Buffe
     req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose)
   })
 }
-

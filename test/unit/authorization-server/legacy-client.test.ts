@@ -1,5 +1,6 @@
 // The gateway's client of the legacy server, against a real oidc-provider over TLS and a misbehaving HTTPS server.
 import { test, after } from 'node:test'
+import { testPki } from '../../support/gateway.ts'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -8,7 +9,7 @@ import { inspect } from 'node:util'
 import type { TLSSocket } from 'node:tls'
 import { chainPem } from '../../../dev/pki.ts'
 import { testPki } from '../../support/gateway.ts'
-import { startLegacyServer } from '../../support/legacy-server.ts'
+import { startLegacyServer } from '../../../dev/legacy-server.ts'
 import { OAuthError, type OAuthErrorCode } from '../../../src/authorization-server/errors.ts'
 import { createLegacyClient, LEGACY_MAX_ANSWER_BYTES, type LegacyClientSettings } from '../../../src/authorization-server/legacy-client.ts'
 import type { LegacyCredentials } from '../../../src/authorization-server/partners.ts'
@@ -19,6 +20,7 @@ const post: LegacyCredentials = { clientId: 'gateway-post', authentication: 'cli
 // RFC 6749 §2.3.1: a colon, a plus, a percent and a space survive only if form-encoded before Basic.
 const awkward: LegacyCredentials = { clientId: 'gateway:awkward', authentication: 'client_secret_basic', secret: 'p@ss w+rd:%41' }
 const legacy = await startLegacyServer({
+  pki: await testPki(),
   clients: [
     { clientId: basic.clientId, clientSecret: basic.secret, scopes: ['accounts'] },
     { clientId: post.clientId, clientSecret: post.secret, authentication: 'client_secret_post', scopes: ['accounts'] },
@@ -95,7 +97,7 @@ test('revoke: RFC 7009 at the legacy server (an empty 200 is an answer); AS_INTE
 })
 
 test('a hung legacy server: AS_LEGACY_TIMEOUT, and the request is sent once', async () => {
-  const server = await startLegacyServer({ clients: [{ clientId: basic.clientId, clientSecret: basic.secret, scopes: ['accounts'] }] })
+  const server = await startLegacyServer({ pki: await testPki(), clients: [{ clientId: basic.clientId, clientSecret: basic.secret, scopes: ['accounts'] }] })
   const impatient = createLegacyClient(settings({ tokenEndpoint: server.tokenEndpoint, caPem: server.caPem, timeoutMs: 300 }))
   try {
     server.hang()
@@ -109,7 +111,7 @@ test('a hung legacy server: AS_LEGACY_TIMEOUT, and the request is sent once', as
 })
 
 test('a legacy server that is down: AS_LEGACY_UNAVAILABLE', async () => {
-  const server = await startLegacyServer({ clients: [{ clientId: basic.clientId, clientSecret: basic.secret }] })
+  const server = await startLegacyServer({ pki: await testPki(), clients: [{ clientId: basic.clientId, clientSecret: basic.secret }] })
   const unlucky = createLegacyClient(settings({ tokenEndpoint: server.tokenEndpoint, caPem: server.caPem }))
   try {
     await server.stop()

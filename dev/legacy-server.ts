@@ -1,4 +1,4 @@
-// A real legacy OAuth 2.0 server for the authorization-server façade tests: oidc-provider configured as a
+// A real legacy OAuth 2.0 server for the authorization-server façade's tests and demo: oidc-provider configured as a
 // ten-year-old product would be. Plain OAuth 2.0 with client secrets (client_secret_basic, client_secret_post),
 // no DPoP, no PAR, no mTLS, PKCE not required; opaque access tokens, or unbound JWTs as a second configuration.
 // Served over HTTPS on 127.0.0.1 with a server certificate from the dev PKI; records what it was asked (never a
@@ -9,8 +9,7 @@ import type { Socket } from 'node:net'
 import { EventEmitter, once } from 'node:events'
 import { exportJWK, generateKeyPair } from 'jose'
 import { Agent, request } from 'undici'
-import { chainPem } from '../../dev/pki.ts'
-import { testPki } from './gateway.ts'
+import { chainPem, createDevPki, type DevPki } from './pki.ts'
 
 // oidc-provider announces its development defaults (in-memory adapter, development interactions, ...) on the
 // console; tests do not want them. Only its own prefixed lines are dropped.
@@ -49,6 +48,8 @@ export interface LegacyServerOptions {
   readonly accessTokenTtlSeconds?: number
   /** The resource every access token is issued for (its aud). Default https://api.bank.example. */
   readonly resource?: string
+  /** The PKI whose server certificate it presents (a new one when not given). */
+  readonly pki?: DevPki
 }
 
 export interface LegacyRequest {
@@ -124,7 +125,7 @@ function replay(req: IncomingMessage, body: Buffer): void {
 }
 
 export async function startLegacyServer(options: LegacyServerOptions): Promise<LegacyServer> {
-  const pki = await testPki()
+  const pki = options.pki ?? (await createDevPki())
   const format = options.accessTokenFormat ?? 'opaque'
   const accessTokenTtl = options.accessTokenTtlSeconds ?? 300
   const resource = options.resource ?? 'https://api.bank.example'

@@ -1,9 +1,10 @@
 // The stand-in legacy OAuth 2.0 server behaves as the façade tests assume it does.
 import { test, after } from 'node:test'
+import { testPki } from '../../support/gateway.ts'
 import assert from 'node:assert/strict'
 import { Agent, request } from 'undici'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
-import { signInForCode, startLegacyServer, type LegacyServer } from '../../support/legacy-server.ts'
+import { signInForCode, startLegacyServer, type LegacyServer } from '../../../dev/legacy-server.ts'
 
 const redirectUri = 'https://partner.example/callback'
 const clients = [
@@ -18,8 +19,8 @@ const clients = [
   },
 ]
 
-const opaque = await startLegacyServer({ clients })
-const jwt = await startLegacyServer({ clients, accessTokenFormat: 'jwt', accessTokenTtlSeconds: 120 })
+const opaque = await startLegacyServer({ pki: await testPki(), clients })
+const jwt = await startLegacyServer({ pki: await testPki(), clients, accessTokenFormat: 'jwt', accessTokenTtlSeconds: 120 })
 const agent = new Agent({ connect: { ca: opaque.caPem } })
 after(async () => {
   await agent.close()
@@ -122,7 +123,7 @@ test('authorization_code through the development login, then refresh_token; a co
 })
 
 test('it records who called which endpoint with which grant, never a secret', async () => {
-  const server = await startLegacyServer({ clients })
+  const server = await startLegacyServer({ pki: await testPki(), clients })
   try {
     assert.equal(server.requests.length, 0)
     await clientCredentials(server)
@@ -138,7 +139,7 @@ test('it records who called which endpoint with which grant, never a secret', as
 })
 
 test('hang() accepts requests and never answers; stop() refuses connections until start()', async () => {
-  const server = await startLegacyServer({ clients })
+  const server = await startLegacyServer({ pki: await testPki(), clients })
   try {
     server.hang()
     const pending = clientCredentials(server).then(
