@@ -1,77 +1,33 @@
 import assert from 'node:assert/strict'
 import { randomUUID, type X509Certificate } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
-import { partnerSchema, type PartnerConfig } from '../../../src/config/schema.ts'
+import type { JWTPayload } from 'jose'
 import {
   createClientAuthenticator,
   needsBasicChallenge,
-  type ClientAuthenticationInput,
   type ClientAuthenticator,
   type ClientAuthenticatorSettings,
 } from '../../../src/authorization-server/client-authentication/authenticate.ts'
-import { OAuthError, type OAuthErrorCode } from '../../../src/authorization-server/errors.ts'
-import type { Partner, PartnerRegistry } from '../../../src/authorization-server/partners.ts'
+import type { PartnerRegistry } from '../../../src/authorization-server/partners.ts'
 import { createMemoryReplayStore } from '../../../src/replay/memory-store.ts'
 import type { ReplayStore } from '../../../src/replay/store.ts'
 import type { PeerCertificateVerdict } from '../../../src/types.ts'
+import {
+  assertionType,
+  input,
+  jwtParams,
+  nowSeconds,
+  partner,
+  refusedWith,
+  registryOf,
+  signAssertion,
+  signingKey,
+  type SigningKey,
+} from '../../support/client-authentication.ts'
 import { createSelfSignedCertificate, createTestCa, validPeer, type TestCa } from '../../support/client-certificates.ts'
 
 const issuer = 'https://as.example.com'
-const assertionType = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const settings: ClientAuthenticatorSettings = { issuer, clockToleranceSeconds: 10, maxLifetimeSeconds: 300 }
-
-interface SigningKey {
-  readonly alg: string
-  readonly kid: string
-  readonly privateKey: CryptoKey
-  readonly publicJwk: JWK
-}
-
-async function signingKey(alg: string, kid = randomUUID()): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, alg === 'EdDSA' ? { crv: 'Ed25519' } : undefined)
-  return { alg, kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid } }
-}
-
-export function partner(clientId: string, authentication: PartnerConfig['authentication']): Partner {
-  const config = partnerSchema.parse({ clientId, authentication, grantTypes: ['client_credentials'], legacy: 'shared' })
-  return {
-    clientId,
-    config,
-    grantTypes: new Set(config.grantTypes),
-    scopes: new Set(config.scopes),
-    legacy: { clientId: 'legacy', authentication: 'client_secret_basic', secret: 'not-used' },
-  }
-}
-
-export function registryOf(...partners: Partner[]): PartnerRegistry {
-  const byId = new Map(partners.map((p) => [p.clientId, p]))
-  return { get: (id) => byId.get(id), legacyCredentials: () => undefined, size: byId.size }
-}
-
-export async function refusedWith(promise: Promise<unknown>, code: OAuthErrorCode, rule: string): Promise<OAuthError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  assert.ok(error instanceof OAuthError, `expected ${code} (${rule}), got ${error === undefined ? 'acceptance' : String(error)}`)
-  assert.equal(error.code, code, error.detail)
-  assert.equal(error.rule, rule, error.detail)
-  return error
-}
-
-const nowSeconds = () => Math.floor(Date.now() / 1000)
-
-export function input(params: Record<string, string>, extra: Partial<ClientAuthenticationInput> = {}): ClientAuthenticationInput {
-  return {
-    params: new Map(Object.entries(params)),
-    authorization: undefined,
-    peer: { kind: 'absent' },
-    peerCertificate: undefined,
-    nowMs: Date.now(),
-    ...extra,
-  }
-}
 
 let es256: SigningKey
 let ps256: SigningKey
@@ -151,14 +107,9 @@ after(async () => {
   await Promise.all(stores.map((store) => store.close()))
 })
 
-export async function clientAssertion(claims: JWTPayload = {}, key: SigningKey = es256, clientId = 'partner-jwt'): Promise<string> {
-  const now = nowSeconds()
-  const payload: JWTPayload = { iss: clientId, sub: clientId, aud: issuer, iat: now, exp: now + 60, jti: randomUUID(), ...claims }
-  for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name]
-  return new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey)
+function clientAssertion(claims: JWTPayload = {}, key: SigningKey = es256, clientId = 'partner-jwt'): Promise<string> {
+  return signAssertion(key, clientId, issuer, claims)
 }
-
-const jwtParams = (assertion: string, extra: Record<string, string> = {}) => ({ client_assertion_type: assertionType, client_assertion: assertion, ...extra })
 
 describe('private_key_jwt', () => {
   for (const key of ['ES256', 'PS256', 'EdDSA']) {
