@@ -51,19 +51,19 @@ async function dpopTokenFor(env: FacadeEnvironment, t: Transport, as: oauth.Auth
 }
 
 async function resource(env: FacadeEnvironment, t: Transport, accessToken: string, dpop?: oauth.DPoPHandle, path = '/accounts/42', base = env.issuer) {
-  return withNonceRetry(async () => {
-    const response = await oauth.protectedResourceRequest(accessToken, 'GET', new URL(path, base), new Headers(), null, { ...t.options, DPoP: dpop })
-    if (dpop && response.status === 401) {
-      // Lets oauth4webapi see a use_dpop_nonce challenge (it throws for it), then hands back the answer.
-      const challenge = response.headers.get('www-authenticate') ?? ''
-      if (challenge.includes('use_dpop_nonce')) oauth.parseWwwAuthenticateChallenges(response)
-    }
-    return response
-  })
+  try {
+    return await withNonceRetry(() => oauth.protectedResourceRequest(accessToken, 'GET', new URL(path, base), new Headers(), null, { ...t.options, DPoP: dpop }))
+  } catch (error) {
+    // oauth4webapi rejects every answer with a challenge; the test looks at the answer itself.
+    if (error instanceof oauth.WWWAuthenticateChallengeError) return error.response
+    throw error
+  }
 }
 
-async function dpopKeys(): Promise<CryptoKeyPair> {
-  return (await generateKeyPair('ES256', { extractable: false })) as CryptoKeyPair
+type DpopKeyPair = Parameters<typeof oauth.DPoP>[1]
+
+async function dpopKeys(): Promise<DpopKeyPair> {
+  return (await generateKeyPair('ES256', { extractable: false })) as DpopKeyPair
 }
 
 /** A raw POST to the gateway's token endpoint, for requests no well-behaved client library sends. */
@@ -119,7 +119,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
   })
 
   it('private_key_jwt + DPoP: a DPoP-bound token from the legacy server, accepted at the resource with its key and refused with another', async () => {
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const legacyCalls = env.legacy.requestsTo(new URL(env.legacy.tokenEndpoint).pathname).length
     const tokens = await dpopTokenFor(env, t, as, dpop)
     assert.equal(tokens.token_type, 'dpop')
@@ -133,7 +133,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
     assert.equal(ok.status, 200)
     assert.equal(env.upstream.received.length, seen + 1)
 
-    const imposter = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const imposter = oauth.DPoP({}, await dpopKeys())
     const refused = await resource(env, t, tokens.access_token, imposter)
     assert.equal(refused.status, 401)
     assert.match(refused.headers.get('www-authenticate') ?? '', /invalid_token/)
@@ -153,7 +153,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
     })
     const { access_token: accessToken } = (await direct.body.json()) as { access_token: string }
     const seen = env.upstream.received.length
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const asDpop = await resource(env, t, accessToken, dpop)
     assert.equal(asDpop.status, 401)
     const asBearer = await resource(env, t, accessToken)
@@ -163,7 +163,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
   })
 
   it('a DPoP-bound token sent as Bearer is a downgrade and refused', async () => {
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const tokens = await dpopTokenFor(env, t, as, dpop)
     const response = await resource(env, t, tokens.access_token)
     assert.equal(response.status, 401)
@@ -286,7 +286,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
     const legacyA = env.legacyClients['partner-a']!
     const code = await signInForCode(env.legacy, { clientId: legacyA.clientId, redirectUri: 'https://partner-a.example/callback', scope: 'accounts:read' })
     const codeKey = await generateDpopKey('ES256')
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const codeResponse = await postForm(
       env,
       t,
@@ -320,7 +320,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
   })
 
   it('revocation ends the token at once for the resource side, and is passed to the legacy server with the legacy client', async () => {
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const tokens = await dpopTokenFor(env, t, as, dpop)
     assert.equal((await resource(env, t, tokens.access_token, dpop)).status, 200)
     const client: oauth.Client = { client_id: env.partnerA.clientId }
@@ -366,7 +366,7 @@ describe('the legacy server down or hanging', () => {
   })
 
   it('down: 503 temporarily_unavailable; hanging: 504 within the timeout; resource requests on issued tokens unaffected', async () => {
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const tokens = await dpopTokenFor(env, t, as, dpop)
     const rawKey = await generateDpopKey('ES256')
 
@@ -418,7 +418,7 @@ describe('unbound JWT access tokens from the legacy server, validated by its JWK
   })
 
   it('a DPoP-bound JWT through the gateway reaches the upstream; revoked at the gateway, it is refused although it still verifies', async () => {
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const tokens = await dpopTokenFor(env, t, as, dpop)
     assert.equal(tokens.access_token.split('.').length, 3, 'a JWT')
     assert.equal((await resource(env, t, tokens.access_token, dpop)).status, 200)
@@ -453,7 +453,7 @@ describe('two replicas on one Redis', () => {
   })
 
   it('a token obtained through replica A is accepted with its proof through replica B, refused without it; an assertion used at A is refused at B', async () => {
-    const dpop = oauth.DPoP({ client_id: env.partnerA.clientId }, await dpopKeys())
+    const dpop = oauth.DPoP({}, await dpopKeys())
     const tokens = await dpopTokenFor(env, t, as, dpop)
     const [, replicaB] = env.baseUrls
     assert.equal((await resource(env, t, tokens.access_token, dpop, '/accounts/42', replicaB)).status, 200)
