@@ -147,6 +147,12 @@ describe('private_key_jwt', () => {
     await refusedWith(authenticator().authenticate(input(jwtParams(await clientAssertion({}, stranger)))), 'AS_CLIENT_ASSERTION_INVALID', 'signature')
   })
 
+  test('a registered key that breaks the key rules (private members) is not used', async () => {
+    const registry = registryOf(partner('partner-jwt', { method: 'private_key_jwt', jwks: { keys: [{ ...es256.publicJwk, d: 'AAAA' }] } }))
+    const subject = authenticator(memoryStore(), {}, registry)
+    await refusedWith(subject.authenticate(input(jwtParams(await clientAssertion()))), 'AS_CLIENT_ASSERTION_INVALID', 'signature')
+  })
+
   test('PAREndpointAsAudienceFails', async () => {
     const assertion = await clientAssertion({ aud: `${issuer}/par` })
     await refusedWith(authenticator().authenticate(input(jwtParams(assertion))), 'AS_CLIENT_ASSERTION_INVALID', 'aud')
