@@ -42,7 +42,8 @@ export interface ReplayStore {
   close(): Promise<void>
 }
 
-export type ClaimAndReadOutcome = { readonly outcome: 'blocked' | 'absent' } | { readonly outcome: 'claimed' | 'taken'; readonly value: string }
+export type ClaimAndReadOutcome =
+  { readonly outcome: 'blocked' } | { readonly outcome: 'absent' } | { readonly outcome: 'claimed' | 'taken'; readonly value: string }
 
 export type ReadOutcome = { readonly outcome: 'blocked' } | { readonly outcome: 'read'; readonly value: string | undefined }
 
