@@ -54,7 +54,7 @@ export interface FacadeEnvironment {
   readonly revocationEndpoint: string
   /** partner-a: private_key_jwt with this key. */
   readonly partnerA: FacadePartnerKeys
-  /** partner-b: tls_client_auth with the dev PKI's partnerB certificate (CN=partner-b, O=Partner). */
+  /** partner-b: tls_client_auth with the dev PKI's partnerB certificate (RFC 4514: O=Partner,CN=partner-b). */
   readonly partnerB: { readonly clientId: string }
   /** The legacy clients' credentials, as the legacy server has them (a partner never sees these). */
   readonly legacyClients: Readonly<Record<string, { readonly clientId: string; readonly secret: string }>>
@@ -128,7 +128,7 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
         },
         {
           clientId: 'partner-b',
-          authentication: { method: 'tls_client_auth', subjectDn: 'CN=partner-b,O=Partner' },
+          authentication: { method: 'tls_client_auth', subjectDn: 'O=Partner,CN=partner-b' },
           grantTypes: ['client_credentials', 'refresh_token'],
           scopes: FACADE_SCOPES,
           legacy: { clientId: LEGACY_CLIENTS['partner-b'].clientId, authentication: 'client_secret_basic', secretEnv: 'LEGACY_SECRET_PARTNER_B' },

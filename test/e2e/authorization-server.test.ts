@@ -52,7 +52,9 @@ async function dpopTokenFor(env: FacadeEnvironment, t: Transport, as: oauth.Auth
 
 async function resource(env: FacadeEnvironment, t: Transport, accessToken: string, dpop?: oauth.DPoPHandle, path = '/accounts/42', base = env.issuer) {
   try {
-    return await withNonceRetry(() => oauth.protectedResourceRequest(accessToken, 'GET', new URL(path, base), new Headers(), null, { ...t.options, DPoP: dpop }))
+    return await withNonceRetry(() =>
+      oauth.protectedResourceRequest(accessToken, 'GET', new URL(path, base), new Headers(), null, { ...t.options, DPoP: dpop }),
+    )
   } catch (error) {
     // oauth4webapi rejects every answer with a challenge; the test looks at the answer itself.
     if (error instanceof oauth.WWWAuthenticateChallengeError) return error.response
@@ -97,7 +99,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
 
   before(async () => {
     const pki = await testPki()
-    env = await startFacadeEnvironment({ logger: createLogger('info', sink), pki })
+    env = await startFacadeEnvironment({ logger: createLogger('info', sink), pki, gateway: { eventStream: sink } })
     t = await transport()
     tA = await transport(pki.partnerA)
     tB = await transport(pki.partnerB)
@@ -453,27 +455,39 @@ describe('two replicas on one Redis', () => {
   })
 
   it('a token obtained through replica A is accepted with its proof through replica B, refused without it; an assertion used at A is refused at B', async () => {
-    const dpop = oauth.DPoP({}, await dpopKeys())
-    const tokens = await dpopTokenFor(env, t, as, dpop)
-    const [, replicaB] = env.baseUrls
-    assert.equal((await resource(env, t, tokens.access_token, dpop, '/accounts/42', replicaB)).status, 200)
-    assert.equal((await resource(env, t, tokens.access_token, undefined, '/accounts/42', replicaB)).status, 401)
-
-    const rawKey = await generateDpopKey('ES256')
-    const used = await assertion(env)
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: used }).toString()
-    const send = async (base: string) => {
-      const response = await request(`${base}/oauth2/token`, {
-        method: 'POST',
-        dispatcher: t.agent,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await dpopProof(rawKey, env.tokenEndpoint) },
-        body: form,
-      })
-      return { status: response.statusCode, json: (await response.body.json()) as Record<string, unknown> }
+    // Both replicas are one issuer behind one load balancer: proofs name the public URL, requests go to each port.
+    const key = await generateDpopKey('ES256')
+    const send = async (base: string, path: string, headers: Record<string, string>, body?: string) => {
+      const response = await request(`${base}${path}`, { method: body === undefined ? 'GET' : 'POST', dispatcher: t.agent, headers, body })
+      const text = await response.body.text()
+      return { status: response.statusCode, json: text ? (JSON.parse(text) as Record<string, unknown>) : undefined }
     }
-    assert.equal((await send(env.baseUrls[0]!)).status, 200)
-    const atB = await send(replicaB!)
+    const [replicaA, replicaB] = env.baseUrls as [string, string]
+    const tokenRequest = async (base: string, clientAssertion: string) =>
+      send(
+        base,
+        '/oauth2/token',
+        { 'content-type': 'application/x-www-form-urlencoded', dpop: await dpopProof(key, env.tokenEndpoint) },
+        new URLSearchParams({
+          grant_type: 'client_credentials',
+          scope: 'accounts:read',
+          client_assertion_type: ASSERTION_TYPE,
+          client_assertion: clientAssertion,
+        }).toString(),
+      )
+    const used = await assertion(env)
+    const issued = await tokenRequest(replicaA, used)
+    assert.equal(issued.status, 200, JSON.stringify(issued.json))
+    const accessToken = issued.json!.access_token as string
+
+    const seen = env.upstream.received.length
+    const proof = await createProof(key, { htm: 'GET', htu: `${env.issuer}/accounts/42`, accessToken })
+    assert.equal((await send(replicaB, '/accounts/42', { authorization: `DPoP ${accessToken}`, dpop: proof })).status, 200)
+    assert.equal((await send(replicaB, '/accounts/42', { authorization: `DPoP ${accessToken}` })).status, 401, 'no proof')
+    assert.equal(env.upstream.received.length, seen + 1)
+
+    const atB = await tokenRequest(replicaB, used)
     assert.equal(atB.status, 401)
-    assert.equal(atB.json.code, 'AS_CLIENT_ASSERTION_REPLAY')
+    assert.equal(atB.json?.code, 'AS_CLIENT_ASSERTION_REPLAY')
   })
 })
