@@ -435,7 +435,6 @@ describe('two replicas on one Redis', () => {
   let redis: RedisServer
   let env: FacadeEnvironment
   let t: Transport
-  let as: oauth.AuthorizationServer
 
   before(async () => {
     redis = await startRedisServer()
@@ -446,7 +445,6 @@ describe('two replicas on one Redis', () => {
       config: { replay: { store: 'redis', redis: { url: redis.url } } },
     })
     t = await transport()
-    as = await discover(env, t)
   })
   after(async () => {
     await t?.agent.close()
