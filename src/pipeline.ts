@@ -134,6 +134,7 @@ export function issuerSettings(loaded: LoadedConfig, issuer: IssuerConfig, index
     jwksMaxAgeSeconds: issuer.jwksMaxAgeSeconds,
     introspectJwt: issuer.introspectJwt,
     introspectJwtCacheSeconds: issuer.introspectJwtCacheSeconds,
+    facade: issuer.facade?.validate,
     introspection: introspection && {
       endpoint: introspection.endpoint,
       clientId: introspection.clientId,

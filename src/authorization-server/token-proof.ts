@@ -2,7 +2,7 @@
 // without `ath`, answered in the token endpoint's form (400 invalid_dpop_proof, 400 use_dpop_nonce),
 // and the proof's jti claimed in the same store as the resource side's.
 import { createHash } from 'node:crypto'
-import { checkDpop, checkDpopOffThread, type DpopSettings } from '../checks/dpop/check.ts'
+import { checkDpop, checkDpopOffThread, KEY_BOUND_LATER, type DpopInput, type DpopSettings } from '../checks/dpop/check.ts'
 import type { ProofKeyCache } from '../checks/dpop/proof-key-cache.ts'
 import { GatewayError } from '../errors.ts'
 import type { ReplayStore } from '../replay/store.ts'
@@ -43,7 +43,8 @@ function asOAuthError(error: unknown): OAuthError {
 /** The proof of a token request, or undefined when it carries none. Throws OAuthError. */
 export async function checkTokenRequestProof(input: TokenProofInput, deps: TokenProofDeps): Promise<DpopProof | undefined> {
   if (input.proofHeaders.length === 0) return undefined
-  const dpopInput = { method: input.method, url: input.url, proofHeaders: input.proofHeaders, accessToken: '', accessTokenHash: undefined, boundJkt: undefined }
+  // No key is bound yet: this proof's key is the one the token will be bound to.
+  const dpopInput: DpopInput = { method: input.method, url: input.url, proofHeaders: input.proofHeaders, accessToken: '', accessTokenHash: undefined, boundJkt: KEY_BOUND_LATER }
   let proof: DpopProof
   try {
     proof =

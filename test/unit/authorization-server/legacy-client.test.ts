@@ -1,6 +1,5 @@
 // The gateway's client of the legacy server, against a real oidc-provider over TLS and a misbehaving HTTPS server.
 import { test, after } from 'node:test'
-import { testPki } from '../../support/gateway.ts'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
