@@ -5,7 +5,10 @@
 // what the legacy server and the upstream saw.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import * as oauth from 'oauth4webapi'
+import { parse, stringify } from 'yaml'
 import { Agent, fetch as undiciFetch, request } from 'undici'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
@@ -487,5 +490,46 @@ describe('two replicas on one Redis', () => {
     const atB = await tokenRequest(replicaB, used)
     assert.equal(atB.status, 401)
     assert.equal(atB.json?.code, 'AS_CLIENT_ASSERTION_REPLAY')
+  })
+})
+
+describe('the partner file is reloaded like the policies', () => {
+  let env: FacadeEnvironment
+  let tB: Transport
+
+  before(async () => {
+    const pki = await testPki()
+    env = await startFacadeEnvironment({ logger: createLogger('silent'), pki, config: { reload: { pollIntervalMs: 0 } } })
+    tB = await transport(pki.partnerB)
+  })
+  after(async () => {
+    await tB?.agent.close()
+    await env?.close()
+  })
+
+  const tokenForB = () => postForm(env, tB, { grant_type: 'client_credentials', client_id: env.partnerB.clientId, scope: 'accounts:read' })
+
+  it('a partner removed from the file is refused at once; a file with an error is refused whole and the running registry kept', async () => {
+    assert.equal((await tokenForB()).status, 200)
+    const file = join(env.dir, 'partners.yaml')
+    const original = readFileSync(file, 'utf8')
+    const registered = parse(original) as { partners: { clientId: string }[] }
+
+    writeFileSync(file, stringify({ partners: registered.partners.filter((p) => p.clientId !== env.partnerB.clientId) }))
+    const removed = await env.gateways[0]!.reload()
+    assert.equal(removed.outcome, 'reloaded', removed.problems.join('; '))
+    const refused = await tokenForB()
+    assert.equal(refused.status, 401)
+    assert.equal(refused.json?.code, 'AS_CLIENT_UNKNOWN')
+
+    writeFileSync(file, original.replace('grantTypes:', 'grantTypos:'))
+    const broken = await env.gateways[0]!.reload()
+    assert.equal(broken.outcome, 'refused')
+    assert.match(broken.problems.join('\n'), /partners\.yaml: partners\.\d\.grantTypos/)
+    assert.equal((await tokenForB()).status, 401, 'the last good registry (without partner-b) still serves')
+
+    writeFileSync(file, original)
+    assert.equal((await env.gateways[0]!.reload()).outcome, 'reloaded')
+    assert.equal((await tokenForB()).status, 200)
   })
 })
