@@ -533,3 +533,46 @@ describe('the partner file is reloaded like the policies', () => {
     assert.equal((await tokenForB()).status, 200)
   })
 })
+
+describe('DPoP server nonces at the token endpoint (RFC 9449 §8)', () => {
+  let env: FacadeEnvironment
+  let t: Transport
+  let as: oauth.AuthorizationServer
+
+  before(async () => {
+    env = await startFacadeEnvironment({
+      logger: createLogger('silent'),
+      pki: await testPki(),
+      config: { dpop: { nonce: { mode: 'required' } } },
+      env: { FAPI_GATEWAY_NONCE_SECRET: 'n'.repeat(48) },
+    })
+    t = await transport()
+    as = await discover(env, t)
+  })
+  after(async () => {
+    await t?.agent.close()
+    await env?.close()
+  })
+
+  it('a proof without a nonce is 400 use_dpop_nonce with a DPoP-Nonce; oauth4webapi retries and gets its token, then uses it', async () => {
+    const key = await generateDpopKey('ES256')
+    const first = await postForm(
+      env,
+      t,
+      { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion(env) },
+      { dpop: await dpopProof(key, env.tokenEndpoint) },
+    )
+    assert.equal(first.status, 400)
+    assert.equal(first.json?.error, 'use_dpop_nonce')
+    const nonce = String(first.headers['dpop-nonce'])
+    assert.match(nonce, /^[\x21\x23-\x5b\x5d-\x7e]+$/)
+
+    const dpop = oauth.DPoP({}, await dpopKeys())
+    const tokens = await dpopTokenFor(env, t, as, dpop)
+    assert.equal(tokens.token_type, 'dpop')
+    const response = await resource(env, t, tokens.access_token, dpop)
+    assert.equal(response.status, 200)
+    // An AS nonce is not an RS nonce (RFC 9449 §8): the resource side's own is a different value.
+    assert.notEqual(response.headers.get('dpop-nonce'), nonce)
+  })
+})
