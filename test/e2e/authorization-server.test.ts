@@ -576,3 +576,39 @@ describe('DPoP server nonces at the token endpoint (RFC 9449 §8)', () => {
     assert.notEqual(response.headers.get('dpop-nonce'), nonce)
   })
 })
+
+describe('limits of the token endpoint', () => {
+  let env: FacadeEnvironment
+  let t: Transport
+
+  before(async () => {
+    env = await startFacadeEnvironment({
+      logger: createLogger('silent'),
+      pki: await testPki(),
+      authorizationServer: { limits: { maxBodyBytes: 2048, perAddressPerSecond: 1, burst: 2 } },
+    })
+    t = await transport()
+  })
+  after(async () => {
+    await t?.agent.close()
+    await env?.close()
+  })
+
+  it('GET is 405 with Allow: POST; a body over maxBodyBytes is 413; past the per-address budget 429, nothing reaching the legacy server', async () => {
+    const before = env.legacy.requests.length
+    const get = await request(env.tokenEndpoint, { dispatcher: t.agent })
+    assert.equal(get.statusCode, 405)
+    assert.equal(get.headers.allow, 'POST')
+    assert.equal(((await get.body.json()) as { error: string }).error, 'invalid_request')
+
+    const large = await postForm(env, t, { grant_type: 'client_credentials', padding: 'x'.repeat(4096) })
+    assert.equal(large.status, 413)
+    // A burst of 2 refilled at 1 a second: of ten sent at once, most are refused, whatever the machine's speed.
+    const answers = await Promise.all(Array.from({ length: 10 }, () => postForm(env, t, { grant_type: 'client_credentials' })))
+    const limited = answers.filter((a) => a.status === 429)
+    assert.ok(limited.length >= 5, answers.map((a) => a.status).join(','))
+    assert.equal(limited[0]!.headers['retry-after'], '1')
+    assert.equal(limited[0]!.json?.error, 'temporarily_unavailable')
+    assert.equal(env.legacy.requests.length, before)
+  })
+})
