@@ -12,10 +12,12 @@ import type { RevokedTokenList } from '../tokens/revoked-tokens.ts'
 import type { Clock, Logger } from '../types.ts'
 import { createClientAuthenticator } from './client-authentication/authenticate.ts'
 import { createAuthorizationServerFacade, type AuthorizationServerFacade } from './facade.ts'
-import { createLegacyClient } from './legacy-client.ts'
+import { createLegacyClient, type LegacyClient } from './legacy-client.ts'
+import { OAuthError } from './errors.ts'
+import { performance } from 'node:perf_hooks'
 import { GATEWAY_METADATA_NAMES } from './metadata.ts'
 import type { AuthorizationServerMetrics } from './metrics.ts'
-import { createPartnerRegistry } from './partners.ts'
+import { createPartnerRegistry, type PartnerRegistry } from './partners.ts'
 
 export interface FacadeBuildDeps {
   readonly env: NodeJS.ProcessEnv
@@ -46,31 +48,61 @@ function facadeNonces(loaded: LoadedConfig, env: NodeJS.ProcessEnv): NonceIssuer
   return createNonceIssuer({ secret: createHmac('sha256', secret).update('fapi-gateway authorization-server nonces').digest(), slotSeconds: nonce.slotSeconds })
 }
 
-export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDeps): RunningFacade {
-  const { config, file } = loaded
-  const as = config.authorizationServer
-  if (!as) throw new ConfigError([`${file}: authorizationServer: not configured`])
+/** What the façade checks when it is built, without building it (check-config): the metadata and the legacy secrets. */
+export function checkFacadeConfig(loaded: LoadedConfig, env: NodeJS.ProcessEnv): PartnerRegistry {
+  const as = loaded.config.authorizationServer
+  if (!as) throw new ConfigError([`${loaded.file}: authorizationServer: not configured`])
   const clashing = Object.keys(as.metadata).filter((name) => (GATEWAY_METADATA_NAMES as readonly string[]).includes(name))
-  if (clashing.length > 0) throw new ConfigError([`${file}: authorizationServer.metadata: ${clashing.join(', ')} is set by the gateway itself`])
+  if (clashing.length > 0) throw new ConfigError([`${loaded.file}: authorizationServer.metadata: ${clashing.join(', ')} is set by the gateway itself`])
+  return createPartnerRegistry(loaded, env)
+}
+
+/** The legacy client, its calls timed into fapi_gateway_as_legacy_duration_seconds. */
+function timedLegacyClient(legacy: LegacyClient, metrics: AuthorizationServerMetrics): LegacyClient {
+  const timed =
+    (endpoint: 'token' | 'revocation', call: LegacyClient['token']): LegacyClient['token'] =>
+    async (params, credentials) => {
+      const started = performance.now()
+      let outcome = 'error'
+      try {
+        const answer = await call(params, credentials)
+        outcome = `${Math.floor(answer.status / 100)}xx`
+        return answer
+      } catch (error) {
+        outcome = error instanceof OAuthError ? error.code : 'error'
+        throw error
+      } finally {
+        metrics.legacyDuration.observe({ endpoint, outcome }, (performance.now() - started) / 1000)
+      }
+    }
+  return { token: timed('token', legacy.token), revoke: timed('revocation', legacy.revoke), close: () => legacy.close() }
+}
+
+export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDeps): RunningFacade {
+  const { config } = loaded
+  const partners = checkFacadeConfig(loaded, deps.env)
+  const as = config.authorizationServer!
 
   const publicBaseUrl = config.listener.publicBaseUrl.replace(/\/$/, '')
   const issuer = as.issuer ?? publicBaseUrl
-  const partners = createPartnerRegistry(loaded, deps.env)
   const nonces = facadeNonces(loaded, deps.env)
   const authenticator = createClientAuthenticator(
     { issuer, clockToleranceSeconds: as.assertion.clockToleranceSeconds, maxLifetimeSeconds: as.assertion.maxLifetimeSeconds },
     { partners, store: deps.store },
   )
-  const legacy = createLegacyClient({
-    tokenEndpoint: as.legacy.tokenEndpoint,
-    revocationEndpoint: as.legacy.revocationEndpoint,
-    caPem: as.legacy.caFile ? loaded.readFile(as.legacy.caFile) : undefined,
-    certPem: as.legacy.certFile ? loaded.readFile(as.legacy.certFile) : undefined,
-    keyPem: as.legacy.keyFile ? loaded.readFile(as.legacy.keyFile) : undefined,
-    connectTimeoutMs: as.legacy.connectTimeoutMs,
-    timeoutMs: as.legacy.timeoutMs,
-    connections: as.legacy.connections,
-  })
+  const legacy = timedLegacyClient(
+    createLegacyClient({
+      tokenEndpoint: as.legacy.tokenEndpoint,
+      revocationEndpoint: as.legacy.revocationEndpoint,
+      caPem: as.legacy.caFile ? loaded.readFile(as.legacy.caFile) : undefined,
+      certPem: as.legacy.certFile ? loaded.readFile(as.legacy.certFile) : undefined,
+      keyPem: as.legacy.keyFile ? loaded.readFile(as.legacy.keyFile) : undefined,
+      connectTimeoutMs: as.legacy.connectTimeoutMs,
+      timeoutMs: as.legacy.timeoutMs,
+      connections: as.legacy.connections,
+    }),
+    deps.metrics,
+  )
   const revocationPath = as.endpoints.revocation
   const facade = createAuthorizationServerFacade(
     {

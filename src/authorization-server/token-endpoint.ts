@@ -64,8 +64,9 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('base64url')
 }
 
-function checkScope(partner: Partner, requested: string | undefined): string | undefined {
-  if (requested === undefined) return partner.scopes.size > 0 ? [...partner.scopes].join(' ') : undefined
+/** The scope asked of the legacy server: only scopes registered for the partner; all of them for client_credentials without one. */
+function scopeToRequest(partner: Partner, grantType: string, requested: string | undefined): string | undefined {
+  if (requested === undefined) return grantType === 'client_credentials' && partner.scopes.size > 0 ? [...partner.scopes].join(' ') : undefined
   const scopes = requested.split(' ').filter(Boolean)
   const refused = scopes.filter((scope) => !partner.scopes.has(scope))
   if (refused.length > 0) oauthRefuse('AS_SCOPE_NOT_ALLOWED', `scope: ${refused.length} scope(s) not registered for the client`)
@@ -75,7 +76,12 @@ function checkScope(partner: Partner, requested: string | undefined): string | u
 /** RFC 9449 §5 / FAPI 2.0 SP §5.3.2.1-9: a refresh token works only for the client it was issued to. */
 async function checkRefreshToken(partner: Partner, refreshToken: string | undefined, bindings: BindingRegistry): Promise<void> {
   if (refreshToken === undefined) oauthRefuse('AS_REQUEST_MALFORMED', 'refresh_token: missing')
-  const record = await bindings.lookup(hashToken(refreshToken))
+  let record: BindingRecord | undefined
+  try {
+    record = await bindings.lookup(hashToken(refreshToken))
+  } catch (error) {
+    throw new OAuthError('AS_STORE_UNAVAILABLE', { detail: 'bindings: refresh token lookup failed', cause: error })
+  }
   if (record === undefined || record.kind !== 'refresh_token') oauthRefuse('AS_GRANT_INVALID', 'refresh_token: not issued through the gateway')
   if (record.clientId !== partner.clientId) oauthRefuse('AS_GRANT_INVALID', 'refresh_token: issued to another client')
 }
@@ -141,8 +147,7 @@ export async function answerTokenRequest(
   if (constraint.kind === 'dpop') facts.keyThumbprint = constraint.jkt
   else facts.certThumbprint = constraint.x5t
 
-  const requestedScope = grantType === 'client_credentials' ? checkScope(partner, params.get('scope')) : params.get('scope')
-  if (grantType !== 'client_credentials' && requestedScope !== undefined) checkScope(partner, requestedScope)
+  const requestedScope = scopeToRequest(partner, grantType, params.get('scope'))
   if (grantType === 'refresh_token') await checkRefreshToken(partner, params.get('refresh_token'), deps.bindings)
 
   const legacyParams = new URLSearchParams({ grant_type: grantType })

@@ -44,7 +44,14 @@ function asOAuthError(error: unknown): OAuthError {
 export async function checkTokenRequestProof(input: TokenProofInput, deps: TokenProofDeps): Promise<DpopProof | undefined> {
   if (input.proofHeaders.length === 0) return undefined
   // No key is bound yet: this proof's key is the one the token will be bound to.
-  const dpopInput: DpopInput = { method: input.method, url: input.url, proofHeaders: input.proofHeaders, accessToken: '', accessTokenHash: undefined, boundJkt: KEY_BOUND_LATER }
+  const dpopInput: DpopInput = {
+    method: input.method,
+    url: input.url,
+    proofHeaders: input.proofHeaders,
+    accessToken: '',
+    accessTokenHash: undefined,
+    boundJkt: KEY_BOUND_LATER,
+  }
   let proof: DpopProof
   try {
     proof =

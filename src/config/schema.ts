@@ -170,7 +170,6 @@ const legacySecret = z
 
 const legacyServer = z
   .strictObject({
-    issuer: z.string().min(1).optional(),
     tokenEndpoint: httpsUrl,
     revocationEndpoint: httpsUrl.optional(),
     caFile: z.string().optional(),

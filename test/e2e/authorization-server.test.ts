@@ -405,6 +405,21 @@ describe('the legacy server down or hanging', () => {
     env.legacy.resume()
     assert.equal((await resource(env, t, tokens.access_token, dpop)).status, 200)
   })
+
+  it('revocation while the legacy server is down: 200, and the record of the gateway alone ends the token', async () => {
+    const dpop = oauth.DPoP({}, await dpopKeys())
+    const tokens = await dpopTokenFor(env, t, as, dpop)
+    await env.legacy.stop()
+    try {
+      const client: oauth.Client = { client_id: env.partnerA.clientId }
+      const auth = oauth.PrivateKeyJwt({ key: env.partnerA.privateKey, kid: env.partnerA.publicJwk.kid })
+      const response = await oauth.revocationRequest(as, client, auth, tokens.access_token, t.options)
+      assert.equal(response.status, 200)
+      assert.equal((await resource(env, t, tokens.access_token, dpop)).status, 401)
+    } finally {
+      await env.legacy.start()
+    }
+  })
 })
 
 describe('unbound JWT access tokens from the legacy server, validated by its JWKS', () => {
