@@ -22,8 +22,8 @@ export const DEMO_AUDIENCE = 'https://api.bank.example'
 export interface DevEnvironmentOptions {
   /** Where the PKI and the generated configuration go; a fresh temporary folder by default. */
   readonly dir?: string
-  /** Merged over the generated configuration (one level deep per top-level key). */
-  readonly config?: Record<string, unknown>
+  /** Merged over the generated configuration (one level deep per top-level key); a function when it names the issuer's URLs. */
+  readonly config?: Record<string, unknown> | ((issuer: DevIssuer) => Record<string, unknown>)
   /** Policy folder; the repository's policies/ by default. */
   readonly policiesDir?: string
   readonly env?: NodeJS.ProcessEnv
@@ -102,7 +102,8 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
   const upstream = await startDemoUpstream()
   const port = await freePort()
   const baseUrl = `https://127.0.0.1:${port}`
-  const config = merge(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), options.config ?? {})
+  const overrides = typeof options.config === 'function' ? options.config(issuer) : (options.config ?? {})
+  const config = merge(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), overrides)
   const configFile = join(dir, 'gateway.yaml')
   writeFileSync(configFile, stringify(config))
 

@@ -5,7 +5,10 @@
 // what the legacy server and the upstream saw.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import * as oauth from 'oauth4webapi'
+import { parse, stringify } from 'yaml'
 import { Agent, fetch as undiciFetch, request } from 'undici'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
@@ -487,5 +490,125 @@ describe('two replicas on one Redis', () => {
     const atB = await tokenRequest(replicaB, used)
     assert.equal(atB.status, 401)
     assert.equal(atB.json?.code, 'AS_CLIENT_ASSERTION_REPLAY')
+  })
+})
+
+describe('the partner file is reloaded like the policies', () => {
+  let env: FacadeEnvironment
+  let tB: Transport
+
+  before(async () => {
+    const pki = await testPki()
+    env = await startFacadeEnvironment({ logger: createLogger('silent'), pki, config: { reload: { pollIntervalMs: 0 } } })
+    tB = await transport(pki.partnerB)
+  })
+  after(async () => {
+    await tB?.agent.close()
+    await env?.close()
+  })
+
+  const tokenForB = () => postForm(env, tB, { grant_type: 'client_credentials', client_id: env.partnerB.clientId, scope: 'accounts:read' })
+
+  it('a partner removed from the file is refused at once; a file with an error is refused whole and the running registry kept', async () => {
+    assert.equal((await tokenForB()).status, 200)
+    const file = join(env.dir, 'partners.yaml')
+    const original = readFileSync(file, 'utf8')
+    const registered = parse(original) as { partners: { clientId: string }[] }
+
+    writeFileSync(file, stringify({ partners: registered.partners.filter((p) => p.clientId !== env.partnerB.clientId) }))
+    const removed = await env.gateways[0]!.reload()
+    assert.equal(removed.outcome, 'reloaded', removed.problems.join('; '))
+    const refused = await tokenForB()
+    assert.equal(refused.status, 401)
+    assert.equal(refused.json?.code, 'AS_CLIENT_UNKNOWN')
+
+    writeFileSync(file, original.replace('grantTypes:', 'grantTypos:'))
+    const broken = await env.gateways[0]!.reload()
+    assert.equal(broken.outcome, 'refused')
+    assert.match(broken.problems.join('\n'), /partners\.yaml: partners\.\d\.grantTypos/)
+    assert.equal((await tokenForB()).status, 401, 'the last good registry (without partner-b) still serves')
+
+    writeFileSync(file, original)
+    assert.equal((await env.gateways[0]!.reload()).outcome, 'reloaded')
+    assert.equal((await tokenForB()).status, 200)
+  })
+})
+
+describe('DPoP server nonces at the token endpoint (RFC 9449 §8)', () => {
+  let env: FacadeEnvironment
+  let t: Transport
+  let as: oauth.AuthorizationServer
+
+  before(async () => {
+    env = await startFacadeEnvironment({
+      logger: createLogger('silent'),
+      pki: await testPki(),
+      config: { dpop: { nonce: { mode: 'required' } } },
+      env: { FAPI_GATEWAY_NONCE_SECRET: 'n'.repeat(48) },
+    })
+    t = await transport()
+    as = await discover(env, t)
+  })
+  after(async () => {
+    await t?.agent.close()
+    await env?.close()
+  })
+
+  it('a proof without a nonce is 400 use_dpop_nonce with a DPoP-Nonce; oauth4webapi retries and gets its token, then uses it', async () => {
+    const key = await generateDpopKey('ES256')
+    const first = await postForm(
+      env,
+      t,
+      { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion(env) },
+      { dpop: await dpopProof(key, env.tokenEndpoint) },
+    )
+    assert.equal(first.status, 400)
+    assert.equal(first.json?.error, 'use_dpop_nonce')
+    const nonce = String(first.headers['dpop-nonce'])
+    assert.match(nonce, /^[\x21\x23-\x5b\x5d-\x7e]+$/)
+
+    const dpop = oauth.DPoP({}, await dpopKeys())
+    const tokens = await dpopTokenFor(env, t, as, dpop)
+    assert.equal(tokens.token_type, 'dpop')
+    const response = await resource(env, t, tokens.access_token, dpop)
+    assert.equal(response.status, 200)
+    // An AS nonce is not an RS nonce (RFC 9449 §8): the resource side's own is a different value.
+    assert.notEqual(response.headers.get('dpop-nonce'), nonce)
+  })
+})
+
+describe('limits of the token endpoint', () => {
+  let env: FacadeEnvironment
+  let t: Transport
+
+  before(async () => {
+    env = await startFacadeEnvironment({
+      logger: createLogger('silent'),
+      pki: await testPki(),
+      authorizationServer: { limits: { maxBodyBytes: 2048, perAddressPerSecond: 1, burst: 2 } },
+    })
+    t = await transport()
+  })
+  after(async () => {
+    await t?.agent.close()
+    await env?.close()
+  })
+
+  it('GET is 405 with Allow: POST; a body over maxBodyBytes is 413; past the per-address budget 429, nothing reaching the legacy server', async () => {
+    const before = env.legacy.requests.length
+    const get = await request(env.tokenEndpoint, { dispatcher: t.agent })
+    assert.equal(get.statusCode, 405)
+    assert.equal(get.headers.allow, 'POST')
+    assert.equal(((await get.body.json()) as { error: string }).error, 'invalid_request')
+
+    const large = await postForm(env, t, { grant_type: 'client_credentials', padding: 'x'.repeat(4096) })
+    assert.equal(large.status, 413)
+    // A burst of 2 refilled at 1 a second: of ten sent at once, most are refused, whatever the machine's speed.
+    const answers = await Promise.all(Array.from({ length: 10 }, () => postForm(env, t, { grant_type: 'client_credentials' })))
+    const limited = answers.filter((a) => a.status === 429)
+    assert.ok(limited.length >= 5, answers.map((a) => a.status).join(','))
+    assert.equal(limited[0]!.headers['retry-after'], '1')
+    assert.equal(limited[0]!.json?.error, 'temporarily_unavailable')
+    assert.equal(env.legacy.requests.length, before)
   })
 })
