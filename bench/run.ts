@@ -25,7 +25,7 @@ import { freePort, REPO_ROOT, DEMO_AUDIENCE } from '../dev/environment.ts'
 import { checkDpop, type DpopSettings } from '../src/checks/dpop/check.ts'
 import { createProofKeyCache } from '../src/checks/dpop/proof-key-cache.ts'
 import { createProof, generateDpopKey } from '../src/client/partner-client.ts'
-import { redisCli, startRedisServer } from '../test/support/redis.ts'
+import { redisCli, startRedisServer, watchRedisCommands } from '../test/support/redis.ts'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../dev/facade-environment.ts'
 import { createLogger } from '../src/observability/log.ts'
 import type { DpopKey } from '../src/client/partner-client.ts'
@@ -138,8 +138,6 @@ async function startGatewayProcess(configFile: string, port: number, adminPort: 
 interface Measured extends LoadResult {
   readonly cpuUsPerRequest: number
   readonly peakRssMb: number
-  /** Redis commands a request (INFO commandstats before and after), where the target is the façade. */
-  readonly redisCommandsPerRequest?: Record<string, number>
 }
 
 async function measure(target: Target, job: LoadJob): Promise<Measured> {
@@ -155,25 +153,51 @@ async function measure(target: Target, job: LoadJob): Promise<Measured> {
   return { ...result, cpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, result.requests), peakRssMb: memoryMb(target.pid, 'VmHWM') }
 }
 
-/** Calls of each Redis command so far (INFO commandstats), without INFO itself. */
+/** Calls of each Redis command so far (INFO commandstats: those scripts run included), without the watch's own. */
 async function redisCalls(port: number): Promise<Record<string, number>> {
   const calls: Record<string, number> = {}
   for (const match of (await redisCli(port, 'INFO', 'commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
-    if (match[1] !== 'info') calls[match[1]!] = Number(match[2])
+    if (!WATCH_COMMANDS.has(match[1]!)) calls[match[1]!] = Number(match[2])
   return calls
 }
 
-/** The Redis commands one request cost on average, by command, over a measurement. */
-async function measureWithRedis(target: Target, job: LoadJob, redisPort: number): Promise<Measured> {
-  const before = await redisCalls(redisPort)
-  const result = await measure(target, job)
-  const after = await redisCalls(redisPort)
-  const perRequest = Object.fromEntries(
-    Object.entries(after)
-      .map(([command, calls]) => [command, (calls - (before[command] ?? 0)) / Math.max(1, result.requests)] as const)
-      .filter(([, calls]) => calls > 0),
-  )
-  return { ...result, redisCommandsPerRequest: perRequest }
+const WATCH_COMMANDS = new Set(['info', 'echo', 'ping', 'monitor', 'client', 'select', 'hello', 'command'])
+const REDIS_SAMPLE_REQUESTS = 200
+
+interface RedisCost {
+  readonly round: number
+  readonly scenario: string
+  readonly requests: number
+  /** Commands the gateway sent a request (each one round trip, or part of a pipelined one), by command. */
+  readonly sent: Record<string, number>
+  /** Every command Redis executed a request, those its scripts ran included. */
+  readonly executed: Record<string, number>
+}
+
+/**
+ * What one request costs in Redis, from a short run of its own after the measured one: MONITOR sees the commands
+ * clients send (not those a script runs), INFO commandstats counts every execution. MONITOR slows Redis, hence apart.
+ */
+async function redisCost(target: Target, job: LoadJob, redis: { url: string; port: number }): Promise<Omit<RedisCost, 'round' | 'scenario'>> {
+  const watch = await watchRedisCommands(redis.url)
+  try {
+    await watch.take()
+    const before = await redisCalls(redis.port)
+    const result = await measure(target, { ...job, maxRequests: REDIS_SAMPLE_REQUESTS, durationMs: 60_000, fixedRate: undefined, connections: 4 })
+    const sent = (await watch.take()).map((args) => args[0]!.toLowerCase()).filter((command) => !WATCH_COMMANDS.has(command))
+    const after = await redisCalls(redis.port)
+    const perRequest = (counts: [string, number][]) =>
+      Object.fromEntries(counts.filter(([, n]) => n > 0).map(([command, n]) => [command, n / Math.max(1, result.requests)]))
+    const sentCounts = new Map<string, number>()
+    for (const command of sent) sentCounts.set(command, (sentCounts.get(command) ?? 0) + 1)
+    return {
+      requests: result.requests,
+      sent: perRequest([...sentCounts]),
+      executed: perRequest(Object.entries(after).map(([command, calls]) => [command, calls - (before[command] ?? 0)])),
+    }
+  } finally {
+    await watch.stop()
+  }
 }
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -579,6 +603,7 @@ async function main(): Promise<void> {
   console.log(`bench: warm DPoP proof check ES256 ${(proofEs * 1e6).toFixed(1)} µs, PS256 ${(proofPs * 1e6).toFixed(1)} µs`)
 
   const rows: Row[] = []
+  const redisCosts: RedisCost[] = []
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const targetName of ['direct', 'bare', 'gateway', 'express', 'nginx', 'legacy', 'facade']) {
@@ -591,7 +616,7 @@ async function main(): Promise<void> {
           await measure(target, { ...mine[0]!.job(targetName, target.url), durationMs: 1000, maxRequests: 2000, fixedRate: undefined })
           for (const scenario of mine) {
             const job = scenario.job(targetName, target.url)
-            const result = targetName === 'facade' ? await measureWithRedis(target, job, redis.port) : await measure(target, job)
+            const result = await measure(target, job)
             rows.push({ ...result, round, scenario: scenario.name, target: targetName })
             const bad =
               result.errors +
@@ -599,8 +624,13 @@ async function main(): Promise<void> {
                 .filter(([status]) => status !== '200')
                 .reduce((n, [, c]) => n + c, 0)
             console.log(
-              `round ${round} ${scenario.name.padEnd(25)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}${result.redisCommandsPerRequest ? `  redis/req ${formatRedis(result.redisCommandsPerRequest)}` : ''}`,
+              `round ${round} ${scenario.name.padEnd(25)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`,
             )
+            if (targetName === 'facade') {
+              const cost = { round, scenario: scenario.name, ...(await redisCost(target, job, redis)) }
+              redisCosts.push(cost)
+              console.log(`round ${round} ${scenario.name.padEnd(25)} Redis a request (${cost.requests} requests): ${formatRedisCost(cost)}`)
+            }
           }
         } finally {
           if (target.child) await stop(target.child)
@@ -614,17 +644,17 @@ async function main(): Promise<void> {
     await redis.close()
     rmSync(dir, { recursive: true, force: true })
   }
-  writeResults(rows, { proofEs, proofPs, workers })
+  writeResults(rows, { proofEs, proofPs, workers, redisCosts })
 }
 
 const FACADE_SCENARIOS = ['facade-token-ka16', 'facade-registry-dpop-ka32']
 
-function formatRedis(perRequest: Record<string, number>): string {
-  return (
+function formatRedisCost(cost: RedisCost): string {
+  const list = (perRequest: Record<string, number>) =>
     Object.entries(perRequest)
       .map(([command, calls]) => `${command} ${calls.toFixed(2)}`)
       .join(', ') || 'none'
-  )
+  return `sent ${list(cost.sent)}; executed, scripts' included: ${list(cost.executed)}`
 }
 
 /**
@@ -699,7 +729,7 @@ async function soak(
   console.log('\n' + lines.join('\n'))
 }
 
-function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs: number; workers: string }): void {
+function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs: number; workers: string; redisCosts: readonly RedisCost[] }): void {
   const get = (round: number, scenario: string, target: string) => rows.find((r) => r.round === round && r.scenario === scenario && r.target === target)
   const rounds = [...new Set(rows.map((r) => r.round))]
   const ratio = (fn: (round: number) => number | undefined) => {
@@ -824,16 +854,14 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
         `| ${name} | ${value ? value.median.toFixed(2) : 'n/a'} | ${value ? value.rounds.map((v) => v.toFixed(2)).join(', ') : ''} | ${targets[name as keyof typeof ratios]} |`,
     ),
     '',
-    ...rows
-      .filter((r) => r.redisCommandsPerRequest)
-      .map((r) => `Redis commands a request, round ${r.round}, ${r.scenario} (${r.target}): ${formatRedis(r.redisCommandsPerRequest!)}.`),
+    ...context.redisCosts.map((c) => `Redis a request, round ${c.round}, ${c.scenario} (${c.requests} requests under MONITOR): ${formatRedisCost(c)}.`),
     '',
   ]
   mkdirSync(args.out!, { recursive: true })
   const stamp = machine.date.replace(/[:.]/g, '-')
   writeFileSync(
     join(args.out!, `${stamp}.json`),
-    JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios }, null, 2),
+    JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios, redisCosts: context.redisCosts }, null, 2),
   )
   writeFileSync(join(args.out!, `${stamp}.md`), lines.join('\n'))
   console.log('\n' + lines.join('\n'))
