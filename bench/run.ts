@@ -167,6 +167,7 @@ const REDIS_SAMPLE_REQUESTS = 200
 interface RedisCost {
   readonly round: number
   readonly scenario: string
+  readonly target: string
   readonly requests: number
   /** Commands the gateway sent a request (each one round trip, or part of a pipelined one), by command. */
   readonly sent: Record<string, number>
@@ -178,7 +179,7 @@ interface RedisCost {
  * What one request costs in Redis, from a short run of its own after the measured one: MONITOR sees the commands
  * clients send (not those a script runs), INFO commandstats counts every execution. MONITOR slows Redis, hence apart.
  */
-async function redisCost(target: Target, job: LoadJob, redis: { url: string; port: number }): Promise<Omit<RedisCost, 'round' | 'scenario'>> {
+async function redisCost(target: Target, job: LoadJob, redis: { url: string; port: number }): Promise<Omit<RedisCost, 'round' | 'scenario' | 'target'>> {
   const watch = await watchRedisCommands(redis.url)
   try {
     await watch.take()
@@ -626,10 +627,12 @@ async function main(): Promise<void> {
             console.log(
               `round ${round} ${scenario.name.padEnd(25)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`,
             )
-            if (targetName === 'facade') {
-              const cost = { round, scenario: scenario.name, ...(await redisCost(target, job, redis)) }
+            if (targetName === 'facade' || targetName === 'gateway') {
+              const cost = { round, scenario: scenario.name, target: targetName, ...(await redisCost(target, job, redis)) }
               redisCosts.push(cost)
-              console.log(`round ${round} ${scenario.name.padEnd(25)} Redis a request (${cost.requests} requests): ${formatRedisCost(cost)}`)
+              console.log(
+                `round ${round} ${scenario.name.padEnd(25)} ${targetName.padEnd(8)} Redis a request (${cost.requests} requests): ${formatRedisCost(cost)}`,
+              )
             }
           }
         } finally {
@@ -854,7 +857,9 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
         `| ${name} | ${value ? value.median.toFixed(2) : 'n/a'} | ${value ? value.rounds.map((v) => v.toFixed(2)).join(', ') : ''} | ${targets[name as keyof typeof ratios]} |`,
     ),
     '',
-    ...context.redisCosts.map((c) => `Redis a request, round ${c.round}, ${c.scenario} (${c.requests} requests under MONITOR): ${formatRedisCost(c)}.`),
+    ...context.redisCosts.map(
+      (c) => `Redis a request, round ${c.round}, ${c.scenario} on ${c.target} (${c.requests} requests under MONITOR): ${formatRedisCost(c)}.`,
+    ),
     '',
   ]
   mkdirSync(args.out!, { recursive: true })
