@@ -389,7 +389,7 @@ async function main(): Promise<void> {
   const only = args.only?.split(',')
   const onlyTargets = args.targets?.split(',')
   const facadeWanted =
-    FACADE_SCENARIOS.some((name) => !only || only.includes(name)) && (!onlyTargets || onlyTargets.some((t) => t === 'legacy' || t === 'facade'))
+    !args.soak && FACADE_SCENARIOS.some((name) => !only || only.includes(name)) && (!onlyTargets || onlyTargets.some((t) => t === 'legacy' || t === 'facade'))
   const facade = facadeWanted
     ? await startFacadeEnvironment({
         logger: createLogger('silent'),

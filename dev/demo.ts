@@ -1,5 +1,6 @@
 // `npm run demo`: the gateway on an embedded development setup, and a scripted partner
-// client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop.
+// client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop; then the gateway as the
+// authorization-server façade of a legacy OAuth 2.0 server, and the ways around its binding (dev/demo-facade.ts).
 import { certificateThumbprint } from '../src/x509.ts'
 import { Writable } from 'node:stream'
 import { createLogger } from '../src/observability/log.ts'
@@ -8,7 +9,6 @@ import { createPartnerClient, createProof, generateDpopKey, type PartnerClient, 
 import type { Issued } from './pki.ts'
 import { startFacadeEnvironment, type FacadeEnvironment } from './facade-environment.ts'
 import { buildFacadeScenarios, resourceError } from './demo-facade.ts'
-import type { Logger } from '../src/types.ts'
 
 export interface DemoScenario {
   readonly name: string
@@ -127,10 +127,6 @@ export async function runFacadeScenarios(facade: FacadeEnvironment): Promise<Sce
   }
 }
 
-export function startDemoFacade(env: DevEnvironment, logger: Logger, eventStream: Writable): Promise<FacadeEnvironment> {
-  return startFacadeEnvironment({ logger, pki: env.pki, gateway: { eventStream } })
-}
-
 export function formatTable(results: readonly ScenarioResult[]): string {
   const rows = [['scenario', 'expected', 'got', ''], ...results.map((r) => [r.name, r.expected, r.got, r.passed ? 'ok' : 'FAIL'])]
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
@@ -158,7 +154,7 @@ export async function runDemo(): Promise<number> {
     console.log(`fapi-gateway demo: gateway on ${env.baseUrl}, a throwaway development PKI, in-memory replay store\n`)
     const results = await runDemoScenarios(env)
     console.log(formatTable(results))
-    facade = await startDemoFacade(env, logger, sink)
+    facade = await startFacadeEnvironment({ logger, pki: env.pki, gateway: { eventStream: sink } })
     console.log(
       `\nthe authorization-server façade: gateway on ${facade.issuer} as the FAPI 2.0 face of a legacy OAuth 2.0 server (client_secret_basic, opaque tokens) on ${facade.legacy.url}\n`,
     )
