@@ -39,6 +39,8 @@ export interface FacadeEnvironmentOptions {
   readonly gateway?: Partial<GatewayOptions>
   /** Start a second gateway on the same configuration (another replica; share Redis through `config.replay`). */
   readonly replicas?: 1 | 2
+  /** false: write the configuration and start everything but the gateway, which the caller runs (the bench: its own process). */
+  readonly startGateways?: boolean
 }
 
 export interface FacadeEnvironment {
@@ -59,6 +61,8 @@ export interface FacadeEnvironment {
   /** The legacy clients' credentials, as the legacy server has them (a partner never sees these). */
   readonly legacyClients: Readonly<Record<string, { readonly clientId: string; readonly secret: string }>>
   readonly configFile: string
+  /** The environment the gateway needs to load configFile (the legacy secrets it names). */
+  readonly env: NodeJS.ProcessEnv
   close(): Promise<void>
 }
 
@@ -202,7 +206,8 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
 
   const gateways: RunningGateway[] = []
   try {
-    for (const file of configFiles) gateways.push(await startGateway(loadConfig(file, env), { logger: options.logger, env, ...options.gateway }))
+    for (const file of options.startGateways === false ? [] : configFiles)
+      gateways.push(await startGateway(loadConfig(file, env), { logger: options.logger, env, ...options.gateway }))
   } catch (error) {
     await Promise.allSettled([...gateways.map((g) => g.close(500)), legacy.close(), upstream.close()])
     rmSync(dir, { recursive: true, force: true })
@@ -222,6 +227,7 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
     partnerB: { clientId: 'partner-b' },
     legacyClients: LEGACY_CLIENTS,
     configFile: configFiles[0]!,
+    env,
     async close() {
       await Promise.allSettled(gateways.map((gateway) => gateway.close(1000)))
       await Promise.allSettled([legacy.close(), upstream.close()])
