@@ -44,7 +44,8 @@ export interface DevEnvironment {
   close(): Promise<void>
 }
 
-function merge(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+/** The generated configuration with overrides merged one level deep per top-level key. */
+export function mergeConfig(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...base }
   for (const [key, value] of Object.entries(overrides)) {
     const current = merged[key]
@@ -103,7 +104,7 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
   const port = await freePort()
   const baseUrl = `https://127.0.0.1:${port}`
   const overrides = typeof options.config === 'function' ? options.config(issuer) : (options.config ?? {})
-  const config = merge(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), overrides)
+  const config = mergeConfig(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), overrides)
   const configFile = join(dir, 'gateway.yaml')
   writeFileSync(configFile, stringify(config))
 

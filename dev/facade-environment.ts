@@ -10,7 +10,7 @@ import { stringify } from 'yaml'
 import { loadConfig } from '../src/config/load.ts'
 import { startGateway, type GatewayOptions, type RunningGateway } from '../src/gateway.ts'
 import type { Logger } from '../src/types.ts'
-import { DEMO_AUDIENCE, REPO_ROOT } from './environment.ts'
+import { DEMO_AUDIENCE, mergeConfig, REPO_ROOT } from './environment.ts'
 import { startLegacyServer, type LegacyServer } from './legacy-server.ts'
 import { createDevPki, writeDevPki, type DevPki } from './pki.ts'
 import { freePort } from './ports.ts'
@@ -70,18 +70,6 @@ const LEGACY_CLIENTS = {
   'partner-a': { clientId: 'gw-partner-a', secret: 'legacy-secret-partner-a' },
   'partner-b': { clientId: 'gw-partner-b', secret: 'legacy-secret-partner-b' },
   introspection: { clientId: 'gateway-introspection', secret: 'legacy-secret-introspection' },
-}
-
-function merge(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
-  const merged: Record<string, unknown> = { ...base }
-  for (const [key, value] of Object.entries(overrides)) {
-    const current = merged[key]
-    merged[key] =
-      typeof current === 'object' && current !== null && !Array.isArray(current) && typeof value === 'object' && value !== null && !Array.isArray(value)
-        ? { ...current, ...value }
-        : value
-  }
-  return merged
 }
 
 export async function startFacadeEnvironment(options: FacadeEnvironmentOptions): Promise<FacadeEnvironment> {
@@ -169,7 +157,7 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
     facade: { validate },
   }
   const configFor = (port: number) =>
-    merge(
+    mergeConfig(
       {
         listener: {
           host: '127.0.0.1',
