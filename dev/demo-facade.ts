@@ -5,8 +5,8 @@ import { SignJWT } from 'jose'
 import { signInForCode } from './legacy-server.ts'
 import type { FacadeEnvironment } from './facade-environment.ts'
 import type { Issued } from './pki.ts'
-import { challengeError, createPartnerClient, createProof, generateDpopKey, type PartnerResponse } from '../src/client/partner-client.ts'
-import type { DemoScenario } from './demo.ts'
+import { createPartnerClient, createProof, generateDpopKey, type PartnerResponse } from '../src/client/partner-client.ts'
+import { resourceError, type DemoScenario } from './demo-scenario.ts'
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const RESOURCE_PATH = '/accounts/42'
@@ -14,10 +14,6 @@ const RESOURCE_PATH = '/accounts/42'
 /** The error of a token-endpoint answer (RFC 6749 §5.2 body), or of a resource answer (its challenge). */
 export function tokenEndpointError(response: PartnerResponse): string | undefined {
   return typeof response.json?.error === 'string' ? response.json.error : undefined
-}
-
-export function resourceError(response: PartnerResponse): string | undefined {
-  return challengeError(response, 'DPoP') ?? challengeError(response, 'Bearer')
 }
 
 export interface FacadeDemo {

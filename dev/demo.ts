@@ -5,19 +5,13 @@ import { certificateThumbprint } from '../src/x509.ts'
 import { Writable } from 'node:stream'
 import { createLogger } from '../src/observability/log.ts'
 import { startDevEnvironment, type DevEnvironment } from './environment.ts'
-import { createPartnerClient, createProof, generateDpopKey, type PartnerClient, type PartnerResponse } from '../src/client/partner-client.ts'
+import { createPartnerClient, createProof, generateDpopKey, type PartnerClient } from '../src/client/partner-client.ts'
 import type { Issued } from './pki.ts'
 import { startFacadeEnvironment, type FacadeEnvironment } from './facade-environment.ts'
-import { buildFacadeScenarios, resourceError } from './demo-facade.ts'
+import { buildFacadeScenarios } from './demo-facade.ts'
+import { resourceError, type DemoScenario } from './demo-scenario.ts'
 
-export interface DemoScenario {
-  readonly name: string
-  readonly expectStatus: number
-  readonly expectError: string | undefined
-  /** Where the answer's OAuth error is: the WWW-Authenticate challenge by default. */
-  readonly errorOf?: (response: PartnerResponse) => string | undefined
-  readonly run: () => Promise<PartnerResponse>
-}
+export type { DemoScenario } from './demo-scenario.ts'
 
 export interface ScenarioResult {
   readonly name: string
