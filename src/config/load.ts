@@ -159,10 +159,14 @@ function crossCheckAuthorizationServer(
       problems.push(`${partners.file}: partners.${index}.legacy: "shared", but ${file} has no authorizationServer.legacy.sharedClient`)
     }
   })
-  const paths = [as.endpoints.token, as.endpoints.revocation]
   for (const [key, path] of Object.entries(as.endpoints)) {
-    if (paths.filter((p) => p === path).length > 1) continue
     if (path.startsWith('/.well-known/')) problems.push(`${file}: authorizationServer.endpoints.${key}: must not be under /.well-known/`)
+  }
+  // FAPI 2.0 SP §5.2.3: browsers reach the authorization endpoint and the callback, and they present no client certificate.
+  if (as.legacy.authorizationEndpoint && config.listener.tls.clientCertificate === 'require') {
+    problems.push(
+      `${file}: listener.tls.clientCertificate: "require" would refuse every browser at the authorization endpoint and the callback; use "request" (mTLS partners still authenticate with their certificate)`,
+    )
   }
 }
 

@@ -181,6 +181,10 @@ const legacyServer = z
     connectTimeoutMs: positiveInt.max(60_000).default(2_000),
     timeoutMs: positiveInt.max(60_000).default(10_000),
     connections: positiveInt.max(1024).default(32),
+    /** The legacy server's authorization endpoint: set, the gateway runs the authorization-code front channel (PAR, authorize, callback). */
+    authorizationEndpoint: httpsUrl.optional(),
+    /** Whether the gateway sends the legacy server a PKCE pair of its own (RFC 7636), where the legacy server takes one. */
+    pkce: z.boolean().default(true),
     /** One legacy client shared by every partner registered with `legacy: shared`. */
     sharedClient: legacySecret.optional(),
   })
@@ -203,6 +207,22 @@ const authorizationServer = z
       .strictObject({
         token: endpointPath.default('/oauth2/token'),
         revocation: endpointPath.default('/oauth2/revoke'),
+        par: endpointPath.default('/oauth2/par'),
+        authorization: endpointPath.default('/oauth2/authorize'),
+        /** Registered at the legacy server as the redirect URI of every legacy client. */
+        callback: endpointPath.default('/oauth2/callback'),
+      })
+      .prefault({}),
+    authorizationCode: z
+      .strictObject({
+        /** A pushed request's expires_in (RFC 9126 §2.2; FAPI 2.0 SP §5.3.2.2-6: under 600). */
+        requestLifetimeSeconds: positiveInt.max(599).default(90),
+        /** How long a customer has at the legacy server's login and consent pages. */
+        sessionLifetimeSeconds: positiveInt.max(3600).default(600),
+        /** FAPI 2.0 SP §5.3.2.1-11: at most 60. */
+        codeLifetimeSeconds: positiveInt.max(60).default(60),
+        /** Signed request objects (RFC 9101, FAPI 2.0 Message Signing): required of every partner, or of those registered so. */
+        requestObject: z.enum(['optional', 'required']).default('optional'),
       })
       .prefault({}),
     /** Published as `openid-configuration` too, for a legacy server that issues ID tokens. */
@@ -235,7 +255,10 @@ const authorizationServer = z
       })
       .prefault({}),
   })
-  .refine((a) => a.endpoints.token !== a.endpoints.revocation, { message: 'token and revocation must be different paths', path: ['endpoints'] })
+  .refine((a) => new Set(Object.values(a.endpoints)).size === Object.keys(a.endpoints).length, {
+    message: 'every endpoint needs a path of its own',
+    path: ['endpoints'],
+  })
 
 const upstream = z
   .strictObject({
@@ -571,6 +594,8 @@ export const partnerSchema = z.strictObject({
   grantTypes: z.array(grantType).min(1),
   scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token (RFC 6749 §3.3)')).default([]),
   redirectUris: z.array(httpsUrl).default([]),
+  /** RFC 9101: this partner's pushed requests must be signed request objects. */
+  requireSignedRequestObject: z.boolean().default(false),
   /** The legacy client the gateway uses for this partner, or `shared` for authorizationServer.legacy.sharedClient. */
   legacy: z.union([z.literal('shared'), legacySecret]),
 })
