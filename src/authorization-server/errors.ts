@@ -14,6 +14,9 @@ export type OAuthErrorValue =
   | 'invalid_dpop_proof'
   | 'use_dpop_nonce'
   | 'unsupported_token_type'
+  | 'unsupported_response_type'
+  | 'invalid_request_object'
+  | 'invalid_request_uri'
   | 'temporarily_unavailable'
   | 'server_error'
 
@@ -50,6 +53,25 @@ export const oauthCatalogue = {
   AS_DPOP_NONCE: { status: 400, error: 'use_dpop_nonce', description: 'Authorization server requires nonce in DPoP proof.' },
   AS_DPOP_REPLAY: { status: 400, error: 'invalid_dpop_proof', description: 'The DPoP proof has already been used.' },
 
+  AS_RESPONSE_TYPE_UNSUPPORTED: {
+    status: 400,
+    error: 'unsupported_response_type',
+    description: 'Only the authorization code flow (response_type=code) is supported.',
+  },
+  AS_REDIRECT_URI_INVALID: { status: 400, error: 'invalid_request', description: 'The redirect_uri is missing or not registered for this client.' },
+  AS_PKCE_INVALID: { status: 400, error: 'invalid_request', description: 'PKCE with code_challenge_method S256 is required.' },
+  AS_REQUEST_OBJECT_INVALID: { status: 400, error: 'invalid_request_object', description: 'The request object is invalid.' },
+  AS_REQUEST_URI_INVALID: {
+    status: 400,
+    error: 'invalid_request_uri',
+    description: 'The request_uri is unknown, expired, already used or not for this client.',
+  },
+  AS_AUTHORIZATION_STATE_INVALID: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'This authorization response does not belong to a request in progress.',
+  },
+
   AS_TOKEN_TYPE_UNSUPPORTED: { status: 400, error: 'unsupported_token_type', description: 'This token type cannot be revoked here.' },
 
   AS_LEGACY_REFUSED: { status: 400, error: 'invalid_request', description: 'The authorization server refused the request.' },
@@ -64,7 +86,17 @@ export const oauthCatalogue = {
 export type OAuthErrorCode = keyof typeof oauthCatalogue
 
 /** The step of the façade that refused (the security event's `fapi.check`). */
-export type OAuthCheckName = 'request' | 'client-authentication' | 'grant' | 'dpop' | 'sender-constraint' | 'legacy' | 'state' | 'internal'
+export type OAuthCheckName =
+  | 'request'
+  | 'client-authentication'
+  | 'grant'
+  | 'dpop'
+  | 'sender-constraint'
+  | 'legacy'
+  | 'state'
+  | 'internal'
+  | 'authorization-request'
+  | 'authorization-response'
 
 export interface OAuthErrorOptions {
   /** Internal detail for logs and security events; never sent to the client. */
