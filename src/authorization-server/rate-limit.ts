@@ -36,6 +36,7 @@ export function limitPerClient(authenticator: ClientAuthenticator, limiter: Rate
       if (!limiter.take(client.partner.clientId, clock())) oauthRefuse('AS_RATE_LIMITED', 'rate: per client')
       return client
     },
+    keysOf: (partner) => authenticator.keysOf(partner),
     close: () => authenticator.close(),
   }
 }

@@ -7,7 +7,7 @@ import type { ReplayStore } from '../../replay/store.ts'
 import { OAuthError, oauthRefuse, type OAuthErrorCode } from '../errors.ts'
 import type { Partner, PartnerRegistry } from '../partners.ts'
 import { createPartnerCertificateSets } from './partner-certificates.ts'
-import { createPartnerKeySets } from './partner-keys.ts'
+import { createPartnerKeySets, type KeyResolver, type RegisteredKeys } from './partner-keys.ts'
 import { assertionClientId, checkAssertionClaims, claimAssertionJti, JWT_BEARER_ASSERTION_TYPE, verifyAssertionSignature } from './private-key-jwt.ts'
 import { authenticateSelfSignedTlsClient } from './self-signed-tls-client-auth.ts'
 import { authenticateTlsClient } from './tls-client-auth.ts'
@@ -56,6 +56,12 @@ export interface ClientAuthenticatorDeps {
 export interface ClientAuthenticator {
   /** Throws OAuthError (AS_CLIENT_*) on every failure; AS_STORE_UNAVAILABLE when the jti cannot be claimed. */
   authenticate(input: ClientAuthenticationInput): Promise<AuthenticatedClient>
+  /**
+   * The keys the partner signs with (its registered jwks or jwksUri, with the same cache as its client
+   * assertions), for its signed request objects (RFC 9101). A partner registered without keys
+   * (tls_client_auth) gets a resolver that refuses with GW_TOKEN_INVALID.
+   */
+  keysOf(partner: Partner): KeyResolver
   close(): void
 }
 
@@ -104,11 +110,16 @@ export function createClientAuthenticator(settings: ClientAuthenticatorSettings,
     if (formClientId !== undefined && formClientId !== clientId) refuseParameter('AS_CLIENT_ASSERTION_INVALID', 'client_id', 'differs from the assertion sub')
     const partner = knownPartner(deps.partners, clientId)
     requireMethod(partner, 'private_key_jwt')
-    const registration = partner.config.authentication as { jwks?: object; jwksUri?: string }
-    await verifyAssertionSignature(assertion, keySets.resolverFor(registration))
+    await verifyAssertionSignature(assertion, keysOf(partner))
     const rememberSeconds = checkAssertionClaims(claims, settings, input.nowMs)
     await claimAssertionJti(deps.store, clientId, claims.jti!, rememberSeconds)
     return { partner, method: 'private_key_jwt' }
+  }
+
+  function keysOf(partner: Partner): KeyResolver {
+    const authentication = partner.config.authentication
+    if (authentication.method === 'tls_client_auth') return keySets.resolverFor({})
+    return keySets.resolverFor(authentication satisfies RegisteredKeys)
   }
 
   async function selfSignedTlsClientAuth(partner: Partner, input: ClientAuthenticationInput): Promise<void> {
@@ -147,6 +158,7 @@ export function createClientAuthenticator(settings: ClientAuthenticatorSettings,
       else await selfSignedTlsClientAuth(partner, input)
       return { partner, method }
     },
+    keysOf,
     close() {
       void keySets.close().catch(() => undefined)
       void certificateSets.close().catch(() => undefined)
