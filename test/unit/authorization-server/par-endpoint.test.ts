@@ -560,6 +560,10 @@ describe('signed request objects (RFC 9101, FAPI 2.0 Message Signing, A15)', () 
     await refused({ request: jwe }, 'AS_REQUEST_OBJECT_INVALID', 'encrypted')
   })
 
+  test('a request object over 32 KiB is refused before it is parsed', async () => {
+    await refused(await objectRequest({ padding: 'p'.repeat(33 * 1024) }), 'AS_REQUEST_OBJECT_INVALID', 'size')
+  })
+
   test('a request parameter that is not a JWT is refused', async () => {
     await refused({ request: 'not-a-jwt' }, 'AS_REQUEST_OBJECT_INVALID', 'format')
   })
