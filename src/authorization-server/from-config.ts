@@ -122,7 +122,11 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
         tokenPath: as.endpoints.token,
         revocationPath,
         frontChannel: front
-          ? { parPath: as.endpoints.par, authorizationPath: as.endpoints.authorization, requestObjectRequired: as.authorizationCode.requestObject === 'required' }
+          ? {
+              parPath: as.endpoints.par,
+              authorizationPath: as.endpoints.authorization,
+              requestObjectRequired: as.authorizationCode.requestObject === 'required',
+            }
           : undefined,
         dpopAlgorithms: config.dpop.algorithms,
         openid: as.openid,
@@ -168,6 +172,7 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
         legacy,
         bindings: deps.bindings,
         proofs: proofDeps,
+        frontChannel: frontState && { state: frontState, revokedTokens: deps.revokedTokens, callbackUrl: `${publicBaseUrl}${as.endpoints.callback}` },
       },
       frontChannel: frontState
         ? {

@@ -174,6 +174,7 @@ export async function answerTokenRequest(
 
   const scope = grantedScope(partner, tokens, requestedScope)
   const records = bindingRecords(partner, constraint, tokens, scope, settings, request.nowMs)
+  let reusedMeanwhile = false
   const issuedHashes = [hashToken(tokens.accessToken), ...(tokens.refreshToken === undefined ? [] : [hashToken(tokens.refreshToken)])]
   try {
     await deps.bindings.record(issuedHashes[0]!, records.access, records.accessTtlMs)
@@ -182,11 +183,19 @@ export async function answerTokenRequest(
     if (gatewayCode !== undefined && deps.frontChannel) {
       const rememberMs = Math.max(records.accessTtlMs, records.refresh ? records.refreshTtlMs : 0)
       await deps.frontChannel.state.rememberIssued(gatewayCode, issuedHashes, rememberMs)
+      reusedMeanwhile = await deps.frontChannel.state.wasReused(gatewayCode)
+      if (reusedMeanwhile) {
+        for (const hash of issuedHashes) await deps.frontChannel.revokedTokens.revoke(hash, rememberMs)
+        for (const hash of issuedHashes) await deps.bindings.remove(hash)
+      }
     }
   } catch (error) {
     // Without its record the token is refused everywhere behind the gateway: unusable, so not handed out.
     throw new OAuthError('AS_STORE_UNAVAILABLE', { detail: 'bindings: the token could not be recorded', cause: error })
   }
+
+  // RFC 6749 §4.1.2: the code was presented again while this redemption was at the legacy server; both end here.
+  if (reusedMeanwhile) oauthRefuse('AS_GRANT_INVALID', 'code_reuse: redeemed again while its first redemption was under way; its tokens revoked')
 
   return {
     body: {
