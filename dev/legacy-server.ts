@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { EventEmitter, once } from 'node:events'
 import { exportJWK, generateKeyPair } from 'jose'
-import { Agent, request } from 'undici'
+import { createUserAgent } from './user-agent.ts'
 import { chainPem, createDevPki, type DevPki } from './pki.ts'
 
 // oidc-provider announces its development defaults (in-memory adapter, development interactions, ...) on the
@@ -287,32 +287,7 @@ export interface SignInOptions {
  * browser would (following redirects, keeping its cookies), and returns the code sent to the redirect URI.
  */
 export async function signInForCode(server: LegacyServer, options: SignInOptions): Promise<string> {
-  const agent = new Agent({ connect: { ca: server.caPem } })
-  const cookies = new Map<string, string>()
-  const keepCookies = (setCookie: string | string[] | undefined) => {
-    for (const line of [setCookie ?? []].flat()) {
-      const [pair] = line.split(';')
-      const at = pair.indexOf('=')
-      const name = pair.slice(0, at).trim()
-      const value = pair.slice(at + 1).trim()
-      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) cookies.delete(name)
-      else cookies.set(name, value)
-    }
-  }
-  const send = async (target: string, form?: Record<string, string>) => {
-    const response = await request(new URL(target, server.url), {
-      dispatcher: agent,
-      method: form ? 'POST' : 'GET',
-      headers: {
-        cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; '),
-        ...(form && { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-      body: form && new URLSearchParams(form).toString(),
-    })
-    keepCookies(response.headers['set-cookie'])
-    const text = await response.body.text()
-    return { status: response.statusCode, location: response.headers.location as string | undefined, text }
-  }
+  const browser = createUserAgent({ caPem: server.caPem })
   try {
     const authorization = new URL(server.authorizationEndpoint)
     authorization.search = new URLSearchParams({
@@ -322,28 +297,12 @@ export async function signInForCode(server: LegacyServer, options: SignInOptions
       scope: options.scope,
       state: options.state ?? 'state-1',
     }).toString()
-    let target = authorization.href
-    for (let step = 0; step < 10; step++) {
-      if (target.startsWith(options.redirectUri)) {
-        const redirected = new URL(target)
-        const code = redirected.searchParams.get('code')
-        if (!code) throw new Error(`no code in the redirect: ${redirected.searchParams.get('error') ?? 'no error'}`)
-        return code
-      }
-      const page = await send(target)
-      if (page.location) {
-        target = new URL(page.location, target).href
-        continue
-      }
-      const prompt = /name="prompt" value="(login|consent)"/.exec(page.text)?.[1]
-      const action = /<form[^>]* action="([^"]+)"/.exec(page.text)?.[1]
-      if (page.status !== 200 || !prompt || !action) throw new Error(`unexpected page (status ${page.status}) at ${new URL(target).pathname}`)
-      const submitted = await send(new URL(action, target).href, prompt === 'login' ? { prompt, login: options.login ?? 'alice', password: 'any' } : { prompt })
-      if (!submitted.location) throw new Error(`the ${prompt} form was not accepted (status ${submitted.status})`)
-      target = new URL(submitted.location, target).href
-    }
-    throw new Error('too many redirects')
+    const { url, page } = await browser.browse(authorization.href, { stopAt: options.redirectUri, login: options.login })
+    if (page) throw new Error(`unexpected page (status ${page.status}) at ${url.pathname}`)
+    const code = url.searchParams.get('code')
+    if (!code) throw new Error(`no code in the redirect: ${url.searchParams.get('error') ?? 'no error'}`)
+    return code
   } finally {
-    await agent.close()
+    await browser.close()
   }
 }
