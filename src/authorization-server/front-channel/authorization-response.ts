@@ -1,7 +1,7 @@
 // The redirect back to the partner once its redirect URI is trusted (it is the pushed one): the code
 // or an RFC 6749 §4.1.2.1 error, the partner's own state, and `iss` = the gateway's issuer (RFC 9207).
 import type { OAuthError } from '../errors.ts'
-import type { BrowserAnswer } from './browser-answer.ts'
+import { errorPage, type BrowserAnswer } from './browser-answer.ts'
 import type { PushedRequest } from './state.ts'
 
 /** RFC 6749 §4.1.2.1: the errors an authorization response carries, and so the only legacy errors passed on. */
@@ -35,7 +35,12 @@ export function redirectWithCode(pushed: PushedRequest, issuer: string, code: st
 /** The gateway's own refusal, sent to the partner; its description stays with the gateway. */
 export function redirectWithRefusal(pushed: PushedRequest, issuer: string, refusal: OAuthError): BrowserAnswer {
   const error = GATEWAY_ERRORS.has(refusal.error) ? refusal.error : 'server_error'
-  return { kind: 'redirect', location: withParameters(pushed.redirectUri, { error, state: pushed.state, iss: issuer }), refusal }
+  try {
+    return { kind: 'redirect', location: withParameters(pushed.redirectUri, { error, state: pushed.state, iss: issuer }), refusal }
+  } catch {
+    // A stored redirect URI that is no URL (the PAR endpoint checks them): nowhere to redirect to.
+    return errorPage(refusal)
+  }
 }
 
 /** The legacy server's error, passed on when it is one of RFC 6749 §4.1.2.1, else server_error; never its description. */

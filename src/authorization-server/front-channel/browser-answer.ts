@@ -80,6 +80,8 @@ export function writeBrowserAnswer(res: ServerResponse, answer: BrowserAnswer, h
   res.setHeader('cache-control', 'no-store')
   res.setHeader('pragma', 'no-cache')
   res.setHeader('referrer-policy', 'no-referrer')
+  // FAPI 2.0 SP §5.2.3-2: no TLS stripping on the browser's way (preloading is the deployment's step).
+  res.setHeader('strict-transport-security', 'max-age=31536000')
   if (answer.kind === 'redirect') {
     res.statusCode = 303
     res.setHeader('location', answer.location)

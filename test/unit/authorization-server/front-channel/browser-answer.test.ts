@@ -42,6 +42,7 @@ test('a redirect is a 303 with Location, no-store and no-referrer, and never a C
   assert.equal(answer.headers.location, location)
   assert.equal(answer.headers['cache-control'], 'no-store')
   assert.equal(answer.headers['referrer-policy'], 'no-referrer')
+  assert.equal(answer.headers['strict-transport-security'], 'max-age=31536000')
   assert.equal(answer.headers['x-fapi-interaction-id'], 'id-1')
   assert.equal(answer.headers['content-length'], '0')
   assert.deepEqual(corsHeaders(answer.headers), [])

@@ -247,3 +247,9 @@ test('a store that cannot answer: an error page before the redirect URI is known
   const closed = await answerCallback(browserRequest({ state: 'Z'.repeat(43), code: 'c' }), callbackSettings, { state: real }, {})
   assertErrorPage(closed, 'AS_STORE_UNAVAILABLE', 'state')
 })
+
+test('a stored redirect URI that is no URL: an error page, never a throw', async () => {
+  const { state, gatewayState } = await started(pushedRequest({ redirectUri: 'not a url' }))
+  const answer = await answerCallback(browserRequest({ state: gatewayState, code: 'legacy-code-1' }), callbackSettings, { state }, {})
+  assertErrorPage(answer, 'AS_INTERNAL', 'callback')
+})
