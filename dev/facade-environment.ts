@@ -37,6 +37,8 @@ export interface FacadeEnvironmentOptions {
   readonly authorizationServer?: Record<string, unknown>
   readonly env?: NodeJS.ProcessEnv
   readonly gateway?: Partial<GatewayOptions>
+  /** Run the authorization-code front channel (PAR, authorize, callback; issue 14) in front of the legacy server's login pages. */
+  readonly frontChannel?: boolean
   /** Start a second gateway on the same configuration (another replica; share Redis through `config.replay`). */
   readonly replicas?: 1 | 2
   /** false: write the configuration and start everything but the gateway, which the caller runs (the bench: its own process). */
@@ -80,6 +82,12 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
   const legacyTokens = options.legacyTokens ?? 'opaque'
   const validate = options.validate ?? (legacyTokens === 'jwt' ? 'jwks' : 'introspection')
 
+  const replicas = options.replicas ?? 1
+  const ports = [await freePort(), ...(replicas === 2 ? [await freePort()] : [])]
+  const baseUrls = ports.map((port) => `https://127.0.0.1:${port}`)
+  const issuer = baseUrls[0]!
+  // The gateway's callback is registered at the legacy server for every legacy client (issue 14).
+  const callbackUrl = `${issuer}/oauth2/callback`
   const legacy = await startLegacyServer({
     pki,
     accessTokenFormat: legacyTokens,
@@ -90,13 +98,13 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
         clientSecret: LEGACY_CLIENTS['partner-a'].secret,
         grantTypes: ['client_credentials', 'authorization_code', 'refresh_token'],
         scopes: FACADE_SCOPES,
-        redirectUris: ['https://partner-a.example/callback'],
+        redirectUris: ['https://partner-a.example/callback', callbackUrl],
       },
       {
         clientId: LEGACY_CLIENTS['partner-b'].clientId,
         clientSecret: LEGACY_CLIENTS['partner-b'].secret,
         grantTypes: ['client_credentials', 'authorization_code', 'refresh_token'],
-        redirectUris: ['https://partner-b.example/callback'],
+        redirectUris: ['https://partner-b.example/callback', callbackUrl],
         scopes: FACADE_SCOPES,
       },
       { clientId: LEGACY_CLIENTS.introspection.clientId, clientSecret: LEGACY_CLIENTS.introspection.secret, grantTypes: ['client_credentials'] },
@@ -135,10 +143,6 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
     ...options.env,
   }
 
-  const replicas = options.replicas ?? 1
-  const ports = [await freePort(), ...(replicas === 2 ? [await freePort()] : [])]
-  const baseUrls = ports.map((port) => `https://127.0.0.1:${port}`)
-  const issuer = baseUrls[0]!
   const legacyIssuer = {
     name: 'legacy',
     issuer: legacy.issuer,
@@ -180,7 +184,13 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
         authorizationServer: {
           partnersFile: 'partners.yaml',
           resourceIssuer: 'legacy',
-          legacy: { tokenEndpoint: legacy.tokenEndpoint, revocationEndpoint: legacy.revocationEndpoint, caFile: 'client-ca.crt', timeoutMs: 2_000 },
+          legacy: {
+            tokenEndpoint: legacy.tokenEndpoint,
+            revocationEndpoint: legacy.revocationEndpoint,
+            caFile: 'client-ca.crt',
+            timeoutMs: 2_000,
+            ...(options.frontChannel && { authorizationEndpoint: legacy.authorizationEndpoint }),
+          },
           ...options.authorizationServer,
         },
       },

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { EventEmitter, once } from 'node:events'
 import { exportJWK, generateKeyPair } from 'jose'
-import { Agent, request } from 'undici'
+import { createUserAgent } from './user-agent.ts'
 import { chainPem, createDevPki, type DevPki } from './pki.ts'
 
 // oidc-provider announces its development defaults (in-memory adapter, development interactions, ...) on the
@@ -282,87 +282,27 @@ export interface SignInOptions {
   readonly state?: string
 }
 
-export interface BrowseOptions {
-  /** Where the browse ends: the first redirect to a URL starting with it is returned, not followed. */
-  readonly redirectUri: string
-  /** Whatever login the development login page is given becomes the subject. Default 'alice'. */
-  readonly login?: string
-  /** Follows the login page's Cancel link instead of signing in: the legacy server answers access_denied. */
-  readonly cancel?: boolean
-}
-
 /**
- * Drives oidc-provider's development login and consent pages as a browser would (following redirects, keeping its
- * cookies), from any URL that leads there (the legacy authorization endpoint, or a gateway's redirect to it), and
- * returns the URL the browser is finally sent to under redirectUri, with its code or error.
+ * Drives the authorization code flow through oidc-provider's development login and consent pages, as a
+ * browser would (following redirects, keeping its cookies), and returns the code sent to the redirect URI.
  */
-export async function browseToRedirect(server: LegacyServer, startUrl: string, options: BrowseOptions): Promise<URL> {
-  const agent = new Agent({ connect: { ca: server.caPem } })
-  const cookies = new Map<string, string>()
-  const keepCookies = (setCookie: string | string[] | undefined) => {
-    for (const line of [setCookie ?? []].flat()) {
-      const [pair] = line.split(';')
-      const at = pair.indexOf('=')
-      const name = pair.slice(0, at).trim()
-      const value = pair.slice(at + 1).trim()
-      if (value === '' || /expires=Thu, 01 Jan 1970/i.test(line)) cookies.delete(name)
-      else cookies.set(name, value)
-    }
-  }
-  const send = async (target: string, form?: Record<string, string>) => {
-    const response = await request(new URL(target, server.url), {
-      dispatcher: agent,
-      method: form ? 'POST' : 'GET',
-      headers: {
-        cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; '),
-        ...(form && { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-      body: form && new URLSearchParams(form).toString(),
-    })
-    keepCookies(response.headers['set-cookie'])
-    const text = await response.body.text()
-    return { status: response.statusCode, location: response.headers.location as string | undefined, text }
-  }
-  try {
-    let target = startUrl
-    for (let step = 0; step < 10; step++) {
-      if (target.startsWith(options.redirectUri)) return new URL(target)
-      const page = await send(target)
-      if (page.location) {
-        target = new URL(page.location, target).href
-        continue
-      }
-      const prompt = /name="prompt" value="(login|consent)"/.exec(page.text)?.[1]
-      const action = /<form[^>]* action="([^"]+)"/.exec(page.text)?.[1]
-      if (page.status !== 200 || !prompt || !action) throw new Error(`unexpected page (status ${page.status}) at ${new URL(target).pathname}`)
-      if (options.cancel) {
-        const cancel = /<a href="([^"]+)">\[ Cancel \]<\/a>/.exec(page.text)?.[1]
-        if (!cancel) throw new Error('no Cancel link on the page')
-        target = new URL(cancel.replace(/&amp;/g, '&'), target).href
-        continue
-      }
-      const submitted = await send(new URL(action, target).href, prompt === 'login' ? { prompt, login: options.login ?? 'alice', password: 'any' } : { prompt })
-      if (!submitted.location) throw new Error(`the ${prompt} form was not accepted (status ${submitted.status})`)
-      target = new URL(submitted.location, target).href
-    }
-    throw new Error('too many redirects')
-  } finally {
-    await agent.close()
-  }
-}
-
-/** Signs in at the legacy server's own authorization endpoint and returns the code sent to the redirect URI. */
 export async function signInForCode(server: LegacyServer, options: SignInOptions): Promise<string> {
-  const authorization = new URL(server.authorizationEndpoint)
-  authorization.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: options.clientId,
-    redirect_uri: options.redirectUri,
-    scope: options.scope,
-    state: options.state ?? 'state-1',
-  }).toString()
-  const redirected = await browseToRedirect(server, authorization.href, { redirectUri: options.redirectUri, login: options.login })
-  const code = redirected.searchParams.get('code')
-  if (!code) throw new Error(`no code in the redirect: ${redirected.searchParams.get('error') ?? 'no error'}`)
-  return code
+  const browser = createUserAgent({ caPem: server.caPem })
+  try {
+    const authorization = new URL(server.authorizationEndpoint)
+    authorization.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: options.clientId,
+      redirect_uri: options.redirectUri,
+      scope: options.scope,
+      state: options.state ?? 'state-1',
+    }).toString()
+    const { url, page } = await browser.browse(authorization.href, { stopAt: options.redirectUri, login: options.login })
+    if (page) throw new Error(`unexpected page (status ${page.status}) at ${url.pathname}`)
+    const code = url.searchParams.get('code')
+    if (!code) throw new Error(`no code in the redirect: ${url.searchParams.get('error') ?? 'no error'}`)
+    return code
+  } finally {
+    await browser.close()
+  }
 }

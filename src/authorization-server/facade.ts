@@ -17,12 +17,37 @@ import type { AuthorizationServerMetrics } from './metrics.ts'
 import { createRateLimiter, limitPerClient } from './rate-limit.ts'
 import { answerRevocationRequest, type RevocationDeps } from './revocation-endpoint.ts'
 import { answerTokenRequest, type TokenEndpointDeps, type TokenEndpointSettings, type TokenRequestFacts } from './token-endpoint.ts'
+import { answerPushedAuthorizationRequest, type ParDeps, type ParSettings } from './front-channel/par-endpoint.ts'
+import { answerAuthorizationRequest, type AuthorizationEndpointDeps, type AuthorizationEndpointSettings } from './front-channel/authorization-endpoint.ts'
+import { answerCallback, type CallbackSettings } from './front-channel/callback-endpoint.ts'
+import { writeBrowserAnswer } from './front-channel/browser-answer.ts'
+import type { FrontChannelState } from './front-channel/state.ts'
 
-export type FacadeEndpoint = 'metadata' | 'token' | 'revocation'
+export type FacadeEndpoint = 'metadata' | 'token' | 'revocation' | 'par' | 'authorization' | 'callback'
+
+/** Endpoints a browser reaches: their refusals are pages, not JSON (issue 14). */
+const BROWSER_ENDPOINTS: ReadonlySet<FacadeEndpoint> = new Set(['authorization', 'callback'])
+
+/** The authorization-code front channel (issue 14), when the legacy server's authorization endpoint is configured. */
+export interface FrontChannelSettings {
+  readonly parPath: string
+  readonly authorizationPath: string
+  readonly callbackPath: string
+  readonly par: ParSettings
+  readonly authorization: AuthorizationEndpointSettings
+  readonly callback: CallbackSettings
+}
+
+export interface FrontChannelDeps {
+  readonly par: ParDeps
+  readonly authorization: AuthorizationEndpointDeps
+  readonly callback: { readonly state: FrontChannelState }
+}
 
 export interface FacadeSettings {
   readonly metadata: MetadataSettings
   readonly token: TokenEndpointSettings
+  readonly frontChannel: FrontChannelSettings | undefined
   readonly maxBodyBytes: number
   readonly perClientPerSecond: number
   readonly perAddressPerSecond: number
@@ -31,6 +56,7 @@ export interface FacadeSettings {
 
 export interface FacadeDeps {
   readonly token: TokenEndpointDeps
+  readonly frontChannel: FrontChannelDeps | undefined
   readonly revocation: RevocationDeps
   /** The façade's own DPoP nonces (RFC 9449 §8), when nonces are on. */
   readonly nonces: NonceIssuer | undefined
@@ -62,6 +88,9 @@ const ROUTE_NAMES: Record<FacadeEndpoint, string> = {
   metadata: 'authorization-server-metadata',
   token: 'authorization-server-token',
   revocation: 'authorization-server-revocation',
+  par: 'authorization-server-par',
+  authorization: 'authorization-server-authorization',
+  callback: 'authorization-server-callback',
 }
 
 const CHECKS: Partial<Record<string, OAuthCheckName>> = {
@@ -85,6 +114,12 @@ const CHECKS: Partial<Record<string, OAuthCheckName>> = {
   AS_LEGACY_TIMEOUT: 'legacy',
   AS_STORE_UNAVAILABLE: 'state',
   AS_INTERNAL: 'internal',
+  AS_RESPONSE_TYPE_UNSUPPORTED: 'authorization-request',
+  AS_REDIRECT_URI_INVALID: 'authorization-request',
+  AS_PKCE_INVALID: 'authorization-request',
+  AS_REQUEST_OBJECT_INVALID: 'authorization-request',
+  AS_REQUEST_URI_INVALID: 'authorization-request',
+  AS_AUTHORIZATION_STATE_INVALID: 'authorization-response',
 }
 
 function checkOf(error: OAuthError): OAuthCheckName {
@@ -112,6 +147,13 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     ...metadataPaths(settings.metadata).map((path): [string, FacadeEndpoint] => [path, 'metadata']),
     [settings.metadata.tokenPath, 'token'],
     ...(settings.metadata.revocationPath !== undefined ? [[settings.metadata.revocationPath, 'revocation'] as [string, FacadeEndpoint]] : []),
+    ...(settings.frontChannel
+      ? ([
+          [settings.frontChannel.parPath, 'par'],
+          [settings.frontChannel.authorizationPath, 'authorization'],
+          [settings.frontChannel.callbackPath, 'callback'],
+        ] as [string, FacadeEndpoint][])
+      : []),
   ])
   const perAddress = createRateLimiter(settings.perAddressPerSecond, settings.burst)
   // Per client only once authenticated: a client_id anyone can write in a form must not let them spend its budget.
@@ -138,7 +180,8 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
 
   function refuse(request: FacadeRequest, error: OAuthError, facts: TokenRequestFacts, started: number): void {
     const { req, res, endpoint, interactionId } = request
-    sendOAuthRefusal(res, error, answerHeaders(interactionId), authorizationScheme(req.headers.authorization))
+    if (BROWSER_ENDPOINTS.has(endpoint)) writeBrowserAnswer(res, { kind: 'error-page', error }, { 'x-fapi-interaction-id': interactionId })
+    else sendOAuthRefusal(res, error, answerHeaders(interactionId), authorizationScheme(req.headers.authorization))
     const spec = oauthCatalogue[error.code]
     metrics.refusals.inc({ endpoint, reason: error.code })
     metrics.requests.inc({ endpoint, grant_type: facts.grantType ?? 'none', outcome: 'refused' })
@@ -180,6 +223,28 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     return parseOAuthForm(request.req.headers['content-type'], body)
   }
 
+  function frontChannel(): { settings: FrontChannelSettings; deps: FrontChannelDeps } {
+    if (!settings.frontChannel || !deps.frontChannel) throw new OAuthError('AS_INTERNAL', { detail: 'front channel: not configured' })
+    return { settings: settings.frontChannel, deps: deps.frontChannel }
+  }
+
+  /** The authorization endpoint and the callback: GET, answered with a 303 or a page. */
+  async function answerBrowser(request: FacadeRequest, facts: TokenRequestFacts): Promise<void> {
+    const { req, res, endpoint, interactionId } = request
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method?.slice(0, 16)}` })
+    const nowMs = deps.clock()
+    if (!perAddress.take(req.socket.remoteAddress ?? '', nowMs)) throw new OAuthError('AS_RATE_LIMITED', { detail: 'rate: per address' })
+    const front = frontChannel()
+    const browserRequest = { method: req.method, query: new URL(req.url ?? '/', 'https://gateway.invalid').searchParams, nowMs }
+    const answered =
+      endpoint === 'authorization'
+        ? await answerAuthorizationRequest(browserRequest, front.settings.authorization, front.deps.authorization, facts)
+        : await answerCallback(browserRequest, front.settings.callback, front.deps.callback, facts)
+    if (answered.kind === 'error-page') throw answered.error
+    writeBrowserAnswer(res, answered, { 'x-fapi-interaction-id': interactionId })
+    metrics.requests.inc({ endpoint, grant_type: 'authorization_code', outcome: 'redirected' })
+  }
+
   async function answer(request: FacadeRequest, facts: TokenRequestFacts): Promise<void> {
     const { req, res, endpoint, interactionId } = request
     if (endpoint === 'metadata') {
@@ -187,11 +252,27 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
       sendJson(res, 200, metadataDocument, { 'x-fapi-interaction-id': interactionId })
       return
     }
+    if (endpoint === 'authorization' || endpoint === 'callback') {
+      await answerBrowser(request, facts)
+      return
+    }
     if (req.method !== 'POST') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method?.slice(0, 16)}` })
     const nowMs = deps.clock()
     if (!perAddress.take(req.socket.remoteAddress ?? '', nowMs)) throw new OAuthError('AS_RATE_LIMITED', { detail: 'rate: per address' })
     const params = await readForm(request)
     const common = { params, authorization: req.headers.authorization, peer: request.peer, peerCertificate: request.peerCertificate, nowMs }
+    if (endpoint === 'par') {
+      const front = frontChannel()
+      const pushed = await answerPushedAuthorizationRequest(
+        { ...common, proofHeaders: headerValues(req.rawHeaders, 'dpop') },
+        front.settings.par,
+        { ...front.deps.par, authenticator },
+        facts,
+      )
+      sendJson(res, 201, JSON.stringify(pushed), answerHeaders(interactionId))
+      metrics.requests.inc({ endpoint, grant_type: 'authorization_code', outcome: 'pushed' })
+      return
+    }
     if (endpoint === 'token') {
       const answered = await answerTokenRequest({ ...common, proofHeaders: headerValues(req.rawHeaders, 'dpop') }, settings.token, tokenDeps, facts)
       sendJson(res, 200, JSON.stringify(answered.body), answerHeaders(interactionId))

@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks'
 import { GATEWAY_METADATA_NAMES } from './metadata.ts'
 import type { AuthorizationServerMetrics } from './metrics.ts'
 import { createPartnerRegistry, type PartnerRegistry } from './partners.ts'
+import { createFrontChannelState } from './front-channel/state.ts'
 
 export interface FacadeBuildDeps {
   readonly env: NodeJS.ProcessEnv
@@ -104,6 +105,15 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
     deps.metrics,
   )
   const revocationPath = as.endpoints.revocation
+  const front = as.legacy.authorizationEndpoint
+  const frontState = front ? createFrontChannelState(deps.store) : undefined
+  const proofDeps = {
+    dpop: { ...deps.dpop, nonces },
+    proofKeys: deps.proofKeys,
+    verifyOn: deps.verifyProofsOn,
+    store: deps.store,
+    replayTtlMs: deps.replayTtlMs,
+  }
   const facade = createAuthorizationServerFacade(
     {
       metadata: {
@@ -111,6 +121,13 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
         publicBaseUrl,
         tokenPath: as.endpoints.token,
         revocationPath,
+        frontChannel: front
+          ? {
+              parPath: as.endpoints.par,
+              authorizationPath: as.endpoints.authorization,
+              requestObjectRequired: as.authorizationCode.requestObject === 'required',
+            }
+          : undefined,
         dpopAlgorithms: config.dpop.algorithms,
         openid: as.openid,
         extra: as.metadata,
@@ -122,6 +139,28 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
         refreshTokenLifetimeSeconds: as.tokens.refreshTokenLifetimeSeconds,
         openid: as.openid,
       },
+      frontChannel: front
+        ? {
+            parPath: as.endpoints.par,
+            authorizationPath: as.endpoints.authorization,
+            callbackPath: as.endpoints.callback,
+            par: {
+              issuer,
+              parUrl: `${publicBaseUrl}${as.endpoints.par}`,
+              requestLifetimeSeconds: as.authorizationCode.requestLifetimeSeconds,
+              requestObject: as.authorizationCode.requestObject,
+            },
+            authorization: {
+              issuer,
+              callbackUrl: `${publicBaseUrl}${as.endpoints.callback}`,
+              legacyAuthorizationEndpoint: front,
+              legacyPkce: as.legacy.pkce,
+              sessionLifetimeSeconds: as.authorizationCode.sessionLifetimeSeconds,
+              openid: as.openid,
+            },
+            callback: { issuer, codeLifetimeSeconds: as.authorizationCode.codeLifetimeSeconds },
+          }
+        : undefined,
       maxBodyBytes: as.limits.maxBodyBytes,
       perClientPerSecond: as.limits.perClientPerSecond,
       perAddressPerSecond: as.limits.perAddressPerSecond,
@@ -132,14 +171,16 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
         authenticator,
         legacy,
         bindings: deps.bindings,
-        proofs: {
-          dpop: { ...deps.dpop, nonces },
-          proofKeys: deps.proofKeys,
-          verifyOn: deps.verifyProofsOn,
-          store: deps.store,
-          replayTtlMs: deps.replayTtlMs,
-        },
+        proofs: proofDeps,
+        frontChannel: frontState && { state: frontState, revokedTokens: deps.revokedTokens, callbackUrl: `${publicBaseUrl}${as.endpoints.callback}` },
       },
+      frontChannel: frontState
+        ? {
+            par: { authenticator, state: frontState, proofs: proofDeps },
+            authorization: { partners, state: frontState },
+            callback: { state: frontState },
+          }
+        : undefined,
       revocation: {
         authenticator,
         partners,

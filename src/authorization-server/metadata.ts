@@ -8,6 +8,8 @@ export interface MetadataSettings {
   readonly publicBaseUrl: string
   readonly tokenPath: string
   readonly revocationPath: string | undefined
+  /** Set when the front channel is on (issue 14): PAR and the authorization endpoint. */
+  readonly frontChannel?: { readonly parPath: string; readonly authorizationPath: string; readonly requestObjectRequired: boolean }
   readonly dpopAlgorithms: readonly string[]
   readonly openid: boolean
   /** The operator's further values; never one the gateway sets itself. */
@@ -30,6 +32,14 @@ export const GATEWAY_METADATA_NAMES = [
   'dpop_signing_alg_values_supported',
   'tls_client_certificate_bound_access_tokens',
   'code_challenge_methods_supported',
+  'pushed_authorization_request_endpoint',
+  'authorization_endpoint',
+  'require_pushed_authorization_requests',
+  'response_types_supported',
+  'response_modes_supported',
+  'authorization_response_iss_parameter_supported',
+  'request_object_signing_alg_values_supported',
+  'require_signed_request_object',
 ] as const
 
 export const OAUTH_METADATA_PATH = '/.well-known/oauth-authorization-server'
@@ -60,5 +70,16 @@ export function authorizationServerMetadata(settings: MetadataSettings): Record<
     dpop_signing_alg_values_supported: settings.dpopAlgorithms,
     tls_client_certificate_bound_access_tokens: true,
     code_challenge_methods_supported: ['S256'],
+    ...(settings.frontChannel && {
+      // FAPI 2.0 SP §5.3.2.2: PAR only, code only, RFC 9207 iss in every authorization response.
+      pushed_authorization_request_endpoint: at(settings.frontChannel.parPath),
+      authorization_endpoint: at(settings.frontChannel.authorizationPath),
+      require_pushed_authorization_requests: true,
+      response_types_supported: ['code'],
+      response_modes_supported: ['query'],
+      authorization_response_iss_parameter_supported: true,
+      request_object_signing_alg_values_supported: FAPI_SIGNING_ALGORITHMS,
+      ...(settings.frontChannel.requestObjectRequired && { require_signed_request_object: true }),
+    }),
   }
 }

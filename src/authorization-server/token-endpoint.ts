@@ -7,6 +7,7 @@ import type { BindingRecord, BindingRegistry } from '../tokens/binding-registry.
 import type { PeerCertificateVerdict } from '../types.ts'
 import type { ClientAuthenticator } from './client-authentication/authenticate.ts'
 import { OAuthError, oauthRefuse } from './errors.ts'
+import { legacyCodeRedemption, redeemGatewayCode, type CodeExchangeDeps } from './front-channel/code-exchange.ts'
 import { readLegacyTokens, type LegacyTokens } from './legacy-answer.ts'
 import type { LegacyClient } from './legacy-client.ts'
 import type { Partner } from './partners.ts'
@@ -46,6 +47,11 @@ export interface TokenEndpointDeps {
   readonly legacy: LegacyClient
   readonly bindings: BindingRegistry
   readonly proofs: TokenProofDeps
+  /**
+   * Set when the authorization-code front channel is on (legacy.authorizationEndpoint): an authorization code is
+   * then one the gateway issued at its callback, checked and exchanged for the legacy server's; unset, it is passed on.
+   */
+  readonly frontChannel?: CodeExchangeDeps
 }
 
 /** What became known while answering, for the metrics, the event and the access log. */
@@ -147,25 +153,49 @@ export async function answerTokenRequest(
   if (constraint.kind === 'dpop') facts.keyThumbprint = constraint.jkt
   else facts.certThumbprint = constraint.x5t
 
-  const requestedScope = scopeToRequest(partner, grantType, params.get('scope'))
+  let requestedScope = scopeToRequest(partner, grantType, params.get('scope'))
   if (grantType === 'refresh_token') await checkRefreshToken(partner, params.get('refresh_token'), deps.bindings)
 
-  const legacyParams = new URLSearchParams({ grant_type: grantType })
-  for (const name of LEGACY_PARAMETERS[grantType]!) {
-    const value = name === 'scope' ? requestedScope : params.get(name)
-    if (value !== undefined) legacyParams.set(name, value)
+  let legacyParams = new URLSearchParams({ grant_type: grantType })
+  let gatewayCode: string | undefined
+  if (grantType === 'authorization_code' && deps.frontChannel) {
+    const fallbackRevocationTtlMs = Math.max(settings.accessTokenMaxLifetimeSeconds, settings.refreshTokenLifetimeSeconds) * 1000
+    const redeemed = await redeemGatewayCode({ params, partner, constraint, nowMs: request.nowMs }, deps.frontChannel, deps.bindings, fallbackRevocationTtlMs)
+    gatewayCode = redeemed.code
+    requestedScope ??= redeemed.issued.scope
+    legacyParams = legacyCodeRedemption(redeemed.issued, deps.frontChannel)
+  } else {
+    for (const name of LEGACY_PARAMETERS[grantType]!) {
+      const value = name === 'scope' ? requestedScope : params.get(name)
+      if (value !== undefined) legacyParams.set(name, value)
+    }
   }
   const tokens = readLegacyTokens(await deps.legacy.token(legacyParams, partner.legacy), request.nowMs)
 
   const scope = grantedScope(partner, tokens, requestedScope)
   const records = bindingRecords(partner, constraint, tokens, scope, settings, request.nowMs)
+  let reusedMeanwhile = false
+  const issuedHashes = [hashToken(tokens.accessToken), ...(tokens.refreshToken === undefined ? [] : [hashToken(tokens.refreshToken)])]
   try {
-    await deps.bindings.record(hashToken(tokens.accessToken), records.access, records.accessTtlMs)
-    if (records.refresh) await deps.bindings.record(hashToken(tokens.refreshToken!), records.refresh, records.refreshTtlMs)
+    await deps.bindings.record(issuedHashes[0]!, records.access, records.accessTtlMs)
+    if (records.refresh) await deps.bindings.record(issuedHashes[1]!, records.refresh, records.refreshTtlMs)
+    // RFC 6749 §4.1.2: a reuse of the code ends these tokens; without this memory it could not, so they are not handed out.
+    if (gatewayCode !== undefined && deps.frontChannel) {
+      const rememberMs = Math.max(records.accessTtlMs, records.refresh ? records.refreshTtlMs : 0)
+      await deps.frontChannel.state.rememberIssued(gatewayCode, issuedHashes, rememberMs)
+      reusedMeanwhile = await deps.frontChannel.state.wasReused(gatewayCode)
+      if (reusedMeanwhile) {
+        for (const hash of issuedHashes) await deps.frontChannel.revokedTokens.revoke(hash, rememberMs)
+        for (const hash of issuedHashes) await deps.bindings.remove(hash)
+      }
+    }
   } catch (error) {
     // Without its record the token is refused everywhere behind the gateway: unusable, so not handed out.
     throw new OAuthError('AS_STORE_UNAVAILABLE', { detail: 'bindings: the token could not be recorded', cause: error })
   }
+
+  // RFC 6749 §4.1.2: the code was presented again while this redemption was at the legacy server; both end here.
+  if (reusedMeanwhile) oauthRefuse('AS_GRANT_INVALID', 'code_reuse: redeemed again while its first redemption was under way; its tokens revoked')
 
   return {
     body: {

@@ -13,12 +13,15 @@ import type { AuthorizationSession, FrontChannelState, PushedRequest } from './s
 /** RFC 6749 §A.11: a code is visible ASCII; longer than this is no code a legacy server issues. */
 const LEGACY_CODE = /^[\x20-\x7e]{1,2048}$/
 
+/** The configuration's largest authorizationCode.sessionLifetimeSeconds. */
+const MAX_SESSION_LIFETIME_SECONDS = 3600
+
 export interface CallbackSettings {
   readonly issuer: string
   /** FAPI 2.0 SP §5.3.2.1-11: at most 60. */
   readonly codeLifetimeSeconds: number
-  /** authorizationCode.sessionLifetimeSeconds: how long a pushed request's "used" mark must outlive it. */
-  readonly sessionLifetimeSeconds: number
+  /** authorizationCode.sessionLifetimeSeconds: how long a pushed request's "used" mark must outlive it. Default its maximum, 3600. */
+  readonly sessionLifetimeSeconds?: number
 }
 
 export interface CallbackDeps {
@@ -54,7 +57,7 @@ async function authorizationResponse(
 ): Promise<BrowserAnswer> {
   const { query, nowMs } = request
   // Remembered for as long as any session of this request could still come back.
-  const usedTtlMs = Math.max(0, pushed.expiresAt - nowMs) + settings.sessionLifetimeSeconds * 1000
+  const usedTtlMs = Math.max(0, pushed.expiresAt - nowMs) + (settings.sessionLifetimeSeconds ?? MAX_SESSION_LIFETIME_SECONDS) * 1000
   const first = await fromState(deps.state.useRequest(session.requestRef, usedTtlMs), 'request_uri: could not be marked used')
   // RFC 9126 §7.3: a second authorization with the same request_uri (OIDF PARAttemptReuseRequestUri expects invalid_request_uri).
   if (!first) return redirectWithRefusal(pushed, settings.issuer, new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: already used' }))

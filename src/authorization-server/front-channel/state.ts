@@ -59,6 +59,8 @@ export interface FrontChannelState {
   /** The hashes of the tokens a code's first redemption issued, to revoke them on a reuse (RFC 6749 §4.1.2). */
   rememberIssued(code: string, tokenHashes: readonly string[], ttlMs: number): Promise<void>
   issuedFor(code: string): Promise<readonly string[]>
+  /** Whether a second redemption was attempted: one that came while the first was still at the legacy server ends the first's tokens too. */
+  wasReused(code: string): Promise<boolean>
 }
 
 /** Keys hold a hash of the secret, never the secret (a code or a state), and one hash tag per secret for Redis Cluster. */
@@ -84,6 +86,7 @@ export function createFrontChannelState(store: ReplayStore): FrontChannelState {
     code: (code: string) => `code:{${hashOf(code)}}`,
     codeRedeemed: (code: string) => `code:{${hashOf(code)}}:redeemed`,
     codeIssued: (code: string) => `code:{${hashOf(code)}}:issued`,
+    codeReused: (code: string) => `code:{${hashOf(code)}}:reused`,
   }
   const remainingMs = (expiresAt: number) => Math.max(1, expiresAt - Date.now())
   return {
@@ -102,9 +105,11 @@ export function createFrontChannelState(store: ReplayStore): FrontChannelState {
       if (issued === undefined) return undefined
       // Remembered well past the code's life, so that a late reuse is still recognised as one.
       const first = await store.claim(keys.codeRedeemed(code), remainingMs(issued.expiresAt) + 3_600_000)
+      if (!first) await store.set(keys.codeReused(code), '1', remainingMs(issued.expiresAt) + 3_600_000)
       return { use: first ? 'first' : 'reused', issued }
     },
     rememberIssued: (code, tokenHashes, ttlMs) => store.set(keys.codeIssued(code), JSON.stringify(tokenHashes), ttlMs),
     issuedFor: async (code) => parsed<string[]>(await store.get(keys.codeIssued(code))) ?? [],
+    wasReused: async (code) => (await store.get(keys.codeReused(code))) !== undefined,
   }
 }

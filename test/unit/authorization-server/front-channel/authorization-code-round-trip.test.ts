@@ -4,11 +4,12 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Agent, request } from 'undici'
-import { browseToRedirect, startLegacyServer } from '../../../../dev/legacy-server.ts'
+import { startLegacyServer } from '../../../../dev/legacy-server.ts'
+import { createUserAgent } from '../../../../dev/user-agent.ts'
 import { answerAuthorizationRequest } from '../../../../src/authorization-server/front-channel/authorization-endpoint.ts'
 import type { BrowserAnswer } from '../../../../src/authorization-server/front-channel/browser-answer.ts'
 import { answerCallback } from '../../../../src/authorization-server/front-channel/callback-endpoint.ts'
-import { testPki } from '../../../support/gateway.ts'
+import { createDevPki } from '../../../../dev/pki.ts'
 import {
   authorizationSettings,
   browserRequest,
@@ -23,7 +24,7 @@ import {
 } from '../../../support/front-channel.ts'
 
 const legacy = await startLegacyServer({
-  pki: await testPki(),
+  pki: await createDevPki(),
   clients: [{ clientId: 'gw-fintech', clientSecret: 'legacy-secret', grantTypes: ['authorization_code'], scopes: ['accounts'], redirectUris: [CALLBACK_URL] }],
 })
 const legacyAgent = new Agent({ connect: { ca: legacy.caPem } })
@@ -45,8 +46,15 @@ async function throughLegacyLogin(cancel = false) {
     await answerAuthorizationRequest(browserRequest({ client_id: 'fintech', request_uri: requestUri }), settings, { partners, state }, {}),
   )
   assert.ok(toLegacy.startsWith(`${legacy.authorizationEndpoint}?`))
-  const toCallback = await browseToRedirect(legacy, toLegacy, { redirectUri: CALLBACK_URL, cancel })
-  return { state, toCallback }
+  const browser = createUserAgent({ caPem: legacy.caPem })
+  try {
+    const { url, steps, page } = await browser.browse(toLegacy, { stopAt: CALLBACK_URL, cancel })
+    assert.equal(page, undefined, page?.text)
+    assert.ok(steps.every((step) => step.status !== 307))
+    return { state, toCallback: url }
+  } finally {
+    await browser.close()
+  }
 }
 
 test('the legacy login ends in a gateway code for the partner with its state and iss; the stored code holds the legacy code, redeemable with the gateway verifier', async () => {
