@@ -57,7 +57,7 @@ async function throughLegacyLogin(cancel = false) {
   }
 }
 
-test('the legacy login ends in a gateway code for the partner with its state and iss; the stored code holds the legacy code, redeemable with the gateway verifier', async () => {
+test('legacy login → a gateway code with the partner state and iss; the stored code holds the legacy code, redeemable with our verifier', async () => {
   const { state, toCallback } = await throughLegacyLogin()
   const legacyCode = toCallback.searchParams.get('code')
   assert.ok(legacyCode, toCallback.href)

@@ -66,7 +66,7 @@ test('it sends the browser to the legacy login with the pushed parameters, its o
   assert.equal(createHash('sha256').update(session.legacyCodeVerifier!).digest('base64url'), sent.code_challenge)
 })
 
-test('only client_id and request_uri count: an outside state, redirect_uri, scope or response_type is ignored (OIDF StateOnlyOutsideRequestObjectNotUsed)', async () => {
+test('only client_id and request_uri count, an outside state or redirect_uri is ignored (OIDF StateOnlyOutsideRequestObjectNotUsed)', async () => {
   const state = frontChannelState()
   const { requestUri } = await push(state)
   const answer = await answerAuthorizationRequest(
@@ -131,7 +131,7 @@ test('without legacy PKCE no challenge is sent and the session keeps no verifier
   assert.equal((await state.takeSession(sent.get('state')!))?.legacyCodeVerifier, undefined)
 })
 
-test('the pushed nonce goes to the legacy server only with openid, a 64-character one intact (OIDF EnsureAuthorizationRequestWith64CharNonceSuccess)', async () => {
+test('the pushed nonce goes on only with openid, 64 characters intact (OIDF EnsureAuthorizationRequestWith64CharNonceSuccess)', async () => {
   const nonce = 'n'.repeat(64)
   const state = frontChannelState()
   const { requestUri } = await push(state, pushedRequest({ nonce, scope: 'openid accounts' }))
@@ -143,7 +143,7 @@ test('the pushed nonce goes to the legacy server only with openid, a 64-characte
   assert.equal(without.searchParams.get('nonce'), null)
 })
 
-test('a reload before the customer has authenticated works: the request_uri is not used up by loading the page (OIDF PAREnsureServerAcceptsReusedRequestUriBeforeAuthenticationCompletion)', async () => {
+test('a reload before authentication works (OIDF PAREnsureServerAcceptsReusedRequestUriBeforeAuthenticationCompletion)', async () => {
   const state = frontChannelState()
   const { requestUri, ref } = await push(state)
   const request = browserRequest({ client_id: 'fintech', request_uri: requestUri })
@@ -196,7 +196,7 @@ test('a missing, empty, repeated or oversized client_id or request_uri is an err
     assertErrorPage(await answerAuthorizationRequest(browserRequest(query), authorizationSettings(), deps, {}), 'AS_REQUEST_MALFORMED', rule)
 })
 
-test('a request_uri that is not the gateway’s, unknown, expired, another client’s or of a partner since removed is an error page (OIDF PAREnsureRequestUriIsBoundToClient, PARAttemptToUseExpiredRequestUri)', async () => {
+test('a foreign, unknown, expired or another client’s request_uri is an error page (OIDF PAREnsureRequestUriIsBoundToClient, PARAttemptToUseExpiredRequestUri)', async () => {
   const state = frontChannelState()
   const deps = { partners, state }
   const settings = authorizationSettings()

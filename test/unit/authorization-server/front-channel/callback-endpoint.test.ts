@@ -85,7 +85,7 @@ test('a legacy code becomes a gateway code, sent with the partner state and iss;
   })
 })
 
-test('the redirect URI keeps its own query, and a long partner state with reserved characters comes back intact (OIDF EnsureAuthorizationRequestWithLongState)', async () => {
+test('the redirect URI keeps its query; a long state with reserved characters comes back intact (OIDF EnsureAuthorizationRequestWithLongState)', async () => {
   const partnerState = `a b&c=d/é+%${'x'.repeat(500)}`
   const { state, gatewayState } = await started(pushedRequest({ redirectUri: 'https://fintech.example/cb?tenant=retail%20bank', state: partnerState }))
   const answer = await answerCallback(browserRequest({ state: gatewayState, code: 'legacy-code-1' }), callbackSettings, { state }, {})
@@ -161,7 +161,7 @@ test('a second authorization with the same request_uri is refused at its callbac
   assert.equal(answer.kind === 'redirect' && answer.refusal?.code, 'AS_REQUEST_URI_INVALID')
 })
 
-test('a legacy error goes to the partner as an RFC 6749 §4.1.2.1 error with its state and iss, never its description; others become server_error', async () => {
+test('a legacy error goes on as an RFC 6749 §4.1.2.1 error with state and iss, never its description; others are server_error', async () => {
   const cases: [Record<string, string> | URLSearchParams, string][] = [
     [{ error: 'access_denied', error_description: '<script>alert(1)</script>' }, 'access_denied'],
     [{ error: 'invalid_scope' }, 'invalid_scope'],
