@@ -19,8 +19,11 @@ export interface BrowseResult {
 }
 
 export interface UserAgent {
-  /** From startUrl to the first URL starting with stopAt, logging in as `login` (default alice) and consenting. */
-  browse(startUrl: string, options: { readonly stopAt: string; readonly login?: string }): Promise<BrowseResult>
+  /**
+   * From startUrl to the first URL starting with stopAt, logging in as `login` (default alice) and consenting; with
+   * `cancel`, following the login page's Cancel link instead (oidc-provider then answers access_denied).
+   */
+  browse(startUrl: string, options: { readonly stopAt: string; readonly login?: string; readonly cancel?: boolean }): Promise<BrowseResult>
   close(): Promise<void>
 }
 
@@ -54,7 +57,7 @@ export function createUserAgent(options: { readonly caPem: string }): UserAgent 
     return { status: response.statusCode, location: response.headers.location as string | undefined, text, headers: response.headers }
   }
   return {
-    async browse(startUrl, { stopAt, login = 'alice' }) {
+    async browse(startUrl, { stopAt, login = 'alice', cancel = false }) {
       const steps: BrowseStep[] = []
       let target = new URL(startUrl)
       for (let step = 0; step < 20; step++) {
@@ -68,6 +71,11 @@ export function createUserAgent(options: { readonly caPem: string }): UserAgent 
         const prompt = /name="prompt" value="(login|consent)"/.exec(page.text)?.[1]
         const action = /<form[^>]* action="([^"]+)"/.exec(page.text)?.[1]
         if (page.status !== 200 || !prompt || !action) return { url: target, steps, page: { status: page.status, text: page.text, headers: page.headers } }
+        const cancelLink = /<a href="([^"]+)">\[ Cancel \]<\/a>/.exec(page.text)?.[1]
+        if (cancel && cancelLink) {
+          target = new URL(cancelLink.replace(/&amp;/g, '&'), target)
+          continue
+        }
         const formUrl = new URL(action, target)
         const submitted = await send(formUrl, prompt === 'login' ? { prompt, login, password: 'any' } : { prompt })
         steps.push({ url: formUrl.href, status: submitted.status })
