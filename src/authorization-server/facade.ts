@@ -182,6 +182,12 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     const { req, res, endpoint, interactionId } = request
     if (BROWSER_ENDPOINTS.has(endpoint)) writeBrowserAnswer(res, { kind: 'error-page', error }, { 'x-fapi-interaction-id': interactionId })
     else sendOAuthRefusal(res, error, answerHeaders(interactionId), authorizationScheme(req.headers.authorization))
+    record(request, error, facts, started)
+  }
+
+  /** A refusal's metrics, security event and, where the operator has something to do, log line. */
+  function record(request: FacadeRequest, error: OAuthError, facts: TokenRequestFacts, started: number): void {
+    const { req, endpoint, interactionId } = request
     const spec = oauthCatalogue[error.code]
     metrics.refusals.inc({ endpoint, reason: error.code })
     metrics.requests.inc({ endpoint, grant_type: facts.grantType ?? 'none', outcome: 'refused' })
@@ -228,32 +234,40 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     return { settings: settings.frontChannel, deps: deps.frontChannel }
   }
 
-  /** The authorization endpoint and the callback: GET, answered with a 303 or a page. */
-  async function answerBrowser(request: FacadeRequest, facts: TokenRequestFacts): Promise<void> {
+  /**
+   * The authorization endpoint and the callback, answered with a 303 or a page (their methods are
+   * theirs to judge: a HEAD must not use up a callback state). A refusal sent to the partner's redirect
+   * URI, once that URI is trusted, is recorded like any other.
+   */
+  async function answerBrowser(request: FacadeRequest, facts: TokenRequestFacts, started: number): Promise<void> {
     const { req, res, endpoint, interactionId } = request
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method?.slice(0, 16)}` })
     const nowMs = deps.clock()
     if (!perAddress.take(req.socket.remoteAddress ?? '', nowMs)) throw new OAuthError('AS_RATE_LIMITED', { detail: 'rate: per address' })
     const front = frontChannel()
-    const browserRequest = { method: req.method, query: new URL(req.url ?? '/', 'https://gateway.invalid').searchParams, nowMs }
+    const browserRequest = { method: req.method ?? '', query: new URL(req.url ?? '/', 'https://gateway.invalid').searchParams, nowMs }
     const answered =
       endpoint === 'authorization'
         ? await answerAuthorizationRequest(browserRequest, front.settings.authorization, front.deps.authorization, facts)
         : await answerCallback(browserRequest, front.settings.callback, front.deps.callback, facts)
-    if (answered.kind === 'error-page') throw answered.error
     writeBrowserAnswer(res, answered, { 'x-fapi-interaction-id': interactionId })
-    metrics.requests.inc({ endpoint, grant_type: 'authorization_code', outcome: 'redirected' })
+    const refusal = answered.kind === 'error-page' ? answered.error : answered.refusal
+    if (refusal) record(request, refusal, facts, started)
+    else {
+      // A legacy error (access_denied when the customer cancels) is passed on to the partner, not refused here.
+      const passedOn = answered.kind === 'redirect' ? answered.passedOn : undefined
+      metrics.requests.inc({ endpoint, grant_type: 'authorization_code', outcome: passedOn === undefined ? 'redirected' : 'legacy_error' })
+    }
   }
 
-  async function answer(request: FacadeRequest, facts: TokenRequestFacts): Promise<void> {
+  async function answer(request: FacadeRequest, facts: TokenRequestFacts, started: number): Promise<void> {
     const { req, res, endpoint, interactionId } = request
     if (endpoint === 'metadata') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method}` })
       sendJson(res, 200, metadataDocument, { 'x-fapi-interaction-id': interactionId })
       return
     }
-    if (endpoint === 'authorization' || endpoint === 'callback') {
-      await answerBrowser(request, facts)
+    if (BROWSER_ENDPOINTS.has(endpoint)) {
+      await answerBrowser(request, facts, started)
       return
     }
     if (req.method !== 'POST') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method?.slice(0, 16)}` })
@@ -297,7 +311,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
       const started = performance.now()
       const facts: TokenRequestFacts = {}
       try {
-        await answer(request, facts)
+        await answer(request, facts, started)
         metrics.duration.observe({ endpoint: request.endpoint, outcome: 'answered' }, (performance.now() - started) / 1000)
       } catch (error) {
         if (error instanceof GatewayError && error.code === 'GW_CLIENT_CLOSED') {

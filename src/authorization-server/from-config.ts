@@ -158,7 +158,11 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
               sessionLifetimeSeconds: as.authorizationCode.sessionLifetimeSeconds,
               openid: as.openid,
             },
-            callback: { issuer, codeLifetimeSeconds: as.authorizationCode.codeLifetimeSeconds },
+            callback: {
+              issuer,
+              codeLifetimeSeconds: as.authorizationCode.codeLifetimeSeconds,
+              sessionLifetimeSeconds: as.authorizationCode.sessionLifetimeSeconds,
+            },
           }
         : undefined,
       maxBodyBytes: as.limits.maxBodyBytes,

@@ -2,7 +2,8 @@
 // partner registry, pushed requests as the PAR endpoint stores them, and the settings of both endpoints.
 import type { Partner, PartnerRegistry } from '../../src/authorization-server/partners.ts'
 import { createFrontChannelState, type FrontChannelState, type PushedRequest } from '../../src/authorization-server/front-channel/state.ts'
-import { REQUEST_URI_PREFIX, type AuthorizationEndpointSettings } from '../../src/authorization-server/front-channel/authorization-endpoint.ts'
+import type { AuthorizationEndpointSettings } from '../../src/authorization-server/front-channel/authorization-endpoint.ts'
+import { REQUEST_URI_PREFIX } from '../../src/authorization-server/front-channel/par-endpoint.ts'
 import type { CallbackSettings } from '../../src/authorization-server/front-channel/callback-endpoint.ts'
 import { newSecret } from '../../src/authorization-server/front-channel/secrets.ts'
 import { createMemoryReplayStore } from '../../src/replay/memory-store.ts'

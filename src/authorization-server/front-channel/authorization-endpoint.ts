@@ -5,7 +5,8 @@
 // gateway's own PKCE pair. The request is not marked used here: a reload before the customer has
 // authenticated must work (SP §5.3.2.2 note 3); the callback marks it.
 import type { TokenRequestFacts } from '../token-endpoint.ts'
-import { OAuthError } from '../errors.ts'
+import { OAuthError, oauthRefuse } from '../errors.ts'
+import { REQUEST_URI_PREFIX, requestRefOf } from './par-endpoint.ts'
 import type { PartnerRegistry } from '../partners.ts'
 import { asOAuthError, errorPage, fromState, type BrowserAnswer, type BrowserRequest } from './browser-answer.ts'
 import { redirectWithRefusal, withParameters } from './authorization-response.ts'
@@ -13,7 +14,6 @@ import { newPkcePair, newSecret } from './secrets.ts'
 import type { FrontChannelState, PushedRequest } from './state.ts'
 
 /** RFC 9126 §2.2. The PAR endpoint's module exports the same prefix; one of the two goes once both are in. */
-export const REQUEST_URI_PREFIX = 'urn:ietf:params:oauth:request_uri:'
 
 const MAX_CLIENT_ID_LENGTH = 255
 const MAX_REQUEST_REF_LENGTH = 256
@@ -42,16 +42,14 @@ function single(query: URLSearchParams, name: string, maxLength: number): string
   return values[0]!
 }
 
-function requestRefOf(requestUri: string): string {
-  const ref = requestUri.startsWith(REQUEST_URI_PREFIX) ? requestUri.slice(REQUEST_URI_PREFIX.length) : ''
-  if (ref === '') throw new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: not one the gateway issued' })
-  return ref
+function pushedRef(requestUri: string): string {
+  return requestRefOf(requestUri) ?? oauthRefuse('AS_REQUEST_URI_INVALID', 'request_uri: not one the gateway issued')
 }
 
 /** The pushed request behind the request_uri, when it is this client's and still valid; an error page otherwise. */
 async function pushedRequestOf(request: BrowserRequest, deps: AuthorizationEndpointDeps): Promise<{ ref: string; pushed: PushedRequest }> {
   const clientId = single(request.query, 'client_id', MAX_CLIENT_ID_LENGTH)
-  const ref = requestRefOf(single(request.query, 'request_uri', REQUEST_URI_PREFIX.length + MAX_REQUEST_REF_LENGTH))
+  const ref = pushedRef(single(request.query, 'request_uri', REQUEST_URI_PREFIX.length + MAX_REQUEST_REF_LENGTH))
   const pushed = await fromState(deps.state.readRequest(ref), 'request_uri: the pushed request could not be read')
   if (pushed === undefined) throw new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: unknown' })
   if (pushed.expiresAt < request.nowMs) throw new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: expired' })

@@ -85,9 +85,9 @@ function boundedText(params: ReadonlyMap<string, string>, name: 'state' | 'nonce
 function responseModeOf(params: ReadonlyMap<string, string>): 'jwt' | undefined {
   const mode = params.get('response_mode')
   if (mode === undefined || mode === 'query') return undefined
-  // JARM §2.3.4: for the code flow, jwt is query.jwt.
-  if (mode === 'jwt' || mode === 'query.jwt') return 'jwt'
-  return refuseParameter('AS_REQUEST_MALFORMED', 'response_mode', 'only query or jwt')
+  // JARM (FAPI 2.0 Message Signing) needs the gateway's own signing keys, which it does not have yet: refused here, before any login.
+  if (mode === 'jwt' || mode === 'query.jwt') return refuseParameter('AS_REQUEST_MALFORMED', 'response_mode', 'jwt (JARM) is not served yet')
+  return refuseParameter('AS_REQUEST_MALFORMED', 'response_mode', 'only query')
 }
 
 function dpopJktOf(params: ReadonlyMap<string, string>): string | undefined {

@@ -213,10 +213,10 @@ describe('a legitimate pushed request', () => {
     assert.equal(stored?.state, longState)
   })
 
-  test('with response_mode jwt (JARM) or query.jwt is stored as jwt; query as the default', async () => {
-    assert.equal((await push(authorizationParams({ response_mode: 'jwt' }))).stored?.responseMode, 'jwt')
-    assert.equal((await push(authorizationParams({ response_mode: 'query.jwt' }))).stored?.responseMode, 'jwt')
+  test('response_mode query is the default; jwt (JARM) is refused until the gateway signs responses', async () => {
     assert.equal((await push(authorizationParams({ response_mode: 'query' }))).stored?.responseMode, undefined)
+    await refused(authorizationParams({ response_mode: 'jwt' }), 'AS_REQUEST_MALFORMED', 'response_mode')
+    await refused(authorizationParams({ response_mode: 'query.jwt' }), 'AS_REQUEST_MALFORMED', 'response_mode')
   })
 
   test('from a tls_client_auth partner authenticates with its certificate', async () => {
@@ -337,7 +337,7 @@ describe('the authorization parameters', () => {
     await refused(authorizationParams({ nonce: '' }), 'AS_REQUEST_MALFORMED', 'nonce')
   })
 
-  test('a response_mode other than query or jwt is refused', async () => {
+  test('a response_mode other than query is refused', async () => {
     await refused(authorizationParams({ response_mode: 'fragment' }), 'AS_REQUEST_MALFORMED', 'response_mode')
     await refused(authorizationParams({ response_mode: 'form_post.jwt' }), 'AS_REQUEST_MALFORMED', 'response_mode')
   })
