@@ -24,7 +24,10 @@ export interface CallSpec {
   readonly url: string
   readonly headers: readonly (readonly [string, string])[]
   readonly body?: string
+  /** The client certificate; the partner's own (when one is configured) if not given. */
   readonly identity?: TlsIdentity
+  /** Presents no client certificate at all: for the checks that omit it on purpose. */
+  readonly withoutCertificate?: true
   readonly notes?: readonly string[]
   /** The x-fapi-interaction-id sent, if any (for the echo check). */
   readonly interactionId?: string
@@ -199,7 +202,11 @@ export function createRunContext(options: RunContextOptions): RunContext {
       return { headers, interactionId }
     },
 
-    async call(recorder, spec) {
+    async call(recorder, given) {
+      // mTLS ecosystems may require the certificate in every handshake, also where tokens are DPoP-bound.
+      const identity = given.withoutCertificate ? undefined : (given.identity ?? settings.clients.primary.identity)
+      const { identity: _given, withoutCertificate: _omit, ...rest } = given
+      const spec: CallSpec = { ...rest, ...(identity && { identity }) }
       const nowSeconds = Math.floor(now() / 1000)
       const proofNotes = spec.headers
         .filter(([name]) => name.toLowerCase() === 'dpop')
@@ -213,7 +220,7 @@ export function createRunContext(options: RunContextOptions): RunContext {
           url: spec.url,
           headers: spec.headers,
           ...(spec.body !== undefined && { body: spec.body }),
-          ...(spec.identity && { identity: spec.identity }),
+          ...(identity && { identity }),
         },
         { caPem: settings.target.caPem, servername: settings.target.servername, timeoutMs: settings.requestTimeoutMs, now },
       )

@@ -16,7 +16,7 @@ export type ClientAuthentication =
 export interface TokenClient {
   readonly clientId: string
   readonly auth: ClientAuthentication
-  /** The TLS client certificate: needed for tls_client_auth and for certificate-bound tokens. */
+  /** The TLS client certificate: needed for tls_client_auth and for certificate-bound tokens; presented whenever given. */
   readonly identity: TlsIdentity | undefined
 }
 
@@ -99,8 +99,9 @@ export async function requestClientCredentialsToken(
   binding: TokenRequestBinding,
   hooks: TokenEndpointHooks,
 ): Promise<ObtainedToken> {
-  const useCertificate = client.auth.method === 'tls_client_auth' || binding.kind === 'mtls'
-  if (useCertificate && client.identity === undefined) {
+  // Presented whenever there is one: mTLS ecosystems may require it in the handshake even for DPoP-bound tokens.
+  const useCertificate = client.identity !== undefined
+  if ((client.auth.method === 'tls_client_auth' || binding.kind === 'mtls') && client.identity === undefined) {
     throw new TokenEndpointError(
       `client ${client.clientId}: ${client.auth.method === 'tls_client_auth' ? 'tls_client_auth' : 'a certificate-bound token'} needs a client certificate`,
     )
