@@ -92,6 +92,8 @@ export interface RunContext {
   /** A DPoP call: retried at most twice when the target answers use_dpop_nonce (RFC 9449 §8, §9). */
   dpopCall(recorder: Recorder, build: (nonce: string | undefined) => Promise<CallSpec>): Promise<HttpOutcome>
   obtainToken(recorder: Recorder, binding: TokenBinding): Promise<IssuedToken>
+  /** Records a token-endpoint exchange (form parameter names only; a 200 body is never copied). */
+  recordTokenExchange(recorder: Recorder, exchange: TokenExchange, label?: string, notes?: readonly string[]): void
   /** DPoP credentials for another client or key, obtained once per run. */
   dpopCredentials(recorder: Recorder, name: 'rsa' | 'second'): Promise<DpopCredentials>
   /** The token to send with a probe certificate: bound to it when the source can, else the primary token. */
@@ -157,16 +159,18 @@ export function createRunContext(options: RunContextOptions): RunContext {
     recorder.exchanges.push({ sent, received: { status: outcome.status, headers, transport: undefined, bodyExcerpt } })
   }
 
-  function recordTokenExchange(recorder: Recorder, exchange: TokenExchange): void {
+  function recordTokenExchange(recorder: Recorder, exchange: TokenExchange, label = 'token request', extraNotes: readonly string[] = []): void {
     const { request, outcome } = exchange
     const body = request.body === undefined ? undefined : new URLSearchParams(request.body)
-    const notes = body ? [`form: ${[...body.keys()].join(', ')}`] : []
+    const nowSeconds = Math.floor(now() / 1000)
+    const proofNotes = request.headers.filter(([name]) => name.toLowerCase() === 'dpop').map(([, value]) => describeProof(value, nowSeconds))
+    const notes = [...extraNotes, ...(body ? [`form: ${[...body.keys()].join(', ')}`] : []), ...proofNotes]
     // A token response is never copied: it holds the access token.
     const shown: HttpOutcome = outcome.kind === 'answer' && outcome.status === 200 ? { ...outcome, body: '' } : outcome
     recordExchange(
       recorder,
       {
-        label: 'token request',
+        label,
         method: request.method,
         url: request.url,
         headers: request.headers,
@@ -250,6 +254,8 @@ export function createRunContext(options: RunContextOptions): RunContext {
         if (attempt >= MAX_NONCE_RETRIES || nonces.length !== 1 || !isNonce(nonces[0]!)) return outcome
       }
     },
+
+    recordTokenExchange,
 
     async obtainToken(recorder, binding) {
       return tokenSource.obtain(binding, {
