@@ -39,8 +39,11 @@ export interface DpopInput {
   readonly proofHeaders: readonly string[]
   /** Raw token from Authorization, for `ath`. */
   readonly accessToken: string
-  /** base64url(SHA-256(accessToken)). */
-  readonly accessTokenHash: string
+  /**
+   * base64url(SHA-256(accessToken)); undefined where no access token is presented (a token
+   * endpoint, RFC 9449 §5), and then `ath` is neither required nor checked.
+   */
+  readonly accessTokenHash: string | undefined
   /** The token's `cnf.jkt` (RFC 9449 §6.1); a proof by any other key is refused before its signature is checked. */
   readonly boundJkt: string | undefined
 }
@@ -201,7 +204,9 @@ function checkBeforeSignature(input: DpopInput, settings: DpopSettings, keys: Pr
 /** Check 3, then checks 11, 8, 9, 12a and 10 (RFC 9449 §4.3), on a proof whose signature verified. */
 function checkAfterSignature({ proofKey, payloadSegment }: SignedProof, input: DpopInput, settings: DpopSettings, nowMs: number): DpopProof {
   const claims = parseJsonSegment(payloadSegment) ?? invalid('malformed: claims are not a JSON object')
-  for (const claim of DPOP_REQUIRED_CLAIMS) if (!Object.hasOwn(claims, claim)) invalid(`${claim}: missing`)
+  for (const claim of DPOP_REQUIRED_CLAIMS) {
+    if (!Object.hasOwn(claims, claim) && (claim !== 'ath' || input.accessTokenHash !== undefined)) invalid(`${claim}: missing`)
+  }
   const iat = checkProofTimes(claims, settings, nowMs)
 
   const { jti, htm, htu, ath } = claims
@@ -213,7 +218,9 @@ function checkAfterSignature({ proofKey, payloadSegment }: SignedProof, input: D
   if (proofHtu === undefined) invalid('htu: not an absolute http(s) URI')
   if (requestUri === undefined) invalid('htu: the request URL is not an absolute http(s) URI')
   if (proofHtu !== requestUri) invalid('htu: does not match the request URI')
-  if (typeof ath !== 'string' || !equalInConstantTime(ath, input.accessTokenHash)) invalid('ath: does not match the access token')
+  if (input.accessTokenHash !== undefined && (typeof ath !== 'string' || !equalInConstantTime(ath, input.accessTokenHash))) {
+    invalid('ath: does not match the access token')
+  }
   const nonce = checkProofNonce(claims, settings, nowMs)
 
   return { jkt: proofKey.jkt, jti, iat, htm: input.method, htu: proofHtu, nonce }
