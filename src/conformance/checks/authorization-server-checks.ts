@@ -330,10 +330,13 @@ export function authorizationServerChecks(): CheckDefinition[] {
         'Only sender-constrained tokens are issued: a request with valid client authentication but no DPoP proof and no client certificate is refused (DPoP: 400/401 invalid_request, invalid_grant or invalid_dpop_proof; mTLS: invalid_client, invalid_request or invalid_grant), or in the TLS handshake.',
       reference: 'FAPI2 SP 5.3.2.1-4/-5; FAPI requirements A13; suite EnsureHolderOfKeyRequired',
       request: () => ({ label: 'token request', note: 'no DPoP proof, no client certificate', client: 'primary', proof: 'none', certificate: 'none' }),
+      // A tls_client_auth partner without its certificate is not authenticated either: invalid_client refuses too.
       expect: (ctx) => ({
         statuses: [400, 401],
         errors:
-          ctx.settings.mode === 'dpop' ? ['invalid_request', 'invalid_grant', 'invalid_dpop_proof'] : ['invalid_client', 'invalid_request', 'invalid_grant'],
+          ctx.settings.mode === 'dpop' && ctx.settings.clients.primary.auth?.method !== 'tls_client_auth'
+            ? ['invalid_request', 'invalid_grant', 'invalid_dpop_proof']
+            : ['invalid_client', 'invalid_request', 'invalid_grant'],
         handshake: true,
       }),
     }),

@@ -60,10 +60,19 @@ function settingsFor(as: FixtureTokenEndpoint, mode: Mode): RunnerSettings {
   }
 }
 
-async function assess(mode: Mode, flaws: readonly TokenEndpointFlaw[] = []): Promise<{ report: ConformanceReport; as: FixtureTokenEndpoint }> {
+/** The partners swapped: the tls_client_auth partner first. */
+function swapped(settings: RunnerSettings): RunnerSettings {
+  return { ...settings, clients: { primary: settings.clients.second!, second: settings.clients.primary } }
+}
+
+async function assess(
+  mode: Mode,
+  flaws: readonly TokenEndpointFlaw[] = [],
+  adapt = (s: RunnerSettings) => s,
+): Promise<{ report: ConformanceReport; as: FixtureTokenEndpoint }> {
   const as = await startFixtureTokenEndpoint({ pki, clients, flaws })
   try {
-    const report = await runConformance({ settings: settingsFor(as, mode), mintToken: () => Promise.reject(new Error('not used')) })
+    const report = await runConformance({ settings: adapt(settingsFor(as, mode)), mintToken: () => Promise.reject(new Error('not used')) })
     return { report, as }
   } finally {
     await as.close()
@@ -131,6 +140,22 @@ describe('the authorization-server checks against a token endpoint that follows 
     const text = JSON.stringify(report)
     assert.ok(as.secrets.length > 20)
     for (const secret of as.secrets) assert.ok(!text.includes(secret) && !text.includes(secret.slice(-16)), 'a secret in the report')
+  })
+
+  it('dpop mode, a tls_client_auth partner: the assertion checks are skipped, the rest pass', async () => {
+    const { report } = await assess('dpop', [], swapped)
+    assert.deepEqual(ids(report, 'fail'), [], reasons(report))
+    assert.deepEqual(ids(report, 'skip'), [
+      'as-array-audience-fails',
+      'as-client-assertion-with-exp-is-5-minutes-in-past-fails',
+      'as-client-assertion-with-iat-nbf-8-seconds-in-the-future-is-accepted',
+      'as-client-assertion-with-iat-nbf-over-60-seconds-in-the-future-fails',
+      'as-client-assertion-with-no-sub-fails',
+      'as-ensure-client-assertion-in-token-endpoint',
+      'as-signed-client-assertion-with-rs256-fails',
+      'as-token-endpoint-as-audience-fails',
+    ])
+    assert.match(report.results.find((r) => r.id === 'as-ensure-holder-of-key-required')!.reason, /401 error="invalid_client"/)
   })
 
   it('mtls mode: certificate-bound tokens; the DPoP checks are skipped', async () => {
