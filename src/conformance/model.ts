@@ -95,6 +95,8 @@ export interface ConformanceReport {
     readonly mode: Mode
     readonly tlsProbe: string
     readonly tokenSource: string
+    /** The issuer whose token endpoint was assessed, when one was. */
+    readonly authorizationServer?: string
   }
   readonly results: readonly CheckResult[]
   readonly summary: ReportSummary

@@ -118,6 +118,7 @@ describe('the authorization-server checks against a token endpoint that follows 
       ],
     )
     assert.ok(report.passed)
+    assert.equal(report.target.authorizationServer, as.issuer)
     const find = (id: string) => report.results.find((r) => r.id === id)!
     assert.match(find('as-token-request-accepted').reason, /token_type DPoP, with a refresh token/)
     assert.match(find('as-ensure-client-id-in-token-endpoint').reason, /401 error="invalid_client"/)
