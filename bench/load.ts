@@ -1,6 +1,7 @@
 // The load generator, run as its own process: presents a client certificate, sends a fresh
-// DPoP proof with every request (pre-generated before the clock starts so that signing does
-// not starve the target of CPU), and records every latency.
+// DPoP proof with every request, and for token requests a fresh client assertion (both pre-generated
+// before the clock starts so that signing does not starve the target of CPU; each jti is used once),
+// and records every latency.
 // Proofs are signed with node:crypto here rather than jose, only because the generator must
 // make hundreds of thousands of them quickly; the gateway verifies them like any other.
 import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
@@ -24,6 +25,14 @@ export interface LoadJob {
   readonly maxRequests: number
   /** Sign each proof when its request is sent (long soak runs) instead of all before the clock. */
   readonly signProofsWhenSent?: boolean
+  /** POST instead of GET (a token request); the proofs' htm follows. */
+  readonly method?: 'GET' | 'POST'
+  /** Sent with every request as they are (content-type, a Basic authorization). */
+  readonly headers?: Record<string, string>
+  /** The same form body for every request. */
+  readonly form?: Record<string, string>
+  /** private_key_jwt: a fresh client assertion (its own jti) added to the form of every request, signed before the clock. */
+  readonly clientAssertion?: { clientId: string; audience: string; kid: string; privateJwk: Record<string, unknown> }
 }
 
 export interface LoadResult {
@@ -44,15 +53,37 @@ function proofSigner(job: LoadJob): () => string {
   const dpop = job.dpop!
   const key: KeyObject = createPrivateKey({ key: dpop.privateJwk as never, format: 'jwk' })
   const header = b64({ typ: 'dpop+jwt', alg: dpop.alg, jwk: dpop.publicJwk })
-  const ath = createHash('sha256').update(job.token!).digest('base64url')
+  // A token request's proof has no ath: there is no access token yet.
+  const ath = job.token === undefined ? undefined : createHash('sha256').update(job.token).digest('base64url')
   const htu = dpop.htuBase + job.path
+  const htm = job.method ?? 'GET'
   return () => {
-    const input = `${header}.${b64({ htm: 'GET', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ath })}`
-    const signature =
-      dpop.alg === 'ES256'
-        ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
-        : sign('sha256', Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
-    return `${input}.${signature.toString('base64url')}`
+    const input = `${header}.${b64({ htm, htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), ...(ath && { ath }) })}`
+    return `${input}.${signJws(dpop.alg, key, input)}`
+  }
+}
+
+function signJws(alg: 'ES256' | 'PS256', key: KeyObject, input: string): string {
+  const signature =
+    alg === 'ES256'
+      ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+      : sign('sha256', Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
+  return signature.toString('base64url')
+}
+
+/** The form of one request: the job's fields and, for private_key_jwt, a client assertion used once (RFC 7523). */
+function formBuilder(job: LoadJob): (() => string) | undefined {
+  if (!job.form && !job.clientAssertion) return undefined
+  const fields = new URLSearchParams(job.form).toString()
+  const assertion = job.clientAssertion
+  if (!assertion) return () => fields
+  const key = createPrivateKey({ key: assertion.privateJwk as never, format: 'jwk' })
+  const header = b64({ alg: 'ES256', kid: assertion.kid })
+  return () => {
+    const now = Math.floor(Date.now() / 1000)
+    const input = `${header}.${b64({ iss: assertion.clientId, sub: assertion.clientId, aud: assertion.audience, jti: randomUUID(), iat: now, exp: now + 120 })}`
+    const jwt = `${input}.${signJws('ES256', key, input)}`
+    return `${fields}&client_assertion_type=${encodeURIComponent('urn:ietf:params:oauth:client-assertion-type:jwt-bearer')}&client_assertion=${jwt}`
   }
 }
 
@@ -64,6 +95,8 @@ function percentile(sorted: Float64Array, p: number): number {
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const signProof = job.dpop ? proofSigner(job) : undefined
   const proofs = signProof && !job.signProofsWhenSent ? Array.from({ length: job.maxRequests }, signProof) : undefined
+  const buildForm = formBuilder(job)
+  const bodies = buildForm ? Array.from({ length: job.maxRequests }, buildForm) : undefined
   const connect = {
     ca: job.caPem,
     ...(job.identity && { cert: job.identity.certPem, key: job.identity.keyPem }),
@@ -79,7 +112,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   let errors = 0
 
   const headersFor = (i: number): Record<string, string> => {
-    const headers: Record<string, string> = {}
+    const headers: Record<string, string> = { ...job.headers }
     if (job.scheme !== 'none') headers.authorization = `${job.scheme} ${job.token}`
     if (signProof) headers.dpop = proofs ? proofs[i]! : signProof()
     if (job.newConnectionPerRequest) headers.connection = 'close'
@@ -87,7 +120,13 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   }
   const once = async (i: number, startedAt: number) => {
     try {
-      const response = await request(job.url + job.path, { dispatcher, headers: headersFor(i), reset: job.newConnectionPerRequest ?? false })
+      const response = await request(job.url + job.path, {
+        dispatcher,
+        method: job.method ?? 'GET',
+        headers: headersFor(i),
+        body: bodies?.[i],
+        reset: job.newConnectionPerRequest ?? false,
+      })
       await response.body.dump()
       statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1
     } catch {

@@ -2,6 +2,8 @@
 // Targets run one at a time so that they never compete with each other for the CPU.
 //   node bench/run.ts [--rounds 3] [--seconds 8] [--quick] [--workers 1] [--only scenario,…] [--targets gateway,bare,…]
 //   node bench/run.ts --soak 10 [--soak-rate 1000]: the gateway alone at a fixed rate for 10 minutes, RSS sampled
+//   façade scenarios (targets legacy and facade): facade-token-ka16 (the gateway's token endpoint, private_key_jwt + DPoP, against the
+//   legacy server's directly with client_secret_basic) and facade-registry-dpop-ka32 (a registry-bound token against dpop-es256-ka32)
 //   node bench/run.ts --introspection-flood [--seconds 5] [--quick]: a partner's new opaque tokens alone and during a flood (bench/introspection-flood.ts)
 //   [--verify-on threadPool|eventLoop] sets the gateway's dpop.verifyOn; [--revocation-mirror] turns on replay.revocationMirror; [--profile DIR] runs the gateway with --cpu-prof; [--node-options="--max-semi-space-size=16 …"] gives the gateway,
 //   the bare forwarder and the express app the same Node/V8 flags; BENCH_TARGET_STDOUT=1 shows their stdout (--trace-gc)
@@ -15,14 +17,18 @@ import { fileURLToPath } from 'node:url'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { stringify } from 'yaml'
-import { exportJWK } from 'jose'
+import { exportJWK, SignJWT } from 'jose'
+import { Agent, request } from 'undici'
 import { createDevPki, writeDevPki, chainPem } from '../dev/pki.ts'
 import { startDevIssuer } from '../dev/issuer.ts'
 import { freePort, REPO_ROOT, DEMO_AUDIENCE } from '../dev/environment.ts'
 import { checkDpop, type DpopSettings } from '../src/checks/dpop/check.ts'
 import { createProofKeyCache } from '../src/checks/dpop/proof-key-cache.ts'
 import { createProof, generateDpopKey } from '../src/client/partner-client.ts'
-import { startRedisServer } from '../test/support/redis.ts'
+import { redisCli, startRedisServer, watchRedisCommands } from '../test/support/redis.ts'
+import { startFacadeEnvironment, type FacadeEnvironment } from '../dev/facade-environment.ts'
+import { createLogger } from '../src/observability/log.ts'
+import type { DpopKey } from '../src/client/partner-client.ts'
 import type { LoadJob, LoadResult } from './load.ts'
 import { stop, untilReady } from './gateway-process.ts'
 
@@ -52,7 +58,10 @@ const SECONDS = args.quick ? 2 : Number(args.seconds)
 interface Target {
   readonly name: string
   readonly url: string
-  readonly child: ChildProcess
+  /** The process whose CPU and memory are measured, with its descendants. */
+  readonly pid: number
+  /** Stopped after its scenarios; absent for what runs all along (the upstream, the legacy server in this process). */
+  readonly child?: ChildProcess
 }
 
 function clockTicks(): number {
@@ -117,10 +126,10 @@ async function forkReady(
   return { child, message }
 }
 
-async function startGatewayProcess(configFile: string, port: number, adminPort: number): Promise<ChildProcess> {
+async function startGatewayProcess(configFile: string, port: number, adminPort: number, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
   const child = fork(join(REPO_ROOT, 'src/main.ts'), ['start', '--config', configFile], {
     execArgv: [...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : []), ...TARGET_NODE_OPTIONS],
-    env: { ...process.env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
+    env: { ...process.env, ...env, FAPI_GATEWAY__LISTENER__PORT: String(port), FAPI_GATEWAY__ADMIN__PORT: String(adminPort), FAPI_GATEWAY__LOG__LEVEL: 'warn' },
     stdio: ['ignore', process.env.BENCH_TARGET_STDOUT ? 'inherit' : 'ignore', 'inherit', 'ipc'],
   })
   return untilReady(child, adminPort)
@@ -133,15 +142,93 @@ interface Measured extends LoadResult {
 
 async function measure(target: Target, job: LoadJob): Promise<Measured> {
   const loader = fork(join(HERE, 'load.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const cpuBefore = cpuSeconds(target.child.pid!)
+  const cpuBefore = cpuSeconds(target.pid)
   loader.send(job)
   const [message] = (await once(loader, 'message')) as [{ result?: LoadResult; error?: string }]
-  const cpuAfter = cpuSeconds(target.child.pid!)
+  const cpuAfter = cpuSeconds(target.pid)
   await once(loader, 'exit').catch(() => undefined)
   if (!message.result) throw new Error(`load against ${target.name} failed: ${message.error}`)
   const result = message.result
   // Proof generation happens in the loader before its clock starts; the target is idle then.
-  return { ...result, cpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, result.requests), peakRssMb: memoryMb(target.child.pid!, 'VmHWM') }
+  return { ...result, cpuUsPerRequest: ((cpuAfter - cpuBefore) * 1e6) / Math.max(1, result.requests), peakRssMb: memoryMb(target.pid, 'VmHWM') }
+}
+
+/** Calls of each Redis command so far (INFO commandstats: those scripts run included), without the watch's own. */
+async function redisCalls(port: number): Promise<Record<string, number>> {
+  const calls: Record<string, number> = {}
+  for (const match of (await redisCli(port, 'INFO', 'commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+    if (!WATCH_COMMANDS.has(match[1]!)) calls[match[1]!] = Number(match[2])
+  return calls
+}
+
+const WATCH_COMMANDS = new Set(['info', 'echo', 'ping', 'monitor', 'client', 'select', 'hello', 'command'])
+const REDIS_SAMPLE_REQUESTS = 200
+
+interface RedisCost {
+  readonly round: number
+  readonly scenario: string
+  readonly target: string
+  readonly requests: number
+  /** Commands the gateway sent a request (each one round trip, or part of a pipelined one), by command. */
+  readonly sent: Record<string, number>
+  /** Every command Redis executed a request, those its scripts ran included. */
+  readonly executed: Record<string, number>
+}
+
+/**
+ * What one request costs in Redis, from a short run of its own after the measured one: MONITOR sees the commands
+ * clients send (not those a script runs), INFO commandstats counts every execution. MONITOR slows Redis, hence apart.
+ */
+async function redisCost(target: Target, job: LoadJob, redis: { url: string; port: number }): Promise<Omit<RedisCost, 'round' | 'scenario' | 'target'>> {
+  const watch = await watchRedisCommands(redis.url)
+  try {
+    await watch.take()
+    const before = await redisCalls(redis.port)
+    const result = await measure(target, { ...job, maxRequests: REDIS_SAMPLE_REQUESTS, durationMs: 60_000, fixedRate: undefined, connections: 4 })
+    const sent = (await watch.take()).map((args) => args[0]!.toLowerCase()).filter((command) => !WATCH_COMMANDS.has(command))
+    const after = await redisCalls(redis.port)
+    const perRequest = (counts: [string, number][]) =>
+      Object.fromEntries(counts.filter(([, n]) => n > 0).map(([command, n]) => [command, n / Math.max(1, result.requests)]))
+    const sentCounts = new Map<string, number>()
+    for (const command of sent) sentCounts.set(command, (sentCounts.get(command) ?? 0) + 1)
+    return {
+      requests: result.requests,
+      sent: perRequest([...sentCounts]),
+      executed: perRequest(Object.entries(after).map(([command, calls]) => [command, calls - (before[command] ?? 0)])),
+    }
+  } finally {
+    await watch.stop()
+  }
+}
+
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+/** One client_credentials token through the façade for partner-a, bound to this DPoP key by the registry. */
+async function facadeToken(facade: FacadeEnvironment, key: DpopKey, caPem: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  const clientId = facade.partnerA.clientId
+  const assertion = await new SignJWT({ iss: clientId, sub: clientId, aud: facade.issuer, jti: crypto.randomUUID(), iat: now, exp: now + 60 })
+    .setProtectedHeader({ alg: 'ES256', kid: facade.partnerA.publicJwk.kid })
+    .sign(facade.partnerA.privateKey)
+  const agent = new Agent({ connect: { ca: caPem } })
+  try {
+    const response = await request(facade.tokenEndpoint, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: await createProof(key, { htm: 'POST', htu: facade.tokenEndpoint }) },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        scope: 'accounts:read',
+        client_assertion_type: ASSERTION_TYPE,
+        client_assertion: assertion,
+      }).toString(),
+    })
+    const answer = (await response.body.json()) as { access_token?: string; error?: string }
+    if (response.statusCode !== 200 || !answer.access_token) throw new Error(`façade token request: ${response.statusCode} ${answer.error}`)
+    return answer.access_token
+  } finally {
+    await agent.close()
+  }
 }
 
 function medianOf(values: number[]): number {
@@ -298,6 +385,38 @@ async function main(): Promise<void> {
   const base = { path, caPem, identity }
   const ms = SECONDS * 1000
 
+  // The façade (its legacy server in this process, its gateway a process of its own) only when a façade scenario is asked for.
+  const only = args.only?.split(',')
+  const onlyTargets = args.targets?.split(',')
+  const facadeWanted =
+    !args.soak && FACADE_SCENARIOS.some((name) => !only || only.includes(name)) && (!onlyTargets || onlyTargets.some((t) => t === 'legacy' || t === 'facade'))
+  const facade = facadeWanted
+    ? await startFacadeEnvironment({
+        logger: createLogger('silent'),
+        pki,
+        validate: 'registry',
+        startGateways: false,
+        config: {
+          listener: { limits: { maxConnections: 100_000 } },
+          upstreams: { 'data-api': { url: upstreamUrl, connections: 128 } },
+          dpop: { maxAgeSeconds: 300, ...(args['verify-on'] && { verifyOn: args['verify-on'] }) },
+          replay: {
+            store: 'redis',
+            redis: { url: redis.url },
+            autoPipelining: args['auto-pipelining'],
+            revocationMirror: { enabled: args['revocation-mirror'] },
+          },
+          log: { level: 'warn' },
+          ...(workers !== '1' && { workers: workers === 'auto' ? 'auto' : Number(workers) }),
+        },
+        // The load is one partner from one address: the per-client and per-address limits would measure themselves.
+        authorizationServer: { limits: { perClientPerSecond: 1_000_000, perAddressPerSecond: 1_000_000, burst: 1_000_000 } },
+      })
+    : undefined
+  const legacyClient = facade?.legacyClients['partner-a']
+  const partnerAssertionKey = facade && ((await exportJWK(facade.partnerA.privateKey)) as Record<string, unknown>)
+  let registryToken = ''
+
   if (args.soak) {
     try {
       await soak(
@@ -308,6 +427,7 @@ async function main(): Promise<void> {
     } finally {
       await stop(upstream.child)
       await issuer.close()
+      await facade?.close()
       await redis.close()
       rmSync(dir, { recursive: true, force: true })
     }
@@ -394,20 +514,62 @@ async function main(): Promise<void> {
               fixedRate: 1000,
             },
     },
+    {
+      // client_credentials: the partner's private_key_jwt and DPoP at the gateway, the gateway's client_secret_basic at the legacy server.
+      name: 'facade-token-ka16',
+      targets: ['legacy', 'facade'],
+      job: (target, url) => {
+        const common = { url, caPem, connections: 16, durationMs: ms, maxRequests: SECONDS * 3000, method: 'POST' as const, scheme: 'none' as const }
+        const form = { grant_type: 'client_credentials', scope: 'accounts:read' }
+        const contentType = { 'content-type': 'application/x-www-form-urlencoded' }
+        if (target === 'legacy') {
+          const basic = Buffer.from(`${legacyClient!.clientId}:${legacyClient!.secret}`).toString('base64')
+          return { ...common, path: new URL(facade!.legacy.tokenEndpoint).pathname, headers: { ...contentType, authorization: `Basic ${basic}` }, form }
+        }
+        return {
+          ...common,
+          path: new URL(facade!.tokenEndpoint).pathname,
+          headers: contentType,
+          form,
+          clientAssertion: {
+            clientId: facade!.partnerA.clientId,
+            audience: facade!.issuer,
+            kid: facade!.partnerA.publicJwk.kid!,
+            privateJwk: partnerAssertionKey!,
+          },
+          dpop: { ...esKey, htuBase: url },
+        }
+      },
+    },
+    {
+      // As dpop-es256-ka32, with a legacy opaque token whose binding the registry holds (facade.validate: registry).
+      name: 'facade-registry-dpop-ka32',
+      targets: ['facade'],
+      job: (_t, url) => ({
+        ...base,
+        url,
+        scheme: 'DPoP',
+        token: registryToken,
+        dpop: { ...esKey, htuBase: url },
+        connections: 32,
+        durationMs: ms,
+        maxRequests: SECONDS * 16_000,
+      }),
+    },
   ]
 
   const haveNginx = nginxAvailable()
   const starters: Record<string, (() => Promise<Target>) | undefined> = {
-    direct: async () => ({ name: 'direct', url: upstreamUrl, child: upstream.child }),
+    direct: async () => ({ name: 'direct', url: upstreamUrl, pid: upstream.child.pid! }),
     bare: async () => {
       const port = await freePort()
-      return {
-        name: 'bare',
-        url: `https://127.0.0.1:${port}`,
-        child: (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir], {}, TARGET_NODE_OPTIONS)).child,
-      }
+      const child = (await forkReady(join(HERE, 'bare-forwarder.ts'), [String(port), upstreamUrl, dir], {}, TARGET_NODE_OPTIONS)).child
+      return { name: 'bare', url: `https://127.0.0.1:${port}`, pid: child.pid!, child }
     },
-    gateway: async () => ({ name: 'gateway', url: `https://127.0.0.1:${gatewayPort}`, child: await startGatewayProcess(configFile, gatewayPort, adminPort) }),
+    gateway: async () => {
+      const child = await startGatewayProcess(configFile, gatewayPort, adminPort)
+      return { name: 'gateway', url: `https://127.0.0.1:${gatewayPort}`, pid: child.pid!, child }
+    },
     express: async () => {
       const port = await freePort()
       const started = await forkReady(
@@ -416,12 +578,22 @@ async function main(): Promise<void> {
         { NODE_EXTRA_CA_CERTS: join(dir, 'client-ca.crt') },
         TARGET_NODE_OPTIONS,
       )
-      return { name: 'express', url: `https://127.0.0.1:${port}`, child: started.child }
+      return { name: 'express', url: `https://127.0.0.1:${port}`, pid: started.child.pid!, child: started.child }
     },
     nginx: haveNginx
       ? async () => {
           const port = await freePort()
-          return { name: 'nginx', url: `https://127.0.0.1:${port}`, child: await startNginx(dir, port, upstreamUrl) }
+          const child = await startNginx(dir, port, upstreamUrl)
+          return { name: 'nginx', url: `https://127.0.0.1:${port}`, pid: child.pid!, child }
+        }
+      : undefined,
+    // The legacy server runs in this process, idle but for it while it is measured.
+    legacy: facade ? async () => ({ name: 'legacy', url: facade.legacy.url, pid: process.pid }) : undefined,
+    facade: facade
+      ? async () => {
+          const child = await startGatewayProcess(facade.configFile, Number(new URL(facade.issuer).port), await freePort(), facade.env)
+          registryToken = await facadeToken(facade, es256, caPem)
+          return { name: 'facade', url: facade.issuer, pid: child.pid!, child }
         }
       : undefined,
   }
@@ -432,18 +604,20 @@ async function main(): Promise<void> {
   console.log(`bench: warm DPoP proof check ES256 ${(proofEs * 1e6).toFixed(1)} µs, PS256 ${(proofPs * 1e6).toFixed(1)} µs`)
 
   const rows: Row[] = []
+  const redisCosts: RedisCost[] = []
   try {
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const targetName of ['direct', 'bare', 'gateway', 'express', 'nginx']) {
+      for (const targetName of ['direct', 'bare', 'gateway', 'express', 'nginx', 'legacy', 'facade']) {
         const start = starters[targetName]
-        const mine = scenarios.filter((s) => s.targets.includes(targetName) && (!args.only || args.only.split(',').includes(s.name)))
-        if (!start || mine.length === 0 || (args.targets && !args.targets.split(',').includes(targetName))) continue
+        const mine = scenarios.filter((s) => s.targets.includes(targetName) && (!only || only.includes(s.name)))
+        if (!start || mine.length === 0 || (onlyTargets && !onlyTargets.includes(targetName))) continue
         const target = await start()
         try {
           // Warm-up: JIT, key sets, pools.
           await measure(target, { ...mine[0]!.job(targetName, target.url), durationMs: 1000, maxRequests: 2000, fixedRate: undefined })
           for (const scenario of mine) {
-            const result = await measure(target, scenario.job(targetName, target.url))
+            const job = scenario.job(targetName, target.url)
+            const result = await measure(target, job)
             rows.push({ ...result, round, scenario: scenario.name, target: targetName })
             const bad =
               result.errors +
@@ -451,21 +625,39 @@ async function main(): Promise<void> {
                 .filter(([status]) => status !== '200')
                 .reduce((n, [, c]) => n + c, 0)
             console.log(
-              `round ${round} ${scenario.name.padEnd(20)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`,
+              `round ${round} ${scenario.name.padEnd(25)} ${targetName.padEnd(8)} ${result.rps.toFixed(0).padStart(7)} req/s  p50 ${result.p50ms.toFixed(2)} ms  p99 ${result.p99ms.toFixed(2)} ms  cpu ${result.cpuUsPerRequest.toFixed(0)} µs/req${bad ? `  (${bad} not 200: ${JSON.stringify(result.statuses)}, errors ${result.errors})` : ''}`,
             )
+            if (targetName === 'facade' || targetName === 'gateway') {
+              const cost = { round, scenario: scenario.name, target: targetName, ...(await redisCost(target, job, redis)) }
+              redisCosts.push(cost)
+              console.log(
+                `round ${round} ${scenario.name.padEnd(25)} ${targetName.padEnd(8)} Redis a request (${cost.requests} requests): ${formatRedisCost(cost)}`,
+              )
+            }
           }
         } finally {
-          if (target.child !== upstream.child) await stop(target.child)
+          if (target.child) await stop(target.child)
         }
       }
     }
   } finally {
     await stop(upstream.child)
     await issuer.close()
+    await facade?.close()
     await redis.close()
     rmSync(dir, { recursive: true, force: true })
   }
-  writeResults(rows, { proofEs, proofPs, workers })
+  writeResults(rows, { proofEs, proofPs, workers, redisCosts })
+}
+
+const FACADE_SCENARIOS = ['facade-token-ka16', 'facade-registry-dpop-ka32']
+
+function formatRedisCost(cost: RedisCost): string {
+  const list = (perRequest: Record<string, number>) =>
+    Object.entries(perRequest)
+      .map(([command, calls]) => `${command} ${calls.toFixed(2)}`)
+      .join(', ') || 'none'
+  return `sent ${list(cost.sent)}; executed, scripts' included: ${list(cost.executed)}`
 }
 
 /**
@@ -488,7 +680,7 @@ async function soak(
     const sampler = setInterval(() => samples.push({ atSeconds: (performance.now() - started) / 1000, rssMb: memoryMb(gateway.pid!, 'VmRSS') }), 5000)
     try {
       result = await measure(
-        { name: 'gateway', url: job.url, child: gateway },
+        { name: 'gateway', url: job.url, pid: gateway.pid!, child: gateway },
         {
           ...job,
           connections: 32,
@@ -540,7 +732,7 @@ async function soak(
   console.log('\n' + lines.join('\n'))
 }
 
-function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs: number; workers: string }): void {
+function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs: number; workers: string; redisCosts: readonly RedisCost[] }): void {
   const get = (round: number, scenario: string, target: string) => rows.find((r) => r.round === round && r.scenario === scenario && r.target === target)
   const rounds = [...new Set(rows.map((r) => r.round))]
   const ratio = (fn: (round: number) => number | undefined) => {
@@ -594,6 +786,16 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
       const b = get(r, 'mtls-bound-ka32', 'bare')
       return g && b && g.peakRssMb / b.peakRssMb
     }),
+    facadeTokenVsLegacyDirect: ratio((r) => {
+      const f = get(r, 'facade-token-ka16', 'facade')
+      const l = get(r, 'facade-token-ka16', 'legacy')
+      return f && l && f.rps / l.rps
+    }),
+    registryVsCnfJkt: ratio((r) => {
+      const f = get(r, 'facade-registry-dpop-ka32', 'facade')
+      const g = get(r, 'dpop-es256-ka32', 'gateway')
+      return f && g && f.rps / g.rps
+    }),
   }
   const targets: Record<keyof typeof ratios, string> = {
     es256VsCryptoLimit: '≥ 0.90',
@@ -605,6 +807,8 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
     handshakesVsNginx: '≥ 0.5',
     handshakesVsBare: '—',
     peakRssVsBare: '≤ 1.2',
+    facadeTokenVsLegacyDirect: '—',
+    registryVsCnfJkt: '—',
   }
   const machine = {
     host: hostname(),
@@ -653,12 +857,16 @@ function writeResults(rows: readonly Row[], context: { proofEs: number; proofPs:
         `| ${name} | ${value ? value.median.toFixed(2) : 'n/a'} | ${value ? value.rounds.map((v) => v.toFixed(2)).join(', ') : ''} | ${targets[name as keyof typeof ratios]} |`,
     ),
     '',
+    ...context.redisCosts.map(
+      (c) => `Redis a request, round ${c.round}, ${c.scenario} on ${c.target} (${c.requests} requests under MONITOR): ${formatRedisCost(c)}.`,
+    ),
+    '',
   ]
   mkdirSync(args.out!, { recursive: true })
   const stamp = machine.date.replace(/[:.]/g, '-')
   writeFileSync(
     join(args.out!, `${stamp}.json`),
-    JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios }, null, 2),
+    JSON.stringify({ machine, proofVerifySeconds: { ES256: context.proofEs, PS256: context.proofPs }, rows, ratios, redisCosts: context.redisCosts }, null, 2),
   )
   writeFileSync(join(args.out!, `${stamp}.md`), lines.join('\n'))
   console.log('\n' + lines.join('\n'))

@@ -1,18 +1,17 @@
 // `npm run demo`: the gateway on an embedded development setup, and a scripted partner
-// client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop.
+// client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop; then the gateway as the
+// authorization-server façade of a legacy OAuth 2.0 server, and the ways around its binding (dev/demo-facade.ts).
 import { certificateThumbprint } from '../src/x509.ts'
 import { Writable } from 'node:stream'
 import { createLogger } from '../src/observability/log.ts'
 import { startDevEnvironment, type DevEnvironment } from './environment.ts'
-import { challengeError, createPartnerClient, createProof, generateDpopKey, type PartnerClient, type PartnerResponse } from '../src/client/partner-client.ts'
+import { createPartnerClient, createProof, generateDpopKey, type PartnerClient } from '../src/client/partner-client.ts'
 import type { Issued } from './pki.ts'
+import { startFacadeEnvironment, type FacadeEnvironment } from './facade-environment.ts'
+import { buildFacadeScenarios } from './demo-facade.ts'
+import { resourceError, type DemoScenario } from './demo-scenario.ts'
 
-interface Scenario {
-  readonly name: string
-  readonly expectStatus: number
-  readonly expectError: string | undefined
-  readonly run: () => Promise<PartnerResponse>
-}
+export type { DemoScenario } from './demo-scenario.ts'
 
 export interface ScenarioResult {
   readonly name: string
@@ -24,7 +23,7 @@ export interface ScenarioResult {
 async function buildScenarios(
   env: DevEnvironment,
   clients: { partnerA: PartnerClient; partnerB: PartnerClient; anonymous: PartnerClient },
-): Promise<Scenario[]> {
+): Promise<DemoScenario[]> {
   const { pki, issuer, baseUrl } = env
   const { partnerA, partnerB, anonymous } = clients
   const keyA = await generateDpopKey('ES256')
@@ -84,6 +83,18 @@ async function buildScenarios(
   ]
 }
 
+async function play(scenarios: readonly DemoScenario[]): Promise<ScenarioResult[]> {
+  const results: ScenarioResult[] = []
+  const describe = (status: number, err: string | undefined) => (err ? `${status} ${err}` : `${status}`)
+  for (const scenario of scenarios) {
+    const response = await scenario.run()
+    const error = (scenario.errorOf ?? resourceError)(response)
+    const passed = response.status === scenario.expectStatus && error === scenario.expectError
+    results.push({ name: scenario.name, expected: describe(scenario.expectStatus, scenario.expectError), got: describe(response.status, error), passed })
+  }
+  return results
+}
+
 export async function runDemoScenarios(env: DevEnvironment): Promise<ScenarioResult[]> {
   const { pki, baseUrl } = env
   const caPem = pki.root.certPem
@@ -94,17 +105,19 @@ export async function runDemoScenarios(env: DevEnvironment): Promise<ScenarioRes
     anonymous: createPartnerClient({ baseUrl, caPem }),
   }
   try {
-    const results: ScenarioResult[] = []
-    for (const scenario of await buildScenarios(env, clients)) {
-      const response = await scenario.run()
-      const error = challengeError(response, 'DPoP') ?? challengeError(response, 'Bearer')
-      const passed = response.status === scenario.expectStatus && error === scenario.expectError
-      const describe = (status: number, err: string | undefined) => (err ? `${status} ${err}` : `${status}`)
-      results.push({ name: scenario.name, expected: describe(scenario.expectStatus, scenario.expectError), got: describe(response.status, error), passed })
-    }
-    return results
+    return await play(await buildScenarios(env, clients))
   } finally {
     await Promise.all(Object.values(clients).map((client) => client.close()))
+  }
+}
+
+/** The authorization-server façade in front of a legacy OAuth 2.0 server (opaque tokens, introspection). */
+export async function runFacadeScenarios(facade: FacadeEnvironment): Promise<ScenarioResult[]> {
+  const demo = await buildFacadeScenarios(facade)
+  try {
+    return await play(demo.scenarios)
+  } finally {
+    await demo.close()
   }
 }
 
@@ -128,17 +141,28 @@ export async function runDemo(): Promise<number> {
     },
   })
   // A throwaway PKI in a temporary folder, removed at the end: certs/dev/ may be in use by `fapi-gateway dev` or your own configuration.
-  const env = await startDevEnvironment({ logger: createLogger('info', sink), gateway: { eventStream: sink } })
+  const logger = createLogger('info', sink)
+  const env = await startDevEnvironment({ logger, gateway: { eventStream: sink } })
+  let facade: FacadeEnvironment | undefined
   try {
     console.log(`fapi-gateway demo: gateway on ${env.baseUrl}, a throwaway development PKI, in-memory replay store\n`)
     const results = await runDemoScenarios(env)
     console.log(formatTable(results))
-    const refusals = events.filter((line) => line.includes('"dataset":"fapi_gateway.security"')).length
+    facade = await startFacadeEnvironment({ logger, pki: env.pki, gateway: { eventStream: sink } })
     console.log(
-      `\n${results.filter((r) => r.passed).length}/${results.length} scenarios as expected; ${refusals} security events emitted; upstream saw ${env.upstream.received.length} requests`,
+      `\nthe authorization-server façade: gateway on ${facade.issuer} as the FAPI 2.0 face of a legacy OAuth 2.0 server (client_secret_basic, opaque tokens) on ${facade.legacy.url}\n`,
     )
-    return results.every((r) => r.passed) ? 0 : 1
+    const facadeResults = await runFacadeScenarios(facade)
+    console.log(formatTable(facadeResults))
+    const all = [...results, ...facadeResults]
+    const refusals = events.filter((line) => line.includes('"dataset":"fapi_gateway.security"')).length
+    const upstreamRequests = env.upstream.received.length + facade.upstream.received.length
+    console.log(
+      `\n${all.filter((r) => r.passed).length}/${all.length} scenarios as expected; ${refusals} security events emitted; upstream saw ${upstreamRequests} requests`,
+    )
+    return all.every((r) => r.passed) ? 0 : 1
   } finally {
+    await facade?.close()
     await env.close()
   }
 }

@@ -22,8 +22,8 @@ export const DEMO_AUDIENCE = 'https://api.bank.example'
 export interface DevEnvironmentOptions {
   /** Where the PKI and the generated configuration go; a fresh temporary folder by default. */
   readonly dir?: string
-  /** Merged over the generated configuration (one level deep per top-level key). */
-  readonly config?: Record<string, unknown>
+  /** Merged over the generated configuration (one level deep per top-level key); a function when it names the issuer's URLs. */
+  readonly config?: Record<string, unknown> | ((issuer: DevIssuer) => Record<string, unknown>)
   /** Policy folder; the repository's policies/ by default. */
   readonly policiesDir?: string
   readonly env?: NodeJS.ProcessEnv
@@ -44,7 +44,8 @@ export interface DevEnvironment {
   close(): Promise<void>
 }
 
-function merge(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+/** The generated configuration with overrides merged one level deep per top-level key. */
+export function mergeConfig(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...base }
   for (const [key, value] of Object.entries(overrides)) {
     const current = merged[key]
@@ -102,7 +103,8 @@ export async function startDevEnvironment(options: DevEnvironmentOptions): Promi
   const upstream = await startDemoUpstream()
   const port = await freePort()
   const baseUrl = `https://127.0.0.1:${port}`
-  const config = merge(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), options.config ?? {})
+  const overrides = typeof options.config === 'function' ? options.config(issuer) : (options.config ?? {})
+  const config = mergeConfig(devGatewayConfig({ port, issuer, upstreamUrl: upstream.url, policiesDir: options.policiesDir }), overrides)
   const configFile = join(dir, 'gateway.yaml')
   writeFileSync(configFile, stringify(config))
 

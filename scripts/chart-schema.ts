@@ -1,13 +1,14 @@
 // Keeps the gateway sections of helm/fapi-gateway/values.schema.json in step with the zod
 // configuration schema (src/config/schema.ts): the chart passes gateway.issuers, upstreams,
-// limits, dpop, forwarding, caches, events, reload, ocspStapling and the policy files through to the gateway, so
-// `helm install` validates them with the same rules the gateway's loader applies (refinements
-// that JSON Schema cannot express are still checked by the gateway at start-up).
+// limits, dpop, forwarding, caches, events, reload, ocspStapling, authorizationServer, the policy
+// files and the partner file through to the gateway, so `helm install` validates them with the
+// same rules the gateway's loader applies (refinements that JSON Schema cannot express are still
+// checked by the gateway at start-up).
 //   node scripts/chart-schema.ts           rewrite the definitions
 //   node scripts/chart-schema.ts --check   exit 1 when they are stale (test/unit/helm does this too)
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { gatewayConfigSchema, policyFileSchema } from '../src/config/schema.ts'
+import { gatewayConfigSchema, partnerFileSchema, policyFileSchema } from '../src/config/schema.ts'
 import { jsonSchema, type Json } from './zod-json-schema.ts'
 
 export const VALUES_SCHEMA_FILE = fileURLToPath(new URL('../helm/fapi-gateway/values.schema.json', import.meta.url))
@@ -27,7 +28,9 @@ export function generatedDefinitions(): Record<string, Json> {
     gatewayWorkers: jsonSchema(config.workers),
     gatewayReload: jsonSchema(config.reload),
     gatewayOcspStapling: jsonSchema(config.listener.shape.tls.shape.ocspStapling),
+    gatewayAuthorizationServer: jsonSchema(config.authorizationServer),
     policyFile: jsonSchema(policyFileSchema),
+    partnerFile: jsonSchema(partnerFileSchema),
   }
 }
 

@@ -1,16 +1,18 @@
-// Publishes the JSON Schema of the configuration file and of the policy files, generated from the
-// zod schema the gateway itself loads with (src/config/schema.ts), so that a YAML editor validates
-// fapi-gateway.yaml and policies/*.yaml as they are typed (docs/configuration.md, "Editor support").
+// Publishes the JSON Schema of the configuration file, the policy files and the partner file of the
+// authorization-server façade, generated from the zod schema the gateway itself loads with
+// (src/config/schema.ts), so that a YAML editor validates fapi-gateway.yaml, policies/*.yaml and
+// partners.yaml as they are typed (docs/configuration.md, "Editor support").
 //   node scripts/config-schema.ts           rewrite docs/schema/*.json
 //   node scripts/config-schema.ts --check   exit 1 when they are stale (test/unit/config/json-schema.test.ts does this too)
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { gatewayConfigSchema, policyFileSchema } from '../src/config/schema.ts'
+import { gatewayConfigSchema, partnerFileSchema, policyFileSchema } from '../src/config/schema.ts'
 import { jsonSchema, type Json } from './zod-json-schema.ts'
 
 export const SCHEMA_FILES = {
   config: fileURLToPath(new URL('../docs/schema/fapi-gateway.schema.json', import.meta.url)),
   policy: fileURLToPath(new URL('../docs/schema/policy.schema.json', import.meta.url)),
+  partners: fileURLToPath(new URL('../docs/schema/partners.schema.json', import.meta.url)),
 }
 
 function published(title: string, schema: Json): string {
@@ -22,6 +24,7 @@ export function generatedSchemas(): Record<keyof typeof SCHEMA_FILES, string> {
   return {
     config: published('fapi-gateway configuration file', jsonSchema(gatewayConfigSchema)),
     policy: published('fapi-gateway route policy file', jsonSchema(policyFileSchema)),
+    partners: published('fapi-gateway partner file (authorization-server façade)', jsonSchema(partnerFileSchema)),
   }
 }
 

@@ -1,13 +1,14 @@
 // The request pipeline. Each step either hands its evidence to the next or throws a
 // GatewayError; nothing is forwarded unless every step passed.
 import { GatewayError, refuse, type CheckName } from './errors.ts'
-import { checkBinding } from './checks/binding.ts'
+import { checkBinding, checkProofKeyBinding } from './checks/binding.ts'
 import { checkClientCert } from './checks/client-cert.ts'
 import type { PeerCertificateVerdict } from './types.ts'
 import { checkCredentials, type CredentialHeaders } from './checks/credentials.ts'
-import { checkDpop, checkDpopOffThread, type DpopSettings } from './checks/dpop/check.ts'
+import { checkDpop, checkDpopOffThread, KEY_BOUND_LATER, type DpopInput, type DpopSettings } from './checks/dpop/check.ts'
 import { checkPolicy } from './checks/policy.ts'
-import { checkReplay } from './checks/replay.ts'
+import { applyBindingRecord } from './checks/registry-binding.ts'
+import { checkReplay, readBinding } from './checks/replay.ts'
 import type { RevocationChecker } from './checks/revocation.ts'
 import type { TokenVerifier } from './tokens/verifier.ts'
 import type { ProofKeyCache } from './checks/dpop/proof-key-cache.ts'
@@ -89,30 +90,56 @@ export async function authorize(req: GatewayRequest, deps: AuthorizeDeps): Promi
     presented = checkCredentials(req.headers, req.target)
     check = 'token'
     token = await deps.tokens.verify(presented, { issuerNames: route.issuerNames, audience: route.audience }, req.nowMs, { clientAddress: req.clientAddress })
-    check = 'binding'
-    if (checkBinding(route, presented, token, cert) === 'dpop') {
-      const input = {
-        method: req.method,
-        url: deps.publicBaseUrl + req.target,
-        proofHeaders: req.headers.dpop,
-        accessToken: presented.value,
-        accessTokenHash: presented.hash,
-        boundJkt: token.binding.jkt,
+    const { value: accessToken, hash: accessTokenHash } = presented
+    const dpopInput = (boundJkt: DpopInput['boundJkt']): DpopInput => ({
+      method: req.method,
+      url: deps.publicBaseUrl + req.target,
+      proofHeaders: req.headers.dpop,
+      accessToken,
+      accessTokenHash,
+      boundJkt,
+    })
+    const checkProof = (input: DpopInput): DpopProof | Promise<DpopProof> =>
+      deps.verifyProofsOn === 'threadPool'
+        ? checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
+        : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
+
+    if (token.facade) {
+      // A façade token's binding is its record, read in the round trip that claims the proof's jti: the proof is
+      // checked first with its key not yet known, the binding once the record is read. A refused proof claims nothing.
+      if (presented.scheme === 'DPoP') {
+        check = 'dpop'
+        proof = await checkProof(dpopInput(KEY_BOUND_LATER))
       }
-      check = 'dpop'
-      // The cnf.jkt binding is checked in there, before the signature.
-      proof =
-        deps.verifyProofsOn === 'threadPool'
-          ? await checkDpopOffThread(input, deps.dpop, deps.proofKeys, req.nowMs)
-          : checkDpop(input, deps.dpop, deps.proofKeys, req.nowMs)
+      check = 'replay'
+      const read = await readBinding(proof, presented.hash, deps.replay, deps.replayTtlMs)
+      check = 'token'
+      token = applyBindingRecord(token, read.stored, req.nowMs)
+      check = 'binding'
+      checkBinding(route, presented, token, cert)
+      if (proof) {
+        check = 'dpop'
+        checkProofKeyBinding(token.binding.jkt, proof.jkt)
+      }
+      check = 'scope'
+      checkPolicy(route, token)
+      check = 'replay'
+      if (read.replayed) refuse('GW_DPOP_REPLAY', 'DPoP proof jti already used with this key')
+    } else {
+      check = 'binding'
+      if (checkBinding(route, presented, token, cert) === 'dpop') {
+        check = 'dpop'
+        // The cnf.jkt binding is checked in there, before the signature.
+        proof = await checkProof(dpopInput(token.binding.jkt))
+      }
+      check = 'scope'
+      checkPolicy(route, token)
+      check = 'replay'
+      // Last of the header checks, so that a request they refuse never burns a legitimate client's jti; one store round
+      // trip answers both the revoked-token list and, for DPoP, the replay claim.
+      if (proof) await checkReplay(proof, presented.hash, deps.replay, deps.replayTtlMs)
+      else if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
     }
-    check = 'scope'
-    checkPolicy(route, token)
-    check = 'replay'
-    // Last of the header checks, so that a request they refuse never burns a legitimate client's jti; one store round
-    // trip answers both the revoked-token list and, for DPoP, the replay claim.
-    if (proof) await checkReplay(proof, presented.hash, deps.replay, deps.replayTtlMs)
-    else if (await deps.revokedTokens.isRevoked(presented.hash)) refuse('GW_TOKEN_REVOKED', 'on the revoked-token list')
     check = 'body'
     if (req.checkBody) await req.checkBody()
     return { ok: true, grant: { route, path: matched.path, cert, presented, token, proof } }

@@ -39,6 +39,7 @@ export const catalogue = {
   GW_TOKEN_REVOKED: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token has been revoked.' },
   GW_TOKEN_AUDIENCE: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is not meant for this API.' },
   GW_TOKEN_UNBOUND: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token is not sender-constrained.' },
+  GW_TOKEN_UNREGISTERED: { status: 401, error: 'invalid_token', challenge: 'token', description: 'The access token was not issued through this gateway.' },
   GW_TOKEN_DOWNGRADE: { status: 401, error: 'invalid_token', challenge: 'token', description: 'A DPoP-bound access token must be sent with the DPoP scheme.' },
   GW_TOKEN_SCHEME_MISMATCH: {
     status: 401,

@@ -13,6 +13,8 @@ import { createProofKeyCache } from './checks/dpop/proof-key-cache.ts'
 import { createConfiguredSecurityEvents } from './observability/event-sinks.ts'
 import { createIntrospectionMetrics } from './observability/introspection-metrics.ts'
 import { createMetrics, type GatewayMetrics } from './observability/metrics.ts'
+import { createAuthorizationServerMetrics, type AuthorizationServerMetrics } from './authorization-server/metrics.ts'
+import { createBindingRegistry } from './tokens/binding-registry.ts'
 import { createMemoryReplayStore } from './replay/memory-store.ts'
 import type { Redis } from 'ioredis'
 import { connectRedis, type RedisClientOptions } from './replay/redis-client.ts'
@@ -136,6 +138,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   const { list: revokedTokens, mirror: revocationMirror } = createRevokedTokens(config.replay, replay, env, logger)
   const proofKeys = createProofKeyCache({ maxEntries: config.caches.proofKeys })
   let revocationMetrics: RevocationMetrics | undefined
+  let authorizationServerMetrics: AuthorizationServerMetrics | undefined
   const shared: SharedDeps = {
     env,
     clock,
@@ -148,6 +151,8 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     injectedRevocation: options.revocation,
     revocationMetrics: () => (revocationMetrics ??= createRevocationMetrics(metrics.registry)),
     introspectionMetrics: createIntrospectionMetrics(metrics.registry),
+    bindings: createBindingRegistry(replay),
+    authorizationServerMetrics: () => (authorizationServerMetrics ??= createAuthorizationServerMetrics(metrics.registry)),
   }
   // Everything a reload may replace (src/pipeline.ts); a request uses one version throughout.
   let initial: GatewayPipeline

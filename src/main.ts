@@ -46,8 +46,14 @@ async function start(configFile: string, checkOnly: boolean): Promise<number> {
     const { readUpstreamTls } = await import('./forward/upstream-tls.ts')
     readTlsMaterial(loaded)
     readUpstreamTls(loaded)
+    if (loaded.config.authorizationServer) {
+      // The legacy secrets (environment variables or files) as the façade reads them at start-up.
+      const { checkFacadeConfig } = await import('./authorization-server/from-config.ts')
+      checkFacadeConfig(loaded, process.env)
+    }
     for (const warning of await warningsOf(loaded)) console.error(`warning: ${loaded.file}: ${describeConfigWarning(warning)}`)
-    console.log(`${loaded.file}: valid (${loaded.routes.length} routes)`)
+    const partners = loaded.partners ? `, ${loaded.partners.entries.length} partners` : ''
+    console.log(`${loaded.file}: valid (${loaded.routes.length} routes${partners})`)
     return 0
   }
   const stdout = createStdoutWriter(loaded.config.log.stdoutBufferBytes)

@@ -34,6 +34,9 @@ import type { Registry } from 'prom-client'
 import type { Clock, Logger } from './types.ts'
 import type { Closeable } from './reload/retirement.ts'
 import { readUpstreamTls, type UpstreamClientCertificate } from './forward/upstream-tls.ts'
+import type { BindingRegistry } from './tokens/binding-registry.ts'
+import type { AuthorizationServerMetrics } from './authorization-server/metrics.ts'
+import { createFacadeFromConfig, type RunningFacade } from './authorization-server/from-config.ts'
 
 /** What every version of the pipeline shares: never rebuilt by a reload. */
 export interface SharedDeps {
@@ -51,6 +54,10 @@ export interface SharedDeps {
   readonly revocationMetrics: () => RevocationMetrics
   /** Counts introspection calls, cache hits and refusals of every token verifier built. */
   readonly introspectionMetrics?: IntrospectionObserver
+  /** The authorization-server façade's records of the tokens it issued, in the replay store. */
+  readonly bindings: BindingRegistry
+  /** Registered once on the registry, shared by every façade built. */
+  readonly authorizationServerMetrics: () => AuthorizationServerMetrics
 }
 
 export interface TlsMaterial {
@@ -66,7 +73,17 @@ export interface TlsMaterial {
   readonly options: ServerOptions
 }
 
-export const PIPELINE_PARTS = ['routes', 'serverCertificate', 'clientTrust', 'issuers', 'upstreams', 'dpop', 'forwarding', 'revocation'] as const
+export const PIPELINE_PARTS = [
+  'routes',
+  'serverCertificate',
+  'clientTrust',
+  'issuers',
+  'upstreams',
+  'dpop',
+  'forwarding',
+  'revocation',
+  'authorizationServer',
+] as const
 export type PipelinePart = (typeof PIPELINE_PARTS)[number]
 
 export interface GatewayPipeline extends PartnerPipeline {
@@ -82,6 +99,7 @@ export interface GatewayPipeline extends PartnerPipeline {
   readonly fingerprints: Readonly<Record<PipelinePart, string>>
   /** Parts holding connections or timers, closed once no version in use shares them. */
   readonly closeables: readonly Closeable[]
+  readonly authorizationServer: RunningFacade | undefined
 }
 
 export interface BuiltPipeline {
@@ -116,6 +134,7 @@ export function issuerSettings(loaded: LoadedConfig, issuer: IssuerConfig, index
     jwksMaxAgeSeconds: issuer.jwksMaxAgeSeconds,
     introspectJwt: issuer.introspectJwt,
     introspectJwtCacheSeconds: issuer.introspectJwtCacheSeconds,
+    facade: issuer.facade?.validate,
     introspection: introspection && {
       endpoint: introspection.endpoint,
       clientId: introspection.clientId,
@@ -201,6 +220,30 @@ function revocationFingerprint(loaded: LoadedConfig): string {
   )
 }
 
+/** Everything the façade is built from, the legacy secrets included (hashed), so that a changed secret file is read again. */
+function authorizationServerFingerprint(loaded: LoadedConfig, env: NodeJS.ProcessEnv): string {
+  const as = loaded.config.authorizationServer
+  if (!as) return fingerprint(null)
+  const read = (path: string | undefined) => {
+    if (path === undefined) return null
+    try {
+      return loaded.readFile(path)
+    } catch {
+      return 'unreadable'
+    }
+  }
+  const clients = [as.legacy.sharedClient, ...(loaded.partners?.entries ?? []).map((p) => (p.legacy === 'shared' ? undefined : p.legacy))]
+  const secrets = clients.map((c) => (c === undefined ? null : c.secretEnv !== undefined ? (env[c.secretEnv] ?? null) : read(c.secretFile)))
+  return fingerprint(
+    as,
+    loaded.partners?.entries ?? null,
+    loaded.config.dpop,
+    loaded.config.listener.publicBaseUrl,
+    [as.legacy.caFile, as.legacy.certFile, as.legacy.keyFile].map(read),
+    createHash('sha256').update(JSON.stringify(secrets)).digest('base64url'),
+  )
+}
+
 /**
  * Builds the pipeline for `loaded`, keeping the parts of `previous` whose inputs did not change.
  * Throws ConfigError (closing whatever it created) when something cannot be built.
@@ -229,6 +272,7 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
     dpop: fingerprint(config.dpop),
     forwarding: fingerprint(config.forwarding, config.listener.publicBaseUrl, config.listener.clientCertificateHeader ?? null),
     revocation: revocationFingerprint(loaded),
+    authorizationServer: authorizationServerFingerprint(loaded, env),
   }
   const same = (part: PipelinePart) => previous !== undefined && previous.fingerprints[part] === fingerprints[part]
   const changed = PIPELINE_PARTS.filter((part) => !same(part))
@@ -312,6 +356,36 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
       }
     }
     const revocation = shared.injectedRevocation ?? ownRevocation ?? noRevocationCheck
+    const dpopSettings = {
+      algorithms: config.dpop.algorithms,
+      maxAgeSeconds: config.dpop.maxAgeSeconds,
+      maxFutureSeconds: config.dpop.maxFutureSeconds,
+      maxJtiLength: config.dpop.maxJtiLength,
+      nonceMode: config.dpop.nonce.mode,
+      nonces,
+    }
+    // Replicas' clocks may be off by the skew the gateway tolerates (dpop.maxFutureSeconds): a jti is
+    // remembered until the replica furthest behind stops accepting its proof.
+    const proofReplayTtlMs = replayTtlMs(config.dpop.maxAgeSeconds, config.dpop.maxFutureSeconds, config.dpop.maxFutureSeconds)
+    let authorizationServer: RunningFacade | undefined
+    if (same('authorizationServer')) authorizationServer = previous!.authorizationServer
+    else if (config.authorizationServer) {
+      authorizationServer = createFacadeFromConfig(loaded, {
+        env,
+        clock,
+        logger,
+        events: shared.events,
+        metrics: shared.authorizationServerMetrics(),
+        store: shared.replay,
+        bindings: shared.bindings,
+        revokedTokens: shared.revokedTokens,
+        proofKeys: shared.proofKeys,
+        dpop: dpopSettings,
+        verifyProofsOn: config.dpop.verifyOn,
+        replayTtlMs: proofReplayTtlMs,
+      })
+      created.push(authorizationServer)
+    }
 
     const pipeline: GatewayPipeline = {
       loaded,
@@ -331,24 +405,16 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
         revocation,
         tokens,
         revokedTokens: shared.revokedTokens,
-        dpop: {
-          algorithms: config.dpop.algorithms,
-          maxAgeSeconds: config.dpop.maxAgeSeconds,
-          maxFutureSeconds: config.dpop.maxFutureSeconds,
-          maxJtiLength: config.dpop.maxJtiLength,
-          nonceMode: config.dpop.nonce.mode,
-          nonces,
-        },
+        dpop: dpopSettings,
         proofKeys: shared.proofKeys,
         verifyProofsOn: config.dpop.verifyOn,
         replay: shared.replay,
-        // Replicas' clocks may be off by the skew the gateway tolerates (dpop.maxFutureSeconds): a jti is
-        // remembered until the replica furthest behind stops accepting its proof.
-        replayTtlMs: replayTtlMs(config.dpop.maxAgeSeconds, config.dpop.maxFutureSeconds, config.dpop.maxFutureSeconds),
+        replayTtlMs: proofReplayTtlMs,
         publicBaseUrl: config.listener.publicBaseUrl.replace(/\/$/, ''),
       },
       fingerprints,
-      closeables: [tokens, forwarder, ...(ownRevocation ? [ownRevocation] : [])],
+      authorizationServer,
+      closeables: [tokens, forwarder, ...(ownRevocation ? [ownRevocation] : []), ...(authorizationServer ? [authorizationServer] : [])],
     }
     return { pipeline, changed }
   } catch (error) {

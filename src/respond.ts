@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { catalogue, type ErrorCode } from './errors.ts'
+import { oauthCatalogue, type OAuthError } from './authorization-server/errors.ts'
 import type { AuthScheme } from './types.ts'
 
 export interface ChallengeContext {
@@ -128,4 +129,34 @@ export function rawRefusal(code: ErrorCode, nowMs: number): { readonly bytes: st
     'Connection: close',
   ]
   return { bytes: `${head.join('\r\n')}\r\n\r\n${body}`, interactionId }
+}
+
+/**
+ * The authorization-server façade's refusal, in the form of RFC 6749 §5.2: a JSON body with
+ * `error` and `error_description`, and a challenge only for a client that authenticated with an
+ * Authorization header (`scheme`), which RFC 6749 §5.2 requires to be answered in its scheme.
+ */
+export function sendOAuthRefusal(res: ServerResponse, error: OAuthError, extraHeaders: Record<string, string>, scheme: string | undefined): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const spec = oauthCatalogue[error.code]
+  const body = JSON.stringify({
+    error: error.error,
+    error_description: spec.description,
+    code: error.code,
+    interaction_id: extraHeaders['x-fapi-interaction-id'] ?? '',
+  })
+  res.statusCode = spec.status
+  if (spec.status === 401 && scheme !== undefined) res.setHeader('www-authenticate', `${scheme} error="${spec.error}", error_description="${spec.description}"`)
+  if (error.code === 'AS_METHOD_NOT_ALLOWED') res.setHeader('allow', 'POST')
+  if (error.code === 'AS_RATE_LIMITED' || error.code === 'AS_LEGACY_UNAVAILABLE' || error.code === 'AS_STORE_UNAVAILABLE') res.setHeader('retry-after', '1')
+  if (spec.status === 413) res.setHeader('connection', 'close')
+  res.setHeader('content-type', 'application/json')
+  res.setHeader('cache-control', 'no-store')
+  res.setHeader('pragma', 'no-cache')
+  res.setHeader('content-length', Buffer.byteLength(body))
+  for (const [name, value] of Object.entries(extraHeaders)) res.setHeader(name, value)
+  res.end(body)
 }

@@ -48,7 +48,16 @@ export interface AccessToken {
   readonly binding: TokenBinding
   /** RFC 7662 `token_type` when introspected (RFC 9449 §6.2: must be DPoP for DPoP-bound tokens). */
   readonly tokenType: string | undefined
+  /**
+   * Set for a token of an issuer behind the authorization-server façade (issuers[].facade.validate): its binding
+   * comes from the gateway's binding record, read with the replay claim (src/checks/registry-binding.ts). With
+   * 'registry' nothing else vouched for it yet: the record alone is its validation.
+   */
+  readonly facade?: FacadeValidation
 }
+
+/** How a token of an issuer behind the façade is validated besides its binding record. */
+export type FacadeValidation = 'introspection' | 'jwks' | 'registry'
 
 /** A DPoP proof that passed every RFC 9449 §4.3 check except replay. */
 export interface DpopProof {

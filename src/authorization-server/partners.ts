@@ -55,7 +55,8 @@ export function createPartnerRegistry(loaded: LoadedConfig, env: NodeJS.ProcessE
   if (!as || !partnerFile) throw new ConfigError([`${loaded.file}: authorizationServer: not configured`])
   const problems: string[] = []
   const configBase = dirname(loaded.file)
-  const shared = as.legacy.sharedClient && credentials(as.legacy.sharedClient, `${loaded.file}: authorizationServer.legacy.sharedClient`, configBase, env, problems)
+  const shared =
+    as.legacy.sharedClient && credentials(as.legacy.sharedClient, `${loaded.file}: authorizationServer.legacy.sharedClient`, configBase, env, problems)
   const partners = new Map<string, Partner>()
   const byLegacyClient = new Map<string, LegacyCredentials>()
   if (shared) byLegacyClient.set(shared.clientId, shared)

@@ -138,12 +138,19 @@ function loadPartners(file: string, problems: string[]): PartnerConfig[] {
   return parsed.data.partners
 }
 
-function crossCheckAuthorizationServer(file: string, config: GatewayConfig, partners: { file: string; entries: readonly PartnerConfig[] }, problems: string[]): void {
+function crossCheckAuthorizationServer(
+  file: string,
+  config: GatewayConfig,
+  partners: { file: string; entries: readonly PartnerConfig[] },
+  problems: string[],
+): void {
   const as = config.authorizationServer
   if (!as) return
   const issuer = config.issuers.find((i) => i.name === as.resourceIssuer)
   if (!issuer) {
-    problems.push(`${file}: authorizationServer.resourceIssuer: "${as.resourceIssuer}" is not one of the configured issuers [${config.issuers.map((i) => i.name).join(', ')}]`)
+    problems.push(
+      `${file}: authorizationServer.resourceIssuer: "${as.resourceIssuer}" is not one of the configured issuers [${config.issuers.map((i) => i.name).join(', ')}]`,
+    )
   } else if (!issuer.facade) {
     problems.push(`${file}: authorizationServer.resourceIssuer: issuer "${as.resourceIssuer}" needs a facade section, or its tokens would be accepted unbound`)
   }

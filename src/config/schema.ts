@@ -155,7 +155,6 @@ const issuer = z
   .refine((i) => i.facade?.validate !== 'jwks' || i.jwksUri, { message: 'facade.validate jwks needs jwksUri', path: ['facade'] })
   .refine((i) => !i.introspectJwt || i.introspection, { message: 'introspectJwt needs introspection', path: ['introspectJwt'] })
 
-
 // The authorization-server façade (docs/authorization-server.md): the gateway as the FAPI 2.0 face
 // of a legacy OAuth 2.0 server. Partners are registered in their own file (partnerFileSchema).
 const legacySecret = z
@@ -166,13 +165,15 @@ const legacySecret = z
     secretEnv: z.string().min(1).optional(),
     secretFile: z.string().min(1).optional(),
   })
-  .refine((c) => (c.secretEnv === undefined) !== (c.secretFile === undefined), { message: 'needs exactly one of secretEnv and secretFile', path: ['secretEnv'] })
+  .refine((c) => (c.secretEnv === undefined) !== (c.secretFile === undefined), {
+    message: 'needs exactly one of secretEnv and secretFile',
+    path: ['secretEnv'],
+  })
 
 const legacyServer = z
   .strictObject({
-    issuer: z.string().min(1).optional(),
-    tokenEndpoint: httpUrl,
-    revocationEndpoint: httpUrl.optional(),
+    tokenEndpoint: httpsUrl,
+    revocationEndpoint: httpsUrl.optional(),
     caFile: z.string().optional(),
     // The gateway's own client certificate, where the legacy server wants mTLS from it.
     certFile: z.string().optional(),

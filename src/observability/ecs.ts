@@ -71,6 +71,8 @@ const HIGH_SEVERITY_CODES: ReadonlySet<string> = new Set([
   'GW_CERT_BINDING_MISMATCH',
   'GW_DPOP_BINDING_MISMATCH',
   'GW_TOKEN_DOWNGRADE',
+  'AS_DPOP_REPLAY',
+  'AS_CLIENT_ASSERTION_REPLAY',
 ])
 
 /** Refusals that are everyday client mistakes or load, not a sign of attack. */
@@ -92,6 +94,13 @@ const LOW_SEVERITY_CODES: ReadonlySet<string> = new Set([
   'GW_UPSTREAM_TIMEOUT',
   'GW_CLIENT_CLOSED',
   'GW_INTROSPECTION_BUSY',
+  'AS_METHOD_NOT_ALLOWED',
+  'AS_REQUEST_MALFORMED',
+  'AS_BODY_TOO_LARGE',
+  'AS_RATE_LIMITED',
+  'AS_DPOP_NONCE',
+  'AS_LEGACY_UNAVAILABLE',
+  'AS_LEGACY_TIMEOUT',
 ])
 
 /** Refusals whose cause is a dependency that could not answer, and which one. */
@@ -99,11 +108,14 @@ const DEPENDENCY_CODES: Readonly<Record<string, string>> = {
   GW_REPLAY_STORE_UNAVAILABLE: 'replay_store',
   GW_ISSUER_UNAVAILABLE: 'issuer',
   GW_REVOCATION_UNAVAILABLE: 'revocation',
+  AS_STORE_UNAVAILABLE: 'replay_store',
+  AS_LEGACY_UNAVAILABLE: 'legacy_server',
+  AS_LEGACY_TIMEOUT: 'legacy_server',
 }
 
 /** The action a refusal is filed under: a replay, a revoked certificate or an outage has its own. */
 export function refusalAction(code: string): SecurityAction {
-  if (code === 'GW_DPOP_REPLAY') return 'dpop.replay_detected'
+  if (code === 'GW_DPOP_REPLAY' || code === 'AS_DPOP_REPLAY') return 'dpop.replay_detected'
   if (code === 'GW_CLIENT_CERT_REVOKED') return 'cert.revoked'
   if (code in DEPENDENCY_CODES) return 'dependency.unavailable'
   return 'request.refused'
@@ -222,14 +234,14 @@ function messageOf(action: SecurityAction, event: SecurityEvent, detail: string 
 
 export function toEcs(event: SecurityEvent, context: EcsContext): EcsSecurityEvent {
   const code = event.reason
-  const isRefusal = event.status !== undefined && code !== undefined && code.startsWith('GW_')
+  const isRefusal = event.status !== undefined && code !== undefined && (code.startsWith('GW_') || code.startsWith('AS_'))
   const action = event.event === 'request.refused' && code !== undefined ? refusalAction(code) : event.event
   const profile = PROFILES[action]
   const severity = isRefusal && action === 'request.refused' ? refusalSeverity(code) : profile.severity
   const dependency = event.dependency ?? (code !== undefined ? DEPENDENCY_CODES[code] : undefined)
   const type = isRefusal && !profile.type.includes('denied') ? ['denied', ...profile.type] : profile.type
   const detail = bounded(event.detail, MAX_DETAIL)
-  const level = code === 'GW_INTERNAL' ? 'error' : action === 'request.refused' && severity === 'low' ? 'info' : profile.level
+  const level = code === 'GW_INTERNAL' || code === 'AS_INTERNAL' ? 'error' : action === 'request.refused' && severity === 'low' ? 'info' : profile.level
 
   const http = compact({
     request: compact({ method: bounded(event.method, 32), id: bounded(event.interactionId, 128) }),

@@ -2,6 +2,11 @@ import { refuse } from '../errors.ts'
 import type { Clock } from '../types.ts'
 import { wholeTtlMs, type ReplayStore } from './store.ts'
 
+interface Entry {
+  readonly expiresAt: number
+  readonly value: string
+}
+
 export interface MemoryReplayStoreOptions {
   /** Upper bound on stored keys; memory stays bounded whatever clients send. */
   readonly maxEntries: number
@@ -11,7 +16,7 @@ export interface MemoryReplayStoreOptions {
 }
 
 /**
- * Single-instance store: a Map from key to expiry time, expired lazily on access and by a
+ * Single-instance store: a Map from key to its value and expiry time, expired lazily on access and by a
  * periodic sweep (one unref'd timer for the whole store, none per key).
  *
  * When full, expired keys are dropped first; if every key is still live the store refuses
@@ -23,15 +28,15 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer')
   const sweepIntervalMs = options.sweepIntervalMs ?? 30_000
 
-  const expiries = new Map<string, number>()
+  const entries = new Map<string, Entry>()
   // A lower bound on the earliest expiry in the map: when now is before it, sweeping cannot free anything.
   let earliestExpiry = Number.POSITIVE_INFINITY
   let closed = false
 
   function sweep(at: number): void {
     let earliest = Number.POSITIVE_INFINITY
-    for (const [key, expiresAt] of expiries) {
-      if (expiresAt <= at) expiries.delete(key)
+    for (const [key, { expiresAt }] of entries) {
+      if (expiresAt <= at) entries.delete(key)
       else if (expiresAt < earliest) earliest = expiresAt
     }
     earliestExpiry = earliest
@@ -40,20 +45,20 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
   const sweeper = setInterval(() => sweep(now()), sweepIntervalMs)
   sweeper.unref()
 
-  function liveExpiry(key: string, at: number): number | undefined {
-    const expiresAt = expiries.get(key)
-    if (expiresAt === undefined) return undefined
-    if (expiresAt > at) return expiresAt
-    expiries.delete(key)
+  function live(key: string, at: number): Entry | undefined {
+    const entry = entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt > at) return entry
+    entries.delete(key)
     return undefined
   }
 
-  function store(key: string, expiresAt: number, at: number): void {
-    if (!expiries.has(key) && expiries.size >= maxEntries) {
+  function store(key: string, expiresAt: number, at: number, value = '1'): void {
+    if (!entries.has(key) && entries.size >= maxEntries) {
       if (at >= earliestExpiry) sweep(at)
-      if (expiries.size >= maxEntries) refuse('GW_REPLAY_STORE_UNAVAILABLE', `memory replay store full (${maxEntries} live keys)`)
+      if (entries.size >= maxEntries) refuse('GW_REPLAY_STORE_UNAVAILABLE', `memory replay store full (${maxEntries} live keys)`)
     }
-    expiries.set(key, expiresAt)
+    entries.set(key, { expiresAt, value })
     if (expiresAt < earliestExpiry) earliestExpiry = expiresAt
   }
 
@@ -66,7 +71,7 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
       assertOpen()
       const ttl = wholeTtlMs(ttlMs)
       const at = now()
-      if (liveExpiry(key, at) !== undefined) return false
+      if (live(key, at) !== undefined) return false
       store(key, at + ttl, at)
       return true
     },
@@ -74,8 +79,8 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
       assertOpen()
       const ttl = wholeTtlMs(ttlMs)
       const at = now()
-      if (liveExpiry(blockingKey, at) !== undefined) return 'blocked'
-      if (liveExpiry(claimKey, at) !== undefined) return 'taken'
+      if (live(blockingKey, at) !== undefined) return 'blocked'
+      if (live(claimKey, at) !== undefined) return 'taken'
       store(claimKey, at + ttl, at)
       return 'claimed'
     },
@@ -83,12 +88,44 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
       assertOpen()
       const ttl = wholeTtlMs(ttlMs)
       const at = now()
-      liveExpiry(key, at)
+      live(key, at)
       store(key, at + ttl, at)
     },
     async has(key) {
       assertOpen()
-      return liveExpiry(key, now()) !== undefined
+      return live(key, now()) !== undefined
+    },
+    async set(key, value, ttlMs) {
+      assertOpen()
+      const ttl = wholeTtlMs(ttlMs)
+      const at = now()
+      live(key, at)
+      store(key, at + ttl, at, value)
+    },
+    async get(key) {
+      assertOpen()
+      return live(key, now())?.value
+    },
+    async delete(key) {
+      assertOpen()
+      entries.delete(key)
+    },
+    async claimAndRead(claimKey, ttlMs, blockingKey, readKey) {
+      assertOpen()
+      const ttl = wholeTtlMs(ttlMs)
+      const at = now()
+      if (live(blockingKey, at) !== undefined) return { outcome: 'blocked' }
+      const record = live(readKey, at)
+      if (record === undefined) return { outcome: 'absent' }
+      if (live(claimKey, at) !== undefined) return { outcome: 'taken', value: record.value }
+      store(claimKey, at + ttl, at)
+      return { outcome: 'claimed', value: record.value }
+    },
+    async readUnlessPresent(readKey, blockingKey) {
+      assertOpen()
+      const at = now()
+      if (live(blockingKey, at) !== undefined) return { outcome: 'blocked' }
+      return { outcome: 'read', value: live(readKey, at)?.value }
     },
     ready() {
       return !closed
@@ -96,7 +133,7 @@ export function createMemoryReplayStore(options: MemoryReplayStoreOptions): Repl
     async close() {
       closed = true
       clearInterval(sweeper)
-      expiries.clear()
+      entries.clear()
     },
   }
 }

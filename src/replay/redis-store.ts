@@ -2,7 +2,7 @@ import { Redis, type ChainableCommander } from 'ioredis'
 import { GatewayError, refuse } from '../errors.ts'
 import type { Logger } from '../types.ts'
 import { connectRedis, type RedisClientOptions } from './redis-client.ts'
-import { wholeTtlMs, type ReplayStore } from './store.ts'
+import { wholeTtlMs, type ClaimAndReadOutcome, type ReadOutcome, type ReplayStore } from './store.ts'
 
 export type { RedisNodeAddress, RedisTopology } from './redis-client.ts'
 
@@ -26,7 +26,40 @@ const PUT_AND_PUBLISH_LUA = `redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. ARGV[1])
 return 1`
 
-type ClaimCommander = { claimUnlessPresent(blockingKey: string, claimKey: string, ttlMs: number): unknown }
+/**
+ * KEYS[1] blocks (a revoked token), KEYS[2] is read (a binding record), KEYS[3] is claimed for ARGV[1] ms
+ * only when KEYS[2] is present, so that tokens nobody recorded cannot fill the store with claims.
+ * {0, value} claimed, {1, value} taken, {2} blocked, {3} absent.
+ */
+const CLAIM_AND_READ_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then return {2} end
+local value = redis.call('GET', KEYS[2])
+if not value then return {3} end
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return {0, value} end
+return {1, value}`
+const CLAIM_AND_READ_OUTCOMES = ['claimed', 'taken', 'blocked', 'absent'] as const
+
+/** KEYS[1] blocks, KEYS[2] is read: {1} blocked, {0} absent, {0, value} read. */
+const READ_UNLESS_PRESENT_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then return {1} end
+local value = redis.call('GET', KEYS[2])
+if not value then return {0} end
+return {0, value}`
+
+type ClaimCommander = {
+  claimUnlessPresent(blockingKey: string, claimKey: string, ttlMs: number): unknown
+  claimAndRead(blockingKey: string, readKey: string, claimKey: string, ttlMs: number): unknown
+  readUnlessPresent(blockingKey: string, readKey: string): unknown
+}
+
+/** A script's `{code, value?}` answer; anything else is refused as the store failing. */
+function scriptReply(reply: unknown, codes: number): [number, string | undefined] {
+  if (Array.isArray(reply) && reply.length >= 1 && reply.length <= 2) {
+    const [code, value] = reply as unknown[]
+    if (typeof code === 'number' && Number.isInteger(code) && code >= 0 && code < codes && (value === undefined || typeof value === 'string')) {
+      return [code, value]
+    }
+  }
+  return refuse('GW_REPLAY_STORE_UNAVAILABLE', 'redis script answered something unexpected')
+}
 type PublishingCommander = { putAndPublish(key: string, ttlMs: number, channel: string, announcedKey: string): Promise<unknown> }
 
 /** One command, written either to the client itself or into a pipeline (ioredis gives both the same methods). */
@@ -93,6 +126,8 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
   const commandTimeoutMs = options.commandTimeoutMs ?? 500
   const client = connectRedis(options)
   client.defineCommand('claimUnlessPresent', { numberOfKeys: 2, lua: CLAIM_UNLESS_PRESENT_LUA })
+  client.defineCommand('claimAndRead', { numberOfKeys: 3, lua: CLAIM_AND_READ_LUA })
+  client.defineCommand('readUnlessPresent', { numberOfKeys: 2, lua: READ_UNLESS_PRESENT_LUA })
   client.defineCommand('putAndPublish', { numberOfKeys: 1, lua: PUT_AND_PUBLISH_LUA })
   // Cluster pipelines must stay within one slot, so there each command goes out on its own.
   const send: (command: StoreCommand) => Promise<unknown> =
@@ -164,6 +199,40 @@ export function createRedisReplayStore(options: RedisReplayStoreOptions): Replay
     },
     has(key) {
       return run('has', async () => (await send((target) => target.exists(prefix + key))) === 1)
+    },
+    async set(key, value, ttlMs) {
+      const ttl = wholeTtlMs(ttlMs)
+      return run('set', async () => {
+        await client.set(prefix + key, value, 'PX', ttl)
+      })
+    },
+    get(key) {
+      return run('get', async () => {
+        const value = await send((target) => target.get(prefix + key))
+        return typeof value === 'string' ? value : undefined
+      })
+    },
+    delete(key) {
+      return run('delete', async () => {
+        await client.del(prefix + key)
+      })
+    },
+    claimAndRead(claimKey, ttlMs, blockingKey, readKey) {
+      const ttl = wholeTtlMs(ttlMs)
+      return run('claim', async (): Promise<ClaimAndReadOutcome> => {
+        const reply = await send((target) => (target as unknown as ClaimCommander).claimAndRead(prefix + blockingKey, prefix + readKey, prefix + claimKey, ttl))
+        const [code, value] = scriptReply(reply, CLAIM_AND_READ_OUTCOMES.length)
+        const outcome = CLAIM_AND_READ_OUTCOMES[code]!
+        if (outcome === 'blocked' || outcome === 'absent') return { outcome }
+        return { outcome, value: value ?? refuse('GW_REPLAY_STORE_UNAVAILABLE', 'redis claim script answered no value') }
+      })
+    },
+    readUnlessPresent(readKey, blockingKey) {
+      return run('read', async (): Promise<ReadOutcome> => {
+        const reply = await send((target) => (target as unknown as ClaimCommander).readUnlessPresent(prefix + blockingKey, prefix + readKey))
+        const [code, value] = scriptReply(reply, 2)
+        return code === 1 ? { outcome: 'blocked' } : { outcome: 'read', value }
+      })
     },
     ready() {
       return !closed && client.status === 'ready'

@@ -22,10 +22,30 @@ export interface ReplayStore {
   put(key: string, ttlMs: number, announceOn?: string): Promise<void>
   /** Whether key is present. Throws GW_REPLAY_STORE_UNAVAILABLE if it cannot answer. */
   has(key: string): Promise<boolean>
+  /** Stores value under key for ttlMs, replacing any value and TTL it had. */
+  set(key: string, value: string, ttlMs: number): Promise<void>
+  /** The value stored under key, or undefined when there is none (never set, expired or deleted). */
+  get(key: string): Promise<string | undefined>
+  /** Removes key; nothing happens when it is absent. */
+  delete(key: string): Promise<void>
+  /**
+   * One round trip for a DPoP request on a token whose binding is a stored record: 'blocked' when
+   * blockingKey is present; else 'absent' when readKey is (nothing is claimed then); else claims
+   * claimKey for ttlMs as claim() ('claimed' or 'taken') and returns readKey's value with it. In
+   * Redis Cluster the three keys must share a hash tag.
+   */
+  claimAndRead(claimKey: string, ttlMs: number, blockingKey: string, readKey: string): Promise<ClaimAndReadOutcome>
+  /** One round trip: 'blocked' when blockingKey is present, else readKey's value (undefined when absent). Keys share a hash tag in Cluster. */
+  readUnlessPresent(readKey: string, blockingKey: string): Promise<ReadOutcome>
   /** True when the store can currently answer (for /readyz). */
   ready(): boolean
   close(): Promise<void>
 }
+
+export type ClaimAndReadOutcome =
+  { readonly outcome: 'blocked' } | { readonly outcome: 'absent' } | { readonly outcome: 'claimed' | 'taken'; readonly value: string }
+
+export type ReadOutcome = { readonly outcome: 'blocked' } | { readonly outcome: 'read'; readonly value: string | undefined }
 
 /** A TTL as whole milliseconds (at least 1); a non-finite or non-positive TTL is a wiring bug. */
 export function wholeTtlMs(ttlMs: number): number {

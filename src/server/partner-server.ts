@@ -12,6 +12,7 @@ import type { ForwardedClientCert } from './forwarded-client-cert.ts'
 import { readCredentialHeaders } from '../checks/credentials.ts'
 import { checkFormBody, formKindOf, readBodyHeaders, type FormKind } from '../checks/form-body.ts'
 import { GatewayError, type CheckName, type ErrorCode } from '../errors.ts'
+import { readFormBody } from './read-body.ts'
 import type { Forwarder } from '../forward/forward.ts'
 import type { HeaderPolicy } from '../forward/headers.ts'
 import type { NonceIssuer } from '../checks/dpop/nonce.ts'
@@ -21,6 +22,7 @@ import { createRefusals, NO_ROUTE } from './refusals.ts'
 import type { Clock, Logger } from '../types.ts'
 import { recheckAfterTrustChange } from './trust-anchors.ts'
 import { guardHandshakes } from './handshake-guard.ts'
+import type { AuthorizationServerFacade } from '../authorization-server/facade.ts'
 
 export interface ListenerLimits {
   readonly maxHeaderBytes: number
@@ -48,6 +50,8 @@ export interface PartnerServerDeps {
   readonly forwarder: Forwarder
   /** Set when DPoP nonces are on: a fresh nonce goes out on every answer (RFC 9449 §8.2). */
   readonly nonces: NonceIssuer | undefined
+  /** The authorization-server façade's endpoints (src/authorization-server/), when configured. */
+  readonly authorizationServer?: AuthorizationServerFacade | undefined
   readonly metrics: GatewayMetrics
   readonly events: SecurityEvents
   readonly logger: Logger
@@ -63,7 +67,10 @@ export interface PartnerServerDeps {
 }
 
 /** What a configuration reload may replace while the listener keeps running. */
-export type PartnerPipeline = Pick<PartnerServerDeps, 'authorize' | 'clientCertPolicy' | 'forwardedClientCert' | 'headers' | 'forwarder' | 'nonces'>
+export type PartnerPipeline = Pick<
+  PartnerServerDeps,
+  'authorize' | 'clientCertPolicy' | 'forwardedClientCert' | 'headers' | 'forwarder' | 'nonces' | 'authorizationServer'
+>
 
 export interface PipelineLease {
   readonly current: PartnerPipeline
@@ -76,38 +83,6 @@ interface AccessRecord {
   route: string
   clientId: string | undefined
   interactionId: string | undefined
-}
-
-/** The whole body, up to `limit` bytes; past it the rest is left unread. */
-function readFormBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const settle = (outcome: () => void) => {
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose)
-      outcome()
-    }
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size <= limit) chunks.push(chunk)
-      else {
-        req.pause()
-        settle(() => reject(new GatewayError('GW_BODY_TOO_LARGE', { detail: `form body exceeds ${limit} bytes` })))
-      }
-    }
-    const onEnd = () => settle(() => resolve(Buffer.concat(chunks)))
-    const onError = (error: NodeJS.ErrnoException) =>
-      settle(() =>
-        reject(
-          error.code === 'ECONNRESET'
-            ? new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body', cause: error })
-            : new GatewayError('GW_REQUEST_MALFORMED', { detail: 'form body could not be read', cause: error }),
-        ),
-      )
-    const onClose = () => settle(() => reject(new GatewayError('GW_CLIENT_CLOSED', { detail: 'client closed the connection while sending the form body' })))
-    if (req.destroyed) return onClose()
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose)
-  })
 }
 
 /** A body announced but not yet received: answering now leaves it on the connection. */
@@ -238,6 +213,24 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
       // Closed after the answer, so the connection frees its place instead of holding it.
       res.setHeader('connection', 'close')
       return refuseEarly(new GatewayError('GW_OVERLOADED', { detail: `more than ${limits.maxConnections} connections` }), 'listener')
+    }
+
+    const facadeEndpoint = p.authorizationServer?.endpointAt((req.url ?? '').split('?')[0]!)
+    if (facadeEndpoint !== undefined) {
+      access.route = `authorization-server-${facadeEndpoint}`
+      access.clientId = await p.authorizationServer!.handle({
+        req,
+        res,
+        endpoint: facadeEndpoint,
+        peer: p.forwardedClientCert?.verdictFor(socket.remoteAddress, req.rawHeaders, deps.clock()) ?? peerVerdict(socket, p),
+        // Whatever its chain, for self_signed_tls_client_auth (RFC 8705 §2.2); a load balancer's header carries none.
+        peerCertificate: p.forwardedClientCert ? undefined : (socket.getPeerX509Certificate() ?? undefined),
+        interactionId,
+        sendContinue: () => {
+          if (awaitingContinue.delete(req)) res.writeContinue()
+        },
+      })
+      return
     }
 
     let formKind: FormKind | undefined

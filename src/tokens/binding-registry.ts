@@ -3,6 +3,9 @@
 // Records live in the replay store (Redis shared by replicas, or memory for one instance), under
 // the token's hash as a Redis Cluster hash tag, in the same slot as its DPoP jti claims and its
 // revoked-list entry, so that one round trip can claim a proof's jti and read the binding.
+import { z } from 'zod'
+import { refuse } from '../errors.ts'
+import type { ReplayStore } from '../replay/store.ts'
 
 /** An access token's or a refresh token's record, keyed by base64url(SHA-256(token)). */
 export interface BindingRecord {
@@ -34,7 +37,61 @@ export interface BindingRegistry {
   remove(tokenHash: string): Promise<void>
 }
 
+// base64url(SHA-256(token)) and RFC 7638 / RFC 8705 thumbprints: 43 base64url characters. Anything else is a wiring bug.
+const sha256Base64url = /^[A-Za-z0-9_-]{43}$/
+
 /** The store key of a token's record; `{hash}` is the hash tag it shares with the token's jti claims and revoked entry. */
 export function bindingKey(tokenHash: string): string {
+  if (!sha256Base64url.test(tokenHash)) refuse('GW_INTERNAL', 'binding registry needs base64url(SHA-256(token))')
   return `bind:{${tokenHash}}`
+}
+
+const thumbprint = z.string().regex(sha256Base64url)
+const seconds = z.number().int().nonnegative()
+const bindingRecordSchema = z
+  .object({
+    kind: z.enum(['access_token', 'refresh_token']),
+    issuerName: z.string().min(1),
+    clientId: z.string().min(1),
+    legacyClientId: z.string().min(1),
+    jkt: thumbprint.optional(),
+    x5t: thumbprint.optional(),
+    scope: z.string(),
+    sub: z.string().min(1).optional(),
+    issuedAt: seconds,
+    expiresAt: seconds,
+  })
+  // An access token's record binds it to a key or a certificate; an unbound one would make it a bearer token.
+  // A refresh token's may bind it to the client alone (RFC 9449 §5).
+  .refine((r) => r.kind === 'refresh_token' || r.jkt !== undefined || r.x5t !== undefined)
+
+/** A stored record, or undefined when it is not one (corrupt, or written by something else): a record nobody can trust is no record. */
+export function parseBindingRecord(stored: string | undefined): BindingRecord | undefined {
+  if (stored === undefined) return undefined
+  let json: unknown
+  try {
+    json = JSON.parse(stored)
+  } catch {
+    return undefined
+  }
+  const parsed = bindingRecordSchema.safeParse(json)
+  return parsed.success ? parsed.data : undefined
+}
+
+/** The registry in a replay store: one JSON value per token, expiring with its TTL. */
+export function createBindingRegistry(store: ReplayStore): BindingRegistry {
+  return {
+    async record(tokenHash, record, ttlMs) {
+      const key = bindingKey(tokenHash)
+      const checked = bindingRecordSchema.safeParse(record)
+      if (!checked.success) refuse('GW_INTERNAL', 'binding record: not a valid record')
+      await store.set(key, JSON.stringify(checked.data), ttlMs)
+    },
+    async lookup(tokenHash) {
+      return parseBindingRecord(await store.get(bindingKey(tokenHash)))
+    },
+    async remove(tokenHash) {
+      await store.delete(bindingKey(tokenHash))
+    },
+  }
 }

@@ -151,6 +151,19 @@ function selectKey(keys: readonly PublishedKey[], alg: string, kid: string | und
   return first.key
 }
 
+/**
+ * A jose key resolver over a key set given inline (a partner's registered jwks), with the same
+ * key rules as a fetched set. Throws GW_TOKEN_INVALID when no key fits; a set without one usable key is a TypeError.
+ */
+export function createStaticKeyResolver(jwks: unknown): (protectedHeader: JWSHeaderParameters) => KeyObject {
+  const { keys } = parseKeySet(JSON.stringify(jwks))
+  if (keys.length === 0) throw new TypeError('the key set has no usable signing key')
+  return ({ alg, kid }) => {
+    if (typeof alg !== 'string' || (kid !== undefined && typeof kid !== 'string')) refuse('GW_TOKEN_INVALID', 'malformed')
+    return selectKey(keys, alg, kid) ?? refuse('GW_TOKEN_INVALID', 'unknown kid')
+  }
+}
+
 export function createRemoteKeySet(options: RemoteKeySetOptions): RemoteKeySet {
   requireHttpsUrl(options.uri, 'jwksUri')
   const { uri, now, logger } = options

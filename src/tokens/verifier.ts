@@ -3,7 +3,7 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { isGatewayError, refuse } from '../errors.ts'
 import { isCanonicalBase64url } from '../util/base64url.ts'
-import type { AccessToken, Clock, Logger, PresentedToken } from '../types.ts'
+import type { AccessToken, Clock, FacadeValidation, Logger, PresentedToken } from '../types.ts'
 import { createIntrospectionClient, type IntrospectionClient, type IntrospectionObserver, type IntrospectionSettings } from './introspection.ts'
 import { createRemoteKeySet, signingAlgorithms, type RemoteKeySet } from './jwks.ts'
 import { verifyJwtAccessToken, type JwtIssuerSettings } from './jwt.ts'
@@ -23,6 +23,11 @@ export interface IssuerSettings extends JwtIssuerSettings {
   /** Also introspect JWTs so revoked ones are refused (SP 5.3.4-3). Needs introspection. */
   readonly introspectJwt?: boolean
   readonly introspectJwtCacheSeconds?: number
+  /**
+   * Behind the authorization-server façade: tokens carry no binding, it comes from the binding record. 'introspection'
+   * introspects every token (JWTs too), 'jwks' verifies JWTs only, 'registry' validates nothing here (the record does).
+   */
+  readonly facade?: FacadeValidation
 }
 
 export interface TokenVerifierDeps {
@@ -83,7 +88,10 @@ function peekIssuer(token: string): string {
 }
 
 function validateSettings(settings: IssuerSettings): void {
-  if (!settings.jwksUri && !settings.introspection) throw new TypeError(`issuer ${settings.name}: needs jwksUri or introspection`)
+  if (!settings.jwksUri && !settings.introspection && settings.facade !== 'registry')
+    throw new TypeError(`issuer ${settings.name}: needs jwksUri or introspection`)
+  if (settings.facade === 'introspection' && !settings.introspection) throw new TypeError(`issuer ${settings.name}: facade introspection needs introspection`)
+  if (settings.facade === 'jwks' && !settings.jwksUri) throw new TypeError(`issuer ${settings.name}: facade jwks needs jwksUri`)
   if (settings.introspectJwt && !settings.introspection) throw new TypeError(`issuer ${settings.name}: introspectJwt needs introspection`)
   const unsafe = (settings.algorithms ?? []).filter((alg) => !signingAlgorithms.has(alg))
   if (unsafe.length > 0) throw new TypeError(`issuer ${settings.name}: algorithms not allowed: ${unsafe.join(', ')}`)
@@ -93,25 +101,57 @@ function requireAudience(token: AccessToken, audience: string): void {
   if (!token.audiences.includes(audience)) refuse('GW_TOKEN_AUDIENCE', 'aud')
 }
 
+/** Which accepted issuer an opaque token can be from: one that introspects it, or one whose record alone validates it. */
+function takesOpaqueTokens(issuer: Issuer): boolean {
+  const { facade } = issuer.settings
+  return facade === 'registry' || (issuer.introspection !== undefined && facade !== 'jwks')
+}
+
+/**
+ * A façade token validated by its binding record alone: nothing is known of it until the record is read (src/checks/registry-binding.ts
+ * fills it in and refuses it when there is none). Only its shape is checked here, as before an introspection call.
+ */
+function awaitingRecord(issuer: Issuer, format: AccessToken['format']): AccessToken {
+  const { name, issuer: iss } = issuer.settings
+  return {
+    format,
+    issuerName: name,
+    iss,
+    sub: undefined,
+    clientId: undefined,
+    scopes: new Set(),
+    audiences: [],
+    exp: undefined,
+    jti: undefined,
+    binding: {},
+    tokenType: undefined,
+    facade: 'registry',
+  }
+}
+
 export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], deps: TokenVerifierDeps): TokenVerifier {
   issuerSettings.forEach(validateSettings)
   const names = issuerSettings.map((settings) => settings.name)
   if (new Set(names).size !== names.length) throw new TypeError('issuer names must be unique')
   const issuers = new Map<string, Issuer>()
   for (const settings of issuerSettings) {
-    const keys = settings.jwksUri
-      ? createRemoteKeySet({
-          uri: settings.jwksUri,
-          caPem: settings.caPem,
-          now: deps.now,
-          cooldownMs: (settings.jwksCooldownSeconds ?? 30) * 1000,
-          maxAgeMs: settings.jwksMaxAgeSeconds === undefined ? undefined : settings.jwksMaxAgeSeconds * 1000,
-          logger: deps.logger,
-        })
-      : undefined
-    const introspection = settings.introspection
-      ? createIntrospectionClient(settings, { ...settings.introspection, caPem: settings.introspection.caPem ?? settings.caPem }, deps.introspectionObserver)
-      : undefined
+    // An issuer whose tokens the registry alone validates is never asked anything.
+    const asked = settings.facade !== 'registry'
+    const keys =
+      asked && settings.jwksUri
+        ? createRemoteKeySet({
+            uri: settings.jwksUri,
+            caPem: settings.caPem,
+            now: deps.now,
+            cooldownMs: (settings.jwksCooldownSeconds ?? 30) * 1000,
+            maxAgeMs: settings.jwksMaxAgeSeconds === undefined ? undefined : settings.jwksMaxAgeSeconds * 1000,
+            logger: deps.logger,
+          })
+        : undefined
+    const introspection =
+      asked && settings.introspection
+        ? createIntrospectionClient(settings, { ...settings.introspection, caPem: settings.introspection.caPem ?? settings.caPem }, deps.introspectionObserver)
+        : undefined
     issuers.set(settings.name, { settings, keys, introspection })
   }
   const tokenCache = deps.tokenCache ?? createTokenCache({ maxEntries: deps.verifiedTokenCacheSize ?? 10_000 })
@@ -156,15 +196,20 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
       const iss = peekIssuer(value)
       const issuer = allowed.find((i) => i.settings.issuer === iss) ?? refuse('GW_TOKEN_INVALID', 'iss')
       const audience = audienceOverride ?? issuer.settings.audience
-      if (!issuer.keys) return introspect(issuer, value, audience, nowMs, context)
+      if (issuer.settings.facade === 'registry') return awaitingRecord(issuer, 'jwt')
+      if (!issuer.keys || issuer.settings.facade === 'introspection') return introspect(issuer, value, audience, nowMs, context)
       const token = await verifyJwtAccessToken(value, { ...issuer.settings, audience }, issuer.keys.getKey, nowMs)
       tokenCache.set(presented.hash, token, nowMs)
       return token
     }
-    const introspecting = allowed.filter((i) => i.introspection)
+    const introspecting = allowed.filter(takesOpaqueTokens)
     if (introspecting.length === 0) refuse('GW_TOKEN_INVALID', 'not a JWS and no accepted issuer introspects')
     if (introspecting.length > 1) refuse('GW_INTERNAL', 'opaque token but several accepted issuers introspect')
     const [issuer] = introspecting as [Issuer]
+    if (issuer.settings.facade === 'registry') {
+      checkTokenShape(value, issuer.settings.introspection?.tokenShape ?? defaultTokenShape)
+      return awaitingRecord(issuer, 'opaque')
+    }
     return introspect(issuer, value, audienceOverride ?? issuer.settings.audience, nowMs, context)
   }
 
@@ -175,9 +220,12 @@ export function createTokenVerifier(issuerSettings: readonly IssuerSettings[], d
       const cachedIssuer = cached && allowed.find((i) => i.settings.name === cached.issuerName)
       const token = cached && cachedIssuer ? cached : await verifyUncached(presented, allowed, expectation.audience, nowMs, context)
       const issuer = issuers.get(token.issuerName) as Issuer
+      const { facade } = issuer.settings
+      // A record names no audience: the issuer it was written for (checked with the record) stands for it.
+      if (facade === 'registry') return token
       requireAudience(token, expectation.audience ?? issuer.settings.audience)
       if (token.format === 'jwt') await checkNotRevoked(issuer, presented.value, nowMs)
-      return token
+      return facade ? { ...token, facade } : token
     },
     ready() {
       return [...issuers.values()].every((issuer) => !issuer.keys || issuer.keys.ready())

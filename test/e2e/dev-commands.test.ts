@@ -309,5 +309,16 @@ describe('the demo', () => {
     const result = await runCli(['demo'])
     assert.equal(result.code, 0, result.stdout + result.stderr)
     assert.equal(existsSync(serverCert) ? readFileSync(serverCert, 'utf8') : undefined, before)
+    // The façade act: a token through the gateway used, and each way around its binding refused.
+    for (const row of [
+      /^token through the gateway, used +200 +200 +ok$/m,
+      /^legacy token, gateway bypassed +401 invalid_token +401 invalid_token +ok$/m,
+      /^gateway token, another DPoP key +401 invalid_token +401 invalid_token +ok$/m,
+      /^client_secret_basic at gateway +401 invalid_client +401 invalid_client +ok$/m,
+      /^another partner's refresh token +400 invalid_grant +400 invalid_grant +ok$/m,
+    ])
+      assert.match(result.stdout, row)
+    assert.doesNotMatch(result.stdout, /FAIL/)
+    assert.match(result.stdout, /^(\d+)\/\1 scenarios as expected/m)
   })
 })

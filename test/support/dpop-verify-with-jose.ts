@@ -46,7 +46,12 @@ function bigEndianInteger(bytes: Uint8Array): bigint {
 }
 
 /** RFC 9449 §4.3 checks 5 and 7, then 12b (the token's cnf.jkt) before jose checks the signature with the key. */
-async function embeddedProofKey(header: JWSHeaderParameters, token: FlattenedJWSInput, alg: DpopAlgorithm, boundJkt: string | undefined): Promise<CryptoKey> {
+async function embeddedProofKey(
+  header: JWSHeaderParameters,
+  token: FlattenedJWSInput,
+  alg: DpopAlgorithm,
+  boundJkt: DpopInput['boundJkt'],
+): Promise<CryptoKey> {
   const jwk: unknown = header.jwk
   if (jwk === undefined) invalid('jwk: missing')
   if (!isJsonObject(jwk)) invalid('jwk: not an object')
@@ -70,7 +75,7 @@ async function embeddedProofKey(header: JWSHeaderParameters, token: FlattenedJWS
     const problem = rsaProofKeyProblem(modulusLength, bigEndianInteger(publicExponent))
     if (problem) invalid(problem)
   }
-  checkProofKeyBinding(boundJkt, await calculateJwkThumbprint(jwk as JWK, 'sha256'))
+  if (typeof boundJkt !== 'object') checkProofKeyBinding(boundJkt, await calculateJwkThumbprint(jwk as JWK, 'sha256'))
   return key
 }
 

@@ -391,3 +391,47 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, wha
     await delay(10)
   }
 }
+
+export interface RedisCommandWatch {
+  /** The commands clients sent since the watch began or the last take(), not those a script ran; each as its arguments. */
+  take(): Promise<string[][]>
+  stop(): Promise<void>
+}
+
+/**
+ * Records what clients send to a Redis server (MONITOR). take() sends a marker and waits for it to be
+ * monitored: MONITOR reports in execution order, so everything executed before it has been seen.
+ */
+export async function watchRedisCommands(url: string): Promise<RedisCommandWatch> {
+  const client = new Redis(url)
+  const marker = new Redis(url)
+  // Connected (its ready check done) before the watch begins: from then on it sends only the markers.
+  await marker.ping()
+  const monitor = await client.monitor()
+  let seen: string[][] = []
+  let waiting: { token: string; resolve: () => void } | undefined
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (args[0]?.toLowerCase() === 'echo' && waiting && args[1] === waiting.token) {
+      waiting.resolve()
+      return
+    }
+    if (source !== 'lua') seen.push(args)
+  })
+  let count = 0
+  return {
+    async take() {
+      const token = `fapigw-test-marker-${++count}`
+      const reached = new Promise<void>((resolve) => (waiting = { token, resolve }))
+      await marker.echo(token)
+      await reached
+      const taken = seen
+      seen = []
+      return taken
+    },
+    async stop() {
+      monitor.disconnect()
+      marker.disconnect()
+      client.disconnect()
+    },
+  }
+}

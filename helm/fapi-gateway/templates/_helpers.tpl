@@ -102,6 +102,14 @@ same rules where JSON Schema can (the replica guard as if/then), so `helm instal
 {{- fail (printf "gateway.upstreams.%s: certFile and keyFile come from tls.upstreamClientSecrets.%s; remove them" $name $name) }}
 {{- end }}
 {{- end }}
+{{- if .Values.gateway.authorizationServer }}
+{{- if hasKey .Values.gateway.authorizationServer "partnersFile" }}
+{{- fail "gateway.authorizationServer.partnersFile: the chart mounts gateway.partners there; remove it" }}
+{{- end }}
+{{- if not .Values.gateway.partners }}
+{{- fail "gateway.partners is required with gateway.authorizationServer: {partners: [...]}" }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.policies.files) (not .Values.policies.existingConfigMap) }}
 {{- fail "policies.files (or policies.existingConfigMap) is required: without routes every request is refused" }}
 {{- end }}
@@ -206,5 +214,10 @@ revocation:
 {{- with .Values.gateway.reload }}
 reload:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.gateway.authorizationServer }}
+authorizationServer:
+  {{- toYaml . | nindent 2 }}
+  partnersFile: /etc/fapi-gateway/partners/partners.yaml
 {{- end }}
 {{- end }}

@@ -44,9 +44,16 @@ export interface DpopInput {
    * endpoint, RFC 9449 §5), and then `ath` is neither required nor checked.
    */
   readonly accessTokenHash: string | undefined
-  /** The token's `cnf.jkt` (RFC 9449 §6.1); a proof by any other key is refused before its signature is checked. */
-  readonly boundJkt: string | undefined
+  /**
+   * The token's `cnf.jkt` (RFC 9449 §6.1); a proof by any other key is refused before its signature is checked.
+   * KEY_BOUND_LATER when the binding is not known yet (a façade token's record is read with the replay claim,
+   * which needs the proof): the caller then compares the proof's jkt itself (checkProofKeyBinding).
+   */
+  readonly boundJkt: string | undefined | typeof KEY_BOUND_LATER
 }
+
+/** See DpopInput.boundJkt. */
+export const KEY_BOUND_LATER = Object.freeze({ checkedByCaller: true })
 
 /** What a GW_DPOP_INVALID detail starts with (`<failure>: <reason>`). */
 export type DpopFailure = 'malformed' | 'crit' | 'typ' | 'alg' | 'jwk' | 'jwk private' | 'signature' | 'iat' | 'nbf' | 'exp' | 'jti' | 'htm' | 'htu' | 'ath'
@@ -196,7 +203,7 @@ function checkBeforeSignature(input: DpopInput, settings: DpopSettings, keys: Pr
     const problem = rsaProofKeyProblem(modulusLength, publicExponent)
     if (problem) invalid(problem)
   }
-  checkProofKeyBinding(input.boundJkt, proofKey.jkt)
+  if (typeof input.boundJkt !== 'object') checkProofKeyBinding(input.boundJkt, proofKey.jkt)
   const signingInput = Buffer.from(`${headerSegment}.${payloadSegment}`, 'latin1')
   return { signature: { alg, key: proofKey.key, signingInput, signature: Buffer.from(signatureSegment, 'base64url') }, proofKey, payloadSegment }
 }

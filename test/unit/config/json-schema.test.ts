@@ -25,6 +25,19 @@ test('docs/schema/*.json are generated from src/config/schema.ts (node scripts/c
   const generated = generatedSchemas()
   assert.equal(readFileSync(SCHEMA_FILES.config, 'utf8'), generated.config, 'run node scripts/config-schema.ts')
   assert.equal(readFileSync(SCHEMA_FILES.policy, 'utf8'), generated.policy, 'run node scripts/config-schema.ts')
+  assert.equal(readFileSync(SCHEMA_FILES.partners, 'utf8'), generated.partners, 'run node scripts/config-schema.ts')
+})
+
+test('the partner file schema flags a partner without a legacy client and an unknown authentication method', () => {
+  const validate = validator(SCHEMA_FILES.partners)
+  const partner = { clientId: 'fintech-one', authentication: { method: 'tls_client_auth', subjectDn: 'CN=fintech-one' }, grantTypes: ['client_credentials'] }
+  assert.ok(validate({ partners: [{ ...partner, legacy: 'shared' }] }), JSON.stringify(validate.errors))
+  assert.equal(validate({ partners: [partner] }), false)
+  assert.ok(
+    validate.errors?.some((e) => e.instancePath === '/partners/0' && e.keyword === 'required' && e.params.missingProperty === 'legacy'),
+    JSON.stringify(validate.errors),
+  )
+  assert.equal(validate({ partners: [{ ...partner, legacy: 'shared', authentication: { method: 'client_secret_basic' } }] }), false)
 })
 
 test('the configuration schema accepts a valid file and flags a misspelt key and a wrong type, with their paths', () => {

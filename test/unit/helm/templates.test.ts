@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parse, stringify } from 'yaml'
-import { loadConfig } from '../../../src/config/load.ts'
+import { loadConfig, type LoadedConfig } from '../../../src/config/load.ts'
 import { TemplateError } from '../../support/helm-lite.ts'
-import { CHART_DIR, alertRules, chartValues, documentOf, exampleFiles, exampleValues, render, valuesWith } from '../../support/chart.ts'
+import { CHART_DIR, alertRules, chartValues, documentOf, exampleFiles, exampleValues, render, valuesValidator, valuesWith } from '../../support/chart.ts'
 
 const production = () => valuesWith(exampleValues('production.yaml'))
 const minimal = () => valuesWith(exampleValues('minimal.yaml'))
@@ -283,32 +283,76 @@ test('upstream trust: the gateway client certificate Secret is mounted whole and
   )
 })
 
+/** The pod's /etc/fapi-gateway, rebuilt in a temporary folder from the rendered ConfigMaps, loaded by the gateway's loader. */
+function loadRendered(chart: ReturnType<typeof render>): LoadedConfig {
+  const root = mkdtempSync(join(tmpdir(), 'fapi-gateway-chart-'))
+  try {
+    const gatewayYaml = (documentOf(chart, 'ConfigMap', 'fapi-gateway-config').data['gateway.yaml'] as string).replaceAll('/etc/fapi-gateway/', `${root}/`)
+    const partners = chart.documents.find((d) => d.kind === 'ConfigMap' && (d.metadata as { name?: string }).name === 'fapi-gateway-partners')
+    for (const path of new Set(gatewayYaml.match(new RegExp(`${root}/[^"\\s]+`, 'g')) ?? [])) {
+      if (path.endsWith('/policies')) continue
+      mkdirSync(dirname(path), { recursive: true })
+      writeFileSync(path, path === `${root}/partners/partners.yaml` && partners ? (partners.data as Record<string, string>)['partners.yaml']! : 'placeholder')
+    }
+    mkdirSync(join(root, 'policies'), { recursive: true })
+    for (const [file, text] of Object.entries(documentOf(chart, 'ConfigMap', 'fapi-gateway-policies').data as Record<string, string>))
+      writeFileSync(join(root, 'policies', file), text)
+    writeFileSync(join(root, 'gateway.yaml'), gatewayYaml)
+    return loadConfig(join(root, 'gateway.yaml'), {})
+  } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+}
+
 test('the configuration the chart renders is accepted by the gateway loader, for every example', () => {
   for (const name of exampleFiles()) {
-    const chart = render(valuesWith(exampleValues(name)))
-    const root = mkdtempSync(join(tmpdir(), 'fapi-gateway-chart-'))
-    try {
-      // The pod's /etc/fapi-gateway, rebuilt in a temporary folder.
-      const gatewayYaml = (documentOf(chart, 'ConfigMap', 'fapi-gateway-config').data['gateway.yaml'] as string).replaceAll('/etc/fapi-gateway/', `${root}/`)
-      for (const path of new Set(gatewayYaml.match(new RegExp(`${root}/[^"\\s]+`, 'g')) ?? [])) {
-        if (path.endsWith('/policies')) continue
-        mkdirSync(dirname(path), { recursive: true })
-        writeFileSync(path, 'placeholder')
-      }
-      mkdirSync(join(root, 'policies'), { recursive: true })
-      for (const [file, text] of Object.entries(documentOf(chart, 'ConfigMap', 'fapi-gateway-policies').data as Record<string, string>))
-        writeFileSync(join(root, 'policies', file), text)
-      writeFileSync(join(root, 'gateway.yaml'), gatewayYaml)
-      const loaded = loadConfig(join(root, 'gateway.yaml'), {})
-      const values = exampleValues(name) as { gateway: { publicBaseUrl: string }; replay?: { store?: string } }
-      assert.equal(loaded.config.listener.publicBaseUrl, values.gateway.publicBaseUrl, name)
-      assert.equal(loaded.config.admin.host, '0.0.0.0', 'probes and Prometheus reach the admin port from outside the pod')
-      assert.equal(loaded.config.replay.store, values.replay?.store ?? 'redis', name)
-      assert.ok(loaded.routes.length > 0, name)
-    } finally {
-      rmSync(root, { recursive: true, force: true })
-    }
+    const loaded = loadRendered(render(valuesWith(exampleValues(name))))
+    const values = exampleValues(name) as { gateway: { publicBaseUrl: string }; replay?: { store?: string } }
+    assert.equal(loaded.config.listener.publicBaseUrl, values.gateway.publicBaseUrl, name)
+    assert.equal(loaded.config.admin.host, '0.0.0.0', 'probes and Prometheus reach the admin port from outside the pod')
+    assert.equal(loaded.config.replay.store, values.replay?.store ?? 'redis', name)
+    assert.ok(loaded.routes.length > 0, name)
+    assert.equal(loaded.config.authorizationServer, undefined, `${name}: no façade unless asked`)
   }
+})
+
+test('the authorization-server façade: its section and the partner file (a ConfigMap) reach the pod, and the loader accepts them', () => {
+  const example = join(CHART_DIR, '..', '..', 'examples', 'legacy-authorization-server')
+  // The legacy server's CA, mounted through extraVolumes in a pod.
+  const gateway = parse(readFileSync(join(example, 'gateway.yaml'), 'utf8').replaceAll('tls/legacy-ca.pem', '/etc/fapi-gateway/legacy-ca/ca.crt')) as {
+    issuers: { name: string }[]
+    authorizationServer: Record<string, unknown>
+  }
+  const { partnersFile: _, ...authorizationServer } = gateway.authorizationServer
+  const partners = parse(readFileSync(join(example, 'partners.yaml'), 'utf8')) as { partners: unknown[] }
+  const base = production() as { gateway: { issuers: unknown[] } }
+  const values = valuesWith(base, { gateway: { issuers: [...base.gateway.issuers, ...gateway.issuers], authorizationServer, partners } })
+  assert.deepEqual(valuesValidator()(values), [])
+  const chart = render(values)
+
+  const pod = documentOf(chart, 'Deployment').spec.template.spec
+  assert.deepEqual(
+    pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'partners'),
+    { name: 'partners', mountPath: '/etc/fapi-gateway/partners', readOnly: true },
+  )
+  assert.deepEqual(
+    pod.volumes.find((v: { name: string }) => v.name === 'partners'),
+    { name: 'partners', configMap: { name: 'fapi-gateway-partners' } },
+  )
+  const loaded = loadRendered(chart)
+  assert.equal(loaded.config.authorizationServer?.resourceIssuer, 'legacy')
+  assert.equal(loaded.config.authorizationServer?.legacy.tokenEndpoint, 'https://login.bank.internal/oauth/token')
+  assert.deepEqual(
+    loaded.partners?.entries.map((p) => p.clientId),
+    ['fintech-one', 'fintech-two', 'fintech-three'],
+  )
+
+  assert.throws(() => render(valuesWith(values, { gateway: { partners: null } })), /gateway\.partners is required with gateway\.authorizationServer/)
+  assert.throws(
+    () => render(valuesWith(values, { gateway: { authorizationServer: { partnersFile: 'p.yaml' } } })),
+    /gateway\.authorizationServer\.partnersFile: the chart mounts gateway\.partners there/,
+  )
+  assert.notDeepEqual(valuesValidator()(valuesWith(values, { gateway: { partners: { partners: [{ clientId: 'x' }] } } })), [])
 })
 
 test('Redis settings reach the configuration: Sentinel with TLS and passwordEnv, Cluster, single node', () => {

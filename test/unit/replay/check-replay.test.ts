@@ -62,6 +62,18 @@ test('the store key is scoped to the key thumbprint and holds a fixed-size hash 
     async has() {
       return false
     },
+    async set() {},
+    async get() {
+      return undefined
+    },
+    async delete() {},
+    async claimAndRead(key) {
+      keys.push(key)
+      return { outcome: 'claimed', value: '{}' }
+    },
+    async readUnlessPresent() {
+      return { outcome: 'read', value: undefined }
+    },
     ready: () => true,
     async close() {},
   }

@@ -9,7 +9,7 @@ import type { ReplayStore } from '../../../src/replay/store.ts'
 import { createRevokedTokenList } from '../../../src/tokens/revoked-tokens.ts'
 import type { DpopProof } from '../../../src/types.ts'
 import { recordingLogger } from '../../support/recording-logger.ts'
-import { redisCli, startRedisServer, waitUntil, type RedisServer } from '../../support/redis.ts'
+import { redisCli, startRedisServer, waitUntil, watchRedisCommands, type RedisServer } from '../../support/redis.ts'
 
 const unavailable = { name: 'GatewayError', code: 'GW_REPLAY_STORE_UNAVAILABLE' }
 
@@ -118,6 +118,55 @@ test('claimUnlessPresent answers claimed, taken and blocked in one round trip', 
   assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`)
 })
 
+test('set, get and delete a value with its TTL under the prefix', async () => {
+  const store = open()
+  await untilReady(store)
+  assert.equal(await store.get('bind:{v1}'), undefined)
+  await store.set('bind:{v1}', '{"a":1}', 60_000)
+  assert.equal(await store.get('bind:{v1}'), '{"a":1}')
+  assert.equal(await inspector.get('fapigw:bind:{v1}'), '{"a":1}')
+  const pttl = await inspector.pttl('fapigw:bind:{v1}')
+  assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`)
+  await store.delete('bind:{v1}')
+  await store.delete('bind:{v1}')
+  assert.equal(await store.get('bind:{v1}'), undefined)
+})
+
+test('claimAndRead answers blocked, absent (claiming nothing), claimed and taken with the value, in one command', async () => {
+  const store = open()
+  await untilReady(store)
+  assert.deepEqual(await store.claimAndRead('dpop:{c1}:a', 60_000, 'revoked:{c1}', 'bind:{c1}'), { outcome: 'absent' })
+  assert.equal(await inspector.exists('fapigw:dpop:{c1}:a'), 0, 'no record, no claim')
+  await store.set('bind:{c1}', 'record', 60_000)
+  const watch = await watchRedisCommands(redis.url)
+  try {
+    await watch.take()
+    assert.deepEqual(await store.claimAndRead('dpop:{c1}:a', 60_000, 'revoked:{c1}', 'bind:{c1}'), { outcome: 'claimed', value: 'record' })
+    assert.deepEqual(
+      (await watch.take()).map(([command]) => command?.toLowerCase()),
+      ['evalsha'],
+      'one command (the script was loaded by the absent answer above)',
+    )
+  } finally {
+    await watch.stop()
+  }
+  assert.deepEqual(await store.claimAndRead('dpop:{c1}:a', 60_000, 'revoked:{c1}', 'bind:{c1}'), { outcome: 'taken', value: 'record' })
+  const pttl = await inspector.pttl('fapigw:dpop:{c1}:a')
+  assert.ok(pttl > 0 && pttl <= 60_000, `PTTL ${pttl}`)
+  await store.put('revoked:{c1}', 60_000)
+  assert.deepEqual(await store.claimAndRead('dpop:{c1}:b', 60_000, 'revoked:{c1}', 'bind:{c1}'), { outcome: 'blocked' })
+})
+
+test('readUnlessPresent answers blocked or the value', async () => {
+  const store = open()
+  await untilReady(store)
+  assert.deepEqual(await store.readUnlessPresent('bind:{r1}', 'revoked:{r1}'), { outcome: 'read', value: undefined })
+  await store.set('bind:{r1}', 'record', 60_000)
+  assert.deepEqual(await store.readUnlessPresent('bind:{r1}', 'revoked:{r1}'), { outcome: 'read', value: 'record' })
+  await store.put('revoked:{r1}', 60_000)
+  assert.deepEqual(await store.readUnlessPresent('bind:{r1}', 'revoked:{r1}'), { outcome: 'blocked' })
+})
+
 test('the claims and lookups of one event-loop turn reach Redis in one write, each with its own answer', async () => {
   const store = open()
   await untilReady(store)
@@ -150,7 +199,7 @@ test('the claims and lookups of one event-loop turn reach Redis in one write, ea
 })
 
 test('a Redis ACL user with only the commands docs/operations.md lists is enough; without EVAL the store fails closed', async () => {
-  const commands = ['+eval', '+evalsha', '+exists', '+set', '+info', '+ping', '+quit']
+  const commands = ['+eval', '+evalsha', '+exists', '+set', '+get', '+del', '+info', '+ping', '+quit']
   await redisCli(redis.port, 'acl', 'setuser', 'gateway', 'on', '>gateway-secret', 'resetkeys', '~fapigw:*', 'resetchannels', '-@all', ...commands)
   await redisCli(
     redis.port,
@@ -175,6 +224,12 @@ test('a Redis ACL user with only the commands docs/operations.md lists is enough
   assert.equal(await store.has('revoked:{acl}'), true)
   assert.equal(await store.claimUnlessPresent('dpop:{acl}:b', 60_000, 'revoked:{acl}'), 'blocked')
   assert.equal(await store.claim('acl-claim', 60_000), true)
+  await store.set('bind:{acl2}', 'record', 60_000)
+  assert.equal(await store.get('bind:{acl2}'), 'record')
+  assert.deepEqual(await store.claimAndRead('dpop:{acl2}:a', 60_000, 'revoked:{acl2}', 'bind:{acl2}'), { outcome: 'claimed', value: 'record' })
+  assert.deepEqual(await store.readUnlessPresent('bind:{acl2}', 'revoked:{acl2}'), { outcome: 'read', value: 'record' })
+  await store.delete('bind:{acl2}')
+  assert.equal(await store.get('bind:{acl2}'), undefined)
 
   const limited = open({}, url('no-scripts'))
   await untilReady(limited)

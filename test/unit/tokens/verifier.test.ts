@@ -219,3 +219,49 @@ describe('access-token verifier', () => {
     )
   })
 })
+
+describe('issuers behind the authorization-server façade (issuers[].facade)', () => {
+  test('jwks: a legacy JWT without typ at+jwt or cnf is verified by the JWKS (requireTyp false) and marked for its record; a forged one is refused', async () => {
+    const legacy = await signAccessToken(es256, start, { header: { typ: 'JWT' }, claims: { cnf: undefined } })
+    const tokens = verifier(issuers({ facade: 'jwks', requireTyp: false }))
+    const token = await tokens.verify(presented(legacy), expect(), start)
+    assert.equal(token.facade, 'jwks')
+    assert.deepEqual(token.binding, {})
+    assert.equal(server.introspectionCalls.length, 0)
+    const [header, payload] = legacy.split('.')
+    await rejectsWith(tokens.verify(presented(`${header}.${payload}.AAAA`), expect(), start), 'GW_TOKEN_INVALID')
+    await rejectsWith(tokens.verify(presented('opaque-abc'), expect(), start), 'GW_TOKEN_INVALID')
+  })
+
+  test('introspection: JWTs and opaque tokens alike are introspected, and an inactive one is refused before any record is read', async () => {
+    server.introspect = () => ({
+      body: { active: true, iss: issuerId, aud: audienceId, sub: 'legacy-user', scope: 'accounts', exp: startSeconds + 300, token_type: 'Bearer' },
+    })
+    const tokens = verifier(issuers({ facade: 'introspection' }))
+    const opaque = await tokens.verify(presented('legacy-opaque'), expect(), start)
+    assert.equal(opaque.facade, 'introspection')
+    const jwt = await tokens.verify(presented(await signAccessToken(es256, start, { claims: { cnf: undefined } })), expect(), start)
+    assert.equal(jwt.facade, 'introspection')
+    assert.equal(server.introspectionCalls.length, 2)
+    server.introspect = () => ({ body: { active: false } })
+    await rejectsWith(tokens.verify(presented('legacy-inactive'), expect(), start), 'GW_TOKEN_INACTIVE')
+  })
+
+  test('registry: nothing is asked of the legacy server; the token waits for its record; a string of the wrong shape is refused', async () => {
+    const tokens = verifier(issuers({ facade: 'registry' }))
+    const opaque = await tokens.verify(presented('legacy-opaque-token'), expect(), start)
+    assert.deepEqual([opaque.facade, opaque.format, opaque.issuerName, opaque.scopes.size, opaque.exp], ['registry', 'opaque', 'main', 0, undefined])
+    const jwt = await tokens.verify(presented(await signAccessToken(es256, start, { claims: { cnf: undefined } })), expect(), start)
+    assert.deepEqual([jwt.facade, jwt.format], ['registry', 'jwt'])
+    assert.equal(server.introspectionCalls.length, 0)
+    assert.equal(server.jwksRequests, 0)
+    await rejectsWith(tokens.verify(presented('x'.repeat(5000)), expect(), start), 'GW_TOKEN_INVALID')
+  })
+
+  test('registry needs neither jwksUri nor introspection; introspection and jwks need theirs', () => {
+    const bare = { name: 'legacy', issuer: issuerId, audience: audienceId }
+    verifier([{ ...bare, facade: 'registry' }])
+    assert.throws(() => createTokenVerifier([{ ...bare, facade: 'introspection', jwksUri: server.jwksUri }], { now: () => start }), TypeError)
+    assert.throws(() => createTokenVerifier([{ ...bare, facade: 'jwks', introspection: issuers()[0]!.introspection }], { now: () => start }), TypeError)
+  })
+})
