@@ -97,7 +97,9 @@ export async function runConformanceCommand(argv: readonly string[], io: Command
 
   try {
     io.out(`fapi-gateway conformance: ${SELF_ASSESSMENT_LABEL.toLowerCase()}\n`)
-    io.out(`target ${settings.target.method} ${settings.target.url} (${settings.mode}), TLS probes ${settings.tlsProbe.host}:${settings.tlsProbe.port}\n\n`)
+    io.out(`target ${settings.target.method} ${settings.target.url} (${settings.mode}), TLS probes ${settings.tlsProbe.host}:${settings.tlsProbe.port}\n`)
+    if (settings.authorizationServer) io.out(`authorization server ${settings.authorizationServer.issuer}\n`)
+    io.out('\n')
     const report = await runConformance({ settings, ...(mintToken && { mintToken }), onProgress: createProgressPrinter({ colour: io.colour, write: io.out }) })
     io.out(renderSummary(report, { colour: io.colour }))
     if (values.out !== undefined) {

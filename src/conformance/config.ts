@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import type { TlsIdentity } from './http.ts'
-import type { Mode } from './model.ts'
+import { SECTION_ORDER, type Mode, type SectionId } from './model.ts'
 import type { ProofAlgorithm } from './proofs.ts'
 import type { ClientAuthentication } from './token-endpoint.ts'
 
@@ -89,19 +89,34 @@ export const runnerConfigSchema = z
       }),
       z.strictObject({ source: z.literal('devIssuer') }),
     ]),
+    authorizationServer: z
+      .strictObject({
+        issuer: httpsUrl,
+        tokenEndpoint: httpsUrl.optional(),
+        scope: z.string().min(1).optional(),
+        caFile: z.string().min(1).optional(),
+      })
+      .optional(),
+    sections: z
+      .array(z.enum(SECTION_ORDER as [SectionId, ...SectionId[]]))
+      .min(1)
+      .optional(),
     requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     skip: z.array(z.string().min(1)).default([]),
   })
   .superRefine((config, context) => {
     const problem = (path: (string | number)[], message: string) => context.addIssue({ code: 'custom', path, message })
     if (config.mode === 'mtls' && config.clients.primary.certFile === undefined) problem(['clients', 'primary', 'certFile'], 'required in mtls mode')
+    if (config.sections?.includes('authorization-server') && config.authorizationServer === undefined)
+      problem(['sections'], 'authorization-server needs the authorizationServer key')
     if (config.target.body !== undefined && config.target.method === 'GET') problem(['target', 'body'], 'a GET request has no body')
-    if (config.tokens.source === 'tokenEndpoint') {
+    if (config.tokens.source === 'tokenEndpoint' || config.authorizationServer !== undefined) {
+      const needs = config.tokens.source === 'tokenEndpoint' ? 'tokens.source tokenEndpoint' : 'authorizationServer'
       for (const role of ['primary', 'second'] as const) {
         const c = config.clients[role]
         if (!c) continue
-        if (c.clientId === undefined) problem(['clients', role, 'clientId'], 'required with tokens.source tokenEndpoint')
-        if (c.auth === undefined) problem(['clients', role, 'auth'], 'required with tokens.source tokenEndpoint')
+        if (c.clientId === undefined) problem(['clients', role, 'clientId'], `required with ${needs}`)
+        if (c.auth === undefined) problem(['clients', role, 'auth'], `required with ${needs}`)
         if (c.auth?.method === 'tls_client_auth' && c.certFile === undefined) problem(['clients', role, 'certFile'], 'required for tls_client_auth')
       }
     }
@@ -126,6 +141,16 @@ export type TokenSettings =
     }
   | { readonly source: 'devIssuer' }
 
+/** The token endpoint of the authorization server to assess (FAPI requirements §3); its metadata is read from the issuer. */
+export interface AuthorizationServerSettings {
+  /** The issuer identifier: the only `aud` of client assertions (FAPI 2.0 SP 5.3.2.1-8). */
+  readonly issuer: string
+  /** When undefined, `token_endpoint` of the RFC 8414 metadata. */
+  readonly tokenEndpoint: string | undefined
+  readonly scope: string | undefined
+  readonly caPem: string | undefined
+}
+
 /** Everything a run needs, files already read. Tests build it directly. */
 export interface RunnerSettings {
   readonly mode: Mode
@@ -141,6 +166,10 @@ export interface RunnerSettings {
   readonly clients: { readonly primary: ClientSettings; readonly second: ClientSettings | undefined }
   readonly certificates: { readonly untrusted?: TlsIdentity; readonly expired?: TlsIdentity; readonly revoked?: TlsIdentity }
   readonly tokens: TokenSettings
+  /** When given, the authorization-server checks run too. */
+  readonly authorizationServer?: AuthorizationServerSettings
+  /** Only the checks of these sections run; all when undefined. */
+  readonly sections?: readonly SectionId[]
   readonly requestTimeoutMs: number
   /** Check ids not to run (reported as skipped). */
   readonly skip: readonly string[]
@@ -247,6 +276,15 @@ export function resolveRunnerConfig(config: RunnerConfigFile, path: string): Run
             scope: config.tokens.scope,
             caPem: read('tokens.caFile', config.tokens.caFile),
           },
+    ...(config.authorizationServer && {
+      authorizationServer: {
+        issuer: config.authorizationServer.issuer,
+        tokenEndpoint: config.authorizationServer.tokenEndpoint,
+        scope: config.authorizationServer.scope,
+        caPem: read('authorizationServer.caFile', config.authorizationServer.caFile),
+      },
+    }),
+    ...(config.sections && { sections: config.sections }),
     requestTimeoutMs: config.requestTimeoutMs,
     skip: config.skip,
   }

@@ -24,7 +24,10 @@ export interface CallSpec {
   readonly url: string
   readonly headers: readonly (readonly [string, string])[]
   readonly body?: string
+  /** The client certificate; the partner's own (when one is configured) if not given. */
   readonly identity?: TlsIdentity
+  /** Presents no client certificate at all: for the checks that omit it on purpose. */
+  readonly withoutCertificate?: true
   readonly notes?: readonly string[]
   /** The x-fapi-interaction-id sent, if any (for the echo check). */
   readonly interactionId?: string
@@ -89,6 +92,8 @@ export interface RunContext {
   /** A DPoP call: retried at most twice when the target answers use_dpop_nonce (RFC 9449 §8, §9). */
   dpopCall(recorder: Recorder, build: (nonce: string | undefined) => Promise<CallSpec>): Promise<HttpOutcome>
   obtainToken(recorder: Recorder, binding: TokenBinding): Promise<IssuedToken>
+  /** Records a token-endpoint exchange (form parameter names only; a 200 body is never copied). */
+  recordTokenExchange(recorder: Recorder, exchange: TokenExchange, label?: string, notes?: readonly string[]): void
   /** DPoP credentials for another client or key, obtained once per run. */
   dpopCredentials(recorder: Recorder, name: 'rsa' | 'second'): Promise<DpopCredentials>
   /** The token to send with a probe certificate: bound to it when the source can, else the primary token. */
@@ -154,16 +159,18 @@ export function createRunContext(options: RunContextOptions): RunContext {
     recorder.exchanges.push({ sent, received: { status: outcome.status, headers, transport: undefined, bodyExcerpt } })
   }
 
-  function recordTokenExchange(recorder: Recorder, exchange: TokenExchange): void {
+  function recordTokenExchange(recorder: Recorder, exchange: TokenExchange, label = 'token request', extraNotes: readonly string[] = []): void {
     const { request, outcome } = exchange
     const body = request.body === undefined ? undefined : new URLSearchParams(request.body)
-    const notes = body ? [`form: ${[...body.keys()].join(', ')}`] : []
+    const nowSeconds = Math.floor(now() / 1000)
+    const proofNotes = request.headers.filter(([name]) => name.toLowerCase() === 'dpop').map(([, value]) => describeProof(value, nowSeconds))
+    const notes = [...extraNotes, ...(body ? [`form: ${[...body.keys()].join(', ')}`] : []), ...proofNotes]
     // A token response is never copied: it holds the access token.
     const shown: HttpOutcome = outcome.kind === 'answer' && outcome.status === 200 ? { ...outcome, body: '' } : outcome
     recordExchange(
       recorder,
       {
-        label: 'token request',
+        label,
         method: request.method,
         url: request.url,
         headers: request.headers,
@@ -199,7 +206,11 @@ export function createRunContext(options: RunContextOptions): RunContext {
       return { headers, interactionId }
     },
 
-    async call(recorder, spec) {
+    async call(recorder, given) {
+      // mTLS ecosystems may require the certificate in every handshake, also where tokens are DPoP-bound.
+      const identity = given.withoutCertificate ? undefined : (given.identity ?? settings.clients.primary.identity)
+      const { identity: _given, withoutCertificate: _omit, ...rest } = given
+      const spec: CallSpec = { ...rest, ...(identity && { identity }) }
       const nowSeconds = Math.floor(now() / 1000)
       const proofNotes = spec.headers
         .filter(([name]) => name.toLowerCase() === 'dpop')
@@ -213,7 +224,7 @@ export function createRunContext(options: RunContextOptions): RunContext {
           url: spec.url,
           headers: spec.headers,
           ...(spec.body !== undefined && { body: spec.body }),
-          ...(spec.identity && { identity: spec.identity }),
+          ...(identity && { identity }),
         },
         { caPem: settings.target.caPem, servername: settings.target.servername, timeoutMs: settings.requestTimeoutMs, now },
       )
@@ -243,6 +254,8 @@ export function createRunContext(options: RunContextOptions): RunContext {
         if (attempt >= MAX_NONCE_RETRIES || nonces.length !== 1 || !isNonce(nonces[0]!)) return outcome
       }
     },
+
+    recordTokenExchange,
 
     async obtainToken(recorder, binding) {
       return tokenSource.obtain(binding, {

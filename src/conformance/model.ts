@@ -4,12 +4,12 @@
 export type Verdict = 'pass' | 'fail' | 'warn' | 'skip'
 export type Level = 'required' | 'recommended'
 export type Mode = 'dpop' | 'mtls'
-export type SectionId = 'tls' | 'mtls' | 'presentation' | 'dpop' | 'nonce' | 'hygiene' | 'revocation'
+export type SectionId = 'tls' | 'mtls' | 'presentation' | 'dpop' | 'nonce' | 'hygiene' | 'revocation' | 'authorization-server'
 
 export const SELF_ASSESSMENT_LABEL = 'Self-assessment — not an OpenID Foundation certification'
 export const SELF_ASSESSMENT_NOTE =
   'This report was produced by the fapi-gateway conformance runner acting as a partner client against the target. ' +
-  'It checks, black-box, what FAPI 2.0 and the RFCs it builds on demand of a resource endpoint. It is not an OpenID Foundation ' +
+  'It checks, black-box, what FAPI 2.0 and the RFCs it builds on demand of a resource endpoint (and, when configured, of a token endpoint). It is not an OpenID Foundation ' +
   'certification and does not replace the OpenID conformance suite.'
 export const TOOL_NAME = 'fapi-gateway conformance'
 
@@ -26,9 +26,13 @@ export const SECTIONS: Readonly<Record<SectionId, SectionInfo>> = {
   nonce: { title: 'DPoP nonces', reference: 'RFC 9449 §8, §9' },
   hygiene: { title: 'Response hygiene', reference: 'RFC 9110 §6.6.1; FAPI 2.0 Implementation Advice §2.2' },
   revocation: { title: 'Client certificate revocation', reference: 'RFC 8705 §2.1' },
+  'authorization-server': {
+    title: 'Token endpoint of the authorization server',
+    reference: 'FAPI 2.0 SP §5.3.2.1, §5.4.1; RFC 6749 §5.2; RFC 7523 §3; RFC 8705 §2; RFC 9449 §5, §8',
+  },
 }
 
-export const SECTION_ORDER: readonly SectionId[] = ['tls', 'presentation', 'dpop', 'nonce', 'mtls', 'revocation', 'hygiene']
+export const SECTION_ORDER: readonly SectionId[] = ['tls', 'presentation', 'dpop', 'nonce', 'mtls', 'revocation', 'hygiene', 'authorization-server']
 
 /** A header as shown in a report: secret-bearing values are truncated. */
 export type ShownHeader = readonly [name: string, value: string]
@@ -91,6 +95,8 @@ export interface ConformanceReport {
     readonly mode: Mode
     readonly tlsProbe: string
     readonly tokenSource: string
+    /** The issuer whose token endpoint was assessed, when one was. */
+    readonly authorizationServer?: string
   }
   readonly results: readonly CheckResult[]
   readonly summary: ReportSummary

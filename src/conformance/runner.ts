@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import type { Clock } from '../types.ts'
 import { levelOf, type CheckDefinition } from './check.ts'
+import { authorizationServerChecks } from './checks/authorization-server-checks.ts'
 import { dpopChecks } from './checks/dpop-checks.ts'
 import { hygieneChecks, runWideChecks } from './checks/hygiene-checks.ts'
 import { mtlsChecks, revocationChecks } from './checks/mtls-checks.ts'
@@ -12,7 +13,16 @@ import { tlsChecks } from './checks/tls-checks.ts'
 import { ConformanceConfigError, type RunnerSettings } from './config.ts'
 import { createRunContext, type Recorder } from './context.ts'
 import type { Outcome } from './judge.ts'
-import { SELF_ASSESSMENT_LABEL, SELF_ASSESSMENT_NOTE, TOOL_NAME, summarize, type CheckResult, type ConformanceReport, type Mode } from './model.ts'
+import {
+  SELF_ASSESSMENT_LABEL,
+  SELF_ASSESSMENT_NOTE,
+  TOOL_NAME,
+  summarize,
+  type CheckResult,
+  type ConformanceReport,
+  type Mode,
+  type SectionId,
+} from './model.ts'
 import { createRedactor, type Redactor } from './redact.ts'
 import { createMintedTokenSource, createTokenEndpointSource, type MintToken, type TokenSource } from './tokens.ts'
 import type { TokenClient } from './token-endpoint.ts'
@@ -32,7 +42,7 @@ export interface RunnerOptions {
 }
 
 /** Every check in the order it runs; which apply depends on the mode and what is configured. */
-export function allChecks(mode: Mode): CheckDefinition[] {
+export function allChecks(mode: Mode, options: { readonly authorizationServer?: boolean; readonly sections?: readonly SectionId[] } = {}): CheckDefinition[] {
   const presentation = presentationChecks()
   const checks = [
     ...tlsChecks(),
@@ -43,8 +53,11 @@ export function allChecks(mode: Mode): CheckDefinition[] {
     ...presentation.later,
     ...hygieneChecks(),
     ...runWideChecks(),
+    ...(options.authorizationServer ? authorizationServerChecks() : []),
   ]
-  return checks.filter((check) => check.modes === undefined || check.modes.includes(mode))
+  return checks.filter(
+    (check) => (check.modes === undefined || check.modes.includes(mode)) && (options.sections === undefined || options.sections.includes(check.section)),
+  )
 }
 
 function packageVersion(): string {
@@ -80,7 +93,10 @@ export async function runConformance(options: RunnerOptions): Promise<Conformanc
   const redactor = options.redactor ?? createRedactor()
   const tokenSource = tokenSourceOf(options, now)
   const ctx = createRunContext({ settings, tokenSource, redactor, now })
-  const checks = allChecks(settings.mode)
+  const checks = allChecks(settings.mode, {
+    authorizationServer: settings.authorizationServer !== undefined,
+    ...(settings.sections && { sections: settings.sections }),
+  })
   const startedAt = new Date(now()).toISOString()
   const results: CheckResult[] = []
 
@@ -126,7 +142,14 @@ export async function runConformance(options: RunnerOptions): Promise<Conformanc
     note: SELF_ASSESSMENT_NOTE,
     startedAt,
     finishedAt: new Date(now()).toISOString(),
-    target: { url: redactor.url(settings.target.url), method: settings.target.method, mode: settings.mode, tlsProbe, tokenSource: tokenSource.description },
+    target: {
+      url: redactor.url(settings.target.url),
+      method: settings.target.method,
+      mode: settings.mode,
+      tlsProbe,
+      tokenSource: tokenSource.description,
+      ...(settings.authorizationServer && { authorizationServer: settings.authorizationServer.issuer }),
+    },
     results,
     summary,
     passed: summary.failed === 0,

@@ -2,10 +2,9 @@
 // server, as a FAPI 2.0 partner makes it: private_key_jwt (OIDC Core §9, audience = the
 // issuer, FAPI 2.0 SP §5.3.2.1-8) or tls_client_auth (RFC 8705 §2), and a DPoP-bound
 // (RFC 9449 §5, with the §8 nonce retry) or certificate-bound (RFC 8705 §3) access token.
-import { createPrivateKey, randomUUID } from 'node:crypto'
-import { SignJWT } from 'jose'
 import type { Clock } from '../types.ts'
 import { asksForNonce, isNonce } from './challenges.ts'
+import { CLIENT_ASSERTION_TYPE, signClientAssertion } from './client-assertion.ts'
 import { headerValues, sendHttp, describeFailure, type HttpOutcome, type HttpRequest, type TlsIdentity } from './http.ts'
 import { validProof, type DpopKey, type ProofAlgorithm } from './proofs.ts'
 
@@ -16,7 +15,7 @@ export type ClientAuthentication =
 export interface TokenClient {
   readonly clientId: string
   readonly auth: ClientAuthentication
-  /** The TLS client certificate: needed for tls_client_auth and for certificate-bound tokens. */
+  /** The TLS client certificate: needed for tls_client_auth and for certificate-bound tokens; presented whenever given. */
   readonly identity: TlsIdentity | undefined
 }
 
@@ -55,29 +54,10 @@ export class TokenEndpointError extends Error {
   }
 }
 
-const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 // RFC 9449 §8: the client retries with the nonce; twice is what the conformance suite allows.
 const MAX_NONCE_RETRIES = 2
-const ASSERTION_LIFETIME_SECONDS = 60
 
-async function clientAssertion(
-  client: TokenClient,
-  auth: Extract<ClientAuthentication, { method: 'private_key_jwt' }>,
-  settings: TokenEndpointSettings,
-): Promise<string> {
-  const now = Math.floor(settings.now() / 1000)
-  return new SignJWT({})
-    .setProtectedHeader({ alg: auth.alg, ...(auth.kid !== undefined && { kid: auth.kid }) })
-    .setIssuer(client.clientId)
-    .setSubject(client.clientId)
-    .setAudience(settings.issuer)
-    .setJti(randomUUID())
-    .setIssuedAt(now)
-    .setExpirationTime(now + ASSERTION_LIFETIME_SECONDS)
-    .sign(createPrivateKey(auth.signingKeyPem))
-}
-
-function errorOf(body: string): string {
+export function errorOf(body: string): string {
   try {
     const parsed = JSON.parse(body) as { error?: unknown; error_description?: unknown }
     if (typeof parsed.error === 'string') return `${parsed.error}${typeof parsed.error_description === 'string' ? ` (${parsed.error_description})` : ''}`
@@ -88,7 +68,7 @@ function errorOf(body: string): string {
 }
 
 /** RFC 9449 §4.2: `htu` is the endpoint URI without query and fragment. */
-function htuOf(endpoint: string): string {
+export function htuOf(endpoint: string): string {
   const url = new URL(endpoint)
   return `${url.protocol}//${url.host}${url.pathname}`
 }
@@ -99,8 +79,9 @@ export async function requestClientCredentialsToken(
   binding: TokenRequestBinding,
   hooks: TokenEndpointHooks,
 ): Promise<ObtainedToken> {
-  const useCertificate = client.auth.method === 'tls_client_auth' || binding.kind === 'mtls'
-  if (useCertificate && client.identity === undefined) {
+  // Presented whenever there is one: mTLS ecosystems may require it in the handshake even for DPoP-bound tokens.
+  const useCertificate = client.identity !== undefined
+  if ((client.auth.method === 'tls_client_auth' || binding.kind === 'mtls') && client.identity === undefined) {
     throw new TokenEndpointError(
       `client ${client.clientId}: ${client.auth.method === 'tls_client_auth' ? 'tls_client_auth' : 'a certificate-bound token'} needs a client certificate`,
     )
@@ -110,9 +91,9 @@ export async function requestClientCredentialsToken(
     const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: client.clientId })
     if (settings.scope !== undefined) form.set('scope', settings.scope)
     if (client.auth.method === 'private_key_jwt') {
-      const assertion = await clientAssertion(client, client.auth, settings)
+      const assertion = await signClientAssertion(client.clientId, client.auth, settings.issuer, Math.floor(settings.now() / 1000))
       hooks.onSecret(assertion)
-      form.set('client_assertion_type', ASSERTION_TYPE)
+      form.set('client_assertion_type', CLIENT_ASSERTION_TYPE)
       form.set('client_assertion', assertion)
     }
     const headers: [string, string][] = [

@@ -15,6 +15,7 @@ import type { DevIssuer } from '../../dev/issuer.ts'
 import type { DevPki, Issued } from '../../dev/pki.ts'
 import { runConformanceCommand } from '../../src/conformance/cli.ts'
 import { devMintToken, devRunnerSettings } from '../../dev/conformance-target.ts'
+import type { RunnerSettings } from '../../src/conformance/config.ts'
 import type { ConformanceReport, Mode } from '../../src/conformance/model.ts'
 import { createRedactor, type Redactor } from '../../src/conformance/redact.ts'
 import { REPORT_FILES, REPORT_FORMATS, writeReports } from '../../src/conformance/report/write.ts'
@@ -62,9 +63,16 @@ function listingRedactor(): { redactor: Redactor; secrets: string[] } {
   }
 }
 
-async function assess(baseUrl: string, issuer: DevIssuer, mode: Mode, revoked?: Issued) {
+/** The partners' settings without their client certificates (a plain DPoP partner has none). */
+function withoutClientCertificates(settings: RunnerSettings): RunnerSettings {
+  const { primary, second } = settings.clients
+  return { ...settings, clients: { primary: { ...primary, identity: undefined }, second: second && { ...second, identity: undefined } } }
+}
+
+async function assess(baseUrl: string, issuer: DevIssuer, mode: Mode, revoked?: Issued, adapt = (s: RunnerSettings) => s) {
   const { redactor, secrets } = listingRedactor()
-  const report = await runConformance({ settings: devRunnerSettings(baseUrl, pki, mode, revoked), mintToken: devMintToken(issuer), redactor })
+  const settings = adapt(devRunnerSettings(baseUrl, pki, mode, revoked))
+  const report = await runConformance({ settings, mintToken: devMintToken(issuer), redactor })
   return { report, secrets }
 }
 
@@ -101,11 +109,15 @@ describe('the conformance runner against fapi-gateway', () => {
   it('DPoP-only configuration: every required check passes, without a client certificate, and no report holds a secret', async () => {
     const gw = await startTestGateway({ config: { listener: { ...TLS_FOR_MODE('request') } } })
     try {
-      const { report, secrets } = await assess(gw.baseUrl, gw.issuer, 'dpop')
+      const { report, secrets } = await assess(gw.baseUrl, gw.issuer, 'dpop', undefined, withoutClientCertificates)
       assert.deepEqual(ids(report, 'fail'), [], JSON.stringify(report.results.filter((r) => r.verdict === 'fail').map((r) => [r.id, r.reason])))
       assert.deepEqual(ids(report, 'warn'), [])
       assert.deepEqual(ids(report, 'skip'), ['dpop-htu-default-port-accepted', 'nonce-challenge-shape', 'nonce-header-syntax'])
       assert.ok(report.passed)
+      assert.ok(
+        report.results.every((r) => r.exchanges.every((e) => e.sent.clientCertificate === 'none')),
+        'no client certificate anywhere (R54)',
+      )
       assert.ok(report.results.length > 60)
       assert.ok(!report.results.some((r) => r.section === 'mtls' || r.section === 'revocation'), 'mTLS checks belong to the mtls mode')
       const replay = report.results.find((r) => r.id === 'dpop-jti-replay-refused')!
@@ -142,6 +154,26 @@ describe('the conformance runner against fapi-gateway', () => {
       const iat = report.results.find((r) => r.id === 'dpop-iat-future-1h-refused')!
       assert.deepEqual([iat.level, iat.verdict], ['recommended', 'pass'])
       assertReports(report, secrets, 'dpop-nonce')
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('DPoP-bound tokens where the handshake requires a client certificate: the configured certificate is presented, every required check passes', async () => {
+    const gw = await startTestGateway({ config: { listener: { ...TLS_FOR_MODE('require') } } })
+    try {
+      const { report, secrets } = await assess(gw.baseUrl, gw.issuer, 'dpop')
+      assert.deepEqual(ids(report, 'fail'), [], JSON.stringify(report.results.filter((r) => r.verdict === 'fail').map((r) => [r.id, r.reason])))
+      assert.deepEqual(ids(report, 'warn'), [])
+      assert.deepEqual(ids(report, 'skip'), ['dpop-htu-default-port-accepted', 'nonce-challenge-shape', 'nonce-header-syntax'])
+      const partner = report.results.find((r) => r.id === 'dpop-baseline-accepted')!.exchanges[0]!.sent.clientCertificate
+      assert.match(partner, /partner-a/)
+      for (const id of ['tls-1.2-recommended-accepted', 'tls-1.3-supported', 'tls-1.3-preferred']) {
+        const probe = report.results.find((r) => r.id === id)!
+        assert.equal(probe.verdict, 'pass', id)
+        assert.equal(probe.exchanges[0]!.sent.clientCertificate, partner, `${id} presents the partner's certificate`)
+      }
+      assertReports(report, secrets, 'dpop-require-certificate')
     } finally {
       await gw.close()
     }

@@ -104,7 +104,15 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     return gw.client(gw.pki.partnerA).send('GET', path, [['authorization', `Bearer ${token}`]])
   }
 
-  const served = (uri: string) => nginx.accessLog().filter((line) => line.uri === uri)
+  // nginx writes its access-log line after the answer has gone out: wait for the lines expected (at most 5 s).
+  const served = async (uri: string, expected = 1) => {
+    const deadline = Date.now() + 5_000
+    for (;;) {
+      const lines = nginx.accessLog().filter((line) => line.uri === uri)
+      if (lines.length >= expected || Date.now() > deadline) return lines
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
 
   before(async () => {
     const pki = await testPki()
@@ -132,7 +140,7 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     assert.equal(response.status, 502, response.body)
     assert.equal(response.json?.code, 'GW_UPSTREAM_UNAVAILABLE')
     assert.doesNotMatch(response.body, /nginx|certificate|ssl/i, 'nothing about the upstream leaks')
-    assert.deepEqual(served('/accounts/without-cert'), [])
+    assert.deepEqual(await served('/accounts/without-cert', 0), [])
     const refused = gw.log.events().filter((event) => event.event.action === 'request.refused')
     assert.deepEqual(
       refused.map((event) => event.event.reason),
@@ -152,7 +160,7 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     assert.equal(echo.uri, '/accounts/with-cert')
     assert.equal(echo.interactionId, response.headers['x-fapi-interaction-id'])
     assert.deepEqual(
-      served('/accounts/with-cert').map((line) => line.status),
+      (await served('/accounts/with-cert')).map((line) => line.status),
       [200],
     )
 
@@ -166,7 +174,7 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     const otherCa = await startGateway({ certPem: pki.partnerB.certPem, keyPem: pki.partnerB.keyPem })
     assert.equal((await getAccount(otherCa, '/accounts/other-ca')).status, 400, 'nginx answers a certificate it cannot verify itself')
     assert.deepEqual(
-      served('/accounts/other-ca').map((line) => [line.status, line.verify.startsWith('FAILED')]),
+      (await served('/accounts/other-ca')).map((line) => [line.status, line.verify.startsWith('FAILED')]),
       [[400, true]],
     )
 
@@ -175,7 +183,7 @@ describe('mTLS from the gateway to an upstream that requires it (nginx, ssl_veri
     assert.equal(response.status, 403)
     assert.deepEqual(response.json, { refused: 'client DN' })
     assert.deepEqual(
-      served('/accounts/other-dn').map((line) => [line.status, line.verify]),
+      (await served('/accounts/other-dn')).map((line) => [line.status, line.verify]),
       [[403, 'SUCCESS']],
     )
   })

@@ -493,12 +493,12 @@ function caseCheck(c: DpopCase): CheckDefinition {
 
 const baselineCheck: CheckDefinition = {
   id: 'dpop-baseline-accepted',
-  title: 'A valid DPoP request is accepted, without a client certificate',
+  title: 'A valid DPoP request is accepted',
   section: 'dpop',
   level: 'required',
   modes: ['dpop'],
   requirement:
-    'A DPoP-bound token sent with the DPoP scheme and a valid proof is accepted with 200 or 201; a DPoP deployment must not require a TLS client certificate.',
+    'A DPoP-bound token sent with the DPoP scheme and a valid proof is accepted with 200 or 201. Plain DPoP deployments must not require a TLS client certificate (R54): the runner presents none unless the partner has one configured, as in mTLS ecosystems that also adopt DPoP.',
   reference: 'FAPI2 SP 5.3.4-1; RFC 9449 §7.1; FAPI requirements R1, R54; suite EnsureHttpStatusCodeIs200or201',
   skipReason: (ctx) =>
     ctx.settings.mode !== 'dpop'

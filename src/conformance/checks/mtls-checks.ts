@@ -13,15 +13,7 @@ function mtlsSkipReason(ctx: RunContext): string | undefined {
   return undefined
 }
 
-async function bearerCall(
-  ctx: RunContext,
-  recorder: Recorder,
-  label: string,
-  identity: TlsIdentity | undefined,
-  token: string,
-  scheme = 'Bearer',
-  note?: string,
-) {
+async function bearerCall(ctx: RunContext, recorder: Recorder, label: string, identity: TlsIdentity | 'none', token: string, scheme = 'Bearer', note?: string) {
   const { target } = ctx.settings
   const { headers, interactionId } = ctx.resourceHeaders({ authorization: `${scheme} ${token}` })
   return ctx.call(recorder, {
@@ -30,7 +22,7 @@ async function bearerCall(
     url: target.url,
     headers,
     ...(target.body !== undefined && { body: target.body }),
-    ...(identity && { identity }),
+    ...(identity === 'none' ? { withoutCertificate: true } : { identity }),
     notes: note ? [note] : [],
     ...(interactionId !== undefined && { interactionId }),
   })
@@ -133,15 +125,7 @@ export function mtlsChecks(): CheckDefinition[] {
       skipReason: mtlsSkipReason,
       async run(ctx, recorder) {
         return judgeCertificateRefusal(
-          await bearerCall(
-            ctx,
-            recorder,
-            'no client certificate',
-            undefined,
-            ctx.state.primaryMtls!.token,
-            'Bearer',
-            'no client certificate on the connection',
-          ),
+          await bearerCall(ctx, recorder, 'no client certificate', 'none', ctx.state.primaryMtls!.token, 'Bearer', 'no client certificate on the connection'),
         )
       },
     },

@@ -88,14 +88,12 @@ const noCredentials: CheckDefinition = {
   async run(ctx, recorder): Promise<Outcome> {
     const { target, mode } = ctx.settings
     const { headers, interactionId } = ctx.resourceHeaders({ authorization: undefined })
-    const identity = mode === 'mtls' ? ctx.settings.clients.primary.identity : undefined
     const outcome = await ctx.call(recorder, {
       label: 'no credentials',
       method: target.method,
       url: target.url,
       headers,
       ...(target.body !== undefined && { body: target.body }),
-      ...(identity && { identity }),
       notes: ['no Authorization header, no DPoP header'],
       ...(interactionId !== undefined && { interactionId }),
     })

@@ -64,6 +64,7 @@ function describeProbeOutcome(outcome: ProbeOutcome): string {
 
 async function probe(ctx: RunContext, recorder: Recorder, label: string, offer: TlsOffer): Promise<ProbeOutcome> {
   const endpoint = endpointOf(ctx)
+  offer = withPartnerCertificate(ctx, offer)
   const outcome = await probeTls(endpoint, offer)
   recorder.exchanges.push({
     sent: { label, request: describeOffer(offer, endpoint), headers: [], clientCertificate: offer.identity?.label ?? 'none', notes: [] },
@@ -72,9 +73,14 @@ async function probe(ctx: RunContext, recorder: Recorder, label: string, offer: 
   return outcome
 }
 
-/** In mtls mode the handshakes that should complete present the partner's certificate, in case the target requires one. */
-function identityFor(ctx: RunContext) {
-  return ctx.settings.mode === 'mtls' ? ctx.settings.clients.primary.identity : undefined
+/**
+ * Every probe presents the partner's certificate when one is configured, in both modes: a target that requires one
+ * in the handshake would otherwise end a handshake it accepts with alert 116 (or 40 in TLS 1.2 and below), which
+ * is no verdict on the version or suite offered. The suite's probes stop at ServerHello and need none.
+ */
+function withPartnerCertificate(ctx: RunContext, offer: TlsOffer): TlsOffer {
+  const identity = ctx.settings.clients.primary.identity
+  return identity ? { ...offer, identity } : offer
 }
 
 function refusedOffer(id: string, title: string, requirement: string, reference: string, offer: TlsOffer): CheckDefinition {
@@ -141,7 +147,6 @@ export function tlsChecks(): CheckDefinition[] {
           minVersion: 'TLSv1.2',
           maxVersion: 'TLSv1.2',
           ciphers: FAPI_TLS12_CIPHERS,
-          ...(identityFor(ctx) && { identity: identityFor(ctx) }),
         })
         return outcome.kind === 'connected'
           ? pass(`negotiated ${outcome.protocol}, ${outcome.cipher}`)
@@ -159,7 +164,6 @@ export function tlsChecks(): CheckDefinition[] {
         const outcome = await probe(ctx, recorder, 'ClientHello', {
           minVersion: 'TLSv1.3',
           maxVersion: 'TLSv1.3',
-          ...(identityFor(ctx) && { identity: identityFor(ctx) }),
         })
         ctx.state.tls13Supported = outcome.kind === 'connected'
         return outcome.kind === 'connected'
@@ -178,7 +182,6 @@ export function tlsChecks(): CheckDefinition[] {
         const outcome = await probe(ctx, recorder, 'ClientHello', {
           minVersion: 'TLSv1.2',
           maxVersion: 'TLSv1.3',
-          ...(identityFor(ctx) && { identity: identityFor(ctx) }),
         })
         if (outcome.kind !== 'connected') return fail(`a standard TLS 1.2/1.3 handshake did not complete: ${describeProbeOutcome(outcome)}`)
         if (outcome.protocol === 'TLSv1.3') return pass(`chose ${outcome.protocol}`)

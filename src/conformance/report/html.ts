@@ -80,7 +80,7 @@ export function renderHtml(report: ConformanceReport): string {
 <tr><th>Target</th><td><code>${escapeHtml(`${report.target.method} ${report.target.url}`)}</code></td></tr>
 <tr><th>Mode</th><td>${report.target.mode === 'dpop' ? 'DPoP-bound tokens' : 'mTLS certificate-bound tokens'}</td></tr>
 <tr><th>TLS probes</th><td>${escapeHtml(report.target.tlsProbe)}</td></tr>
-<tr><th>Tokens</th><td>${escapeHtml(report.target.tokenSource)}</td></tr>
+<tr><th>Tokens</th><td>${escapeHtml(report.target.tokenSource)}</td></tr>${report.target.authorizationServer ? `\n<tr><th>Authorization server</th><td>${escapeHtml(report.target.authorizationServer)}</td></tr>` : ''}
 <tr><th>Run</th><td>${escapeHtml(`${report.startedAt} to ${report.finishedAt}, ${report.tool} ${report.version}`)}</td></tr>
 </table>
 <p class="result ${report.passed ? 'passed' : 'failed'}">${escapeHtml(resultLine(report))}</p>

@@ -69,6 +69,7 @@ export function renderMarkdown(report: ConformanceReport): string {
     `| Mode | ${report.target.mode === 'dpop' ? 'DPoP-bound tokens' : 'mTLS certificate-bound tokens'} |`,
     `| TLS probes | ${cell(report.target.tlsProbe)} |`,
     `| Tokens | ${cell(report.target.tokenSource)} |`,
+    ...(report.target.authorizationServer ? [`| Authorization server | ${cell(report.target.authorizationServer)} |`] : []),
     `| Run | ${report.startedAt} to ${report.finishedAt}, ${cell(report.tool)} ${cell(report.version)} |`,
     `| **Result** | **${resultLine(report)}** |`,
     '',

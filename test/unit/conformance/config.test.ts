@@ -91,6 +91,64 @@ describe('runner configuration', () => {
     assert.equal(settings.clients.primary.dpopAlgorithm, 'EdDSA')
   })
 
+  it('reads the authorizationServer section and the sections to run', () => {
+    const settings = loadRunnerConfig(
+      write('as.yaml', {
+        ...valid,
+        authorizationServer: { issuer: 'https://gw.bank.example', scope: 'accounts:read', caFile: 'certs/ca.pem' },
+        sections: ['authorization-server'],
+      }),
+    )
+    assert.deepEqual(settings.authorizationServer, {
+      issuer: 'https://gw.bank.example',
+      tokenEndpoint: undefined,
+      scope: 'accounts:read',
+      caPem: pki.root.certPem,
+    })
+    assert.deepEqual(settings.sections, ['authorization-server'])
+    assert.equal(loadRunnerConfig(write('no-as.yaml', valid)).authorizationServer, undefined)
+  })
+
+  it('needs client authentication for the authorization-server checks, and the section its key', () => {
+    const found = problems(
+      write('as-bad.yaml', {
+        mode: 'dpop',
+        target: { url: 'https://api.example/x' },
+        clients: { primary: {} },
+        tokens: { source: 'devIssuer' },
+        authorizationServer: { issuer: 'http://as.example', tokenEndpoint: 'https://as.example/token' },
+      }),
+    )
+    for (const expected of [/authorizationServer\.issuer: must be an absolute https URL/]) {
+      assert.ok(
+        found.some((p) => expected.test(p)),
+        `${expected} in ${found.join('\n')}`,
+      )
+    }
+    const missing = problems(
+      write('as-missing.yaml', {
+        mode: 'dpop',
+        target: { url: 'https://api.example/x' },
+        clients: { primary: {} },
+        tokens: { source: 'devIssuer' },
+        authorizationServer: { issuer: 'https://as.example' },
+      }),
+    )
+    assert.ok(
+      missing.some((p) => /clients\.primary\.clientId: required with authorizationServer/.test(p)),
+      missing.join('\n'),
+    )
+    assert.ok(
+      missing.some((p) => /clients\.primary\.auth: required with authorizationServer/.test(p)),
+      missing.join('\n'),
+    )
+    const section = problems(write('as-section.yaml', { ...valid, sections: ['authorization-server'] }))
+    assert.ok(
+      section.some((p) => /sections: authorization-server needs the authorizationServer key/.test(p)),
+      section.join('\n'),
+    )
+  })
+
   it('reports every problem with the file and key', () => {
     const file = write('bad.yaml', {
       mode: 'mtls',

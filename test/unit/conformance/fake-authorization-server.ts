@@ -26,7 +26,7 @@ export interface FakeAuthorizationServer {
   readonly issuer: string
   readonly tokenEndpoint: string
   /** Every token request: what it carried, and how it was answered. */
-  readonly requests: { status: number; dpop: boolean; nonce: boolean; clientAuth: string; error?: string }[]
+  readonly requests: { status: number; dpop: boolean; nonce: boolean; clientAuth: string; certificate: boolean; error?: string }[]
   /** Every client assertion, DPoP proof and access token it saw or issued. */
   readonly secrets: string[]
   close(): Promise<void>
@@ -71,7 +71,8 @@ export async function startFakeAuthorizationServer(options: FakeAuthorizationSer
           const form = new URLSearchParams(body)
           if (form.has('client_assertion')) secrets.push(form.get('client_assertion')!)
           if (typeof req.headers.dpop === 'string') secrets.push(req.headers.dpop)
-          const record = { status: 0, dpop: false, nonce: false, clientAuth: 'none' } as FakeAuthorizationServer['requests'][number]
+          const certificate = (req.socket as TLSSocket).getPeerCertificate().raw !== undefined
+          const record = { status: 0, dpop: false, nonce: false, clientAuth: 'none', certificate } as FakeAuthorizationServer['requests'][number]
           requests.push(record)
           const fail = (status: number, error: string, headers: Record<string, string> = {}) => {
             record.status = status

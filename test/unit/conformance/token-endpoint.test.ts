@@ -84,6 +84,19 @@ describe('client credentials at a token endpoint', () => {
     assert.ok(h.secrets.includes(retryProof))
   })
 
+  it('private_key_jwt + DPoP with a configured certificate: presents it in the handshake and still gets a DPoP-bound token', async () => {
+    const key = await generateDpopKey('ES256')
+    const client: TokenClient = { clientId: 'partner-a', auth: { method: 'private_key_jwt', signingKeyPem, alg: 'ES256', kid: 'k1' }, identity: identity() }
+    const before = as.requests.length
+    const token = await requestClientCredentialsToken(settings(as), client, { kind: 'dpop', key }, hooks())
+    assert.equal(token.tokenType, 'DPoP')
+    assert.equal(minted.at(-1)!.jkt, key.jkt)
+    assert.deepEqual(
+      as.requests.slice(before).map((r) => r.certificate),
+      [true, true],
+    )
+  })
+
   it('tls_client_auth + certificate binding: returns a Bearer token bound to the certificate', async () => {
     const client: TokenClient = { clientId: 'partner-mtls', auth: { method: 'tls_client_auth' }, identity: identity() }
     const token = await requestClientCredentialsToken(settings(as), client, { kind: 'mtls' }, hooks())
