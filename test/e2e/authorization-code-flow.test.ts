@@ -6,41 +6,14 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import * as oauth from 'oauth4webapi'
-import { Agent, fetch as undiciFetch, request } from 'undici'
-import { generateKeyPair } from 'jose'
+import { request } from 'undici'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
 import { createUserAgent, type UserAgent } from '../../dev/user-agent.ts'
 import { captureLog, testPki } from '../support/gateway.ts'
+import { dpopKeys, transport, withNonceRetry, type Transport } from '../support/fapi-client.ts'
 import { createLogger } from '../../src/observability/log.ts'
 
 const REDIRECT_URI = 'https://partner-a.example/callback'
-
-interface Transport {
-  readonly agent: Agent
-  readonly options: { [oauth.customFetch]: typeof fetch }
-}
-
-async function transport(cert?: { certPem: string; keyPem: string }): Promise<Transport> {
-  const pki = await testPki()
-  const agent = new Agent({ connect: { ca: pki.root.certPem, ...(cert && { cert: cert.certPem, key: cert.keyPem }) } })
-  const customFetch = ((url: string, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch
-  return { agent, options: { [oauth.customFetch]: customFetch } }
-}
-
-type DpopKeyPair = Parameters<typeof oauth.DPoP>[1]
-
-async function dpopKeys(): Promise<DpopKeyPair> {
-  return (await generateKeyPair('ES256', { extractable: false })) as DpopKeyPair
-}
-
-async function withNonceRetry<T>(attempt: () => Promise<T>): Promise<T> {
-  try {
-    return await attempt()
-  } catch (error) {
-    if (oauth.isDPoPNonceError(error)) return attempt()
-    throw error
-  }
-}
 
 describe('the authorization-code flow through the façade, in front of the legacy login pages', () => {
   let env: FacadeEnvironment
