@@ -7,7 +7,8 @@ import { freePort } from '../../dev/environment.ts'
 
 export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 
-export async function waitForReady(adminPort: number, want = 200, limitMs = 15_000): Promise<void> {
+// Generous: three Node processes (a primary and two workers) load the TypeScript sources, and on a busy two-core machine that took over 15 s.
+export async function waitForReady(adminPort: number, want = 200, limitMs = 60_000): Promise<void> {
   const deadline = Date.now() + limitMs
   for (;;) {
     try {
