@@ -3,7 +3,8 @@
 // make them: a pushed authorization request (RFC 9126) that differs from a valid one in what a
 // check names, the browser from the authorization endpoint through the login to the redirect
 // URI, and the code exchange (RFC 6749 §4.1.3 with PKCE and DPoP).
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:crypto'
+import { SignJWT } from 'jose'
 import { asSettings, asState, fetchJson, metadataUrl, sendTokenRequest, type ProofBuilder, type TokenAnswer } from './authorization-server.ts'
 import type { FrontChannelSettings } from './config.ts'
 import type { Recorder, RunContext } from './context.ts'
@@ -87,6 +88,10 @@ export interface PushSpec {
   readonly form?: Readonly<Record<string, string>>
   /** dpop mode: a valid proof by default (binding the code to the run's key, RFC 9449 §10). */
   readonly proof?: ProofBuilder | 'none'
+  /** Form parameters sent beside the request object, when one is used (dpop_jkt). */
+  readonly outside?: Readonly<Record<string, string>>
+  /** Plain form parameters even where the deployment uses signed request objects. */
+  readonly unsigned?: true
 }
 
 export interface Pushed {
@@ -120,11 +125,17 @@ export async function push(ctx: RunContext, recorder: Recorder, spec: PushSpec):
     if (value === null) delete params[name]
     else params[name] = value
   }
+  let form: Record<string, string> = { ...params, ...spec.outside }
+  if (frontSettings(ctx).requestObject && !spec.form && !spec.unsigned) {
+    const request = await signRequestObject(ctx, params)
+    ctx.redactor.add(request)
+    form = { request, ...spec.outside }
+  }
   const answer = await sendTokenRequest(ctx, recorder, {
     label: spec.label ?? 'pushed authorization request',
     note: spec.note,
     client: spec.client ?? 'primary',
-    form: params,
+    form,
     endpoint,
     bareForm: true,
     ...(spec.proof !== undefined && { proof: spec.proof }),
@@ -217,4 +228,20 @@ export async function pushAndAuthorize(ctx: RunContext, recorder: Recorder, spec
   if (pushed.requestUri === undefined) return { pushed, authorized: undefined }
   const authorized = await authorize(ctx, recorder, { client_id: clientIdOf(ctx), request_uri: pushed.requestUri, ...extra })
   return { pushed, authorized }
+}
+
+/** RFC 9101 §4 as FAPI 2.0 Message Signing wants it: the partner's key, typ oauth-authz-req+jwt, aud the issuer, 5 minutes. */
+export async function signRequestObject(ctx: RunContext, params: Readonly<Record<string, string>>): Promise<string> {
+  const auth = ctx.settings.clients.primary.auth
+  if (auth?.method !== 'private_key_jwt') throw new Error('signed request objects need the primary client’s private_key_jwt key')
+  const now = ctx.nowSeconds()
+  const clientId = clientIdOf(ctx)
+  return new SignJWT({ ...params, client_id: clientId, jti: randomUUID() })
+    .setProtectedHeader({ alg: auth.alg, typ: 'oauth-authz-req+jwt', ...(auth.kid !== undefined && { kid: auth.kid }) })
+    .setIssuer(clientId)
+    .setAudience(asSettings(ctx).issuer)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + 300)
+    .sign(createPrivateKey(auth.signingKeyPem))
 }
