@@ -172,17 +172,19 @@ export async function authorize(
   const start = new URL(endpoint)
   for (const [name, value] of Object.entries(query)) start.searchParams.set(name, value)
   const browsed = await browserOf(ctx).browse(start.href, { stopAt: frontSettings(ctx).redirectUri, headers })
-  for (const step of browsed.steps) ctx.recordTokenExchange(recorder, step, step.label)
-  if (browsed.end.kind !== 'redirect') return { browsed, response: undefined, code: undefined }
-  const url = browsed.end.url
-  // RFC 6749 §4.1.2 puts the response in the query; a fragment would mean an implicit-style answer.
-  const response = new URLSearchParams(url.search || url.hash.slice(1))
-  const code = response.get('code') ?? undefined
-  if (code !== undefined) ctx.redactor.add(code)
-  for (const name of ['access_token', 'id_token']) {
-    const value = response.get(name)
-    if (value) ctx.redactor.add(value)
+  let response: URLSearchParams | undefined
+  if (browsed.end.kind === 'redirect') {
+    // RFC 6749 §4.1.2 puts the response in the query; a fragment would mean an implicit-style answer.
+    const url = browsed.end.url
+    response = new URLSearchParams(url.search || url.hash.slice(1))
+    // Known to the redactor before any step is recorded (a redirect's body may repeat its Location).
+    for (const name of ['code', 'access_token', 'id_token']) {
+      const value = response.get(name)
+      if (value) ctx.redactor.add(value)
+    }
   }
+  for (const step of browsed.steps) ctx.recordTokenExchange(recorder, step, step.label)
+  const code = response?.get('code') ?? undefined
   return { browsed, response, code }
 }
 

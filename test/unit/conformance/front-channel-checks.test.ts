@@ -73,7 +73,12 @@ function settingsFor(as: FixtureAuthorizationServer, mode: Mode, password = as.u
 async function assess(mode: Mode, flaws: readonly FrontChannelFlaw[] = [], password?: string): Promise<ConformanceReport> {
   const as = await startFixtureAuthorizationServer({ pki, clients, flaws })
   try {
-    return await runConformance({ settings: settingsFor(as, mode, password), mintToken: () => Promise.reject(new Error('not used')) })
+    const report = await runConformance({ settings: settingsFor(as, mode, password), mintToken: () => Promise.reject(new Error('not used')) })
+    const text = JSON.stringify(report)
+    assert.ok(as.secrets.length > 0)
+    for (const secret of [...as.secrets, as.user.password]) assert.ok(!text.includes(secret), 'no code, token, request_uri or password in the report')
+    assert.doesNotMatch(text, /eyJ[A-Za-z0-9_-]{20,}\.eyJ/, 'no assertion or proof in the report')
+    return report
   } finally {
     await as.close()
   }
