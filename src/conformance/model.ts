@@ -9,7 +9,7 @@ export type SectionId = 'tls' | 'mtls' | 'presentation' | 'dpop' | 'nonce' | 'hy
 export const SELF_ASSESSMENT_LABEL = 'Self-assessment — not an OpenID Foundation certification'
 export const SELF_ASSESSMENT_NOTE =
   'This report was produced by the fapi-gateway conformance runner acting as a partner client against the target. ' +
-  'It checks, black-box, what FAPI 2.0 and the RFCs it builds on demand of a resource endpoint (and, when configured, of a token endpoint). It is not an OpenID Foundation ' +
+  'It checks, black-box, what FAPI 2.0 and the RFCs it builds on demand of a resource endpoint (and, when configured, of the token endpoint and the authorization-code front channel of an authorization server). It is not an OpenID Foundation ' +
   'certification and does not replace the OpenID conformance suite.'
 export const TOOL_NAME = 'fapi-gateway conformance'
 
