@@ -20,6 +20,9 @@ export interface FrontChannelState {
   /** The code of the valid flow, already redeemed once (for the reuse check). */
   redeemed: { readonly code: string; readonly verifier: string } | undefined
   browser: Browser | undefined
+  /** Every code and request_uri issued during the run, for the entropy check. */
+  readonly codes: string[]
+  readonly requestUris: string[]
 }
 
 const states = new WeakMap<RunContext, FrontChannelState>()
@@ -27,7 +30,16 @@ const states = new WeakMap<RunContext, FrontChannelState>()
 export function frontState(ctx: RunContext): FrontChannelState {
   let state = states.get(ctx)
   if (!state) {
-    state = { problem: undefined, parEndpoint: undefined, authorizationEndpoint: undefined, working: undefined, redeemed: undefined, browser: undefined }
+    state = {
+      problem: undefined,
+      parEndpoint: undefined,
+      authorizationEndpoint: undefined,
+      working: undefined,
+      redeemed: undefined,
+      browser: undefined,
+      codes: [],
+      requestUris: [],
+    }
     states.set(ctx, state)
   }
   return state
@@ -142,7 +154,10 @@ export async function push(ctx: RunContext, recorder: Recorder, spec: PushSpec):
   })
   const requestUri = answer.outcome.kind === 'answer' && answer.outcome.status === 201 ? answer.json?.request_uri : undefined
   const expiresIn = answer.json?.expires_in
-  if (typeof requestUri === 'string') ctx.redactor.add(requestUri)
+  if (typeof requestUri === 'string') {
+    ctx.redactor.add(requestUri)
+    frontState(ctx).requestUris.push(requestUri)
+  }
   return {
     answer,
     requestUri: typeof requestUri === 'string' ? requestUri : undefined,
@@ -185,6 +200,7 @@ export async function authorize(
   }
   for (const step of browsed.steps) ctx.recordTokenExchange(recorder, step, step.label)
   const code = response?.get('code') ?? undefined
+  if (code !== undefined) frontState(ctx).codes.push(code)
   return { browsed, response, code }
 }
 

@@ -93,6 +93,13 @@ describe('the conformance runner against the gateway’s authorization-code fron
     assert.doesNotMatch(JSON.stringify(report), /eyJ[A-Za-z0-9_-]{20,}\.eyJ/, 'no assertion or proof in the report')
   })
 
+  it('mtls mode: the flow gets a certificate-bound token, every check that applies passes', async () => {
+    const report = await runConformance({ settings: await settings('mtls', env) })
+    assert.deepEqual(ids(report, 'fail'), [], reasons(report))
+    assert.match(report.results.find((r) => r.id === 'as-authorization-code-flow')!.reason, /token_type Bearer/)
+    assert.ok(!report.results.some((r) => r.id === 'as-ensure-mismatched-dpop-jkt-fails'))
+  })
+
   it('request objects required and request_uris living 3 s: the signed-request and expiry checks run and pass', async () => {
     const strict = await startFacadeEnvironment({
       logger: createLogger('silent'),

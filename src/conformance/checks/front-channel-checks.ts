@@ -22,6 +22,7 @@ import {
   validParams,
   type Flow,
 } from '../front-channel.ts'
+import { judgeEntropy } from '../credential-entropy.ts'
 import { describeFailure, headerValues, sendHttp } from '../http.ts'
 import { fail, pass, skip, type Outcome } from '../judge.ts'
 import type { Level } from '../model.ts'
@@ -583,6 +584,21 @@ export function frontChannelChecks(): CheckDefinition[] {
         const response = flow.authorized?.response
         if (!response?.get('code')) return fail(`no code (${response?.get('error') ?? flow.authorized?.browsed.end.kind})`)
         return response.get('state') === state ? pass('code issued with the state intact') : fail('the state came back changed')
+      },
+    }),
+    fcCheck({
+      id: 'as-front-channel-credential-entropy',
+      title: 'Codes and request_uris carry at least 128 bits of entropy',
+      requirement:
+        'Authorization codes and request_uri references carry at least 128 bits of entropy. Judged black-box on every one issued during these checks, as the token-endpoint entropy check judges tokens: after what all values share (the `urn:ietf:params:oauth:request_uri:` prefix), at least 22 apparently random base64url characters. A heuristic: it can prove too little, never true randomness.',
+      reference: 'FAPI2 SP 5.4.1-4; RFC 9126 §2.2; RFC 6749 §10.10; FAPI requirements A19',
+      async run(ctx) {
+        const state = frontState(ctx)
+        const judgements = [judgeEntropy('codes', state.codes), judgeEntropy('request_uris', state.requestUris)]
+        const reasons = judgements.map((j) => j.reason).join('; ')
+        if (judgements.some((j) => j.verdict === 'too-little')) return fail(reasons)
+        if (judgements.some((j) => j.verdict === 'unknown')) return skip(reasons)
+        return pass(reasons)
       },
     }),
   ]
