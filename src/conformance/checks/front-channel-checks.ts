@@ -20,6 +20,7 @@ import {
   randomValue,
   signRequestObject,
   validParams,
+  type Authorized,
   type Flow,
 } from '../front-channel.ts'
 import { judgeEntropy } from '../credential-entropy.ts'
@@ -76,36 +77,23 @@ export function judgeNoAuthorization(flow: Flow, what: string): Outcome {
       : fail(`refused at PAR with ${answer.outcome.status} but without an OAuth error (RFC 6749 §5.2)`)
   }
   if (flow.pushed.requestUri === undefined) return fail(`PAR answered ${describeAnswer(answer)} without a request_uri`)
-  const end = flow.authorized!.browsed.end
+  return judgeNoCode(flow.authorized!, what, 'accepted at PAR, then refused')
+}
+
+/** The authorization endpoint must not issue a code: an error page (4xx) or an error in the authorization response. */
+export function judgeNoCode(authorized: Authorized, what: string, prefix = 'refused'): Outcome {
+  const end = authorized.browsed.end
   if (end.kind === 'failure') return fail(`the authorization endpoint gave no answer: ${end.reason}`)
   if (end.kind === 'page') {
     return end.status >= 400
-      ? pass(`accepted at PAR, then refused at the authorization endpoint: error page ${end.status}`)
+      ? pass(`${prefix} at the authorization endpoint: error page ${end.status}`)
       : fail(`${what}: the browser ended on a ${end.status} page`)
   }
-  const response = flow.authorized!.response!
+  const response = authorized.response!
   if (response.get('code')) return fail(`${what}: a code was issued`)
   const error = response.get('error')
-  if (error) return pass(`accepted at PAR, then refused with error="${error}" in the authorization response`)
+  if (error) return pass(`${prefix} with error="${error}" in the authorization response`)
   return fail(`${what}: an authorization response without code or error`)
-}
-
-/** The authorization endpoint alone (no PAR): must not lead to a code. */
-function judgeNoCode(authorized: Awaited<ReturnType<typeof authorize>>, what: string): Outcome {
-  return judgeNoAuthorization(
-    {
-      pushed: {
-        answer: { outcome: { kind: 'answer', status: 201, rawHeaders: [], body: '', receivedAtMs: 0 }, json: {} },
-        requestUri: 'x',
-        expiresIn: undefined,
-        pkce: newPkce(),
-        state: undefined,
-        params: {},
-      },
-      authorized,
-    },
-    what,
-  )
 }
 
 function proofWithKey(key: Awaited<ReturnType<typeof generateDpopKey>>): ProofBuilder {
