@@ -5,9 +5,12 @@
 // URI, and the code exchange (RFC 6749 §4.1.3 with PKCE and DPoP).
 import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:crypto'
 import { SignJWT } from 'jose'
-import { asSettings, asState, fetchJson, metadataUrl, sendTokenRequest, type ProofBuilder, type TokenAnswer } from './authorization-server.ts'
+import { asSettings, asState, dpopKeyOf, fetchJson, metadataUrl, sendTokenRequest, type ProofBuilder, type TokenAnswer } from './authorization-server.ts'
 import type { FrontChannelSettings } from './config.ts'
 import type { Recorder, RunContext } from './context.ts'
+import { htuOf, type CallSpec } from './context.ts'
+import { validProof } from './proofs.ts'
+import type { HttpOutcome } from './http.ts'
 import { createBrowser, type Browser, type BrowseResult } from './user-agent.ts'
 
 export interface FrontChannelState {
@@ -17,8 +20,10 @@ export interface FrontChannelState {
   authorizationEndpoint: string | undefined
   /** Whether a valid flow got a code and a token for it: refusals prove nothing otherwise. */
   working: boolean | undefined
-  /** The code of the valid flow, already redeemed once (for the reuse check). */
-  redeemed: { readonly code: string; readonly verifier: string } | undefined
+  /** The code of the valid flow, already redeemed once, and the access token it got (for the reuse checks). */
+  redeemed: { readonly code: string; readonly verifier: string; readonly accessToken: string } | undefined
+  /** The status the target answered the valid flow's access token with, just before the code was reused. */
+  targetStatusBeforeReuse: number | undefined
   browser: Browser | undefined
   /** Every code and request_uri issued during the run, for the entropy check. */
   readonly codes: string[]
@@ -36,6 +41,7 @@ export function frontState(ctx: RunContext): FrontChannelState {
       authorizationEndpoint: undefined,
       working: undefined,
       redeemed: undefined,
+      targetStatusBeforeReuse: undefined,
       browser: undefined,
       codes: [],
       requestUris: [],
@@ -262,4 +268,24 @@ export async function signRequestObject(ctx: RunContext, params: Readonly<Record
     .setNotBefore(now)
     .setExpirationTime(now + 300)
     .sign(createPrivateKey(auth.signingKeyPem))
+}
+
+/** The target (target.url) called with an access token of the front channel: DPoP-bound to the run's key, or over the partner's certificate. */
+export async function callTargetWith(ctx: RunContext, recorder: Recorder, label: string, accessToken: string): Promise<HttpOutcome> {
+  const { target, mode } = ctx.settings
+  const key = await dpopKeyOf(ctx)
+  const build = async (nonce: string | undefined): Promise<CallSpec> => {
+    const proofs = mode === 'dpop' ? [await validProof({ key, htm: target.method, htu: htuOf(target.url), accessToken, nonce, iat: ctx.nowSeconds() })] : []
+    const { headers, interactionId } = ctx.resourceHeaders({ authorization: `${mode === 'dpop' ? 'DPoP' : 'Bearer'} ${accessToken}`, proofs })
+    return {
+      label,
+      method: target.method,
+      url: target.url,
+      headers,
+      ...(target.body !== undefined && { body: target.body }),
+      notes: ['the access token of the valid authorization-code flow'],
+      ...(interactionId !== undefined && { interactionId }),
+    }
+  }
+  return mode === 'dpop' ? ctx.dpopCall(recorder, build) : ctx.call(recorder, await build(undefined))
 }

@@ -90,6 +90,7 @@ describe('the conformance runner against the gateway’s authorization-code fron
       reasons(report),
     )
     assert.ok(report.results.every((r) => r.section === 'authorization-code'))
+    assert.match(report.results.find((r) => r.id === 'as-reused-code-tokens-revoked')!.reason, /answered 200 before the reuse and 401 after it/)
     assert.doesNotMatch(JSON.stringify(report), /eyJ[A-Za-z0-9_-]{20,}\.eyJ/, 'no assertion or proof in the report')
   })
 

@@ -9,6 +9,7 @@ import type { CheckDefinition } from '../check.ts'
 import type { Recorder, RunContext } from '../context.ts'
 import {
   authorize,
+  callTargetWith,
   clientIdOf,
   exchange,
   frontMetadata,
@@ -167,7 +168,7 @@ const flowCheck = fcCheck({
     const issued = judgeIssued(answer)
     if (issued.verdict !== 'pass') return issued
     baselines.set(ctx, { flow, answer })
-    state.redeemed = { code, verifier: flow.pushed.pkce.verifier }
+    state.redeemed = { code, verifier: flow.pushed.pkce.verifier, accessToken: String(answer.json!.access_token) }
     const expected = ctx.settings.mode === 'dpop' ? 'dpop' : 'bearer'
     const tokenType = String(answer.json!.token_type).toLowerCase()
     if (tokenType !== expected) return fail(`token_type is ${JSON.stringify(answer.json!.token_type)}, expected ${expected === 'dpop' ? 'DPoP' : 'Bearer'}`)
@@ -454,12 +455,38 @@ export function frontChannelChecks(): CheckDefinition[] {
       requirement: 'The code of the valid flow, exchanged again one second later, is refused with 400 invalid_grant.',
       reference: 'FAPI2 SP 5.3.2.1-11; RFC 6749 §4.1.2, §10.5; FAPI requirements A12; suite AttemptReuseAuthorizationCodeAfterOneSecond',
       async run(ctx, recorder) {
-        const redeemed = frontState(ctx).redeemed!
+        const state = frontState(ctx)
+        const redeemed = state.redeemed!
+        // Whether the target takes the first token, for as-reused-code-tokens-revoked.
+        const before = await callTargetWith(ctx, recorder, 'the first token at the target, before the code is reused', redeemed.accessToken)
+        state.targetStatusBeforeReuse = before.kind === 'answer' ? before.status : undefined
         await new Promise((resolve) => setTimeout(resolve, 1000))
         return judgeTokenRefusal(await exchange(ctx, recorder, { note: 'the code again', code: redeemed.code, verifier: redeemed.verifier }), {
           statuses: [400],
           errors: INVALID_GRANT,
         })
+      },
+    }),
+    fcCheck({
+      id: 'as-reused-code-tokens-revoked',
+      title: 'The tokens of a reused code are revoked',
+      level: 'recommended',
+      requirement:
+        'After the reused code was refused, the access token its first redemption got is refused at the target (`target.url`). Skipped when the target did not accept that token before the reuse (the target is not a resource of this authorization server).',
+      reference: 'FAPI2 SP 5.3.2.1-11; RFC 6749 §4.1.2, §10.5; FAPI requirements A12; suite AttemptReuseAuthorizationCodeAfterOneSecond (W)',
+      skipReason: (ctx) => {
+        const status = frontState(ctx).targetStatusBeforeReuse
+        return (
+          notWorking(ctx) ??
+          (status === undefined || status < 200 || status >= 300 ? `the target answered the token ${status ?? 'nothing'} before the reuse` : undefined)
+        )
+      },
+      async run(ctx, recorder) {
+        const outcome = await callTargetWith(ctx, recorder, 'the first token at the target, after the code was reused', frontState(ctx).redeemed!.accessToken)
+        if (outcome.kind === 'failure') return fail(describeFailure(outcome))
+        return outcome.status >= 200 && outcome.status < 300
+          ? fail(`the target still answers ${outcome.status} to the token of the reused code`)
+          : pass(`the target answered ${frontState(ctx).targetStatusBeforeReuse} before the reuse and ${outcome.status} after it`)
       },
     }),
     fcCheck({
