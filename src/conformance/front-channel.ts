@@ -71,15 +71,16 @@ export async function frontMetadata(ctx: RunContext, recorder: Recorder): Promis
   return answer.json
 }
 
+/** The run's browser: its cookies (the customer's session at the server) are kept from flow to flow. */
 export function browserOf(ctx: RunContext): Browser {
   const state = frontState(ctx)
-  state.browser ??= createBrowser({
-    caPem: asSettings(ctx).caPem,
-    timeoutMs: ctx.settings.requestTimeoutMs,
-    now: ctx.now,
-    forms: frontSettings(ctx).forms,
-  })
+  state.browser ??= newBrowser(ctx)
   return state.browser
+}
+
+/** A browser without cookies: a customer who has no session yet. */
+export function newBrowser(ctx: RunContext): Browser {
+  return createBrowser({ caPem: asSettings(ctx).caPem, timeoutMs: ctx.settings.requestTimeoutMs, now: ctx.now, forms: frontSettings(ctx).forms })
 }
 
 export interface Pkce {
@@ -186,13 +187,14 @@ export async function authorize(
   ctx: RunContext,
   recorder: Recorder,
   query: Readonly<Record<string, string>>,
-  headers: readonly (readonly [string, string])[] = [],
+  options: { readonly fillForms?: false; readonly browser?: Browser } = {},
 ): Promise<Authorized> {
   const endpoint = frontState(ctx).authorizationEndpoint
   if (endpoint === undefined) throw new Error('no authorization_endpoint (see as-front-channel-metadata)')
   const start = new URL(endpoint)
   for (const [name, value] of Object.entries(query)) start.searchParams.set(name, value)
-  const browsed = await browserOf(ctx).browse(start.href, { stopAt: frontSettings(ctx).redirectUri, headers })
+  const browser = options.browser ?? browserOf(ctx)
+  const browsed = await browser.browse(start.href, { stopAt: frontSettings(ctx).redirectUri, ...(options.fillForms === false && { fillForms: false }) })
   let response: URLSearchParams | undefined
   if (browsed.end.kind === 'redirect') {
     // RFC 6749 §4.1.2 puts the response in the query; a fragment would mean an implicit-style answer.

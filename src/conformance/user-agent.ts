@@ -42,7 +42,11 @@ export interface BrowseResult {
 }
 
 export interface Browser {
-  browse(startUrl: string, options: { readonly stopAt: string; readonly headers?: readonly (readonly [string, string])[] }): Promise<BrowseResult>
+  /** With `fillForms: false`, the browser stops at the first form (a customer who opens the login page and leaves). */
+  browse(
+    startUrl: string,
+    options: { readonly stopAt: string; readonly headers?: readonly (readonly [string, string])[]; readonly fillForms?: false },
+  ): Promise<BrowseResult>
 }
 
 const MAX_STEPS = 20
@@ -95,7 +99,7 @@ export function createBrowser(settings: BrowserSettings): Browser {
     }
   }
   return {
-    async browse(startUrl, { stopAt, headers = [] }) {
+    async browse(startUrl, { stopAt, headers = [], fillForms }) {
       const steps: BrowseStep[] = []
       let target = new URL(startUrl)
       let form: Record<string, string> | undefined
@@ -128,7 +132,7 @@ export function createBrowser(settings: BrowserSettings): Browser {
           continue
         }
         const page = { kind: 'page' as const, url: target.href, status: outcome.status, body: outcome.body, rawHeaders: outcome.rawHeaders }
-        if (outcome.status !== 200) return { end: page, steps }
+        if (outcome.status !== 200 || fillForms === false) return { end: page, steps }
         const chosen = parseForms(outcome.body)
           .map((parsed) => ({ parsed, description: settings.forms.find((d) => matches(d, target.href, parsed.html)) }))
           .find((candidate) => candidate.description !== undefined)

@@ -15,6 +15,7 @@ import {
   frontMetadata,
   frontSettings,
   frontState,
+  newBrowser,
   newPkce,
   push,
   pushAndAuthorize,
@@ -337,6 +338,28 @@ export function frontChannelChecks(): CheckDefinition[] {
       async run(ctx, recorder) {
         const requestUri = baselineOf(ctx).flow.pushed.requestUri!
         return judgeNoCode(await authorize(ctx, recorder, { client_id: clientIdOf(ctx), request_uri: requestUri }), 'the request_uri used again')
+      },
+    }),
+    fcCheck({
+      id: 'as-par-ensure-server-accepts-reused-request-uri-before-authentication-completion',
+      title: 'A request_uri is used up at the point of authorization, not when the page loads',
+      level: 'recommended',
+      requirement:
+        'The browser opens the authorization URL and stops at the login page (the customer leaves); the same URL opened again, logged in, still leads to a code.',
+      reference: 'FAPI2 SP 5.3.2.2 note 3; RFC 9126 §4; FAPI requirements A6; suite PAREnsureServerAcceptsReusedRequestUriBeforeAuthenticationCompletion',
+      async run(ctx, recorder) {
+        const pushed = await push(ctx, recorder, { note: 'to be opened twice' })
+        if (pushed.requestUri === undefined) return fail(`PAR answered ${describeAnswer(pushed.answer)}`)
+        const query = { client_id: clientIdOf(ctx), request_uri: pushed.requestUri }
+        // A customer without a session, so that the login page is shown (the run's browser may be logged in already).
+        const browser = newBrowser(ctx)
+        const first = await authorize(ctx, recorder, query, { fillForms: false, browser })
+        if (first.browsed.end.kind !== 'page' || first.browsed.end.status !== 200)
+          return fail(`the first visit did not end on a login page (${first.browsed.end.kind === 'page' ? first.browsed.end.status : first.browsed.end.kind})`)
+        const second = await authorize(ctx, recorder, query, { browser })
+        return second.code
+          ? pass('the second visit, logged in, got a code')
+          : fail(`the second visit got no code (${second.response?.get('error') ?? second.browsed.end.kind})`)
       },
     }),
     fcCheck({
