@@ -1,6 +1,7 @@
 // `npm run demo`: the gateway on an embedded development setup, and a scripted partner
 // client that makes the legitimate calls and the attacks FAPI 2.0 exists to stop; then the gateway as the
-// authorization-server façade of a legacy OAuth 2.0 server, and the ways around its binding (dev/demo-facade.ts).
+// authorization-server façade of a legacy OAuth 2.0 server, the ways around its binding, and the authorization-code
+// flow through the legacy server's own login pages with the attacks on it (dev/demo-facade.ts).
 import { certificateThumbprint } from '../src/x509.ts'
 import { Writable } from 'node:stream'
 import { createLogger } from '../src/observability/log.ts'
@@ -148,7 +149,7 @@ export async function runDemo(): Promise<number> {
     console.log(`fapi-gateway demo: gateway on ${env.baseUrl}, a throwaway development PKI, in-memory replay store\n`)
     const results = await runDemoScenarios(env)
     console.log(formatTable(results))
-    facade = await startFacadeEnvironment({ logger, pki: env.pki, gateway: { eventStream: sink } })
+    facade = await startFacadeEnvironment({ logger, pki: env.pki, frontChannel: true, gateway: { eventStream: sink } })
     console.log(
       `\nthe authorization-server façade: gateway on ${facade.issuer} as the FAPI 2.0 face of a legacy OAuth 2.0 server (client_secret_basic, opaque tokens) on ${facade.legacy.url}\n`,
     )

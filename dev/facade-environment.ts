@@ -129,8 +129,9 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
         {
           clientId: 'partner-b',
           authentication: { method: 'tls_client_auth', subjectDn: 'O=Partner,CN=partner-b' },
-          grantTypes: ['client_credentials', 'refresh_token'],
+          grantTypes: ['client_credentials', 'refresh_token', 'authorization_code'],
           scopes: FACADE_SCOPES,
+          redirectUris: ['https://partner-b.example/callback'],
           legacy: { clientId: LEGACY_CLIENTS['partner-b'].clientId, authentication: 'client_secret_basic', secretEnv: 'LEGACY_SECRET_PARTNER_B' },
         },
       ],

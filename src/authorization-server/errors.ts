@@ -27,7 +27,7 @@ export interface OAuthErrorSpec {
 }
 
 export const oauthCatalogue = {
-  AS_METHOD_NOT_ALLOWED: { status: 405, error: 'invalid_request', description: 'This endpoint accepts only POST.' },
+  AS_METHOD_NOT_ALLOWED: { status: 405, error: 'invalid_request', description: 'This method is not allowed at this endpoint.' },
   AS_REQUEST_MALFORMED: { status: 400, error: 'invalid_request', description: 'The request is malformed.' },
   AS_BODY_TOO_LARGE: { status: 413, error: 'invalid_request', description: 'The request body is too large.' },
   AS_RATE_LIMITED: { status: 429, error: 'temporarily_unavailable', description: 'Too many requests; try again shortly.' },

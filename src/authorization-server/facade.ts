@@ -181,7 +181,11 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
   function refuse(request: FacadeRequest, error: OAuthError, facts: TokenRequestFacts, started: number): void {
     const { req, res, endpoint, interactionId } = request
     if (BROWSER_ENDPOINTS.has(endpoint)) writeBrowserAnswer(res, { kind: 'error-page', error }, { 'x-fapi-interaction-id': interactionId })
-    else sendOAuthRefusal(res, error, answerHeaders(interactionId), authorizationScheme(req.headers.authorization))
+    else {
+      const headers = answerHeaders(interactionId)
+      if (endpoint === 'metadata' && error.code === 'AS_METHOD_NOT_ALLOWED') headers.allow = 'GET, HEAD'
+      sendOAuthRefusal(res, error, headers, authorizationScheme(req.headers.authorization))
+    }
     record(request, error, facts, started)
   }
 

@@ -6,41 +6,14 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import * as oauth from 'oauth4webapi'
-import { Agent, fetch as undiciFetch, request } from 'undici'
-import { generateKeyPair } from 'jose'
+import { request } from 'undici'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
 import { createUserAgent, type UserAgent } from '../../dev/user-agent.ts'
 import { captureLog, testPki } from '../support/gateway.ts'
+import { dpopKeys, transport, withNonceRetry, type Transport } from '../support/fapi-client.ts'
 import { createLogger } from '../../src/observability/log.ts'
 
 const REDIRECT_URI = 'https://partner-a.example/callback'
-
-interface Transport {
-  readonly agent: Agent
-  readonly options: { [oauth.customFetch]: typeof fetch }
-}
-
-async function transport(cert?: { certPem: string; keyPem: string }): Promise<Transport> {
-  const pki = await testPki()
-  const agent = new Agent({ connect: { ca: pki.root.certPem, ...(cert && { cert: cert.certPem, key: cert.keyPem }) } })
-  const customFetch = ((url: string, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch
-  return { agent, options: { [oauth.customFetch]: customFetch } }
-}
-
-type DpopKeyPair = Parameters<typeof oauth.DPoP>[1]
-
-async function dpopKeys(): Promise<DpopKeyPair> {
-  return (await generateKeyPair('ES256', { extractable: false })) as DpopKeyPair
-}
-
-async function withNonceRetry<T>(attempt: () => Promise<T>): Promise<T> {
-  try {
-    return await attempt()
-  } catch (error) {
-    if (oauth.isDPoPNonceError(error)) return attempt()
-    throw error
-  }
-}
 
 describe('the authorization-code flow through the façade, in front of the legacy login pages', () => {
   let env: FacadeEnvironment
@@ -253,7 +226,10 @@ describe('the authorization-code flow through the façade, in front of the legac
     const challenge = await oauth.calculatePKCECodeChallenge(oauth.generateRandomCodeVerifier())
     assert.equal(await form(base), '400 invalid_request', 'PAREnsurePKCERequired')
     assert.equal(await form({ ...base, code_challenge: challenge, code_challenge_method: 'plain' }), '400 invalid_request', 'PAREnsurePlainPKCERejected')
-    assert.equal(await form({ ...base, code_challenge: challenge, code_challenge_method: 'S256', redirect_uri: 'https://evil.example/cb' }), '400 invalid_request')
+    assert.equal(
+      await form({ ...base, code_challenge: challenge, code_challenge_method: 'S256', redirect_uri: 'https://evil.example/cb' }),
+      '400 invalid_request',
+    )
     assert.equal(
       await form({ ...base, code_challenge: challenge, code_challenge_method: 'S256', response_type: 'token' }),
       '400 unsupported_response_type',
@@ -267,6 +243,124 @@ describe('the authorization-code flow through the façade, in front of the legac
     const get = await request(as.pushed_authorization_request_endpoint!, { dispatcher: t.agent })
     assert.equal(get.statusCode, 405, 'PARRejectInvalidHttpVerb')
     await get.body.text()
+  })
+
+  it('refresh after the code flow, with a new DPoP key: the refresh token is bound to the client, the new token to the new key', async () => {
+    const dpop = oauth.DPoP(client, await dpopKeys())
+    const { verifier, state, browsed } = await authorize(dpop, { scope: 'accounts:read' })
+    const tokens = await exchange(dpop, oauth.validateAuthResponse(as, client, browsed.url, state), verifier)
+    assert.ok(tokens.refresh_token, 'the legacy server issued a refresh token')
+    const later = oauth.DPoP(client, await dpopKeys())
+    const refreshed = await withNonceRetry(async () =>
+      oauth.processRefreshTokenResponse(
+        as,
+        client,
+        await oauth.refreshTokenGrantRequest(as, client, auth, tokens.refresh_token!, { ...t.options, DPoP: later }),
+      ),
+    )
+    assert.equal((await resource(refreshed.access_token, later)).status, 200)
+    assert.equal((await resource(refreshed.access_token, dpop)).status, 401, 'bound to the key of the refresh request')
+  })
+
+  it('a request_uri is used once, at the point of authorization: a second completed authorization gets invalid_request_uri at the redirect URI (PARAttemptReuseRequestUri)', async () => {
+    const dpop = oauth.DPoP(client, await dpopKeys())
+    const { state, browsed, requestUri } = await authorize(dpop)
+    assert.ok(browsed.url.searchParams.get('code'))
+    const again = new URL(as.authorization_endpoint!)
+    again.search = new URLSearchParams({ client_id: client.client_id, request_uri: requestUri }).toString()
+    const second = await browser.browse(again.href, { stopAt: REDIRECT_URI })
+    assert.equal(second.url.searchParams.get('error'), 'invalid_request_uri')
+    assert.equal(second.url.searchParams.get('state'), state)
+    assert.equal(second.url.searchParams.get('iss'), env.issuer)
+    assert.equal(second.url.searchParams.get('code'), null)
+  })
+
+  it('a customer who cancels at the legacy login: access_denied at the redirect URI, with the partner state and iss', async () => {
+    const dpop = oauth.DPoP(client, await dpopKeys())
+    const verifier = oauth.generateRandomCodeVerifier()
+    const state = oauth.generateRandomState()
+    const pushed = await withNonceRetry(async () =>
+      oauth.processPushedAuthorizationResponse(
+        as,
+        client,
+        await oauth.pushedAuthorizationRequest(
+          as,
+          client,
+          auth,
+          {
+            response_type: 'code',
+            redirect_uri: REDIRECT_URI,
+            scope: 'accounts:read',
+            code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+            code_challenge_method: 'S256',
+            state,
+            // A18: a 64-character nonce and a long state are handled.
+            nonce: 'n'.repeat(64),
+          },
+          { ...t.options, DPoP: dpop },
+        ),
+      ),
+    )
+    const start = new URL(as.authorization_endpoint!)
+    start.search = new URLSearchParams({ client_id: client.client_id, request_uri: pushed.request_uri }).toString()
+    // A new browser: one with a session at the legacy server would not see its login page again.
+    const fresh = createUserAgent({ caPem: (await testPki()).root.certPem })
+    const cancelled = await fresh.browse(start.href, { stopAt: REDIRECT_URI, cancel: true }).finally(() => fresh.close())
+    assert.equal(cancelled.url.searchParams.get('error'), 'access_denied')
+    assert.equal(cancelled.url.searchParams.get('state'), state)
+    assert.equal(cancelled.url.searchParams.get('iss'), env.issuer)
+  })
+
+  it('tls_client_auth partner: PAR and code exchange over mTLS, a certificate-bound token accepted with that certificate only', async () => {
+    const pki = await testPki()
+    const tB = await transport(pki.partnerB)
+    const tA = await transport(pki.partnerA)
+    try {
+      const clientB: oauth.Client = { client_id: 'partner-b' }
+      const redirectB = 'https://partner-b.example/callback'
+      const verifier = oauth.generateRandomCodeVerifier()
+      const state = oauth.generateRandomState()
+      const pushed = await oauth.processPushedAuthorizationResponse(
+        as,
+        clientB,
+        await oauth.pushedAuthorizationRequest(
+          as,
+          clientB,
+          oauth.TlsClientAuth(),
+          {
+            response_type: 'code',
+            redirect_uri: redirectB,
+            scope: 'accounts:read',
+            code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+            code_challenge_method: 'S256',
+            state,
+          },
+          tB.options,
+        ),
+      )
+      const start = new URL(as.authorization_endpoint!)
+      start.search = new URLSearchParams({ client_id: clientB.client_id, request_uri: pushed.request_uri }).toString()
+      const browsed = await browser.browse(start.href, { stopAt: redirectB })
+      const callback = oauth.validateAuthResponse(as, clientB, browsed.url, state)
+      const tokens = await oauth.processAuthorizationCodeResponse(
+        as,
+        clientB,
+        await oauth.authorizationCodeGrantRequest(as, clientB, oauth.TlsClientAuth(), callback, redirectB, verifier, tB.options),
+      )
+      assert.equal(tokens.token_type, 'bearer')
+      const call = async (via: Transport) => {
+        try {
+          return await oauth.protectedResourceRequest(tokens.access_token, 'GET', new URL('/accounts/42', env.issuer), new Headers(), null, via.options)
+        } catch (error) {
+          if (error instanceof oauth.WWWAuthenticateChallengeError) return error.response
+          throw error
+        }
+      }
+      assert.equal((await call(tB)).status, 200)
+      assert.equal((await call(tA)).status, 401, 'another partner certificate')
+    } finally {
+      await Promise.allSettled([tB.agent.close(), tA.agent.close()])
+    }
   })
 
   it('every refusal of the front channel is a security event, and no code, token or assertion is in any log line', () => {

@@ -9,41 +9,15 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as oauth from 'oauth4webapi'
 import { parse, stringify } from 'yaml'
-import { Agent, fetch as undiciFetch, request } from 'undici'
+import { request } from 'undici'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
 import { signInForCode } from '../../dev/legacy-server.ts'
 import { captureLog, testPki } from '../support/gateway.ts'
+import { discover, dpopKeys, transport, withNonceRetry, type Transport } from '../support/fapi-client.ts'
 import { startRedisServer, type RedisServer } from '../support/redis.ts'
 import { createLogger } from '../../src/observability/log.ts'
 import { createProof, generateDpopKey, type DpopKey } from '../../src/client/partner-client.ts'
-
-interface Transport {
-  readonly agent: Agent
-  readonly options: { [oauth.customFetch]: typeof fetch }
-}
-
-async function transport(cert?: { certPem: string; keyPem: string }): Promise<Transport> {
-  const pki = await testPki()
-  const agent = new Agent({ connect: { ca: pki.root.certPem, ...(cert && { cert: cert.certPem, key: cert.keyPem }) } })
-  const customFetch = ((url: string, init: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch
-  return { agent, options: { [oauth.customFetch]: customFetch } }
-}
-
-async function discover(env: FacadeEnvironment, t: Transport): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(env.issuer)
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { ...t.options, algorithm: 'oauth2' }))
-}
-
-/** oauth4webapi's own DPoP nonce retry, as its documentation shows it. */
-async function withNonceRetry<T>(attempt: () => Promise<T>): Promise<T> {
-  try {
-    return await attempt()
-  } catch (error) {
-    if (oauth.isDPoPNonceError(error)) return attempt()
-    throw error
-  }
-}
 
 async function dpopTokenFor(env: FacadeEnvironment, t: Transport, as: oauth.AuthorizationServer, dpop: oauth.DPoPHandle, scope = 'accounts:read') {
   const client: oauth.Client = { client_id: env.partnerA.clientId }
@@ -63,12 +37,6 @@ async function resource(env: FacadeEnvironment, t: Transport, accessToken: strin
     if (error instanceof oauth.WWWAuthenticateChallengeError) return error.response
     throw error
   }
-}
-
-type DpopKeyPair = Parameters<typeof oauth.DPoP>[1]
-
-async function dpopKeys(): Promise<DpopKeyPair> {
-  return (await generateKeyPair('ES256', { extractable: false })) as DpopKeyPair
 }
 
 /** A raw POST to the gateway's token endpoint, for requests no well-behaved client library sends. */
@@ -106,7 +74,7 @@ describe('authorization-server façade in front of a legacy server (opaque token
     t = await transport()
     tA = await transport(pki.partnerA)
     tB = await transport(pki.partnerB)
-    as = await discover(env, t)
+    as = await discover(env.issuer, t)
   })
   after(async () => {
     await Promise.allSettled([t?.agent.close(), tA?.agent.close(), tB?.agent.close()])
@@ -363,7 +331,7 @@ describe('the legacy server down or hanging', () => {
   before(async () => {
     env = await startFacadeEnvironment({ logger: createLogger('silent'), pki: await testPki(), validate: 'registry' })
     t = await transport()
-    as = await discover(env, t)
+    as = await discover(env.issuer, t)
   })
   after(async () => {
     await t?.agent.close()
@@ -430,7 +398,7 @@ describe('unbound JWT access tokens from the legacy server, validated by its JWK
   before(async () => {
     env = await startFacadeEnvironment({ logger: createLogger('silent'), pki: await testPki(), legacyTokens: 'jwt' })
     t = await transport()
-    as = await discover(env, t)
+    as = await discover(env.issuer, t)
   })
   after(async () => {
     await t?.agent.close()
@@ -562,7 +530,7 @@ describe('DPoP server nonces at the token endpoint (RFC 9449 §8)', () => {
       env: { FAPI_GATEWAY_NONCE_SECRET: 'n'.repeat(48) },
     })
     t = await transport()
-    as = await discover(env, t)
+    as = await discover(env.issuer, t)
   })
   after(async () => {
     await t?.agent.close()

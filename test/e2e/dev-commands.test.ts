@@ -309,13 +309,19 @@ describe('the demo', () => {
     const result = await runCli(['demo'])
     assert.equal(result.code, 0, result.stdout + result.stderr)
     assert.equal(existsSync(serverCert) ? readFileSync(serverCert, 'utf8') : undefined, before)
-    // The façade act: a token through the gateway used, and each way around its binding refused.
+    // The façade act: a token through the gateway used, and each way around its binding refused; the
+    // authorization-code flow through the legacy login pages to the data API, and each attack on it refused.
     for (const row of [
       /^token through the gateway, used +200 +200 +ok$/m,
       /^legacy token, gateway bypassed +401 invalid_token +401 invalid_token +ok$/m,
       /^gateway token, another DPoP key +401 invalid_token +401 invalid_token +ok$/m,
       /^client_secret_basic at gateway +401 invalid_client +401 invalid_client +ok$/m,
+      /^code flow through legacy login, used +200 +200 +ok$/m,
+      /^code-flow token, another DPoP key +401 invalid_token +401 invalid_token +ok$/m,
       /^another partner's refresh token +400 invalid_grant +400 invalid_grant +ok$/m,
+      /^authorization code used twice +400 invalid_grant +400 invalid_grant +ok$/m,
+      /^wrong PKCE code_verifier +400 invalid_grant +400 invalid_grant +ok$/m,
+      /^another client's request_uri +400 invalid_request_uri +400 invalid_request_uri +ok$/m,
     ])
       assert.match(result.stdout, row)
     assert.doesNotMatch(result.stdout, /FAIL/)
