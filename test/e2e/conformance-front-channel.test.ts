@@ -79,17 +79,16 @@ describe('the conformance runner against the gateway’s authorization-code fron
     assert.deepEqual(ids(report, 'warn'), [], reasons(report))
     assert.deepEqual(
       ids(report, 'skip'),
-      // partner-b is not registered for the authorization_code grant; the gateway's request_uri lives 90 s.
-      [
-        'as-ensure-authorization-code-is-bound-to-client',
-        'as-ensure-unsigned-request-at-par-endpoint-fails',
-        'as-jarm',
-        'as-par-attempt-to-use-expired-request-uri',
-        'as-signed-request-object-accepted',
-      ],
+      // The gateway's request_uri lives 90 s; no request objects here; JARM is not assessed.
+      ['as-ensure-unsigned-request-at-par-endpoint-fails', 'as-jarm', 'as-par-attempt-to-use-expired-request-uri', 'as-signed-request-object-accepted'],
       reasons(report),
     )
     assert.ok(report.results.every((r) => r.section === 'authorization-code'))
+    assert.equal(
+      report.results.find((r) => r.id === 'as-ensure-authorization-code-is-bound-to-client')!.verdict,
+      'pass',
+      'partner-b, a tls_client_auth partner',
+    )
     assert.match(report.results.find((r) => r.id === 'as-reused-code-tokens-revoked')!.reason, /answered 200 before the reuse and 401 after it/)
     assert.doesNotMatch(JSON.stringify(report), /eyJ[A-Za-z0-9_-]{20,}\.eyJ/, 'no assertion or proof in the report')
   })
