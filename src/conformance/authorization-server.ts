@@ -86,6 +86,10 @@ export interface TokenRequestSpec {
   readonly certificate?: 'own' | 'primary' | 'none'
   /** false: one request, no retry when the server asks for a DPoP nonce. */
   readonly retryNonce?: false
+  /** Another endpoint of the server (PAR); the token endpoint by default. */
+  readonly endpoint?: string
+  /** Only `form` and the client authentication: no default grant_type and scope (PAR, the code exchange). */
+  readonly bareForm?: true
 }
 
 export interface TokenAnswer {
@@ -136,15 +140,15 @@ export async function fetchJson(ctx: RunContext, recorder: Recorder, label: stri
 export async function sendTokenRequest(ctx: RunContext, recorder: Recorder, spec: TokenRequestSpec): Promise<TokenAnswer> {
   const state = asState(ctx)
   const settings = asSettings(ctx)
-  const endpoint = state.tokenEndpoint
+  const endpoint = spec.endpoint ?? state.tokenEndpoint
   if (endpoint === undefined) throw new Error(`no token endpoint (${state.endpointProblem ?? 'see as-metadata-published'})`)
   const client = clientOf(ctx, spec.client)
   const proof = spec.proof ?? (ctx.settings.mode === 'dpop' ? validTokenProof : 'none')
   const identity = identityFor(ctx, spec, client)
   for (let attempt = 0; ; attempt++) {
     const nowSeconds = ctx.nowSeconds()
-    const form = new URLSearchParams({ grant_type: 'client_credentials' })
-    if (settings.scope !== undefined) form.set('scope', settings.scope)
+    const form = new URLSearchParams(spec.bareForm ? {} : { grant_type: 'client_credentials' })
+    if (settings.scope !== undefined && !spec.bareForm) form.set('scope', settings.scope)
     for (const [name, value] of Object.entries(spec.form ?? {})) form.set(name, value)
     form.set('client_id', spec.clientId ?? client.clientId!)
     const notes = [spec.note]

@@ -9,6 +9,7 @@ import type { TlsIdentity } from './http.ts'
 import { SECTION_ORDER, type Mode, type SectionId } from './model.ts'
 import type { ProofAlgorithm } from './proofs.ts'
 import type { ClientAuthentication } from './token-endpoint.ts'
+import type { LoginFormDescription } from './user-agent.ts'
 
 export class ConformanceConfigError extends Error {
   readonly problems: readonly string[]
@@ -95,6 +96,24 @@ export const runnerConfigSchema = z
         tokenEndpoint: httpsUrl.optional(),
         scope: z.string().min(1).optional(),
         caFile: z.string().min(1).optional(),
+        frontChannel: z
+          .strictObject({
+            redirectUri: httpsUrl,
+            scope: z.string().min(1).optional(),
+            login: z.strictObject({
+              forms: z
+                .array(
+                  z.strictObject({
+                    page: z.string().min(1).optional(),
+                    form: z.string().min(1).optional(),
+                    fields: z.record(z.string().min(1), z.string()).default({}),
+                  }),
+                )
+                .min(1),
+            }),
+            requestObject: z.boolean().default(false),
+          })
+          .optional(),
       })
       .optional(),
     sections: z
@@ -109,6 +128,17 @@ export const runnerConfigSchema = z
     if (config.mode === 'mtls' && config.clients.primary.certFile === undefined) problem(['clients', 'primary', 'certFile'], 'required in mtls mode')
     if (config.sections?.includes('authorization-server') && config.authorizationServer === undefined)
       problem(['sections'], 'authorization-server needs the authorizationServer key')
+    if (config.sections?.includes('authorization-code') && config.authorizationServer?.frontChannel === undefined)
+      problem(['sections'], 'authorization-code needs the authorizationServer.frontChannel key')
+    for (const [index, form] of (config.authorizationServer?.frontChannel?.login.forms ?? []).entries()) {
+      for (const key of ['page', 'form'] as const) {
+        try {
+          if (form[key] !== undefined) new RegExp(form[key])
+        } catch {
+          problem(['authorizationServer', 'frontChannel', 'login', 'forms', index, key], 'not a valid regular expression')
+        }
+      }
+    }
     if (config.target.body !== undefined && config.target.method === 'GET') problem(['target', 'body'], 'a GET request has no body')
     if (config.tokens.source === 'tokenEndpoint' || config.authorizationServer !== undefined) {
       const needs = config.tokens.source === 'tokenEndpoint' ? 'tokens.source tokenEndpoint' : 'authorizationServer'
@@ -149,6 +179,20 @@ export interface AuthorizationServerSettings {
   readonly tokenEndpoint: string | undefined
   readonly scope: string | undefined
   readonly caPem: string | undefined
+  /** When given, the authorization-code front channel is assessed too (section authorization-code). */
+  readonly frontChannel?: FrontChannelSettings
+}
+
+/** How the runner plays the partner and the customer in the authorization-code flow. */
+export interface FrontChannelSettings {
+  /** A redirect URI registered for the primary client (never requested: the browser stops there). */
+  readonly redirectUri: string
+  /** The scope of the authorization requests; authorizationServer.scope when undefined. */
+  readonly scope: string | undefined
+  /** The deployment's login and consent forms, as the scripted browser fills them in. */
+  readonly forms: readonly LoginFormDescription[]
+  /** The deployment requires signed request objects (FAPI 2.0 Message Signing; A15). */
+  readonly requestObject: boolean
 }
 
 /** Everything a run needs, files already read. Tests build it directly. */
@@ -282,6 +326,14 @@ export function resolveRunnerConfig(config: RunnerConfigFile, path: string): Run
         tokenEndpoint: config.authorizationServer.tokenEndpoint,
         scope: config.authorizationServer.scope,
         caPem: read('authorizationServer.caFile', config.authorizationServer.caFile),
+        ...(config.authorizationServer.frontChannel && {
+          frontChannel: {
+            redirectUri: config.authorizationServer.frontChannel.redirectUri,
+            scope: config.authorizationServer.frontChannel.scope,
+            forms: config.authorizationServer.frontChannel.login.forms.map((form) => ({ page: form.page, form: form.form, fields: form.fields })),
+            requestObject: config.authorizationServer.frontChannel.requestObject,
+          },
+        }),
       },
     }),
     ...(config.sections && { sections: config.sections }),

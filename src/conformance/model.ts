@@ -4,12 +4,12 @@
 export type Verdict = 'pass' | 'fail' | 'warn' | 'skip'
 export type Level = 'required' | 'recommended'
 export type Mode = 'dpop' | 'mtls'
-export type SectionId = 'tls' | 'mtls' | 'presentation' | 'dpop' | 'nonce' | 'hygiene' | 'revocation' | 'authorization-server'
+export type SectionId = 'tls' | 'mtls' | 'presentation' | 'dpop' | 'nonce' | 'hygiene' | 'revocation' | 'authorization-server' | 'authorization-code'
 
 export const SELF_ASSESSMENT_LABEL = 'Self-assessment — not an OpenID Foundation certification'
 export const SELF_ASSESSMENT_NOTE =
   'This report was produced by the fapi-gateway conformance runner acting as a partner client against the target. ' +
-  'It checks, black-box, what FAPI 2.0 and the RFCs it builds on demand of a resource endpoint (and, when configured, of a token endpoint). It is not an OpenID Foundation ' +
+  'It checks, black-box, what FAPI 2.0 and the RFCs it builds on demand of a resource endpoint (and, when configured, of the token endpoint and the authorization-code front channel of an authorization server). It is not an OpenID Foundation ' +
   'certification and does not replace the OpenID conformance suite.'
 export const TOOL_NAME = 'fapi-gateway conformance'
 
@@ -30,9 +30,23 @@ export const SECTIONS: Readonly<Record<SectionId, SectionInfo>> = {
     title: 'Token endpoint of the authorization server',
     reference: 'FAPI 2.0 SP §5.3.2.1, §5.4.1; RFC 6749 §5.2; RFC 7523 §3; RFC 8705 §2; RFC 9449 §5, §8',
   },
+  'authorization-code': {
+    title: 'Authorization-code front channel of the authorization server',
+    reference: 'FAPI 2.0 SP §5.3.2.2, §5.3.3; RFC 9126; RFC 7636; RFC 9207; RFC 9449 §10; FAPI 2.0 MS §5.3, §5.4',
+  },
 }
 
-export const SECTION_ORDER: readonly SectionId[] = ['tls', 'presentation', 'dpop', 'nonce', 'mtls', 'revocation', 'hygiene', 'authorization-server']
+export const SECTION_ORDER: readonly SectionId[] = [
+  'tls',
+  'presentation',
+  'dpop',
+  'nonce',
+  'mtls',
+  'revocation',
+  'hygiene',
+  'authorization-server',
+  'authorization-code',
+]
 
 /** A header as shown in a report: secret-bearing values are truncated. */
 export type ShownHeader = readonly [name: string, value: string]

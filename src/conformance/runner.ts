@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { Clock } from '../types.ts'
 import { levelOf, type CheckDefinition } from './check.ts'
 import { authorizationServerChecks } from './checks/authorization-server-checks.ts'
+import { frontChannelChecks } from './checks/front-channel-checks.ts'
 import { dpopChecks } from './checks/dpop-checks.ts'
 import { hygieneChecks, runWideChecks } from './checks/hygiene-checks.ts'
 import { mtlsChecks, revocationChecks } from './checks/mtls-checks.ts'
@@ -42,7 +43,10 @@ export interface RunnerOptions {
 }
 
 /** Every check in the order it runs; which apply depends on the mode and what is configured. */
-export function allChecks(mode: Mode, options: { readonly authorizationServer?: boolean; readonly sections?: readonly SectionId[] } = {}): CheckDefinition[] {
+export function allChecks(
+  mode: Mode,
+  options: { readonly authorizationServer?: boolean; readonly frontChannel?: boolean; readonly sections?: readonly SectionId[] } = {},
+): CheckDefinition[] {
   const presentation = presentationChecks()
   const checks = [
     ...tlsChecks(),
@@ -54,6 +58,7 @@ export function allChecks(mode: Mode, options: { readonly authorizationServer?: 
     ...hygieneChecks(),
     ...runWideChecks(),
     ...(options.authorizationServer ? authorizationServerChecks() : []),
+    ...(options.authorizationServer && options.frontChannel ? frontChannelChecks() : []),
   ]
   return checks.filter(
     (check) => (check.modes === undefined || check.modes.includes(mode)) && (options.sections === undefined || options.sections.includes(check.section)),
@@ -95,6 +100,7 @@ export async function runConformance(options: RunnerOptions): Promise<Conformanc
   const ctx = createRunContext({ settings, tokenSource, redactor, now })
   const checks = allChecks(settings.mode, {
     authorizationServer: settings.authorizationServer !== undefined,
+    frontChannel: settings.authorizationServer?.frontChannel !== undefined,
     ...(settings.sections && { sections: settings.sections }),
   })
   const startedAt = new Date(now()).toISOString()

@@ -109,6 +109,55 @@ describe('runner configuration', () => {
     assert.equal(loadRunnerConfig(write('no-as.yaml', valid)).authorizationServer, undefined)
   })
 
+  it('reads authorizationServer.frontChannel: the redirect URI, the login forms, request objects', () => {
+    const settings = loadRunnerConfig(
+      write('fc.yaml', {
+        ...valid,
+        authorizationServer: {
+          issuer: 'https://gw.bank.example',
+          scope: 'accounts:read',
+          frontChannel: {
+            redirectUri: 'https://partner.example/cb',
+            login: { forms: [{ page: '/login', form: 'name="username"', fields: { username: 'alice', password: 'secret' } }, { form: 'value="consent"' }] },
+          },
+        },
+        sections: ['authorization-code'],
+      }),
+    )
+    assert.deepEqual(settings.authorizationServer?.frontChannel, {
+      redirectUri: 'https://partner.example/cb',
+      scope: undefined,
+      forms: [
+        { page: '/login', form: 'name="username"', fields: { username: 'alice', password: 'secret' } },
+        { page: undefined, form: 'value="consent"', fields: {} },
+      ],
+      requestObject: false,
+    })
+    const found = problems(
+      write('fc-bad.yaml', {
+        ...valid,
+        authorizationServer: {
+          issuer: 'https://gw.bank.example',
+          frontChannel: { redirectUri: 'http://partner.example/cb', login: { forms: [{ page: '(' }] } },
+        },
+      }),
+    )
+    for (const expected of [
+      /frontChannel\.redirectUri: must be an absolute https URL/,
+      /frontChannel\.login\.forms\.0\.page: not a valid regular expression/,
+    ]) {
+      assert.ok(
+        found.some((p) => expected.test(p)),
+        `${expected} in ${found.join('\n')}`,
+      )
+    }
+    const section = problems(write('fc-section.yaml', { ...valid, sections: ['authorization-code'] }))
+    assert.ok(
+      section.some((p) => /sections: authorization-code needs the authorizationServer\.frontChannel key/.test(p)),
+      section.join('\n'),
+    )
+  })
+
   it('needs client authentication for the authorization-server checks, and the section its key', () => {
     const found = problems(
       write('as-bad.yaml', {
