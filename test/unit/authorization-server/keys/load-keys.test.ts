@@ -1,15 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { ConfigError, type LoadedConfig } from '../../../../src/config/load.ts'
 import { gatewayConfigSchema, type GatewayKeyConfig } from '../../../../src/config/schema.ts'
 import { loadGatewayKeys } from '../../../../src/authorization-server/keys/load-keys.ts'
 
-const pem = (type: Parameters<typeof generateKeyPairSync>[0], options: object = {}) =>
-  (generateKeyPairSync as (t: string, o: object) => { privateKey: { export(o: object): string } })(type, options).privateKey.export({
+const pem = (type: string, options: object = {}): string =>
+  (generateKeyPairSync as unknown as (t: string, o: object) => { privateKey: KeyObject })(type, options).privateKey.export({
     format: 'pem',
     type: 'pkcs8',
-  })
+  }) as string
 
 const FILES: Record<string, string> = {
   'rsa.pem': pem('rsa', { modulusLength: 2048 }),
