@@ -4,6 +4,9 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse, stringify } from 'yaml'
 import { request } from 'undici'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
 import { captureLog, testPki } from '../support/gateway.ts'
@@ -79,5 +82,43 @@ describe("the gateway's own keys", () => {
     const seconds = Number(line!.split(' ')[1])
     assert.ok(seconds > 29 * 86400 && seconds <= 30 * 86400, String(seconds))
     assert.equal(text.includes('kid="jarm-2"'), false)
+  })
+  async function publishedKeys(): Promise<Record<string, unknown>[]> {
+    const response = await request(`${env.issuer}/oauth2/jwks`, { dispatcher: t.agent })
+    return ((await response.body.json()) as { keys: Record<string, unknown>[] }).keys
+  }
+
+  it('reads a replaced key file again on reload, refuses a reload with a bad key and keeps the keys in force', async () => {
+    const before = (await publishedKeys()).find((k) => k.kid === 'jarm-1')!
+    writeFileSync(join(env.dir, 'jarm-1.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
+    const reloaded = await env.gateways[0]!.reload()
+    assert.equal(reloaded.outcome, 'reloaded')
+    assert.ok(reloaded.changed.includes('authorizationServer'))
+    const after = (await publishedKeys()).find((k) => k.kid === 'jarm-1')!
+    assert.notEqual(after.x, before.x)
+
+    writeFileSync(join(env.dir, 'jarm-1.pem'), generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
+    const refused = await env.gateways[0]!.reload()
+    assert.equal(refused.outcome, 'refused')
+    assert.ok(
+      refused.problems.some((p) => p.endsWith('authorizationServer.keys.0.alg: ES256 needs an EC P-256 key, this is on secp384r1 (kid jarm-1)')),
+      String(refused.problems),
+    )
+    assert.equal((await publishedKeys()).find((k) => k.kid === 'jarm-1')!.x, after.x)
+  })
+
+  it('publishes a key added on a reload at once', async () => {
+    writeFileSync(join(env.dir, 'jarm-1.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
+    writeFileSync(join(env.dir, 'jarm-3.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
+    const config = parse(readFileSync(env.configFile, 'utf8')) as { authorizationServer: { keys: unknown[] } }
+    const activeFrom = new Date(Date.now() + 10 * 60_000).toISOString()
+    config.authorizationServer.keys.push({ kid: 'jarm-3', use: 'sig', alg: 'ES256', privateKeyFile: 'jarm-3.pem', activeFrom })
+    writeFileSync(env.configFile, stringify(config))
+    assert.equal((await env.gateways[0]!.reload()).outcome, 'reloaded')
+    assert.deepEqual(
+      (await publishedKeys()).map((k) => k.kid),
+      ['jarm-1', 'request-enc-1', 'jarm-3'],
+    )
+    // When it may sign (an hour after this reload, not in ten minutes) is file-key-source.test.ts's to show.
   })
 })
