@@ -41,6 +41,8 @@ export interface FacadeEnvironmentOptions {
   readonly frontChannel?: boolean
   /** Start a second gateway on the same configuration (another replica; share Redis through `config.replay`). */
   readonly replicas?: 1 | 2
+  /** Further files written to the environment's directory before the gateway starts (name → contents), e.g. the gateway's own keys. */
+  readonly files?: Readonly<Record<string, string>>
   /** false: write the configuration and start everything but the gateway, which the caller runs (the bench: its own process). */
   readonly startGateways?: boolean
 }
@@ -197,6 +199,7 @@ export async function startFacadeEnvironment(options: FacadeEnvironmentOptions):
       },
       options.config ?? {},
     )
+  for (const [name, contents] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), contents)
   const configFiles = ports.map((port, index) => {
     const file = join(dir, index === 0 ? 'gateway.yaml' : `gateway-${index}.yaml`)
     writeFileSync(file, stringify(configFor(port)))

@@ -21,6 +21,7 @@ import { connectRedis, type RedisClientOptions } from './replay/redis-client.ts'
 import { createRedisReplayStore } from './replay/redis-store.ts'
 import type { ReplayStore } from './replay/store.ts'
 import { certificatesOf, createCertificateExpiry } from './server/certificate-expiry.ts'
+import { createKeyExpiry } from './authorization-server/keys/key-expiry.ts'
 import { createGenerations } from './reload/generations.ts'
 import { createOcspStapler } from './server/ocsp-stapling.ts'
 import { buildPipeline, type GatewayPipeline, type SharedDeps } from './pipeline.ts'
@@ -207,9 +208,17 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
     now: clock,
     events,
   })
+  const keyExpiry = createKeyExpiry({
+    registry: metrics.registry,
+    keys: () => live().authorizationServer?.keys,
+    warningDays: () => live().loaded.config.authorizationServer?.keyRotation.expiryWarningDays ?? 0,
+    now: clock,
+    logger,
+  })
   const applyCertificates = (pipeline: GatewayPipeline) => {
     stapler.configure(pipeline.tlsMaterial.serverChain, pipeline.loaded.config.listener.tls.ocspStapling)
     expiry.check()
+    keyExpiry.check()
   }
   applyCertificates(initial)
   const reloader = createReloader({
@@ -258,6 +267,7 @@ export async function startGateway(loaded: LoadedConfig, options: GatewayOptions
   async function close(graceMs = 10_000): Promise<void> {
     await reloader.stop()
     expiry.close()
+    keyExpiry.close()
     upstreamProbe?.close()
     const stopped = new Promise<void>((resolve) => partner.close(() => resolve()))
     partner.closeIdleConnections()

@@ -234,6 +234,8 @@ function authorizationServerFingerprint(loaded: LoadedConfig, env: NodeJS.Proces
   }
   const clients = [as.legacy.sharedClient, ...(loaded.partners?.entries ?? []).map((p) => (p.legacy === 'shared' ? undefined : p.legacy))]
   const secrets = clients.map((c) => (c === undefined ? null : c.secretEnv !== undefined ? (env[c.secretEnv] ?? null) : read(c.secretFile)))
+  // The gateway's own keys: a replaced key file or variable is read again.
+  const keys = as.keys.map((k) => (k.privateKeyEnv !== undefined ? (env[k.privateKeyEnv] ?? null) : read(k.privateKeyFile)))
   return fingerprint(
     as,
     loaded.partners?.entries ?? null,
@@ -241,6 +243,7 @@ function authorizationServerFingerprint(loaded: LoadedConfig, env: NodeJS.Proces
     loaded.config.listener.publicBaseUrl,
     [as.legacy.caFile, as.legacy.certFile, as.legacy.keyFile].map(read),
     createHash('sha256').update(JSON.stringify(secrets)).digest('base64url'),
+    createHash('sha256').update(JSON.stringify(keys)).digest('base64url'),
   )
 }
 
@@ -383,6 +386,7 @@ export function buildPipeline(loaded: LoadedConfig, shared: SharedDeps, previous
         dpop: dpopSettings,
         verifyProofsOn: config.dpop.verifyOn,
         replayTtlMs: proofReplayTtlMs,
+        previousKeys: previous?.authorizationServer?.keys,
       })
       created.push(authorizationServer)
     }

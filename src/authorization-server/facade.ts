@@ -22,8 +22,12 @@ import { answerAuthorizationRequest, type AuthorizationEndpointDeps, type Author
 import { answerCallback, type CallbackSettings } from './front-channel/callback-endpoint.ts'
 import { writeBrowserAnswer } from './front-channel/browser-answer.ts'
 import type { FrontChannelState } from './front-channel/state.ts'
+import type { GatewayKeySource } from './keys/key-source.ts'
 
-export type FacadeEndpoint = 'metadata' | 'token' | 'revocation' | 'par' | 'authorization' | 'callback'
+/** Short, so that a partner sees a new key well within keyRotation.publishAheadSeconds (at least this). */
+export const JWKS_MAX_AGE_SECONDS = 300
+
+export type FacadeEndpoint = 'metadata' | 'jwks' | 'token' | 'revocation' | 'par' | 'authorization' | 'callback'
 
 /** Endpoints a browser reaches: their refusals are pages, not JSON (issue 14). */
 const BROWSER_ENDPOINTS: ReadonlySet<FacadeEndpoint> = new Set(['authorization', 'callback'])
@@ -58,6 +62,8 @@ export interface FacadeDeps {
   readonly token: TokenEndpointDeps
   readonly frontChannel: FrontChannelDeps | undefined
   readonly revocation: RevocationDeps
+  /** The gateway's own keys, published at metadata.jwksPath, when configured. */
+  readonly keys?: GatewayKeySource
   /** The façade's own DPoP nonces (RFC 9449 §8), when nonces are on. */
   readonly nonces: NonceIssuer | undefined
   readonly metrics: AuthorizationServerMetrics
@@ -86,6 +92,7 @@ export interface AuthorizationServerFacade {
 
 const ROUTE_NAMES: Record<FacadeEndpoint, string> = {
   metadata: 'authorization-server-metadata',
+  jwks: 'authorization-server-jwks',
   token: 'authorization-server-token',
   revocation: 'authorization-server-revocation',
   par: 'authorization-server-par',
@@ -146,6 +153,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
   const paths = new Map<string, FacadeEndpoint>([
     ...metadataPaths(settings.metadata).map((path): [string, FacadeEndpoint] => [path, 'metadata']),
     [settings.metadata.tokenPath, 'token'],
+    ...(settings.metadata.jwksPath !== undefined && deps.keys ? [[settings.metadata.jwksPath, 'jwks'] as [string, FacadeEndpoint]] : []),
     ...(settings.metadata.revocationPath !== undefined ? [[settings.metadata.revocationPath, 'revocation'] as [string, FacadeEndpoint]] : []),
     ...(settings.frontChannel
       ? ([
@@ -183,7 +191,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     if (BROWSER_ENDPOINTS.has(endpoint)) writeBrowserAnswer(res, { kind: 'error-page', error }, { 'x-fapi-interaction-id': interactionId })
     else {
       const headers = answerHeaders(interactionId)
-      if (endpoint === 'metadata' && error.code === 'AS_METHOD_NOT_ALLOWED') headers.allow = 'GET, HEAD'
+      if ((endpoint === 'metadata' || endpoint === 'jwks') && error.code === 'AS_METHOD_NOT_ALLOWED') headers.allow = 'GET, HEAD'
       sendOAuthRefusal(res, error, headers, authorizationScheme(req.headers.authorization))
     }
     record(request, error, facts, started)
@@ -268,6 +276,18 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     if (endpoint === 'metadata') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method}` })
       sendJson(res, 200, metadataDocument, { 'x-fapi-interaction-id': interactionId })
+      return
+    }
+    if (endpoint === 'jwks') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method}` })
+      const body = JSON.stringify(deps.keys!.publicJwks(deps.clock()))
+      res.statusCode = 200
+      res.setHeader('content-type', 'application/jwk-set+json')
+      // Public keys: cacheable, briefly (a new key is published publishAheadSeconds before it signs).
+      res.setHeader('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)
+      res.setHeader('content-length', Buffer.byteLength(body))
+      res.setHeader('x-fapi-interaction-id', interactionId)
+      res.end(body)
       return
     }
     if (BROWSER_ENDPOINTS.has(endpoint)) {

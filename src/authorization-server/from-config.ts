@@ -19,6 +19,8 @@ import { GATEWAY_METADATA_NAMES } from './metadata.ts'
 import type { AuthorizationServerMetrics } from './metrics.ts'
 import { createPartnerRegistry, type PartnerRegistry } from './partners.ts'
 import { createFrontChannelState } from './front-channel/state.ts'
+import { createFileKeySource, keysAddedSince, type FileKeySource } from './keys/file-key-source.ts'
+import { loadGatewayKeys } from './keys/load-keys.ts'
 
 export interface FacadeBuildDeps {
   readonly env: NodeJS.ProcessEnv
@@ -34,9 +36,13 @@ export interface FacadeBuildDeps {
   readonly dpop: DpopSettings
   readonly verifyProofsOn: 'threadPool' | 'eventLoop'
   readonly replayTtlMs: number
+  /** The keys of the façade this one replaces on a reload: a key that was not there is published from now. */
+  readonly previousKeys?: FileKeySource
 }
 
 export interface RunningFacade extends AuthorizationServerFacade {
+  /** The gateway's own keys (authorizationServer.keys), when configured. */
+  readonly keys: FileKeySource | undefined
   close(): Promise<void>
 }
 
@@ -55,6 +61,9 @@ export function checkFacadeConfig(loaded: LoadedConfig, env: NodeJS.ProcessEnv):
   if (!as) throw new ConfigError([`${loaded.file}: authorizationServer: not configured`])
   const clashing = Object.keys(as.metadata).filter((name) => (GATEWAY_METADATA_NAMES as readonly string[]).includes(name))
   if (clashing.length > 0) throw new ConfigError([`${loaded.file}: authorizationServer.metadata: ${clashing.join(', ')} is set by the gateway itself`])
+  if (as.keys.length > 0 && 'jwks_uri' in as.metadata)
+    throw new ConfigError([`${loaded.file}: authorizationServer.metadata: jwks_uri is set by the gateway itself when authorizationServer.keys are configured`])
+  loadGatewayKeys(loaded, env)
   return createPartnerRegistry(loaded, env)
 }
 
@@ -87,6 +96,11 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
   const publicBaseUrl = config.listener.publicBaseUrl.replace(/\/$/, '')
   const issuer = as.issuer ?? publicBaseUrl
   const nonces = facadeNonces(loaded, deps.env)
+  const loadedKeys = loadGatewayKeys(loaded, deps.env)
+  const keys =
+    loadedKeys.length > 0
+      ? createFileKeySource(loadedKeys, { ...as.keyRotation, addedAt: keysAddedSince(deps.previousKeys, loadedKeys, deps.clock()) })
+      : undefined
   const authenticator = createClientAuthenticator(
     { issuer, clockToleranceSeconds: as.assertion.clockToleranceSeconds, maxLifetimeSeconds: as.assertion.maxLifetimeSeconds },
     { partners, store: deps.store },
@@ -129,6 +143,7 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
             }
           : undefined,
         dpopAlgorithms: config.dpop.algorithms,
+        jwksPath: keys ? as.endpoints.jwks : undefined,
         openid: as.openid,
         extra: as.metadata,
       },
@@ -194,6 +209,7 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
         revokedTokens: deps.revokedTokens,
         logger: deps.logger,
       },
+      keys,
       nonces,
       metrics: deps.metrics,
       events: deps.events,
@@ -203,6 +219,7 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
   )
   return {
     ...facade,
+    keys,
     async close() {
       authenticator.close()
       await legacy.close()

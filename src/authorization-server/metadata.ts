@@ -11,6 +11,8 @@ export interface MetadataSettings {
   /** Set when the front channel is on (issue 14): PAR and the authorization endpoint. */
   readonly frontChannel?: { readonly parPath: string; readonly authorizationPath: string; readonly requestObjectRequired: boolean }
   readonly dpopAlgorithms: readonly string[]
+  /** Set when the gateway has keys of its own (authorizationServer.keys): its JWKS. */
+  readonly jwksPath?: string
   readonly openid: boolean
   /** The operator's further values; never one the gateway sets itself. */
   readonly extra: Readonly<Record<string, string | readonly string[] | boolean>>
@@ -69,6 +71,7 @@ export function authorizationServerMetadata(settings: MetadataSettings): Record<
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     dpop_signing_alg_values_supported: settings.dpopAlgorithms,
     tls_client_certificate_bound_access_tokens: true,
+    ...(settings.jwksPath !== undefined && { jwks_uri: at(settings.jwksPath) }),
     code_challenge_methods_supported: ['S256'],
     ...(settings.frontChannel && {
       // FAPI 2.0 SP §5.3.2.2: PAR only, code only, RFC 9207 iss in every authorization response.

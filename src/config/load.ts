@@ -229,6 +229,10 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
     ['authorizationServer.legacy.caFile', config.authorizationServer?.legacy.caFile],
     ['authorizationServer.legacy.certFile', config.authorizationServer?.legacy.certFile],
     ['authorizationServer.legacy.keyFile', config.authorizationServer?.legacy.keyFile],
+    ...(config.authorizationServer?.keys ?? []).map((key, i): [string, string | undefined] => [
+      `authorizationServer.keys.${i}.privateKeyFile`,
+      key.privateKeyFile,
+    ]),
     // CRL files are not required at start-up: one CA's missing CRL must not stop the others (it is retried).
     ...(config.revocation?.cas ?? []).map((ca, i): [string, string | undefined] => [`revocation.cas.${i}.caFile`, ca.caFile]),
   ]

@@ -195,6 +195,37 @@ const endpointPath = z
   .startsWith('/', 'must start with /')
   .regex(/^\/[A-Za-z0-9\-._~/]*$/, 'must be a plain path (letters, digits, - . _ ~ /)')
 
+// The gateway's own keys (issue 14): JARM signing and request-object decryption. Secrets come from a file or the environment only.
+const SIGNING_KEY_ALGORITHMS = ['PS256', 'ES256', 'EdDSA'] as const
+const ENCRYPTION_KEY_ALGORITHMS = ['RSA-OAEP-256', 'ECDH-ES'] as const
+const isoInstant = z.iso.datetime({ offset: true })
+const gatewayKey = z
+  .strictObject({
+    kid: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1 to 128 letters, digits or . _ : -'),
+    use: z.enum(['sig', 'enc']),
+    alg: z.enum([...SIGNING_KEY_ALGORITHMS, ...ENCRYPTION_KEY_ALGORITHMS]),
+    /** PEM (PKCS#8), relative to the configuration file. */
+    privateKeyFile: z.string().optional(),
+    /** An environment variable holding the PEM (PKCS#8) or a private JWK. */
+    privateKeyEnv: z.string().optional(),
+    /** When the key starts signing (it is published publishAheadSeconds before); unset: published and active at once. */
+    activeFrom: isoInstant.optional(),
+    /** When the key stops signing (or is no longer offered for encryption); kept retiredKeptSeconds longer. */
+    retireAt: isoInstant.optional(),
+  })
+  .refine((k) => (k.privateKeyFile === undefined) !== (k.privateKeyEnv === undefined), {
+    message: 'needs exactly one of privateKeyFile or privateKeyEnv',
+    path: ['privateKeyFile'],
+  })
+  .refine((k) => (k.use === 'sig') === (SIGNING_KEY_ALGORITHMS as readonly string[]).includes(k.alg), {
+    message: 'use sig takes PS256, ES256 or EdDSA; use enc takes RSA-OAEP-256 or ECDH-ES',
+    path: ['alg'],
+  })
+  .refine((k) => k.activeFrom === undefined || k.retireAt === undefined || Date.parse(k.retireAt) > Date.parse(k.activeFrom), {
+    message: 'must be after activeFrom',
+    path: ['retireAt'],
+  })
+
 const authorizationServer = z
   .strictObject({
     /** The façade's issuer; listener.publicBaseUrl when not set. */
@@ -211,6 +242,8 @@ const authorizationServer = z
         authorization: endpointPath.default('/oauth2/authorize'),
         /** Registered at the legacy server as the redirect URI of every legacy client. */
         callback: endpointPath.default('/oauth2/callback'),
+        /** The gateway's own public keys (published when `keys` are configured). */
+        jwks: endpointPath.default('/oauth2/jwks'),
       })
       .prefault({}),
     authorizationCode: z
@@ -223,6 +256,21 @@ const authorizationServer = z
         codeLifetimeSeconds: positiveInt.max(60).default(60),
         /** Signed request objects (RFC 9101, FAPI 2.0 Message Signing): required of every partner, or of those registered so. */
         requestObject: z.enum(['optional', 'required']).default('optional'),
+      })
+      .prefault({}),
+    /** The gateway's own keys: JARM signing, request-object decryption (docs/authorization-server.md, "The gateway's own keys"). */
+    keys: z
+      .array(gatewayKey)
+      .default([])
+      .refine((keys) => new Set(keys.map((k) => k.kid)).size === keys.length, 'two keys with one kid'),
+    keyRotation: z
+      .strictObject({
+        /** A key is published this long before it may sign; at least the JWKS endpoint's max-age (300). */
+        publishAheadSeconds: positiveInt.min(300).default(3_600),
+        /** How long a retired key stays published (and, for decryption, accepted): longer than what it signed lives. */
+        retiredKeptSeconds: positiveInt.default(3_600),
+        /** A warning is logged when a key's retireAt is closer than this; 0: none. */
+        expiryWarningDays: z.number().int().min(0).default(14),
       })
       .prefault({}),
     /** Published as `openid-configuration` too, for a legacy server that issues ID tokens. */
@@ -607,3 +655,4 @@ export const partnerFileSchema = z
 export type PartnerConfig = z.infer<typeof partnerSchema>
 export type AuthorizationServerConfig = z.infer<typeof authorizationServer>
 export type LegacyClientConfig = z.infer<typeof legacySecret>
+export type GatewayKeyConfig = AuthorizationServerConfig['keys'][number]

@@ -272,3 +272,39 @@ for (const dpop of [{}, { maxAgeSeconds: 120, maxFutureSeconds: 30 }]) {
     )
   })
 }
+
+test("the gateway's own keys: a key added on a reload signs no sooner than publishAheadSeconds after it, one there at start-up per its activeFrom", async () => {
+  const { generateKeyPairSync } = await import('node:crypto')
+  for (const kid of ['jarm-1', 'jarm-2'])
+    writeFileSync(join(dir, `${kid}.pem`), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }))
+  writeFileSync(join(dir, 'partners.yaml'), stringify({ partners: [] }))
+  const activeFrom = Date.now() + 10 * 60_000
+  const withKeys = (kids: string[]) =>
+    writeConfig((raw) => {
+      raw.issuers[0].facade = { validate: 'jwks' }
+      raw.authorizationServer = {
+        resourceIssuer: 'dev',
+        legacy: { tokenEndpoint: 'https://127.0.0.1:1/token' },
+        keys: kids.map((kid) => ({
+          kid,
+          use: 'sig',
+          alg: 'ES256',
+          privateKeyFile: `${kid}.pem`,
+          ...(kid === 'jarm-2' && { activeFrom: new Date(activeFrom).toISOString() }),
+        })),
+      }
+    })
+  try {
+    withKeys(['jarm-1'])
+    const first = build().pipeline
+    withKeys(['jarm-1', 'jarm-2'])
+    const reloaded = build(first).pipeline
+    assert.equal(reloaded.authorizationServer!.keys!.signer(activeFrom + 60_000).kid, 'jarm-1')
+    assert.equal(reloaded.authorizationServer!.keys!.signer(Date.now() + 61 * 60_000).kid, 'jarm-2')
+    // A restart with both configured: jarm-2 is taken as published already and signs at its activeFrom.
+    const restarted = build().pipeline
+    assert.equal(restarted.authorizationServer!.keys!.signer(activeFrom + 60_000).kid, 'jarm-2')
+  } finally {
+    writeConfig()
+  }
+})
