@@ -19,9 +19,8 @@ import { answerRevocationRequest, type RevocationDeps } from './revocation-endpo
 import { answerTokenRequest, type TokenEndpointDeps, type TokenEndpointSettings, type TokenRequestFacts } from './token-endpoint.ts'
 import { answerPushedAuthorizationRequest, type ParDeps, type ParSettings } from './front-channel/par-endpoint.ts'
 import { answerAuthorizationRequest, type AuthorizationEndpointDeps, type AuthorizationEndpointSettings } from './front-channel/authorization-endpoint.ts'
-import { answerCallback, type CallbackSettings } from './front-channel/callback-endpoint.ts'
+import { answerCallback, type CallbackDeps, type CallbackSettings } from './front-channel/callback-endpoint.ts'
 import { writeBrowserAnswer } from './front-channel/browser-answer.ts'
-import type { FrontChannelState } from './front-channel/state.ts'
 
 export type FacadeEndpoint = 'metadata' | 'token' | 'revocation' | 'par' | 'authorization' | 'callback'
 
@@ -41,7 +40,7 @@ export interface FrontChannelSettings {
 export interface FrontChannelDeps {
   readonly par: ParDeps
   readonly authorization: AuthorizationEndpointDeps
-  readonly callback: { readonly state: FrontChannelState }
+  readonly callback: CallbackDeps
 }
 
 export interface FacadeSettings {

@@ -19,6 +19,7 @@ import { GATEWAY_METADATA_NAMES } from './metadata.ts'
 import type { AuthorizationServerMetrics } from './metrics.ts'
 import { createPartnerRegistry, type PartnerRegistry } from './partners.ts'
 import { createFrontChannelState } from './front-channel/state.ts'
+import type { GatewayKeySource } from './keys/key-source.ts'
 
 export interface FacadeBuildDeps {
   readonly env: NodeJS.ProcessEnv
@@ -107,6 +108,8 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
   const revocationPath = as.endpoints.revocation
   const front = as.legacy.authorizationEndpoint
   const frontState = front ? createFrontChannelState(deps.store) : undefined
+  // The gateway's own keys (JARM signing, request-object decryption); without them both are refused.
+  const keys: GatewayKeySource | undefined = undefined
   const proofDeps = {
     dpop: { ...deps.dpop, nonces },
     proofKeys: deps.proofKeys,
@@ -180,9 +183,9 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
       },
       frontChannel: frontState
         ? {
-            par: { authenticator, state: frontState, proofs: proofDeps },
-            authorization: { partners, state: frontState },
-            callback: { state: frontState },
+            par: { authenticator, state: frontState, proofs: proofDeps, keys },
+            authorization: { partners, state: frontState, keys },
+            callback: { state: frontState, keys },
           }
         : undefined,
       revocation: {
