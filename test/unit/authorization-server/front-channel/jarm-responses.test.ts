@@ -6,6 +6,7 @@
 import { before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose'
+import * as oauth from 'oauth4webapi'
 import { answerAuthorizationRequest } from '../../../../src/authorization-server/front-channel/authorization-endpoint.ts'
 import type { BrowserAnswer } from '../../../../src/authorization-server/front-channel/browser-answer.ts'
 import { answerCallback } from '../../../../src/authorization-server/front-channel/callback-endpoint.ts'
@@ -120,6 +121,54 @@ describe('the code as a JARM response', () => {
     const { state, gatewayState } = await started(pushedRequest())
     const location = redirectOf(await callback(state, { state: gatewayState, code: 'legacy-code-1' }))
     assert.deepEqual([...location.searchParams.keys()], ['code', 'state', 'iss'])
+  })
+})
+
+describe('the partner library (oauth4webapi validateJwtAuthResponse) takes the response', () => {
+  /** The gateway's JWKS as its jwks_uri serves it (that endpoint is built elsewhere): the key source's public keys. */
+  function jwksFetch(source: GatewayKeySource): typeof fetch {
+    return async () => Response.json(source.publicJwks(Date.now()), { headers: { 'cache-control': 'no-store' } })
+  }
+  const as: oauth.AuthorizationServer = {
+    issuer: ISSUER,
+    jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+    authorization_signing_alg_values_supported: ['ES256'],
+    authorization_response_iss_parameter_supported: true,
+  }
+  const client: oauth.Client = { client_id: 'fintech' }
+
+  test('a code: validated, with the partner state, and the code as the token request needs it', async () => {
+    const { state, gatewayState } = await started()
+    const location = redirectOf(await callback(state, { state: gatewayState, code: 'legacy-code-1' }))
+    const params = await oauth.validateJwtAuthResponse(as, client, location, 'partner-state-1', { [oauth.customFetch]: jwksFetch(keys) })
+    assert.match(params.get('code')!, /^[A-Za-z0-9_-]{43}$/)
+    assert.equal(params.get('iss'), ISSUER)
+  })
+
+  test('a legacy error: the library reports the authorization error', async () => {
+    const { state, gatewayState } = await started()
+    const location = redirectOf(await callback(state, { state: gatewayState, error: 'access_denied' }))
+    await assert.rejects(oauth.validateJwtAuthResponse(as, client, location, 'partner-state-1', { [oauth.customFetch]: jwksFetch(keys) }), (error) => {
+      assert.ok(error instanceof oauth.AuthorizationResponseError)
+      assert.equal(error.error, 'access_denied')
+      return true
+    })
+  })
+
+  test('a response for another client, or signed by a key the gateway does not publish, is rejected by the library', async () => {
+    const { state, gatewayState } = await started()
+    const location = redirectOf(await callback(state, { state: gatewayState, code: 'legacy-code-1' }))
+    await assert.rejects(
+      oauth.validateJwtAuthResponse({ ...as }, { client_id: 'other' }, location, 'partner-state-1', { [oauth.customFetch]: jwksFetch(keys) }),
+      {
+        code: oauth.JWT_CLAIM_COMPARISON,
+      },
+    )
+    const stranger = await testKeySource({ sign: 'ES256' })
+    // A fresh metadata object: the library caches the JWKS per authorization server object.
+    await assert.rejects(oauth.validateJwtAuthResponse({ ...as }, client, location, 'partner-state-1', { [oauth.customFetch]: jwksFetch(stranger) }), {
+      code: oauth.KEY_SELECTION,
+    })
   })
 })
 
