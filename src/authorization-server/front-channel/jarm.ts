@@ -58,23 +58,25 @@ export async function signAuthorizationResponse(keys: GatewayKeySource | undefin
 
 /**
  * What the metadata announces when the gateway has its own keys (JARM §3, RFC 9101 §9.2): response
- * modes with jwt when it can sign, request-object encryption when it can decrypt. Empty without keys.
+ * modes with jwt when it can sign (the algorithms of the current signer and of every published signing
+ * key, so that a rotation to another algorithm is announced before it signs), request-object encryption
+ * with the algorithms of its current decryption keys. Empty without keys.
  */
 export function messageSigningMetadata(keys: GatewayKeySource | undefined, nowMs: number): Record<string, readonly string[]> {
   if (keys === undefined) return {}
-  const published = keys.publicJwks(nowMs).keys
-  const algorithmsOf = (use: 'sig' | 'enc') => [
-    ...new Set(published.filter((key) => key.use === use && typeof key.alg === 'string').map((key) => key.alg as string)),
-  ]
   const metadata: Record<string, readonly string[]> = {}
-  const signing = algorithmsOf('sig')
-  if (currentSigner(keys, nowMs) !== undefined && signing.length > 0) {
+  const signer = currentSigner(keys, nowMs)
+  if (signer !== undefined) {
+    const published = keys
+      .publicJwks(nowMs)
+      .keys.filter((key) => key.use === 'sig' && typeof key.alg === 'string')
+      .map((key) => key.alg as string)
     metadata.response_modes_supported = ['query', 'jwt', 'query.jwt']
-    metadata.authorization_signing_alg_values_supported = signing
+    metadata.authorization_signing_alg_values_supported = [...new Set([signer.alg, ...published])]
   }
-  const encryption = algorithmsOf('enc').filter((alg) => REQUEST_OBJECT_ENCRYPTION_ALGORITHMS.includes(alg))
-  if (keys.decrypters(nowMs).length > 0 && encryption.length > 0) {
-    metadata.request_object_encryption_alg_values_supported = encryption
+  const decrypting = keys.decrypters(nowMs).filter((key) => REQUEST_OBJECT_ENCRYPTION_ALGORITHMS.includes(key.alg))
+  if (decrypting.length > 0) {
+    metadata.request_object_encryption_alg_values_supported = [...new Set(decrypting.map((key) => key.alg))]
     metadata.request_object_encryption_enc_values_supported = REQUEST_OBJECT_ENCRYPTION_ENCODINGS
   }
   return metadata

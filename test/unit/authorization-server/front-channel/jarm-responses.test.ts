@@ -267,6 +267,10 @@ describe('signAuthorizationResponse and messageSigningMetadata', () => {
       response_modes_supported: ['query', 'jwt', 'query.jwt'],
       authorization_signing_alg_values_supported: ['PS256'],
     })
+    // A rotation to PS256: the next key is published before it signs, and announced with it.
+    const next = await testKeySource({ sign: 'PS256' })
+    const rotating: GatewayKeySource = { ...keys, publicJwks: (at) => ({ keys: [...keys.publicJwks(at).keys, ...next.publicJwks(at).keys] }) }
+    assert.deepEqual(messageSigningMetadata(rotating, nowMs).authorization_signing_alg_values_supported, ['ES256', 'PS256'])
     assert.deepEqual(Object.keys(messageSigningMetadata(await testKeySource({ sign: undefined, decrypt: ['ECDH-ES'] }), nowMs)), [
       'request_object_encryption_alg_values_supported',
       'request_object_encryption_enc_values_supported',
