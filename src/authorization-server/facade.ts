@@ -19,10 +19,10 @@ import { answerRevocationRequest, type RevocationDeps } from './revocation-endpo
 import { answerTokenRequest, type TokenEndpointDeps, type TokenEndpointSettings, type TokenRequestFacts } from './token-endpoint.ts'
 import { answerPushedAuthorizationRequest, type ParDeps, type ParSettings } from './front-channel/par-endpoint.ts'
 import { answerAuthorizationRequest, type AuthorizationEndpointDeps, type AuthorizationEndpointSettings } from './front-channel/authorization-endpoint.ts'
-import { answerCallback, type CallbackSettings } from './front-channel/callback-endpoint.ts'
+import { answerCallback, type CallbackDeps, type CallbackSettings } from './front-channel/callback-endpoint.ts'
 import { writeBrowserAnswer } from './front-channel/browser-answer.ts'
-import type { FrontChannelState } from './front-channel/state.ts'
 import type { GatewayKeySource } from './keys/key-source.ts'
+import { messageSigningMetadata } from './front-channel/jarm.ts'
 
 /** Short, so that a partner sees a new key well within keyRotation.publishAheadSeconds (at least this). */
 export const JWKS_MAX_AGE_SECONDS = 300
@@ -45,7 +45,7 @@ export interface FrontChannelSettings {
 export interface FrontChannelDeps {
   readonly par: ParDeps
   readonly authorization: AuthorizationEndpointDeps
-  readonly callback: { readonly state: FrontChannelState }
+  readonly callback: CallbackDeps
 }
 
 export interface FacadeSettings {
@@ -149,7 +149,9 @@ function authorizationScheme(authorization: string | undefined): string | undefi
 
 export function createAuthorizationServerFacade(settings: FacadeSettings, deps: FacadeDeps): AuthorizationServerFacade {
   const { metrics, events, logger } = deps
-  const metadataDocument = JSON.stringify(authorizationServerMetadata(settings.metadata))
+  const metadata = authorizationServerMetadata(settings.metadata)
+  // What the gateway's keys allow (JARM, encrypted request objects) follows their rotation.
+  const metadataDocument = (nowMs: number) => JSON.stringify(settings.frontChannel ? { ...metadata, ...messageSigningMetadata(deps.keys, nowMs) } : metadata)
   const paths = new Map<string, FacadeEndpoint>([
     ...metadataPaths(settings.metadata).map((path): [string, FacadeEndpoint] => [path, 'metadata']),
     [settings.metadata.tokenPath, 'token'],
@@ -275,7 +277,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     const { req, res, endpoint, interactionId } = request
     if (endpoint === 'metadata') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new OAuthError('AS_METHOD_NOT_ALLOWED', { detail: `method: ${req.method}` })
-      sendJson(res, 200, metadataDocument, { 'x-fapi-interaction-id': interactionId })
+      sendJson(res, 200, metadataDocument(deps.clock()), { 'x-fapi-interaction-id': interactionId })
       return
     }
     if (endpoint === 'jwks') {

@@ -195,9 +195,9 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
       },
       frontChannel: frontState
         ? {
-            par: { authenticator, state: frontState, proofs: proofDeps },
-            authorization: { partners, state: frontState },
-            callback: { state: frontState },
+            par: { authenticator, state: frontState, proofs: proofDeps, keys },
+            authorization: { partners, state: frontState, keys },
+            callback: { state: frontState, keys },
           }
         : undefined,
       revocation: {

@@ -42,6 +42,9 @@ export const GATEWAY_METADATA_NAMES = [
   'authorization_response_iss_parameter_supported',
   'request_object_signing_alg_values_supported',
   'require_signed_request_object',
+  'authorization_signing_alg_values_supported',
+  'request_object_encryption_alg_values_supported',
+  'request_object_encryption_enc_values_supported',
 ] as const
 
 export const OAUTH_METADATA_PATH = '/.well-known/oauth-authorization-server'

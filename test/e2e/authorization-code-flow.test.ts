@@ -6,11 +6,12 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import * as oauth from 'oauth4webapi'
+import { CompactEncrypt, exportPKCS8, generateKeyPair, importJWK, type JWK } from 'jose'
 import { request } from 'undici'
 import { startFacadeEnvironment, type FacadeEnvironment } from '../../dev/facade-environment.ts'
 import { createUserAgent, type UserAgent } from '../../dev/user-agent.ts'
 import { captureLog, testPki } from '../support/gateway.ts'
-import { dpopKeys, transport, withNonceRetry, type Transport } from '../support/fapi-client.ts'
+import { discover, dpopKeys, transport, withNonceRetry, type Transport } from '../support/fapi-client.ts'
 import { createLogger } from '../../src/observability/log.ts'
 
 const REDIRECT_URI = 'https://partner-a.example/callback'
@@ -370,5 +371,120 @@ describe('the authorization-code flow through the façade, in front of the legac
     assert.ok(routes.has('authorization-server-authorization'))
     assert.ok(routes.has('authorization-server-callback'))
     assert.doesNotMatch(log.lines.join('\n'), /eyJ[A-Za-z0-9_-]{20,}\.eyJ/)
+  })
+})
+
+describe('the gateway’s own keys in the flow: JARM responses and encrypted request objects (FAPI 2.0 Message Signing)', () => {
+  let env: FacadeEnvironment
+  let t: Transport
+  let as: oauth.AuthorizationServer
+  let browser: UserAgent
+  const client: oauth.Client = { client_id: 'partner-a', authorization_signed_response_alg: 'ES256' }
+  let auth: oauth.ClientAuth
+
+  before(async () => {
+    const pki = await testPki()
+    const pem = async (alg: string, options: Record<string, unknown> = {}) =>
+      exportPKCS8((await generateKeyPair(alg, { extractable: true, ...options })).privateKey)
+    env = await startFacadeEnvironment({
+      logger: createLogger('silent'),
+      pki,
+      frontChannel: true,
+      files: { 'jarm.pem': await pem('ES256'), 'request-enc.pem': await pem('RSA-OAEP-256', { modulusLength: 2048 }) },
+      authorizationServer: {
+        keys: [
+          { kid: 'jarm-1', use: 'sig', alg: 'ES256', privateKeyFile: 'jarm.pem' },
+          { kid: 'enc-1', use: 'enc', alg: 'RSA-OAEP-256', privateKeyFile: 'request-enc.pem' },
+        ],
+      },
+    })
+    t = await transport()
+    as = await discover(env.issuer, t)
+    auth = oauth.PrivateKeyJwt({ key: env.partnerA.privateKey, kid: env.partnerA.publicJwk.kid })
+    browser = createUserAgent({ caPem: pki.root.certPem })
+  })
+  after(async () => {
+    await browser?.close()
+    await t?.agent.close()
+    await env?.close()
+  })
+
+  it('response_mode=jwt: the response is a JWT signed by the published key, iss inside only; oauth4webapi validates it and the code is redeemed', async () => {
+    assert.ok(as.jwks_uri, 'jwks_uri published')
+    assert.ok(as.response_modes_supported?.includes('jwt'))
+    const dpop = oauth.DPoP(client, await dpopKeys())
+    const verifier = oauth.generateRandomCodeVerifier()
+    const state = oauth.generateRandomState()
+    const pushed = await withNonceRetry(async () =>
+      oauth.processPushedAuthorizationResponse(
+        as,
+        client,
+        await oauth.pushedAuthorizationRequest(
+          as,
+          client,
+          auth,
+          {
+            response_type: 'code',
+            response_mode: 'jwt',
+            redirect_uri: REDIRECT_URI,
+            scope: 'accounts:read',
+            code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+            code_challenge_method: 'S256',
+            state,
+          },
+          { ...t.options, DPoP: dpop },
+        ),
+      ),
+    )
+    const start = new URL(as.authorization_endpoint!)
+    start.search = new URLSearchParams({ client_id: client.client_id, request_uri: pushed.request_uri }).toString()
+    const browsed = await browser.browse(start.href, { stopAt: REDIRECT_URI })
+    assert.ok(browsed.url.searchParams.get('response'), 'a JARM response')
+    assert.equal(browsed.url.searchParams.get('iss'), null, 'iss only inside the JWT')
+    const callback = await oauth.validateJwtAuthResponse(as, client, browsed.url, state, t.options)
+    const tokens = await withNonceRetry(async () =>
+      oauth.processAuthorizationCodeResponse(
+        as,
+        client,
+        await oauth.authorizationCodeGrantRequest(as, client, auth, callback, REDIRECT_URI, verifier, { ...t.options, DPoP: dpop }),
+      ),
+    )
+    assert.equal(tokens.token_type, 'dpop')
+  })
+
+  it('an encrypted request object (RFC 9101 §6.1) to the published encryption key is decrypted, then verified', async () => {
+    const jwks = (await (await request(as.jwks_uri!, { dispatcher: t.agent })).body.json()) as { keys: JWK[] }
+    const encryptionJwk = jwks.keys.find((key) => key.use === 'enc')!
+    const verifier = oauth.generateRandomCodeVerifier()
+    const state = oauth.generateRandomState()
+    const signed = await oauth.issueRequestObject(
+      as,
+      client,
+      {
+        response_type: 'code',
+        redirect_uri: REDIRECT_URI,
+        scope: 'accounts:read',
+        code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+      },
+      { key: env.partnerA.privateKey, kid: env.partnerA.publicJwk.kid },
+    )
+    const encrypted = await new CompactEncrypt(new TextEncoder().encode(signed))
+      .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', kid: encryptionJwk.kid, cty: 'JWT' })
+      .encrypt(await importJWK(encryptionJwk, 'RSA-OAEP-256'))
+    const dpop = oauth.DPoP(client, await dpopKeys())
+    const pushed = await withNonceRetry(async () =>
+      oauth.processPushedAuthorizationResponse(
+        as,
+        client,
+        await oauth.pushedAuthorizationRequest(as, client, auth, { request: encrypted }, { ...t.options, DPoP: dpop }),
+      ),
+    )
+    const start = new URL(as.authorization_endpoint!)
+    start.search = new URLSearchParams({ client_id: client.client_id, request_uri: pushed.request_uri }).toString()
+    const browsed = await browser.browse(start.href, { stopAt: REDIRECT_URI })
+    const callback = oauth.validateAuthResponse(as, client, browsed.url, state)
+    assert.ok(callback.get('code'))
   })
 })

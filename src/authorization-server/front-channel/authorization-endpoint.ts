@@ -6,10 +6,12 @@
 // authenticated must work (SP §5.3.2.2 note 3); the callback marks it.
 import type { TokenRequestFacts } from '../token-endpoint.ts'
 import { OAuthError, oauthRefuse } from '../errors.ts'
+import type { GatewayKeySource } from '../keys/key-source.ts'
 import { REQUEST_URI_PREFIX, requestRefOf } from './par-endpoint.ts'
 import type { PartnerRegistry } from '../partners.ts'
 import { asOAuthError, errorPage, fromState, type BrowserAnswer, type BrowserRequest } from './browser-answer.ts'
 import { redirectWithRefusal, withParameters } from './authorization-response.ts'
+import { currentSigner, jarmUnavailable } from './jarm.ts'
 import { newPkcePair, newSecret } from './secrets.ts'
 import type { FrontChannelState, PushedRequest } from './state.ts'
 
@@ -31,6 +33,8 @@ export interface AuthorizationEndpointSettings {
 export interface AuthorizationEndpointDeps {
   readonly partners: PartnerRegistry
   readonly state: FrontChannelState
+  /** The gateway's own keys; a JARM request goes to the legacy server only while the gateway can sign its response. */
+  readonly keys?: GatewayKeySource | undefined
 }
 
 /** Exactly one value of a parameter; none or several is malformed. */
@@ -66,8 +70,8 @@ async function sendToLegacyServer(
   settings: AuthorizationEndpointSettings,
   deps: AuthorizationEndpointDeps,
 ): Promise<BrowserAnswer> {
-  // JARM (response_mode=jwt) is not served yet: a plain answer would be one the partner must refuse.
-  if (pushed.responseMode === 'jwt') throw new OAuthError('AS_REQUEST_MALFORMED', { detail: 'response_mode: jwt is not supported' })
+  // The signing key went away since PAR (a reload): the customer is not sent to log in for a response that cannot be signed.
+  if (pushed.responseMode === 'jwt' && currentSigner(deps.keys, request.nowMs) === undefined) throw jarmUnavailable()
   const partner = deps.partners.get(pushed.clientId)!
   const state = newSecret()
   const pkce = settings.legacyPkce ? newPkcePair() : undefined
@@ -111,6 +115,7 @@ export async function answerAuthorizationRequest(
     return await sendToLegacyServer(found.ref, found.pushed, request, settings, deps)
   } catch (error) {
     // The pushed redirect URI was checked at PAR: from here on, errors go back to the partner.
-    return redirectWithRefusal(found.pushed, settings.issuer, asOAuthError(error, 'authorization endpoint: redirect failed'))
+    const context = { issuer: settings.issuer, keys: deps.keys, nowMs: request.nowMs }
+    return redirectWithRefusal(found.pushed, context, asOAuthError(error, 'authorization endpoint: redirect failed'))
   }
 }

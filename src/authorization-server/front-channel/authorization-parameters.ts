@@ -3,6 +3,7 @@
 // and bounded state and nonce (long values handled, A18). Every refusal names its parameter as the rule.
 import { OAuthError, type OAuthErrorCode } from '../errors.ts'
 import type { Partner } from '../partners.ts'
+import { jarmUnavailable } from './jarm.ts'
 
 /** The parameters read from a pushed request (or from its request object): each one a string. */
 export const AUTHORIZATION_PARAMETERS: readonly string[] = [
@@ -82,12 +83,16 @@ function boundedText(params: ReadonlyMap<string, string>, name: 'state' | 'nonce
   return value
 }
 
-function responseModeOf(params: ReadonlyMap<string, string>): 'jwt' | undefined {
+/** JARM §2.3.4: for the code flow, `jwt` means `query.jwt`. */
+function responseModeOf(params: ReadonlyMap<string, string>, jarm: boolean): 'jwt' | undefined {
   const mode = params.get('response_mode')
   if (mode === undefined || mode === 'query') return undefined
-  // JARM (FAPI 2.0 Message Signing) needs the gateway's own signing keys, which it does not have yet: refused here, before any login.
-  if (mode === 'jwt' || mode === 'query.jwt') return refuseParameter('AS_REQUEST_MALFORMED', 'response_mode', 'jwt (JARM) is not served yet')
-  return refuseParameter('AS_REQUEST_MALFORMED', 'response_mode', 'only query')
+  if (mode === 'jwt' || mode === 'query.jwt') {
+    // JARM (FAPI 2.0 Message Signing) needs a signing key of the gateway's own: without one, refused here, before any login.
+    if (!jarm) throw jarmUnavailable()
+    return 'jwt'
+  }
+  return refuseParameter('AS_REQUEST_MALFORMED', 'response_mode', jarm ? 'only query, jwt or query.jwt' : 'only query')
 }
 
 function dpopJktOf(params: ReadonlyMap<string, string>): string | undefined {
@@ -97,8 +102,17 @@ function dpopJktOf(params: ReadonlyMap<string, string>): string | undefined {
   return jkt
 }
 
+export interface AuthorizationParameterOptions {
+  /** The gateway can sign authorization responses now: response_mode=jwt (JARM) is accepted. */
+  readonly jarm: boolean
+}
+
 /** Throws OAuthError for the first parameter that breaks a rule. */
-export function checkAuthorizationParameters(params: ReadonlyMap<string, string>, partner: Partner): AuthorizationParameters {
+export function checkAuthorizationParameters(
+  params: ReadonlyMap<string, string>,
+  partner: Partner,
+  options: AuthorizationParameterOptions = { jarm: false },
+): AuthorizationParameters {
   checkResponseType(params)
   return {
     redirectUri: registeredRedirectUri(params, partner),
@@ -106,7 +120,7 @@ export function checkAuthorizationParameters(params: ReadonlyMap<string, string>
     scope: registeredScope(params, partner),
     state: boundedText(params, 'state'),
     nonce: boundedText(params, 'nonce'),
-    responseMode: responseModeOf(params),
+    responseMode: responseModeOf(params, options.jarm),
     dpopJkt: dpopJktOf(params),
   }
 }

@@ -2,11 +2,14 @@
 // request in progress by the gateway's own state before anything else is read; an unknown or used
 // state ends there and its legacy code is never redeemed. The pushed request is then marked used (the
 // point of authorization, RFC 9126 §7.3), and the partner gets a code of the gateway's own that stands
-// for the legacy code, with its state and `iss` (RFC 9207), or the legacy server's error.
+// for the legacy code, with its state and `iss` (RFC 9207), or the legacy server's error; as a JWT
+// signed by the gateway when the partner asked for JARM.
 import type { TokenRequestFacts } from '../token-endpoint.ts'
 import { OAuthError } from '../errors.ts'
+import type { GatewayKeySource } from '../keys/key-source.ts'
 import { asOAuthError, errorPage, fromState, type BrowserAnswer, type BrowserRequest } from './browser-answer.ts'
-import { redirectWithCode, redirectWithLegacyError, redirectWithRefusal } from './authorization-response.ts'
+import { redirectWithCode, redirectWithLegacyError, redirectWithRefusal, type ResponseContext } from './authorization-response.ts'
+import { currentSigner, jarmUnavailable } from './jarm.ts'
 import { newSecret, SECRET_SHAPE } from './secrets.ts'
 import type { AuthorizationSession, FrontChannelState, PushedRequest } from './state.ts'
 
@@ -26,6 +29,12 @@ export interface CallbackSettings {
 
 export interface CallbackDeps {
   readonly state: FrontChannelState
+  /** The gateway's own keys; without a signing key among them, JARM responses cannot be sent. */
+  readonly keys?: GatewayKeySource | undefined
+}
+
+function responseContext(request: BrowserRequest, settings: CallbackSettings, deps: CallbackDeps): ResponseContext {
+  return { issuer: settings.issuer, keys: deps.keys, nowMs: request.nowMs }
 }
 
 /** The session the gateway's state stands for, taken once; an error page otherwise (no redirect URI is trusted yet). */
@@ -56,20 +65,20 @@ async function authorizationResponse(
   deps: CallbackDeps,
 ): Promise<BrowserAnswer> {
   const { query, nowMs } = request
+  const context = responseContext(request, settings, deps)
   // Remembered for as long as any session of this request could still come back.
   const usedTtlMs = Math.max(0, pushed.expiresAt - nowMs) + (settings.sessionLifetimeSeconds ?? MAX_SESSION_LIFETIME_SECONDS) * 1000
   const first = await fromState(deps.state.useRequest(session.requestRef, usedTtlMs), 'request_uri: could not be marked used')
   // RFC 9126 §7.3: a second authorization with the same request_uri (OIDF PARAttemptReuseRequestUri expects invalid_request_uri).
-  if (!first) return redirectWithRefusal(pushed, settings.issuer, new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: already used' }))
-  // JARM (response_mode=jwt) is not served yet (the authorization endpoint refuses it before the legacy server is asked).
-  if (pushed.responseMode === 'jwt')
-    return redirectWithRefusal(pushed, settings.issuer, new OAuthError('AS_REQUEST_MALFORMED', { detail: 'response_mode: jwt is not supported' }))
+  if (!first) return redirectWithRefusal(pushed, context, new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: already used' }))
+  // The signing key went away since PAR (a reload): no code is issued that could not be delivered signed.
+  if (pushed.responseMode === 'jwt' && currentSigner(deps.keys, nowMs) === undefined) return errorPage(jarmUnavailable())
 
   const errors = query.getAll('error')
-  if (errors.length > 0) return redirectWithLegacyError(pushed, settings.issuer, errors.length === 1 ? errors[0]! : 'server_error')
+  if (errors.length > 0) return redirectWithLegacyError(pushed, context, errors.length === 1 ? errors[0]! : 'server_error')
   const codes = query.getAll('code')
   if (codes.length !== 1 || !LEGACY_CODE.test(codes[0]!))
-    return redirectWithRefusal(pushed, settings.issuer, new OAuthError('AS_LEGACY_BAD_ANSWER', { detail: 'code: missing, repeated or malformed' }))
+    return redirectWithRefusal(pushed, context, new OAuthError('AS_LEGACY_BAD_ANSWER', { detail: 'code: missing, repeated or malformed' }))
 
   const code = newSecret()
   const lifetimeMs = settings.codeLifetimeSeconds * 1000
@@ -85,7 +94,7 @@ async function authorizationResponse(
     expiresAt: nowMs + lifetimeMs,
   }
   await fromState(deps.state.issueCode(code, issued, lifetimeMs), 'code: could not be stored')
-  return redirectWithCode(pushed, settings.issuer, code)
+  return await redirectWithCode(pushed, context, code)
 }
 
 export async function answerCallback(
@@ -107,6 +116,6 @@ export async function answerCallback(
   try {
     return await authorizationResponse(request, session, pushed, settings, deps)
   } catch (error) {
-    return redirectWithRefusal(pushed, settings.issuer, asOAuthError(error, 'callback: response failed'))
+    return redirectWithRefusal(pushed, responseContext(request, settings, deps), asOAuthError(error, 'callback: response failed'))
   }
 }

@@ -6,10 +6,12 @@ import { randomBytes, type X509Certificate } from 'node:crypto'
 import type { DpopProof, PeerCertificateVerdict } from '../../types.ts'
 import type { ClientAuthenticator } from '../client-authentication/authenticate.ts'
 import { OAuthError } from '../errors.ts'
+import type { GatewayKeySource } from '../keys/key-source.ts'
 import type { Partner } from '../partners.ts'
 import type { TokenRequestFacts } from '../token-endpoint.ts'
 import { checkTokenRequestProof, type TokenProofDeps } from '../token-proof.ts'
 import { AUTHORIZATION_PARAMETERS, checkAuthorizationParameters, refuseParameter } from './authorization-parameters.ts'
+import { currentSigner } from './jarm.ts'
 import { verifyRequestObject } from './request-object.ts'
 import type { FrontChannelState, PushedRequest } from './state.ts'
 
@@ -34,6 +36,11 @@ export interface ParDeps {
   readonly authenticator: ClientAuthenticator
   readonly state: FrontChannelState
   readonly proofs: TokenProofDeps
+  /**
+   * The gateway's own keys: its signing key makes response_mode=jwt (JARM) available, its decryption keys
+   * encrypted request objects. Without them, both are refused.
+   */
+  readonly keys?: GatewayKeySource | undefined
 }
 
 export interface ParRequest {
@@ -74,6 +81,7 @@ async function authorizationRequestOf(request: ParRequest, partner: Partner, set
     clientId: partner.clientId,
     nowMs: request.nowMs,
     stringParameters: AUTHORIZATION_PARAMETERS,
+    decrypters: deps.keys?.decrypters(request.nowMs) ?? [],
   })
 }
 
@@ -113,7 +121,7 @@ export async function answerPushedAuthorizationRequest(
   if (request.params.has('request_uri')) refuseParameter('AS_REQUEST_MALFORMED', 'request_uri', 'not allowed in a pushed authorization request')
 
   const authorizationRequest = await authorizationRequestOf(request, partner, settings, deps)
-  const checked = checkAuthorizationParameters(authorizationRequest, partner)
+  const checked = checkAuthorizationParameters(authorizationRequest, partner, { jarm: currentSigner(deps.keys, request.nowMs) !== undefined })
 
   const proof = await checkTokenRequestProof({ method: 'POST', url: settings.parUrl, proofHeaders: request.proofHeaders, nowMs: request.nowMs }, deps.proofs)
   const dpopJkt = codeBindingOf(checked.dpopJkt, proof)

@@ -23,7 +23,9 @@ import { partnerSchema, type PartnerConfig } from '../../../src/config/schema.ts
 import { createMemoryReplayStore } from '../../../src/replay/memory-store.ts'
 import type { ReplayStore } from '../../../src/replay/store.ts'
 import type { PeerCertificateVerdict } from '../../../src/types.ts'
+import type { GatewayKeySource } from '../../../src/authorization-server/keys/key-source.ts'
 import { pkcePair, signRequestObject } from '../../support/authorization-requests.ts'
+import { encryptRequestObject, testKeySource, type TestKeySource } from '../../support/gateway-keys.ts'
 import { createTestCa, validPeer, type TestCa } from '../../support/client-certificates.ts'
 import { jwtParams, refusedWith, registryOf, signAssertion, signingKey, type SigningKey } from '../../support/client-authentication.ts'
 
@@ -131,6 +133,8 @@ interface RequestOptions {
   readonly assertionAudience?: string
   readonly proofHeaders?: readonly string[]
   readonly peer?: PeerCertificateVerdict
+  /** The gateway's own keys (JARM signing, request-object decryption); default none. */
+  readonly keys?: GatewayKeySource
 }
 
 /** A pushed request authenticated with private_key_jwt (or, for a tls_client_auth partner given a peer, with the certificate). */
@@ -151,7 +155,7 @@ async function parRequest(params: Record<string, string>, options: RequestOption
 async function push(params: Record<string, string>, options: RequestOptions = {}, parSettings: ParSettings = settings) {
   const facts: TokenRequestFacts = {}
   const request = await parRequest(params, options)
-  const answer = await answerPushedAuthorizationRequest(request, parSettings, deps, facts)
+  const answer = await answerPushedAuthorizationRequest(request, parSettings, { ...deps, keys: options.keys }, facts)
   const ref = requestRefOf(answer.request_uri)
   assert.ok(ref, 'the request_uri carries a reference')
   return { answer, facts, request, stored: await state.readRequest(ref) }
@@ -159,7 +163,7 @@ async function push(params: Record<string, string>, options: RequestOptions = {}
 
 function refused(params: Record<string, string>, code: Parameters<typeof refusedWith>[1], rule: string, options: RequestOptions = {}, parSettings = settings) {
   return refusedWith(
-    parRequest(params, options).then((request) => answerPushedAuthorizationRequest(request, parSettings, deps, {})),
+    parRequest(params, options).then((request) => answerPushedAuthorizationRequest(request, parSettings, { ...deps, keys: options.keys }, {})),
     code,
     rule,
   )
@@ -213,7 +217,7 @@ describe('a legitimate pushed request', () => {
     assert.equal(stored?.state, longState)
   })
 
-  test('response_mode query is the default; jwt (JARM) is refused until the gateway signs responses', async () => {
+  test('response_mode query is the default; jwt (JARM) is refused while the gateway has no signing key', async () => {
     assert.equal((await push(authorizationParams({ response_mode: 'query' }))).stored?.responseMode, undefined)
     await refused(authorizationParams({ response_mode: 'jwt' }), 'AS_REQUEST_MALFORMED', 'response_mode')
     await refused(authorizationParams({ response_mode: 'query.jwt' }), 'AS_REQUEST_MALFORMED', 'response_mode')
@@ -551,7 +555,7 @@ describe('signed request objects (RFC 9101, FAPI 2.0 Message Signing, A15)', () 
     await refused(await objectRequest({ state: 12345 }), 'AS_REQUEST_OBJECT_INVALID', 'state')
   })
 
-  test('an encrypted request object (JWE) is refused: not supported yet', async () => {
+  test('an encrypted request object (JWE) is refused while the gateway has no decryption key', async () => {
     const { publicKey } = await generateKeyPair('RSA-OAEP-256')
     const inner = (await objectRequest()).request
     const jwe = await new CompactEncrypt(new TextEncoder().encode(inner))
@@ -580,5 +584,124 @@ describe('the state store', () => {
       'store',
     )
     assert.equal(error.error, 'temporarily_unavailable')
+  })
+})
+
+describe('JARM at PAR (FAPI 2.0 Message Signing, response_mode=jwt)', () => {
+  let signing: TestKeySource
+  let decryptionOnly: TestKeySource
+  before(async () => {
+    signing = await testKeySource({ sign: 'ES256' })
+    decryptionOnly = await testKeySource({ sign: undefined, decrypt: ['RSA-OAEP-256'] })
+  })
+
+  test('with a signing key of the gateway, response_mode jwt and query.jwt are kept as jwt; query stays the default', async () => {
+    assert.equal((await push(authorizationParams({ response_mode: 'jwt' }), { keys: signing })).stored?.responseMode, 'jwt')
+    assert.equal((await push(authorizationParams({ response_mode: 'query.jwt' }), { keys: signing })).stored?.responseMode, 'jwt')
+    assert.equal((await push(authorizationParams(), { keys: signing })).stored?.responseMode, undefined)
+  })
+
+  test('response_mode=jwt inside a signed request object is kept', async () => {
+    const { stored } = await push(await objectRequest({ response_mode: 'jwt' }), { keys: signing })
+    assert.equal(stored?.responseMode, 'jwt')
+  })
+
+  test('a key source without a signing key: response_mode=jwt is refused as without keys', async () => {
+    const error = await refused(authorizationParams({ response_mode: 'jwt' }), 'AS_REQUEST_MALFORMED', 'response_mode', { keys: decryptionOnly })
+    assert.equal(error.error, 'invalid_request')
+  })
+
+  test('response modes of other flows stay refused with a signing key (fragment.jwt, form_post.jwt, fragment)', async () => {
+    for (const mode of ['fragment.jwt', 'form_post.jwt', 'fragment'])
+      await refused(authorizationParams({ response_mode: mode }), 'AS_REQUEST_MALFORMED', 'response_mode', { keys: signing })
+  })
+})
+
+describe('encrypted request objects (RFC 9101 §6.1: a JWE to the gateway, the signed request object inside)', () => {
+  let keys: TestKeySource
+  let rsaKey: (typeof keys.encryptionJwks)[number]
+  let ecKey: (typeof keys.encryptionJwks)[number]
+  let unpublished: TestKeySource
+  const now = () => Math.floor(Date.now() / 1000)
+
+  before(async () => {
+    keys = await testKeySource({ sign: 'ES256', decrypt: ['RSA-OAEP-256', 'ECDH-ES'] })
+    ;[rsaKey, ecKey] = keys.encryptionJwks as [typeof rsaKey, typeof ecKey]
+    unpublished = await testKeySource({ sign: undefined, decrypt: ['RSA-OAEP-256'] })
+  })
+
+  async function encryptedRequest(claims: Record<string, unknown> = {}, gatewayKey = rsaKey, options: Parameters<typeof encryptRequestObject>[2] = {}) {
+    return { request: await encryptRequestObject((await objectRequest(claims)).request, gatewayKey, options) }
+  }
+
+  for (const alg of ['RSA-OAEP-256', 'ECDH-ES'] as const) {
+    test(`a signed request object encrypted with ${alg} and A256GCM to a published key is decrypted, verified and kept`, async () => {
+      const gatewayKey = alg === 'RSA-OAEP-256' ? rsaKey : ecKey
+      const { stored } = await push(await encryptedRequest({ state: `sealed-${alg}` }, gatewayKey), { keys })
+      assert.equal(stored?.state, `sealed-${alg}`)
+      assert.equal(stored?.redirectUri, REDIRECT_URI)
+      assert.equal(stored?.codeChallenge, pkce.challenge)
+    })
+  }
+
+  test('without a kid in the JWE header, the current keys of its algorithm are tried', async () => {
+    const { stored } = await push(await encryptedRequest({ state: 'no-kid' }, ecKey, { kid: undefined }), { keys })
+    assert.equal(stored?.state, 'no-kid')
+  })
+
+  test('an encrypted request object satisfies requireSignedRequestObject', async () => {
+    const { stored } = await push(await encryptedRequest({ state: 'required' }), { keys }, requiredObjects)
+    assert.equal(stored?.state, 'required')
+  })
+
+  test('encrypted to a key the gateway does not hold (under a published kid, or an unknown kid) is refused', async () => {
+    const foreign = unpublished.encryptionJwks[0]!
+    await refused(await encryptedRequest({}, { ...foreign, kid: rsaKey.kid }), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+    await refused(await encryptedRequest({}, foreign), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+  })
+
+  test("a kid naming the gateway's key of the other algorithm is refused", async () => {
+    await refused(await encryptedRequest({}, rsaKey, { kid: ecKey.kid }), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+  })
+
+  test('content encryption other than A256GCM is refused (A128GCM, A256CBC-HS512)', async () => {
+    for (const enc of ['A128GCM', 'A256CBC-HS512'])
+      await refused(await encryptedRequest({}, rsaKey, { enc }), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+  })
+
+  test('key management other than RSA-OAEP-256 and ECDH-ES is refused (RSA-OAEP, RSA1_5, ECDH-ES+A256KW)', async () => {
+    await refused(await encryptedRequest({}, rsaKey, { alg: 'RSA-OAEP' }), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+    // jose no longer makes RSA1_5 JWEs: the header is enough, the rest is never read.
+    const rsa15 = `${Buffer.from(JSON.stringify({ alg: 'RSA1_5', enc: 'A256GCM', kid: rsaKey.kid })).toString('base64url')}.a.b.c.d`
+    await refused({ request: rsa15 }, 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+    await refused(await encryptedRequest({}, ecKey, { alg: 'ECDH-ES+A256KW' }), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+  })
+
+  test('an unsigned plaintext (the claims as JSON, encrypted only) is refused', async () => {
+    const claims = { ...authorizationParams(), iss: 'fintech', aud: ISSUER, client_id: 'fintech', nbf: now(), exp: now() + 300 }
+    await refused({ request: await encryptRequestObject(JSON.stringify(claims), rsaKey) }, 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+  })
+
+  test('an unsigned JWT (alg none) inside is refused', async () => {
+    const unsigned = new UnsecuredJWT({ ...authorizationParams(), iss: 'fintech', aud: ISSUER, client_id: 'fintech', nbf: now(), exp: now() + 300 }).encode()
+    await refused({ request: await encryptRequestObject(unsigned, rsaKey) }, 'AS_REQUEST_OBJECT_INVALID', 'alg', { keys })
+  })
+
+  test('a JWE inside the JWE is refused', async () => {
+    const inner = (await encryptedRequest()).request
+    await refused({ request: await encryptRequestObject(inner, rsaKey) }, 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys })
+  })
+
+  test('the request object inside is verified as a signed one: another client’s key, another audience, expired', async () => {
+    const othersObject = (await objectRequest({}, othersKey)).request
+    await refused({ request: await encryptRequestObject(othersObject, rsaKey) }, 'AS_REQUEST_OBJECT_INVALID', 'signature', { keys })
+    const elsewhere = await signRequestObject(es256, 'fintech', 'https://other-as.example', authorizationParams())
+    await refused({ request: await encryptRequestObject(elsewhere, rsaKey) }, 'AS_REQUEST_OBJECT_INVALID', 'aud', { keys })
+    await refused(await encryptedRequest({ nbf: now() - 600, exp: now() - 300 }), 'AS_REQUEST_OBJECT_INVALID', 'exp', { keys })
+  })
+
+  test('a key source with no decryption key refuses every JWE', async () => {
+    const signingOnly = await testKeySource({ sign: 'ES256' })
+    await refused(await encryptedRequest(), 'AS_REQUEST_OBJECT_INVALID', 'encrypted', { keys: signingOnly })
   })
 })

@@ -224,13 +224,13 @@ test('a method other than GET is a 405 error page', async () => {
   assert.equal(answer.kind === 'error-page' && answer.allow, 'GET')
 })
 
-test('response_mode=jwt (JARM) is not served: invalid_request to the partner, no code', async () => {
+test('response_mode=jwt (JARM) without a signing key of the gateway (gone since PAR): an error page, no code, never a plain response', async () => {
   const state = frontChannelState()
   const { ref } = await push(state, pushedRequest({ responseMode: 'jwt' }))
   const gatewayState = 'J'.repeat(43)
   await state.startSession(gatewayState, { requestRef: ref, clientId: 'fintech', legacyCodeVerifier: undefined, expiresAt: Date.now() + 60_000 }, 60_000)
   const answer = await answerCallback(browserRequest({ state: gatewayState, code: 'legacy-code-1' }), callbackSettings, { state }, {})
-  assert.deepEqual(Object.fromEntries(redirectOf(answer).searchParams), { error: 'invalid_request', state: 'partner-state-1', iss: ISSUER })
+  assertErrorPage(answer, 'AS_REQUEST_MALFORMED', 'response_mode')
 })
 
 test('a store that cannot answer: an error page before the redirect URI is known, temporarily_unavailable to the partner after', async () => {
