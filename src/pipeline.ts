@@ -241,7 +241,7 @@ function authorizationServerFingerprint(loaded: LoadedConfig, env: NodeJS.Proces
     loaded.partners?.entries ?? null,
     loaded.config.dpop,
     loaded.config.listener.publicBaseUrl,
-    [as.legacy.caFile, as.legacy.certFile, as.legacy.keyFile].map(read),
+    [as.legacy.caFile, as.legacy.certFile, as.legacy.keyFile, as.partnerJwksCaFile].map(read),
     createHash('sha256').update(JSON.stringify(secrets)).digest('base64url'),
     createHash('sha256').update(JSON.stringify(keys)).digest('base64url'),
   )

@@ -102,7 +102,12 @@ export function createFacadeFromConfig(loaded: LoadedConfig, deps: FacadeBuildDe
       ? createFileKeySource(loadedKeys, { ...as.keyRotation, addedAt: keysAddedSince(deps.previousKeys, loadedKeys, deps.clock()) })
       : undefined
   const authenticator = createClientAuthenticator(
-    { issuer, clockToleranceSeconds: as.assertion.clockToleranceSeconds, maxLifetimeSeconds: as.assertion.maxLifetimeSeconds },
+    {
+      issuer,
+      clockToleranceSeconds: as.assertion.clockToleranceSeconds,
+      maxLifetimeSeconds: as.assertion.maxLifetimeSeconds,
+      partnerJwksCaPem: as.partnerJwksCaFile ? loaded.readFile(as.partnerJwksCaFile) : undefined,
+    },
     { partners, store: deps.store },
   )
   const legacy = timedLegacyClient(

@@ -227,6 +227,7 @@ function checkFiles(file: string, config: GatewayConfig, readFile: (p: string) =
     ]),
     ['revocation.denyListFile', config.revocation?.denyListFile],
     ['authorizationServer.legacy.caFile', config.authorizationServer?.legacy.caFile],
+    ['authorizationServer.partnerJwksCaFile', config.authorizationServer?.partnerJwksCaFile],
     ['authorizationServer.legacy.certFile', config.authorizationServer?.legacy.certFile],
     ['authorizationServer.legacy.keyFile', config.authorizationServer?.legacy.keyFile],
     ...(config.authorizationServer?.keys ?? []).map((key, i): [string, string | undefined] => [

@@ -231,6 +231,8 @@ const authorizationServer = z
     /** The façade's issuer; listener.publicBaseUrl when not set. */
     issuer: httpsUrl.optional(),
     partnersFile: z.string().default('partners.yaml'),
+    /** CA bundle for the partners' jwksUri servers, when they use a private CA; the system's CAs otherwise. */
+    partnerJwksCaFile: z.string().optional(),
     /** The issuers[] entry (with `facade`) under which the resource side accepts the tokens issued here. */
     resourceIssuer: z.string(),
     legacy: legacyServer,

@@ -76,6 +76,7 @@ export function watchedPaths(loaded: LoadedConfig): WatchedPaths & { readonly cr
       ...crlFiles,
       ...(loaded.partners ? [loaded.partners.file] : []),
       ...at(config.authorizationServer?.legacy.caFile),
+      ...at(config.authorizationServer?.partnerJwksCaFile),
       ...at(config.authorizationServer?.legacy.certFile),
       ...at(config.authorizationServer?.legacy.keyFile),
     ],

@@ -6,6 +6,9 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpsServer, type Server } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { chainPem } from '../../dev/pki.ts'
 import { join } from 'node:path'
 import * as oauth from 'oauth4webapi'
 import { parse, stringify } from 'yaml'
@@ -593,5 +596,57 @@ describe('limits of the token endpoint', () => {
     assert.equal(limited[0]!.headers['retry-after'], '1')
     assert.equal(limited[0]!.json?.error, 'temporarily_unavailable')
     assert.equal(env.legacy.requests.length, before)
+  })
+})
+
+describe('a partner whose jwksUri is served under a private CA', () => {
+  let env: FacadeEnvironment
+  let t: Transport
+  let jwksServer: Server
+  let jwksUri: string
+
+  before(async () => {
+    const pki = await testPki()
+    env = await startFacadeEnvironment({ logger: createLogger('silent'), pki, config: { reload: { pollIntervalMs: 0 } } })
+    t = await transport()
+    // The partner's JWKS, on a server whose certificate chains to the dev root, which no system store trusts.
+    jwksServer = createHttpsServer({ cert: chainPem(pki.server, pki.intermediate), key: pki.server.keyPem }, (_req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ keys: [env.partnerA.publicJwk] }))
+    })
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve))
+    jwksUri = `https://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`
+    const file = join(env.dir, 'partners.yaml')
+    const partners = parse(readFileSync(file, 'utf8')) as { partners: { clientId: string; authentication: Record<string, unknown> }[] }
+    partners.partners.find((p) => p.clientId === env.partnerA.clientId)!.authentication = { method: 'private_key_jwt', jwksUri }
+    writeFileSync(file, stringify(partners))
+  })
+  after(async () => {
+    await t?.agent.close()
+    await env?.close()
+    await new Promise((resolve) => jwksServer?.close(resolve))
+  })
+
+  const tokenRequest = async () =>
+    postForm(
+      env,
+      t,
+      { grant_type: 'client_credentials', client_assertion_type: ASSERTION_TYPE, client_assertion: await assertion(env) },
+      { dpop: await dpopProof(await generateDpopKey('ES256'), env.tokenEndpoint) },
+    )
+
+  it('without authorizationServer.partnerJwksCaFile its keys cannot be fetched (invalid_client); with it they can', async () => {
+    assert.equal((await env.gateways[0]!.reload()).outcome, 'reloaded')
+    const untrusted = await tokenRequest()
+    assert.equal(untrusted.status, 401)
+    assert.equal(untrusted.json?.error, 'invalid_client')
+
+    const config = parse(readFileSync(env.configFile, 'utf8')) as { authorizationServer: Record<string, unknown> }
+    config.authorizationServer.partnerJwksCaFile = 'client-ca.crt'
+    writeFileSync(env.configFile, stringify(config))
+    const reloaded = await env.gateways[0]!.reload()
+    assert.equal(reloaded.outcome, 'reloaded', reloaded.problems.join('; '))
+    const trusted = await tokenRequest()
+    assert.equal(trusted.status, 200, JSON.stringify(trusted.json))
   })
 })

@@ -60,6 +60,11 @@ async function pushedRequestOf(request: BrowserRequest, deps: AuthorizationEndpo
   // RFC 9126 §4: bound to the client that pushed it (OIDF PAREnsureRequestUriIsBoundToClient).
   if (pushed.clientId !== clientId) throw new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: pushed by another client' })
   if (deps.partners.get(clientId) === undefined) throw new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'client_id: no longer registered' })
+  // RFC 9126 §7.3: once an authorization with it completed, the customer is not sent to log in again for nothing
+  // (the callback's claim stays the rule; this only answers sooner).
+  if (await fromState(deps.state.isRequestUsed(ref), 'request_uri: could not be read')) {
+    throw new OAuthError('AS_REQUEST_URI_INVALID', { detail: 'request_uri: already used' })
+  }
   return { ref, pushed }
 }
 

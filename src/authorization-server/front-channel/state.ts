@@ -50,6 +50,8 @@ export interface FrontChannelState {
   readRequest(ref: string): Promise<PushedRequest | undefined>
   /** Marks a pushed request used at the point of authorization; false when it already was. */
   useRequest(ref: string, ttlMs: number): Promise<boolean>
+  /** Whether an authorization with this request already completed (a read, not a claim: the callback still claims). */
+  isRequestUsed(ref: string): Promise<boolean>
   startSession(state: string, session: AuthorizationSession, ttlMs: number): Promise<void>
   /** The session, once: a second take of the same state finds none. */
   takeSession(state: string): Promise<AuthorizationSession | undefined>
@@ -93,6 +95,7 @@ export function createFrontChannelState(store: ReplayStore): FrontChannelState {
     pushRequest: (ref, request, ttlMs) => store.set(keys.request(ref), JSON.stringify(request), ttlMs),
     readRequest: async (ref) => parsed<PushedRequest>(await store.get(keys.request(ref))),
     useRequest: (ref, ttlMs) => store.claim(keys.requestUsed(ref), ttlMs),
+    isRequestUsed: (ref) => store.has(keys.requestUsed(ref)),
     startSession: (state, session, ttlMs) => store.set(keys.session(state), JSON.stringify(session), ttlMs),
     async takeSession(state) {
       const session = parsed<AuthorizationSession>(await store.get(keys.session(state)))

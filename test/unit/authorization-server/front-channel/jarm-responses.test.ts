@@ -188,10 +188,10 @@ describe('errors as JARM responses, once the redirect URI is trusted', () => {
     assert.equal(answer.kind === 'redirect' && answer.passedOn, 'access_denied')
   })
 
-  test("the gateway's own refusal (a second authorization with one request_uri) is a signed invalid_request_uri", async () => {
+  test("the gateway's own refusal (two authorizations with one request_uri, the other completed first) is a signed invalid_request_uri", async () => {
     const { state, requestUri, gatewayState } = await started()
-    await jarmClaims(await callback(state, { state: gatewayState, code: 'legacy-code-1' }))
     const second = redirectOf(await authorize(state, requestUri)).searchParams.get('state')!
+    await jarmClaims(await callback(state, { state: gatewayState, code: 'legacy-code-1' }))
     const answer = await callback(state, { state: second, code: 'legacy-code-2' })
     const payload = await jarmClaims(answer)
     assert.equal(payload.error, 'invalid_request_uri')
