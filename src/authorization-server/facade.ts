@@ -79,6 +79,8 @@ export interface FacadeRequest {
   readonly peer: PeerCertificateVerdict
   readonly peerCertificate: X509Certificate | undefined
   readonly interactionId: string
+  /** Every DPoP header value, as the listener read them from rawHeaders. */
+  readonly proofHeaders: readonly string[]
   /** Sends `100 Continue` if the client waits for it (RFC 9110 §10.1.1). */
   readonly sendContinue: () => void
 }
@@ -131,13 +133,6 @@ const CHECKS: Partial<Record<string, OAuthCheckName>> = {
 
 function checkOf(error: OAuthError): OAuthCheckName {
   return CHECKS[error.code] ?? 'client-authentication'
-}
-
-/** Every value of a header, from rawHeaders (Node joins repeated ones). */
-function headerValues(rawHeaders: readonly string[], name: string): string[] {
-  const values: string[] = []
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) values.push(rawHeaders[i + 1]!)
-  return values
 }
 
 const TOKEN_SCHEME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/
@@ -304,7 +299,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
     if (endpoint === 'par') {
       const front = frontChannel()
       const pushed = await answerPushedAuthorizationRequest(
-        { ...common, proofHeaders: headerValues(req.rawHeaders, 'dpop') },
+        { ...common, proofHeaders: request.proofHeaders },
         front.settings.par,
         { ...front.deps.par, authenticator },
         facts,
@@ -314,7 +309,7 @@ export function createAuthorizationServerFacade(settings: FacadeSettings, deps: 
       return
     }
     if (endpoint === 'token') {
-      const answered = await answerTokenRequest({ ...common, proofHeaders: headerValues(req.rawHeaders, 'dpop') }, settings.token, tokenDeps, facts)
+      const answered = await answerTokenRequest({ ...common, proofHeaders: request.proofHeaders }, settings.token, tokenDeps, facts)
       sendJson(res, 200, JSON.stringify(answered.body), answerHeaders(interactionId))
       metrics.requests.inc({ endpoint, grant_type: facts.grantType ?? 'none', outcome: 'issued' })
       return

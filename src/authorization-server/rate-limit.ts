@@ -1,4 +1,5 @@
 import type { Clock } from '../types.ts'
+import { createLru } from '../util/lru.ts'
 import type { ClientAuthenticator } from './client-authentication/authenticate.ts'
 import { oauthRefuse } from './errors.ts'
 
@@ -11,15 +12,13 @@ export interface RateLimiter {
 }
 
 export function createRateLimiter(perSecond: number, burst: number, maxKeys = 100_000): RateLimiter {
-  const buckets = new Map<string, { tokens: number; at: number }>()
+  // The least recently used buckets make room when there are maxKeys of them.
+  const buckets = createLru<string, { tokens: number; at: number }>(maxKeys)
   return {
     take(key, nowMs) {
       const bucket = buckets.get(key) ?? { tokens: burst, at: nowMs }
       bucket.tokens = Math.min(burst, bucket.tokens + ((nowMs - bucket.at) / 1000) * perSecond)
       bucket.at = nowMs
-      buckets.delete(key)
-      // The oldest buckets make room: a map in insertion order, refreshed on every use.
-      if (buckets.size >= maxKeys) buckets.delete(buckets.keys().next().value!)
       buckets.set(key, bucket)
       if (bucket.tokens < 1) return false
       bucket.tokens -= 1

@@ -10,7 +10,8 @@ import type { ClientAuthenticator } from './client-authentication/authenticate.t
 import { OAuthError, oauthRefuse } from './errors.ts'
 import type { LegacyClient } from './legacy-client.ts'
 import type { PartnerRegistry } from './partners.ts'
-import { hashToken, type TokenRequestFacts } from './token-endpoint.ts'
+import { hashToken } from '../checks/credentials.ts'
+import type { TokenRequestFacts } from './token-endpoint.ts'
 
 export interface RevocationRequest {
   readonly params: ReadonlyMap<string, string>

@@ -1,9 +1,10 @@
 // The façade's token endpoint: the partner authenticates to the gateway, the token is made
 // sender-constrained, the legacy server issues it to the gateway's legacy client, and the
 // gateway records what it is bound to before the partner sees it (issue 13; FAPI 2.0 SP §5.3.2.1).
-import { createHash } from 'node:crypto'
 import type { X509Certificate } from 'node:crypto'
 import type { BindingRecord, BindingRegistry } from '../tokens/binding-registry.ts'
+// The resource side's own hash of a presented token: a record is found only under exactly that key.
+import { hashToken } from '../checks/credentials.ts'
 import type { PeerCertificateVerdict } from '../types.ts'
 import type { ClientAuthenticator } from './client-authentication/authenticate.ts'
 import { OAuthError, oauthRefuse } from './errors.ts'
@@ -64,10 +65,6 @@ export interface TokenRequestFacts {
 
 export interface TokenAnswer {
   readonly body: Record<string, unknown>
-}
-
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('base64url')
 }
 
 /** The scope asked of the legacy server: only scopes registered for the partner; all of them for client_credentials without one. */

@@ -226,6 +226,7 @@ export function createPartnerServer(deps: PartnerServerDeps): Server {
         // Whatever its chain, for self_signed_tls_client_auth (RFC 8705 §2.2); a load balancer's header carries none.
         peerCertificate: p.forwardedClientCert ? undefined : (socket.getPeerX509Certificate() ?? undefined),
         interactionId,
+        proofHeaders: headers.dpop,
         sendContinue: () => {
           if (awaitingContinue.delete(req)) res.writeContinue()
         },

@@ -4,7 +4,7 @@
 // with the pushed redirect_uri, the PKCE verifier of the pushed challenge and, when it was bound to a
 // DPoP key at PAR, a proof by that key (FAPI 2.0 SP §5.3.2.1-11, §5.3.2.2-5/-9; RFC 6749 §4.1.2, §4.1.3;
 // RFC 7636 §4.6; RFC 9449 §10). A reused code also ends what its first redemption issued.
-import { createHash } from 'node:crypto'
+import { s256Challenge } from './secrets.ts'
 import type { BindingRegistry } from '../../tokens/binding-registry.ts'
 import type { RevokedTokenList } from '../../tokens/revoked-tokens.ts'
 import { equalInConstantTime } from '../../util/constant-time.ts'
@@ -37,7 +37,7 @@ const CODE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/
 /** RFC 7636 §4.6: BASE64URL(SHA-256(ASCII(code_verifier))) equals the stored S256 challenge, compared in constant time. */
 export function pkceVerifierMatches(verifier: string, challenge: string): boolean {
   if (!CODE_VERIFIER.test(verifier)) return false
-  return equalInConstantTime(createHash('sha256').update(verifier, 'ascii').digest('base64url'), challenge)
+  return equalInConstantTime(s256Challenge(verifier), challenge)
 }
 
 function storeFailure(detail: string, cause: unknown): OAuthError {
