@@ -2,7 +2,8 @@
 // endpoint with the legacy client's secret, and hands back the JSON answer. Never retries: a code must be
 // redeemed at most once. 2xx and 4xx JSON answers are returned for the caller to map; anything else is an
 // OAuthError (AS_LEGACY_UNAVAILABLE, AS_LEGACY_TIMEOUT, AS_LEGACY_BAD_ANSWER), whose detail never holds a secret.
-import { Agent, request } from 'undici'
+import { request } from 'undici'
+import { createIssuerAgent, requireHttpsUrl } from '../tokens/jwks.ts'
 import { OAuthError, oauthRefuse } from './errors.ts'
 import type { LegacyCredentials } from './partners.ts'
 
@@ -47,10 +48,6 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 // RFC 6749 §2.3.1: client_id and secret are form-encoded before Basic encoding.
 const formEncode = (value: string) => new URLSearchParams([['', value]]).toString().slice(1)
-
-function requireHttps(url: string, what: string): void {
-  if (new URL(url).protocol !== 'https:') throw new TypeError(`legacy ${what} must be an https:// URL`)
-}
 
 function authenticate(params: URLSearchParams, credentials: LegacyCredentials): { form: URLSearchParams; authorization?: string } {
   const form = new URLSearchParams(params)
@@ -108,22 +105,17 @@ function parseAnswer(status: number, contentType: string, text: string, what: st
 }
 
 export function createLegacyClient(settings: LegacyClientSettings): LegacyClient {
-  requireHttps(settings.tokenEndpoint, 'token endpoint')
-  if (settings.revocationEndpoint !== undefined) requireHttps(settings.revocationEndpoint, 'revocation endpoint')
+  requireHttpsUrl(settings.tokenEndpoint, 'legacy token endpoint')
+  if (settings.revocationEndpoint !== undefined) requireHttpsUrl(settings.revocationEndpoint, 'legacy revocation endpoint')
   if ((settings.certPem === undefined) !== (settings.keyPem === undefined)) throw new TypeError('legacy client certificate and key go together')
   // One Agent: a pool per legacy origin (token and revocation endpoints may live apart).
-  const agent = new Agent({
-    connect: {
-      ca: settings.caPem,
-      ...(settings.certPem !== undefined && { cert: settings.certPem, key: settings.keyPem }),
-      minVersion: 'TLSv1.2',
-      rejectUnauthorized: true,
-      timeout: settings.connectTimeoutMs,
-    },
+  const agent = createIssuerAgent({
+    caPem: settings.caPem,
+    clientCertificate: settings.certPem !== undefined && settings.keyPem !== undefined ? { certPem: settings.certPem, keyPem: settings.keyPem } : undefined,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    timeoutMs: settings.timeoutMs,
     connections: settings.connections,
-    headersTimeout: settings.timeoutMs,
-    bodyTimeout: settings.timeoutMs,
-    maxResponseSize: LEGACY_MAX_ANSWER_BYTES,
+    maxResponseBytes: LEGACY_MAX_ANSWER_BYTES,
   })
   const closing = new AbortController()
   // Headers and body each have timeoutMs; this bounds the whole exchange, connection included.

@@ -31,13 +31,23 @@ export interface IssuerAgentOptions {
   readonly maxResponseBytes?: number
   /** Connections per origin. Default 4. */
   readonly connections?: number
+  /** For the TCP and TLS connection alone; timeoutMs by default. */
+  readonly connectTimeoutMs?: number
+  /** The gateway's own client certificate, for a server that wants mTLS from it. */
+  readonly clientCertificate?: { readonly certPem: string; readonly keyPem: string }
 }
 
-/** An undici Agent for connections to the authorization server (also used for introspection). */
+/** An undici Agent for connections to the authorization server (also used for introspection and the façade's legacy calls). */
 export function createIssuerAgent(options: IssuerAgentOptions = {}): Agent {
   const timeoutMs = options.timeoutMs ?? 5_000
   return new Agent({
-    connect: { ca: options.caPem, minVersion: 'TLSv1.2', rejectUnauthorized: true, timeout: timeoutMs },
+    connect: {
+      ca: options.caPem,
+      ...(options.clientCertificate && { cert: options.clientCertificate.certPem, key: options.clientCertificate.keyPem }),
+      minVersion: 'TLSv1.2',
+      rejectUnauthorized: true,
+      timeout: options.connectTimeoutMs ?? timeoutMs,
+    },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     maxResponseSize: options.maxResponseBytes ?? 256 * 1024,
